@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# The matview test environment: Apache Kafka (KRaft), etcd and kube-apiserver
+# (TLS, RBAC, service-account tokens), plus kubectl and helm, all on 127.0.0.1.
+#
+#   hack/testenv.sh up        provision (cached) and start; idempotent
+#   hack/testenv.sh down      stop; leaves no process behind
+#   hack/testenv.sh status    say what runs
+#   hack/testenv.sh env       print the exports (eval "$(hack/testenv.sh env)")
+#   hack/testenv.sh provision only download and build the cached tools
+#
+# State, logs and the env file live in $MATVIEW_TESTENV_DIR (default: .testenv/
+# in the repository); downloads and builds in $MATVIEW_CACHE (default
+# ~/.cache/matview), keyed by version.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib/provision.sh
+source "$REPO_ROOT/hack/lib/provision.sh"
+
+: "${MATVIEW_TESTENV_DIR:=$REPO_ROOT/.testenv}"
+RUN="$MATVIEW_TESTENV_DIR"
+LOGS="$RUN/logs"
+PIDS="$RUN/pids"
+PKI="$RUN/pki"
+ENV_FILE="$RUN/testenv.env"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+alive() { [[ -f "$PIDS/$1" ]] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; }
+
+# Waits until "$@" succeeds, or fails naming the log to read.
+wait_for() {
+  local what="$1" timeout="$2" logfile="$3"; shift 3
+  local started=$SECONDS
+  local process; process=$(basename "$logfile" .log)
+  until "$@" >/dev/null 2>&1; do
+    if [[ -f "$PIDS/$process" ]] && ! alive "$process"; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$what exited during start (log: $logfile)"
+    fi
+    if (( SECONDS - started > timeout )); then
+      tail -n 30 "$logfile" >&2 || true
+      die "$what did not become ready within ${timeout}s (log: $logfile)"
+    fi
+    sleep 0.5
+  done
+  log "$what ready in $((SECONDS - started)) s"
+}
+
+start_bg() {
+  local name="$1"; shift
+  nohup "$@" >"$LOGS/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name"
+}
+
+make_pki() {
+  mkdir -p "$PKI"
+  cd "$PKI"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=matview-testenv-ca" \
+    -keyout ca.key -out ca.crt 2>/dev/null
+  sign() { # name subject [san]
+    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+    if [[ -n "${3:-}" ]]; then
+      printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" >"$1.ext"
+    else
+      printf 'extendedKeyUsage=clientAuth\n' >"$1.ext"
+    fi
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 365 \
+      -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+  }
+  sign apiserver "/CN=kube-apiserver" \
+    "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+  sign admin "/O=system:masters/CN=matview-testenv-admin"
+  sign controller-manager "/CN=system:kube-controller-manager"
+  openssl genrsa -out sa.key 2048 2>/dev/null
+  openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  cd - >/dev/null
+}
+
+write_kubeconfig() { # file user cert key
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: matview-testenv
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $PKI/$3.crt
+    client-key: $PKI/$3.key
+contexts:
+- name: matview-testenv
+  context: {cluster: matview-testenv, user: $2}
+current-context: matview-testenv
+EOF
+}
+
+start_etcd() {
+  ETCD_PORT=$(free_port); local peer; peer=$(free_port)
+  start_bg etcd "$K8S_DIR/bin/etcd" --name testenv --data-dir "$RUN/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "testenv=http://127.0.0.1:$peer" --unsafe-no-fsync --quota-backend-bytes 4294967296
+  wait_for etcd 60 "$LOGS/etcd.log" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  APISERVER_PORT=$(free_port)
+  start_bg kube-apiserver "$K8S_DIR/bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none \
+    --cert-dir "$RUN/apiserver-certs" --profiling=false --v=1
+  write_kubeconfig "$RUN/kubeconfig" admin admin
+  wait_for kube-apiserver 120 "$LOGS/kube-apiserver.log" \
+    curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz"
+  # RBAC bootstrap policy (cluster roles) is written asynchronously after readyz.
+  wait_for "RBAC bootstrap roles" 60 "$LOGS/kube-apiserver.log" \
+    "$K8S_DIR/bin/kubectl" --kubeconfig "$RUN/kubeconfig" get clusterrole cluster-admin
+}
+
+start_kafka() {
+  KAFKA_PORT=$(free_port); local controller; controller=$(free_port)
+  mkdir -p "$RUN/kafka"
+  cat >"$RUN/kafka/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$RUN/kafka/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=10485760
+EOF
+  cat >"$RUN/kafka/log4j2.xml" <<'EOF'
+<Configuration>
+  <Appenders>
+    <Console name="STDOUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka" level="WARN"/>
+    <Logger name="org.apache.kafka" level="WARN"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Logger name="kafka.server.KafkaRaftServer" level="INFO"/>
+    <Root level="INFO"><AppenderRef ref="STDOUT"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+  local cluster_id
+  cluster_id=$(python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$RUN/kafka/log4j2.xml" "-Dkafka.logs.dir=$LOGS")
+  java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool format \
+    -t "$cluster_id" -c "$RUN/kafka/server.properties" >"$LOGS/kafka-format.log" 2>&1 ||
+    { cat "$LOGS/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
+  start_bg kafka java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$RUN/kafka/server.properties"
+  wait_for "kafka (KRaft)" 120 "$LOGS/kafka.log" grep -q "Kafka Server started" "$LOGS/kafka.log"
+}
+
+write_env() {
+  cat >"$ENV_FILE" <<EOF
+KUBECONFIG=$RUN/kubeconfig
+MATVIEW_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+MATVIEW_KUBE_BIN=$K8S_DIR/bin
+MATVIEW_HELM_BIN=$HELM_DIR/bin
+MATVIEW_TESTENV_DIR=$RUN
+MATVIEW_TESTENV_PKI=$PKI
+MATVIEW_ETCD=http://127.0.0.1:$ETCD_PORT
+EOF
+}
+
+print_env() {
+  [[ -f "$ENV_FILE" ]] || die "the test environment is not running: start it with \`make testenv\`"
+  sed 's/^/export /' "$ENV_FILE"
+  echo "export PATH=\"$K8S_DIR/bin:$HELM_DIR/bin:\$PATH\""
+}
+
+healthy() {
+  [[ -f "$ENV_FILE" ]] && alive etcd && alive kube-apiserver && alive kafka || return 1
+  local bootstrap; bootstrap=$(sed -n 's/^MATVIEW_KAFKA_BOOTSTRAP=//p' "$ENV_FILE")
+  "$K8S_DIR/bin/kubectl" --kubeconfig "$RUN/kubeconfig" get --raw /readyz >/dev/null 2>&1 || return 1
+  (exec 3<>"/dev/tcp/${bootstrap%:*}/${bootstrap#*:}") 2>/dev/null
+}
+
+cmd_provision() {
+  provision_kafka
+  provision_helm
+  provision_kubernetes
+}
+
+cmd_up() {
+  cmd_provision
+  if healthy; then
+    log "already running (env: $ENV_FILE)"
+    return 0
+  fi
+  cmd_down quiet
+  local started=$SECONDS
+  mkdir -p "$LOGS" "$PIDS"
+  make_pki
+  start_etcd
+  start_apiserver
+  start_kafka
+  write_env
+  log "up in $((SECONDS - started)) s; logs in $LOGS; env: eval \"\$(hack/testenv.sh env)\""
+}
+
+cmd_down() {
+  if [[ -d "$PIDS" ]]; then
+    for f in "$PIDS"/*; do
+      [[ -f "$f" ]] || continue
+      kill -TERM "$(cat "$f")" 2>/dev/null || true
+    done
+    local deadline=$((SECONDS + 15))
+    for f in "$PIDS"/*; do
+      [[ -f "$f" ]] || continue
+      while kill -0 "$(cat "$f")" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
+    done
+  fi
+  # Anything still holding a file of this environment goes too (children, strays).
+  pkill -KILL -f -- "$RUN/" 2>/dev/null || true
+  rm -rf "$RUN"
+  [[ "${1:-}" == quiet ]] || log "stopped; no process of the test environment is left"
+}
+
+cmd_status() {
+  for c in etcd kube-apiserver kafka; do
+    if alive "$c"; then echo "$c: running (pid $(cat "$PIDS/$c"))"; else echo "$c: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) print_env ;;
+  provision) cmd_provision ;;
+  *) echo "usage: $0 up|down|status|env|provision" >&2; exit 2 ;;
+esac

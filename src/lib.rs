@@ -1,0 +1,7 @@
+//! matview: declarative CQRS read models over Kafka, as a Kubernetes operator.
+//!
+//! The binary `matview` wires these modules together; each module owns one part
+//! of the architecture described in the README.
+
+pub mod cli;
+pub mod version;

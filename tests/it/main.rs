@@ -1,0 +1,8 @@
+//! Integration tests: one binary (one link step) against the real test
+//! environment started by `make testenv`.
+
+mod cli;
+mod smoke_kafka;
+mod smoke_kube;
+mod smoke_tools;
+mod support;

@@ -1,0 +1,143 @@
+//! Test support: finds the running test environment (see `hack/testenv.sh`),
+//! and gives each test its own namespace and Kafka topics so that tests run in
+//! parallel without seeing each other's data.
+
+pub mod kafka;
+pub mod kube;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const HOW_TO_START: &str = "the test environment is not running: start it with `make testenv` \
+     (or run everything with `make test`)";
+
+/// Addresses and paths of the running test environment.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    pub kubeconfig: PathBuf,
+    pub kafka_bootstrap: String,
+    pub kube_bin: PathBuf,
+    pub helm_bin: PathBuf,
+}
+
+impl TestEnv {
+    /// The running environment; panics with how to start it when it is absent.
+    pub fn get() -> &'static TestEnv {
+        static ENV: OnceLock<TestEnv> = OnceLock::new();
+        ENV.get_or_init(|| match load() {
+            Ok(env) => env,
+            Err(why) => panic!("{HOW_TO_START} ({why})"),
+        })
+    }
+
+    /// Like [`TestEnv::get`], and also checks that the Kafka broker answers.
+    pub fn with_kafka() -> &'static TestEnv {
+        let env = Self::get();
+        require_listening("Kafka broker", &env.kafka_bootstrap);
+        env
+    }
+
+    /// `kubectl` with the environment's admin kubeconfig.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.kube_bin.join("kubectl"));
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// `helm` with the environment's admin kubeconfig.
+    pub fn helm(&self) -> Command {
+        let mut cmd = Command::new(self.helm_bin.join("helm"));
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+}
+
+fn env_dir() -> PathBuf {
+    match std::env::var_os("MATVIEW_TESTENV_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".testenv"),
+    }
+}
+
+fn load() -> Result<TestEnv, String> {
+    let file = env_dir().join("testenv.env");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let vars: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let var = |name: &str| {
+        vars.get(name)
+            .map(|v| v.to_string())
+            .ok_or_else(|| format!("{} does not define {name}", file.display()))
+    };
+    Ok(TestEnv {
+        kubeconfig: var("KUBECONFIG")?.into(),
+        kafka_bootstrap: var("MATVIEW_KAFKA_BOOTSTRAP")?,
+        kube_bin: var("MATVIEW_KUBE_BIN")?.into(),
+        helm_bin: var("MATVIEW_HELM_BIN")?.into(),
+    })
+}
+
+/// Panics with how to start the environment unless `addr` accepts connections.
+pub fn require_listening(what: &str, addr: &str) {
+    let parsed: SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("{HOW_TO_START} (bad {what} address {addr:?}: {e})"));
+    if let Err(e) = TcpStream::connect_timeout(&parsed, Duration::from_secs(2)) {
+        panic!("{HOW_TO_START} ({what} at {addr} is unreachable: {e})");
+    }
+}
+
+/// A name no other test (in this or another run) uses: `prefix-<hex>`,
+/// valid as a Kubernetes name and a Kafka topic.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed =
+        nanos ^ (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!("{prefix}-{:x}", mixed & 0xffff_ffff_ffff)
+}
+
+/// Runs a command, returns its stdout, and panics with stderr when it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
