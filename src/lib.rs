@@ -4,4 +4,7 @@
 //! of the architecture described in the README.
 
 pub mod cli;
+pub mod crd;
+pub mod engine;
 pub mod version;
+pub mod workload;

@@ -1,5 +1,9 @@
 //! Command-line interface: one binary, one subcommand per component.
 
+mod validate;
+
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// matview: Kafka topics in, live materialized views out, run by Kubernetes.
@@ -14,6 +18,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the version of this build.
     Version,
+    /// Print the MaterializedView CustomResourceDefinition as YAML (the file kept in crds/).
+    Crd,
+    /// Check MaterializedView manifests without a cluster: compile each spec and
+    /// print its revision, or every problem with the field to fix.
+    Validate {
+        /// Manifest files or directories of *.yaml files.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Runs a parsed command line; the binary's `main` only maps errors to exit codes.
@@ -23,9 +36,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", crate::version::version_line());
             Ok(())
         }
+        Command::Crd => {
+            print!("{}", crate::crd::crd_yaml()?);
+            Ok(())
+        }
+        Command::Validate { paths } => validate::run(&paths),
     }
 }
 
 /// Errors a subcommand reports to the user.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {}
+pub enum CliError {
+    #[error(transparent)]
+    Crd(#[from] crate::crd::CrdError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{invalid} of {total} views are invalid")]
+    Invalid { invalid: usize, total: usize },
+}

@@ -39,3 +39,33 @@ fn unknown_subcommand_fails_with_usage() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
 }
+
+#[test]
+fn validate_accepts_the_examples_and_names_the_field_to_fix() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let out = run_ok(matview().args(["validate", "-f", examples]));
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains(": valid, revision "))
+            .count(),
+        3,
+        "{out}"
+    );
+
+    let bad = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/invalid/mixed-constant-types.yaml"
+    );
+    let result = matview()
+        .args(["validate", "-f", bad])
+        .output()
+        .expect("runs");
+    assert!(!result.status.success());
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        stdout.contains("- spec.classify.rules[1].eq: rules compare field \"price\" with both"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("1 of 1 views are invalid"), "{stderr}");
+}

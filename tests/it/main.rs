@@ -2,6 +2,7 @@
 //! environment started by `make testenv`.
 
 mod cli;
+mod crd_api;
 mod smoke_kafka;
 mod smoke_kube;
 mod smoke_tools;

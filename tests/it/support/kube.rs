@@ -66,3 +66,40 @@ impl Drop for TestNamespace {
         }
     }
 }
+
+/// Installs (server-side applies) the checked-in MaterializedView CRD and
+/// waits until it is Established. Idempotent; safe from parallel tests.
+pub async fn install_matview_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/materializedview.yaml");
+    let text = std::fs::read_to_string(path).expect("crds/materializedview.yaml is missing");
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("CRD YAML parses");
+    let name = crd.metadata.name.clone().expect("CRD has a name");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        &name,
+        &PatchParams::apply("matview-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the API server refused the CRD: {e}"));
+    super::eventually(
+        "the MaterializedView CRD to be Established",
+        std::time::Duration::from_secs(30),
+        || {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move {
+                let crd = crds.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}

@@ -1,0 +1,429 @@
+//! The `MaterializedView` spec: what a platform team writes.
+//!
+//! Doc comments become the schema's descriptions (`kubectl explain`);
+//! `x_kube(validation)` rules become CEL rules that the API server enforces.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{scalar_list_schema, scalar_schema};
+use super::status::MaterializedViewStatus;
+
+/// A read model kept up to date from a Kafka topic: events become records,
+/// records are classified into groups and folded into one row per key.
+// Each printer column repeats keys such as `type_`, which clippy mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "matview.dev",
+    version = "v1alpha1",
+    kind = "MaterializedView",
+    plural = "materializedviews",
+    singular = "materializedview",
+    namespaced,
+    shortname = "mv",
+    shortname = "mview",
+    category = "matview",
+    status = "MaterializedViewStatus",
+    doc = "A MaterializedView keeps a queryable read model of a Kafka topic: events become records, records are classified into groups, and each row (one per key) holds per-group counts, sums and items.",
+    printcolumn(
+        name = "Topic",
+        type_ = "string",
+        json_path = ".spec.source.kafka.topic",
+        description = "Source topic"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the active revision serves reads"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase"
+    ),
+    printcolumn(
+        name = "Lag",
+        type_ = "integer",
+        json_path = ".status.lag",
+        description = "Events not yet applied, summed over partitions"
+    ),
+    printcolumn(
+        name = "Rows",
+        type_ = "integer",
+        json_path = ".status.rows",
+        description = "Rows in the active revision"
+    ),
+    printcolumn(
+        name = "Revision",
+        type_ = "string",
+        json_path = ".status.activeRevision",
+        description = "Revision serving reads"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Shards",
+        type_ = "integer",
+        json_path = ".spec.shards",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".spec.replicasPerShard",
+        priority = "1"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.aggregate) || !has(self.aggregate.sum) || self.aggregate.sum.all(f, f in self.records.fields)").message("every aggregate.sum entry must name a field declared in records.fields").field_path(".aggregate.sum"))]
+#[x_kube(validation = Rule::new("self.classify.field in self.records.fields").message("classify.field must name a field declared in records.fields").field_path(".classify.field"))]
+#[x_kube(validation = Rule::new("!has(self.aggregate) || !has(self.aggregate.items) || !has(self.aggregate.items.orderBy) || self.aggregate.items.orderBy in self.records.fields").message("aggregate.items.orderBy must name a field declared in records.fields").field_path(".aggregate.items.orderBy"))]
+pub struct MaterializedViewSpec {
+    /// Where events come from.
+    pub source: Source,
+    /// How an event becomes records: one per event, or one per element of an array.
+    pub records: Records,
+    /// How each record is assigned to a group (first matching rule wins).
+    pub classify: Classify,
+    /// What each row keeps per group.
+    #[serde(default)]
+    pub aggregate: Aggregate,
+    /// Number of shards. Partition p of the topic belongs to shard p mod shards.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 256))]
+    pub shards: i32,
+    /// Projector pods per shard; each holds the shard's full state, so reads survive the loss of all but one.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 16))]
+    pub replicas_per_shard: i32,
+    /// Resources and scheduling of the projector pods. Changing them does not rebuild the view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projector: Option<ProjectorPod>,
+    /// Where events that cannot be turned into records go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetter>,
+    /// What happens to Kafka resources the view owns (dead-letter topic, consumer groups) when the view is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// The Kafka topic a view reads.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// The Kafka cluster and topic.
+    pub kafka: KafkaSource,
+    /// Encoding of event values.
+    #[serde(default)]
+    pub format: EventFormat,
+    /// Where a new view starts reading: the earliest retained event, or only new ones.
+    #[serde(default)]
+    pub start_from: StartFrom,
+    /// True when the topic's message key is the row key, so all records of a row are in one partition and a query asks one shard only.
+    #[serde(default)]
+    pub keyed_by_row_key: bool,
+    /// Largest event accepted, in bytes; larger events are dead-lettered. Default 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 64, max = 16777216))]
+    pub max_event_bytes: Option<i32>,
+}
+
+/// A Kafka cluster and topic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.bootstrapServers) || has(self.configFrom)").message("set bootstrapServers, or configFrom with a bootstrap.servers property"))]
+pub struct KafkaSource {
+    /// Comma-separated host:port list of brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[^,\s]+(,[^,\s]+)*$"))]
+    pub bootstrap_servers: Option<String>,
+    /// Kafka client properties (for SASL or TLS, and optionally bootstrap.servers) from a Secret or ConfigMap in the view's namespace; each key is a librdkafka property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<ConfigFrom>,
+    /// The topic to read.
+    #[schemars(length(min = 1, max = 249), regex(pattern = r"^[a-zA-Z0-9._-]+$"))]
+    pub topic: String,
+}
+
+/// A Secret or ConfigMap holding Kafka client properties.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretName) != has(self.configMapName)").message("set exactly one of secretName and configMapName"))]
+pub struct ConfigFrom {
+    /// Name of a Secret in the view's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+    /// Name of a ConfigMap in the view's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub config_map_name: Option<String>,
+}
+
+/// Encoding of event values.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum EventFormat {
+    /// One JSON document per message value.
+    #[default]
+    Json,
+}
+
+/// Where a new view starts reading.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum StartFrom {
+    /// The earliest retained event: the view covers the topic's whole history.
+    #[default]
+    Earliest,
+    /// Only events produced after the view first starts.
+    Latest,
+}
+
+/// How an event becomes records. Paths are JSON pointers (RFC 6901): `/a/b`
+/// addresses the current element when `explode` is set, otherwise the event;
+/// a leading `^` (as in `^/orderId`) always addresses the whole event.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Records {
+    /// Path of an array in the event; each element becomes one record. Without it, each event is one record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^(/([^~/]|~[01])*)+$"))]
+    pub explode: Option<String>,
+    /// Path of the row key (a string or number): the row a record belongs to.
+    #[schemars(
+        length(min = 1, max = 512),
+        regex(pattern = r"^\^?(/([^~/]|~[01])*)+$")
+    )]
+    pub key: String,
+    /// Path of the record's identity inside its row (string or number); a record with the same id replaces the earlier one. Default: the event's position (partition, offset, element index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 512),
+        regex(pattern = r"^\^?(/([^~/]|~[01])*)+$")
+    )]
+    pub id: Option<String>,
+    /// Fields each record keeps: field name to path.
+    #[schemars(extend("maxProperties" = 64, "minProperties" = 1))]
+    pub fields: BTreeMap<String, FieldPath>,
+    /// Expected JSON type of fields (default: any). A value of another type makes the event a dead letter.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub types: BTreeMap<String, FieldType>,
+    /// Fields that may be absent from an event (default: every field is required).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub optional: Vec<String>,
+}
+
+/// A JSON pointer, optionally prefixed with `^` to address the whole event.
+pub type FieldPath = String;
+
+/// Expected JSON type of a field.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum FieldType {
+    /// Any JSON value.
+    Any,
+    /// A JSON number.
+    Number,
+    /// A JSON number, or a string holding a decimal number (such as "12.50"), read as that number.
+    NumericString,
+    /// A JSON string.
+    String,
+    /// true or false.
+    Boolean,
+}
+
+/// Classification: the first rule whose comparators all hold assigns the record's group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.rules.all(r, self.rules.exists_one(o, o.group == r.group))").message("group names must be unique across rules"))]
+#[x_kube(validation = Rule::new("!has(self.otherwise) || self.rules.all(r, r.group != self.otherwise)").message("otherwise must differ from every rule's group"))]
+pub struct Classify {
+    /// Name of the record field (from records.fields) the rules test.
+    #[schemars(length(min = 1, max = 63))]
+    pub field: String,
+    /// Ordered rules; the first that matches wins.
+    #[schemars(length(min = 1, max = 64))]
+    pub rules: Vec<ClassifyRule>,
+    /// Group of records that match no rule. Without it, such records are dropped and counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub otherwise: Option<String>,
+}
+
+/// One classification rule: a group and at least one comparator, all of which
+/// must hold. Numbers compare as numbers and strings as strings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.exists) || !has(self.missing)").message("exists and missing cannot be combined"))]
+#[schemars(extend("minProperties" = 2))]
+pub struct ClassifyRule {
+    /// Group assigned to matching records: a DNS label (lowercase letters, digits, '-').
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub group: String,
+    /// Matches values less than this number or string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_schema")]
+    pub lt: Option<serde_json::Value>,
+    /// Matches values less than or equal to this number or string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_schema")]
+    pub lte: Option<serde_json::Value>,
+    /// Matches values greater than this number or string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_schema")]
+    pub gt: Option<serde_json::Value>,
+    /// Matches values greater than or equal to this number or string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_schema")]
+    pub gte: Option<serde_json::Value>,
+    /// Matches values equal to this number, string or boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_schema")]
+    pub eq: Option<serde_json::Value>,
+    /// Matches values present and not equal to this number, string or boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_schema")]
+    pub ne: Option<serde_json::Value>,
+    /// Matches values equal to one of these.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_list_schema")]
+    pub in_: Option<Vec<serde_json::Value>>,
+    /// Matches values present and equal to none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scalar_list_schema")]
+    pub not_in: Option<Vec<serde_json::Value>>,
+    /// true: matches when the field is present (not null); false: when it is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// true: matches when the field is absent or null; false: when it is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<bool>,
+}
+
+/// What each row keeps per group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Aggregate {
+    /// Keep the number of records per group.
+    #[serde(default = "yes")]
+    pub count: bool,
+    /// Numeric fields summed per group (exact decimal sums).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub sum: Vec<String>,
+    /// The records listed per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemsSpec>,
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Aggregate {
+            count: true,
+            sum: Vec::new(),
+            items: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The records listed per group, and which are kept when there are more than the limit.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemsSpec {
+    /// Most records listed per group; counts and sums always cover every record.
+    #[schemars(range(min = 1, max = 100000))]
+    pub limit: i32,
+    /// Field that orders the records (default: the record id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub order_by: Option<String>,
+    /// Which records are kept at the limit: the lowest or highest by orderBy.
+    #[serde(default)]
+    pub keep: Keep,
+}
+
+/// Which records a bounded list keeps.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Keep {
+    /// The lowest values of orderBy (ascending list).
+    #[default]
+    Lowest,
+    /// The highest values of orderBy (descending list).
+    Highest,
+}
+
+/// Resources and scheduling of projector pods.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectorPod {
+    /// Compute resources of the projector container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Priority class of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Size of each pod's state volume, such as 1Gi (default 1Gi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub storage_size: Option<String>,
+    /// Storage class of the state volumes (default: the cluster's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// The dead-letter topic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Topic for events that cannot be turned into records (default: `<source topic>.<view name>.dlq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 249), regex(pattern = r"^[a-zA-Z0-9._-]+$"))]
+    pub topic: Option<String>,
+}
+
+/// What happens to Kafka resources the view owns when it is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Keep the dead-letter topic and consumer groups.
+    #[default]
+    Retain,
+    /// Delete the dead-letter topic and consumer groups.
+    Delete,
+}

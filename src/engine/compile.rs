@@ -1,0 +1,402 @@
+//! Compiling a spec into the engine's form, checking what the API server's
+//! schema cannot: each problem names the field and says what to fix.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::decimal::Decimal;
+use super::pointer::FieldPointer;
+use crate::crd::{FieldType, Keep, MaterializedViewSpec};
+
+/// Default largest event: 1 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Field names that the row output uses itself.
+const RESERVED_FIELD_NAMES: [&str; 1] = ["id"];
+
+/// Index of a group in [`CompiledView::groups`].
+pub type GroupId = u16;
+
+/// A spec compiled for the hot path.
+#[derive(Debug, Clone)]
+pub struct CompiledView {
+    pub explode: Option<FieldPointer>,
+    pub key: FieldPointer,
+    pub id: Option<FieldPointer>,
+    /// Fields in name order.
+    pub fields: Vec<CompiledField>,
+    pub classify: CompiledClassify,
+    /// Rule groups in rule order, then the `otherwise` group.
+    pub groups: Vec<String>,
+    pub aggregate: CompiledAggregate,
+    pub max_event_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledField {
+    pub name: String,
+    pub pointer: FieldPointer,
+    pub kind: ValueKind,
+    pub optional: bool,
+}
+
+/// The JSON type a field's values must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Any,
+    Number,
+    /// A number, or a string holding one; read as a number.
+    NumericString,
+    String,
+    Boolean,
+}
+
+impl ValueKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ValueKind::Any => "any value",
+            ValueKind::Number => "a number",
+            ValueKind::NumericString => "a number or a numeric string",
+            ValueKind::String => "a string",
+            ValueKind::Boolean => "a boolean",
+        }
+    }
+
+    fn is_numeric(self) -> bool {
+        matches!(self, ValueKind::Number | ValueKind::NumericString)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledClassify {
+    /// Index into [`CompiledView::fields`].
+    pub field: usize,
+    pub rules: Vec<CompiledRule>,
+    pub otherwise: Option<GroupId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub group: GroupId,
+    pub predicates: Vec<Predicate>,
+}
+
+/// A constant a rule compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Number(Decimal),
+    String(String),
+    Boolean(bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    Lt(Scalar),
+    Lte(Scalar),
+    Gt(Scalar),
+    Gte(Scalar),
+    Eq(Scalar),
+    Ne(Scalar),
+    In(Vec<Scalar>),
+    NotIn(Vec<Scalar>),
+    /// true: present and not null; false: absent or null.
+    Exists(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledAggregate {
+    pub count: bool,
+    /// Indexes into [`CompiledView::fields`] of the summed fields.
+    pub sums: Vec<usize>,
+    pub items: Option<CompiledItems>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledItems {
+    pub limit: usize,
+    /// Index into [`CompiledView::fields`]; `None` orders by record id.
+    pub order_by: Option<usize>,
+    pub keep: Keep,
+}
+
+/// One thing wrong with a spec: where, and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecIssue {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid spec: {}", .issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct CompileError {
+    pub issues: Vec<SpecIssue>,
+}
+
+struct Issues(Vec<SpecIssue>);
+
+impl Issues {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(SpecIssue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Compiles a spec, or returns every problem in it.
+pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError> {
+    let mut issues = Issues(Vec::new());
+    let records = &spec.records;
+
+    let pointer = |path: &str, text: &str, issues: &mut Issues| match FieldPointer::parse(text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            issues.add(path, format!("path {text:?} {e}"));
+            None
+        }
+    };
+    let explode = records
+        .explode
+        .as_deref()
+        .and_then(|t| pointer("spec.records.explode", t, &mut issues));
+    if let Some(e) = &explode
+        && e.scope == super::pointer::Scope::Event
+    {
+        issues.add(
+            "spec.records.explode",
+            "explode is always a path in the event; remove the '^'",
+        );
+    }
+    let key = pointer("spec.records.key", &records.key, &mut issues);
+    let id = records
+        .id
+        .as_deref()
+        .and_then(|t| pointer("spec.records.id", t, &mut issues));
+
+    for name in records.types.keys().chain(records.optional.iter()) {
+        if !records.fields.contains_key(name) {
+            issues.add(
+                format!("spec.records.types/optional[{name}]"),
+                format!("{name:?} is not a field; declare it in spec.records.fields"),
+            );
+        }
+    }
+    let optional: HashSet<&str> = records.optional.iter().map(String::as_str).collect();
+    let mut fields = Vec::with_capacity(records.fields.len());
+    for (name, text) in &records.fields {
+        let path = format!("spec.records.fields.{name}");
+        if RESERVED_FIELD_NAMES.contains(&name.as_str()) {
+            issues.add(
+                &path,
+                format!("{name:?} is reserved for the record id; rename the field"),
+            );
+        }
+        if name.is_empty() {
+            issues.add(&path, "field names must not be empty");
+        }
+        let Some(pointer) = pointer(&path, text, &mut issues) else {
+            continue;
+        };
+        let kind = match records.types.get(name) {
+            None | Some(FieldType::Any) => ValueKind::Any,
+            Some(FieldType::Number) => ValueKind::Number,
+            Some(FieldType::NumericString) => ValueKind::NumericString,
+            Some(FieldType::String) => ValueKind::String,
+            Some(FieldType::Boolean) => ValueKind::Boolean,
+        };
+        fields.push(CompiledField {
+            name: name.clone(),
+            pointer,
+            kind,
+            optional: optional.contains(name.as_str()),
+        });
+    }
+
+    // Groups: rule groups in order, then otherwise.
+    let mut groups: Vec<String> = Vec::new();
+    for (i, rule) in spec.classify.rules.iter().enumerate() {
+        if groups.contains(&rule.group) {
+            issues.add(
+                format!("spec.classify.rules[{i}].group"),
+                format!("group {:?} is used by an earlier rule; group names must be unique (use `in` to match several values)", rule.group),
+            );
+        }
+        groups.push(rule.group.clone());
+    }
+    let otherwise = spec.classify.otherwise.as_ref().map(|g| {
+        if groups.contains(g) {
+            issues.add(
+                "spec.classify.otherwise",
+                format!("{g:?} is also a rule's group; pick a group of its own"),
+            );
+        }
+        groups.push(g.clone());
+        (groups.len() - 1) as GroupId
+    });
+
+    let classify_field = field_index(&fields, &spec.classify.field);
+    if classify_field.is_none() {
+        issues.add(
+            "spec.classify.field",
+            format!(
+                "{:?} is not a field; declare it in spec.records.fields",
+                spec.classify.field
+            ),
+        );
+    }
+    let mut rules = Vec::with_capacity(spec.classify.rules.len());
+    let mut constant_kinds: Vec<(String, ValueKind)> = Vec::new();
+    for (i, rule) in spec.classify.rules.iter().enumerate() {
+        let predicates = super::rules::compile_rule(
+            rule,
+            &format!("spec.classify.rules[{i}]"),
+            &mut |path, msg| issues.add(path, msg),
+            &mut constant_kinds,
+        );
+        rules.push(CompiledRule {
+            group: i as GroupId,
+            predicates,
+        });
+    }
+    if let Some(ci) = classify_field {
+        let declared = fields[ci].kind;
+        let mut inferred: Option<ValueKind> = None;
+        for (path, kind) in &constant_kinds {
+            let compatible = match declared {
+                ValueKind::Any => true,
+                ValueKind::NumericString => *kind == ValueKind::Number,
+                d => d == *kind,
+            };
+            if !compatible {
+                issues.add(path, format!(
+                    "compares field {:?}, declared as {}, with {}; use constants of the field's type",
+                    spec.classify.field, declared.describe(), kind.describe()));
+            }
+            match inferred {
+                None => inferred = Some(*kind),
+                Some(k) if k != *kind && declared == ValueKind::Any => {
+                    issues.add(path, format!(
+                        "rules compare field {:?} with both {} and {}; use one type, or declare it in spec.records.types",
+                        spec.classify.field, k.describe(), kind.describe()));
+                }
+                _ => {}
+            }
+        }
+        if declared == ValueKind::Any
+            && let Some(k) = inferred
+        {
+            fields[ci].kind = k;
+        }
+    }
+
+    let mut sums = Vec::new();
+    for (i, name) in spec.aggregate.sum.iter().enumerate() {
+        let path = format!("spec.aggregate.sum[{i}]");
+        match field_index(&fields, name) {
+            None => issues.add(
+                path,
+                format!("{name:?} is not a field; declare it in spec.records.fields"),
+            ),
+            Some(fi) if sums.contains(&fi) => issues.add(path, format!("{name:?} is listed twice")),
+            Some(fi) => match fields[fi].kind {
+                ValueKind::Any => {
+                    fields[fi].kind = ValueKind::Number;
+                    sums.push(fi);
+                }
+                k if k.is_numeric() => sums.push(fi),
+                k => issues.add(
+                    path,
+                    format!(
+                        "{name:?} is declared as {}; only numbers can be summed",
+                        k.describe()
+                    ),
+                ),
+            },
+        }
+    }
+    let items = spec.aggregate.items.as_ref().map(|items| CompiledItems {
+        limit: usize::try_from(items.limit).unwrap_or(1).max(1),
+        order_by: items.order_by.as_deref().and_then(|name| {
+            let found = field_index(&fields, name);
+            if found.is_none() {
+                issues.add(
+                    "spec.aggregate.items.orderBy",
+                    format!("{name:?} is not a field; declare it in spec.records.fields"),
+                );
+            }
+            found
+        }),
+        keep: items.keep,
+    });
+    if let Some(dlq) = spec.dead_letter.as_ref().and_then(|d| d.topic.as_ref())
+        && *dlq == spec.source.kafka.topic
+    {
+        issues.add(
+            "spec.deadLetter.topic",
+            "must differ from the source topic, or bad events would be read again",
+        );
+    }
+
+    match (key, classify_field) {
+        (Some(key), Some(field)) if issues.0.is_empty() => Ok(CompiledView {
+            explode,
+            key,
+            id,
+            fields,
+            classify: CompiledClassify {
+                field,
+                rules,
+                otherwise,
+            },
+            groups,
+            aggregate: CompiledAggregate {
+                count: spec.aggregate.count,
+                sums,
+                items,
+            },
+            max_event_bytes: spec
+                .source
+                .max_event_bytes
+                .and_then(|b| usize::try_from(b).ok())
+                .unwrap_or(DEFAULT_MAX_EVENT_BYTES),
+        }),
+        _ => Err(CompileError { issues: issues.0 }),
+    }
+}
+
+/// A rule constant from the spec, or why it cannot be one.
+pub(super) fn scalar(value: &Value) -> Result<Scalar, String> {
+    match value {
+        Value::Number(n) => Decimal::from_json(n)
+            .map(Scalar::Number)
+            .map_err(|e| format!("number {n} {e}")),
+        Value::String(s) => Ok(Scalar::String(s.clone())),
+        Value::Bool(b) => Ok(Scalar::Boolean(*b)),
+        Value::Null => Err("must be a number, a string or a boolean, not null".into()),
+        Value::Array(_) => Err("must be a number, a string or a boolean, not a list".into()),
+        Value::Object(_) => Err("must be a number, a string or a boolean, not an object".into()),
+    }
+}
+
+impl Scalar {
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            Scalar::Number(_) => ValueKind::Number,
+            Scalar::String(_) => ValueKind::String,
+            Scalar::Boolean(_) => ValueKind::Boolean,
+        }
+    }
+}
+
+fn field_index(fields: &[CompiledField], name: &str) -> Option<usize> {
+    fields.iter().position(|f| f.name == name)
+}

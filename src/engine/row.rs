@@ -1,0 +1,175 @@
+//! A row: the records of one key, and per-group totals kept up to date as
+//! records are upserted. A row is a set of records keyed by id where the
+//! later position wins, so folding, re-applying and merging commute.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::compile::GroupId;
+use super::decimal::Decimal;
+use super::shape::{Position, Record};
+
+/// A record as a row keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub group: Option<GroupId>,
+    pub fields: Vec<Value>,
+    pub sums: Vec<Decimal>,
+    pub version: Position,
+}
+
+/// Count and sums of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GroupTotals {
+    pub count: u64,
+    pub sums: Vec<Decimal>,
+}
+
+/// All records of one row key, with totals per group.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Row {
+    pub records: BTreeMap<String, StoredRecord>,
+    /// Indexed by group id.
+    pub totals: Vec<GroupTotals>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Inserted,
+    /// Replaced an earlier version (possibly moving it to another group).
+    Replaced,
+    /// Same version already applied: re-delivery.
+    Unchanged,
+    /// An older version than the one held: ignored.
+    Stale,
+}
+
+impl Row {
+    pub fn new(groups: usize, sums: usize) -> Row {
+        Row {
+            records: BTreeMap::new(),
+            totals: vec![
+                GroupTotals {
+                    count: 0,
+                    sums: vec![Decimal::ZERO; sums],
+                };
+                groups
+            ],
+        }
+    }
+
+    /// Applies a record: insert, or replace the same id when this version is later.
+    pub fn upsert(&mut self, record: Record) -> Upsert {
+        let stored = StoredRecord {
+            group: record.group,
+            fields: record.fields,
+            sums: record.sums,
+            version: record.version,
+        };
+        self.upsert_stored(record.id, stored)
+    }
+
+    fn upsert_stored(&mut self, id: String, stored: StoredRecord) -> Upsert {
+        let outcome = match self.records.get(&id) {
+            None => Upsert::Inserted,
+            Some(old) if old.version > stored.version => return Upsert::Stale,
+            Some(old) if old.version == stored.version => return Upsert::Unchanged,
+            Some(_) => Upsert::Replaced,
+        };
+        self.add(&stored, true);
+        if let Some(old) = self.records.insert(id, stored) {
+            self.add(&old, false);
+        }
+        outcome
+    }
+
+    fn add(&mut self, record: &StoredRecord, adding: bool) {
+        let Some(totals) = record
+            .group
+            .and_then(|g| self.totals.get_mut(usize::from(g)))
+        else {
+            return;
+        };
+        if adding {
+            totals.count += 1;
+        } else {
+            totals.count = totals.count.saturating_sub(1);
+        }
+        for (total, value) in totals.sums.iter_mut().zip(&record.sums) {
+            let next = if adding {
+                total.checked_add(*value)
+            } else {
+                total.checked_sub(*value)
+            };
+            // Sums beyond ±1e29 cannot come from real data; keep the old total.
+            if let Some(next) = next {
+                *total = next;
+            }
+        }
+    }
+
+    /// Merges another partial row of the same key (from another shard).
+    pub fn merge(&mut self, other: &Row) {
+        for (id, record) in &other.records {
+            self.upsert_stored(id.clone(), record.clone());
+        }
+    }
+
+    /// Records that belong to no group (matched no rule).
+    pub fn unclassified(&self) -> usize {
+        self.records.values().filter(|r| r.group.is_none()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, group: Option<GroupId>, price: i64, offset: i64) -> Record {
+        Record {
+            key: "u1".into(),
+            id: id.into(),
+            group,
+            fields: vec![Value::from(price)],
+            sums: vec![Decimal::from_i64(price)],
+            version: Position {
+                partition: 0,
+                offset,
+            },
+        }
+    }
+
+    #[test]
+    fn redelivery_is_an_upsert_and_moves_between_groups() {
+        let mut row = Row::new(3, 1);
+        assert_eq!(row.upsert(rec("a", Some(0), 3, 1)), Upsert::Inserted);
+        assert_eq!(row.upsert(rec("a", Some(0), 3, 1)), Upsert::Unchanged);
+        assert_eq!(row.totals[0].count, 1);
+        assert_eq!(row.upsert(rec("a", Some(2), 70, 5)), Upsert::Replaced);
+        assert_eq!(
+            row.totals[0],
+            GroupTotals {
+                count: 0,
+                sums: vec![Decimal::ZERO]
+            }
+        );
+        assert_eq!(
+            row.totals[2],
+            GroupTotals {
+                count: 1,
+                sums: vec![Decimal::from_i64(70)]
+            }
+        );
+        assert_eq!(
+            row.upsert(rec("a", Some(0), 3, 1)),
+            Upsert::Stale,
+            "a replayed older event must not win"
+        );
+        assert_eq!(row.upsert(rec("a", None, 1, 9)), Upsert::Replaced);
+        assert_eq!(row.totals[2].count, 0);
+        assert_eq!(row.unclassified(), 1);
+    }
+}

@@ -1,0 +1,194 @@
+//! What a query returns for a row: per group, the count, the sums and the
+//! bounded list of items. Views of the same key from different shards merge
+//! (counts and sums add, item lists unite and are cut to the limit again).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::compile::CompiledView;
+use super::decimal::Decimal;
+use super::row::Row;
+use crate::crd::Keep;
+
+/// One row as served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowView {
+    pub key: String,
+    pub groups: BTreeMap<String, GroupView>,
+}
+
+/// One group of a row as served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupView {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "decimal_map"
+    )]
+    pub sum: BTreeMap<String, Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<Map<String, Value>>>,
+    /// True when more records exist than the items listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl CompiledView {
+    /// The served form of a row.
+    pub fn view(&self, key: &str, row: &Row) -> RowView {
+        let mut groups = BTreeMap::new();
+        for (g, name) in self.groups.iter().enumerate() {
+            let totals = row.totals.get(g).cloned().unwrap_or_default();
+            let sum = self
+                .aggregate
+                .sums
+                .iter()
+                .enumerate()
+                .map(|(i, &fi)| {
+                    let total = totals.sums.get(i).copied().unwrap_or(Decimal::ZERO);
+                    (self.fields[fi].name.clone(), total)
+                })
+                .collect();
+            let items = self.aggregate.items.as_ref().map(|_| {
+                row.records
+                    .iter()
+                    .filter(|(_, r)| r.group.map(usize::from) == Some(g))
+                    .map(|(id, r)| {
+                        let mut item = Map::with_capacity(r.fields.len() + 1);
+                        item.insert("id".into(), Value::String(id.clone()));
+                        for (field, value) in self.fields.iter().zip(&r.fields) {
+                            item.insert(field.name.clone(), value.clone());
+                        }
+                        item
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let mut group = GroupView {
+                count: self.aggregate.count.then_some(totals.count),
+                sum,
+                items,
+                truncated: false,
+            };
+            self.bound_items(&mut group, totals.count);
+            groups.insert(name.clone(), group);
+        }
+        RowView {
+            key: key.to_string(),
+            groups,
+        }
+    }
+
+    /// Sorts a group's items by the view's order and cuts them to the limit.
+    fn bound_items(&self, group: &mut GroupView, total: u64) {
+        let (Some(spec), Some(items)) = (&self.aggregate.items, group.items.as_mut()) else {
+            return;
+        };
+        let order_field = spec
+            .order_by
+            .map(|i| self.fields[i].name.as_str())
+            .unwrap_or("id");
+        items.sort_by(|a, b| {
+            let ord = compare_values(a.get(order_field), b.get(order_field))
+                .then_with(|| compare_values(a.get("id"), b.get("id")));
+            match spec.keep {
+                Keep::Lowest => ord,
+                Keep::Highest => ord.reverse(),
+            }
+        });
+        items.truncate(spec.limit);
+        group.truncated = (items.len() as u64) < total;
+    }
+
+    /// Merges views of the same key from shards that hold disjoint records.
+    pub fn merge_views(&self, mut a: RowView, b: RowView) -> RowView {
+        for (name, other) in b.groups {
+            match a.groups.get_mut(&name) {
+                None => {
+                    a.groups.insert(name, other);
+                }
+                Some(mine) => {
+                    let total = mine.count.unwrap_or(0) + other.count.unwrap_or(0);
+                    mine.count = match (mine.count, other.count) {
+                        (None, None) => None,
+                        _ => Some(total),
+                    };
+                    for (field, value) in other.sum {
+                        let entry = mine.sum.entry(field).or_insert(Decimal::ZERO);
+                        *entry = entry.checked_add(value).unwrap_or(*entry);
+                    }
+                    let truncated = mine.truncated || other.truncated;
+                    if let (Some(items), Some(more)) = (mine.items.as_mut(), other.items) {
+                        items.extend(more);
+                    }
+                    self.bound_items(mine, total);
+                    mine.truncated |= truncated;
+                }
+            }
+        }
+        a
+    }
+}
+
+/// Orders JSON values: absent < null < booleans < numbers < strings < others;
+/// numbers by value, strings by bytes.
+pub fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    fn rank(v: Option<&Value>) -> u8 {
+        match v {
+            None => 0,
+            Some(Value::Null) => 1,
+            Some(Value::Bool(_)) => 2,
+            Some(Value::Number(_)) => 3,
+            Some(Value::String(_)) => 4,
+            Some(_) => 5,
+        }
+    }
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            match (Decimal::from_json(x), Decimal::from_json(y)) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => x
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&y.as_f64().unwrap_or(0.0)),
+            }
+        }
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Sums serialize as JSON numbers, exact in the text when they fit a float.
+mod decimal_map {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Decimal;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<String, Decimal>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(map.iter().map(|(k, v)| (k, v.to_json())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Decimal>, D::Error> {
+        let raw = BTreeMap::<String, serde_json::Number>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, n)| {
+                Decimal::from_json(&n)
+                    .map(|v| (k, v))
+                    .map_err(D::Error::custom)
+            })
+            .collect()
+    }
+}
