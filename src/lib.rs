@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod crd;
 pub mod engine;
+pub mod projector;
 pub mod version;
 pub mod workload;

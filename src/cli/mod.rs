@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, one subcommand per component.
 
+mod projector;
 mod validate;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         paths: Vec<PathBuf>,
     },
+    /// Run one projector: consume a shard of the view's topic into a durable store and serve it over HTTP.
+    Projector(Box<projector::ProjectorArgs>),
 }
 
 /// Runs a parsed command line; the binary's `main` only maps errors to exit codes.
@@ -41,6 +44,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Validate { paths } => validate::run(&paths),
+        Command::Projector(args) => {
+            projector::init_logging(&args.log_format);
+            let config = args.into_config().map_err(CliError::Usage)?;
+            crate::projector::run(config)?;
+            Ok(())
+        }
     }
 }
 
@@ -54,6 +63,10 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Projector(#[from] crate::projector::ProjectorError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

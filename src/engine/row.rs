@@ -73,42 +73,11 @@ impl Row {
     }
 
     fn upsert_stored(&mut self, id: String, stored: StoredRecord) -> Upsert {
-        let outcome = match self.records.get(&id) {
-            None => Upsert::Inserted,
-            Some(old) if old.version > stored.version => return Upsert::Stale,
-            Some(old) if old.version == stored.version => return Upsert::Unchanged,
-            Some(_) => Upsert::Replaced,
-        };
-        self.add(&stored, true);
-        if let Some(old) = self.records.insert(id, stored) {
-            self.add(&old, false);
+        let outcome = apply_totals(&mut self.totals, self.records.get(&id), &stored);
+        if matches!(outcome, Upsert::Inserted | Upsert::Replaced) {
+            self.records.insert(id, stored);
         }
         outcome
-    }
-
-    fn add(&mut self, record: &StoredRecord, adding: bool) {
-        let Some(totals) = record
-            .group
-            .and_then(|g| self.totals.get_mut(usize::from(g)))
-        else {
-            return;
-        };
-        if adding {
-            totals.count += 1;
-        } else {
-            totals.count = totals.count.saturating_sub(1);
-        }
-        for (total, value) in totals.sums.iter_mut().zip(&record.sums) {
-            let next = if adding {
-                total.checked_add(*value)
-            } else {
-                total.checked_sub(*value)
-            };
-            // Sums beyond ±1e29 cannot come from real data; keep the old total.
-            if let Some(next) = next {
-                *total = next;
-            }
-        }
     }
 
     /// Merges another partial row of the same key (from another shard).
@@ -121,6 +90,49 @@ impl Row {
     /// Records that belong to no group (matched no rule).
     pub fn unclassified(&self) -> usize {
         self.records.values().filter(|r| r.group.is_none()).count()
+    }
+}
+
+/// Decides whether `new` replaces `old` (the later version wins) and, if it
+/// does, moves its contribution in `totals`. The caller stores `new` when the
+/// outcome is `Inserted` or `Replaced`.
+pub fn apply_totals(
+    totals: &mut [GroupTotals],
+    old: Option<&StoredRecord>,
+    new: &StoredRecord,
+) -> Upsert {
+    let outcome = match old {
+        None => Upsert::Inserted,
+        Some(old) if old.version > new.version => return Upsert::Stale,
+        Some(old) if old.version == new.version => return Upsert::Unchanged,
+        Some(_) => Upsert::Replaced,
+    };
+    if let Some(old) = old {
+        contribute(totals, old, false);
+    }
+    contribute(totals, new, true);
+    outcome
+}
+
+fn contribute(all: &mut [GroupTotals], record: &StoredRecord, adding: bool) {
+    let Some(totals) = record.group.and_then(|g| all.get_mut(usize::from(g))) else {
+        return;
+    };
+    if adding {
+        totals.count += 1;
+    } else {
+        totals.count = totals.count.saturating_sub(1);
+    }
+    for (total, value) in totals.sums.iter_mut().zip(&record.sums) {
+        let next = if adding {
+            total.checked_add(*value)
+        } else {
+            total.checked_sub(*value)
+        };
+        // Sums beyond ±1e29 cannot come from real data; keep the old total.
+        if let Some(next) = next {
+            *total = next;
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod kube;
+pub mod projector;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};

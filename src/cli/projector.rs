@@ -1,0 +1,100 @@
+//! `matview projector`: arguments of one projector process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::projector::ProjectorConfig;
+
+#[derive(Debug, Args)]
+pub struct ProjectorArgs {
+    /// MaterializedView manifest (YAML or JSON), as the operator mounts it.
+    #[arg(long, env = "MATVIEW_VIEW_FILE")]
+    pub view: PathBuf,
+    /// Shard this process serves (0-based). Without it, --ordinal decides.
+    #[arg(long, env = "MATVIEW_SHARD")]
+    pub shard: Option<u32>,
+    /// Pod ordinal; the shard is ordinal mod shards (so scaling never moves a pod).
+    #[arg(long, env = "MATVIEW_ORDINAL")]
+    pub ordinal: Option<u32>,
+    /// Directory of the durable store.
+    #[arg(long, env = "MATVIEW_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "MATVIEW_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Kafka bootstrap servers (overrides the view's spec.source.kafka.bootstrapServers).
+    #[arg(long, env = "MATVIEW_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SASL_SSL.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+    /// File of KEY=VALUE librdkafka properties, one per line (a mounted Secret).
+    #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
+    /// Most events per batch (one store commit each).
+    #[arg(long, default_value_t = 20_000)]
+    pub batch_max_events: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub batch_max_wait_ms: u64,
+    /// Ready once at most this many events behind the high-water marks seen at start.
+    #[arg(long, default_value_t = 0)]
+    pub ready_max_lag: i64,
+    /// Log format: json or text.
+    #[arg(long, env = "MATVIEW_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+impl ProjectorArgs {
+    pub fn into_config(self) -> Result<ProjectorConfig, String> {
+        let mut kafka_properties = Vec::new();
+        if let Some(file) = &self.kafka_properties_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                kafka_properties.push(parse_property(line)?);
+            }
+        }
+        kafka_properties.extend(self.kafka_properties);
+        Ok(ProjectorConfig {
+            view_file: self.view,
+            shard: self.shard,
+            ordinal: self.ordinal,
+            data_dir: self.data_dir,
+            listen: self.listen,
+            bootstrap_servers: self.bootstrap_servers,
+            kafka_properties,
+            batch_max_events: self.batch_max_events.max(1),
+            batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
+            ready_max_lag: self.ready_max_lag,
+        })
+    }
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters (default info).
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "text" {
+        builder.try_init()
+    } else {
+        builder.json().try_init()
+    };
+}

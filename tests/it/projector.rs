@@ -1,0 +1,384 @@
+//! The projector against the real broker: expected views computed without
+//! the engine, dead letters, restarts, shards, SIGTERM and kill -9.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use matview::crd::MaterializedView;
+use matview::engine::{RowView, compile};
+use matview::workload::OrderGenerator;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use serde_json::{Value, json};
+
+use crate::support::projector::{
+    Projector, Reference, metric, produce, reference, row_totals, shop_view_yaml,
+};
+use crate::support::{TestEnv, kafka, unique_name};
+
+struct Setup {
+    topic: String,
+    dead_letter: String,
+    view_file: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(env: &TestEnv, partitions: i32, shards: u32) -> Setup {
+    let topic = kafka::create_topic(env, "orders", partitions).await;
+    let dead_letter = kafka::create_topic(env, "orders-dlq", 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view_file = dir.path().join("view.yaml");
+    let name = unique_name("shop");
+    std::fs::write(
+        &view_file,
+        shop_view_yaml(env, &name, &topic, &dead_letter, shards),
+    )
+    .expect("write view");
+    Setup {
+        topic,
+        dead_letter,
+        view_file,
+        dir,
+    }
+}
+
+fn orders(seed: u64, n: usize, users: u64) -> (Vec<Value>, Vec<(String, Vec<u8>)>) {
+    let mut g = OrderGenerator::new(seed, users);
+    let values: Vec<Value> = (0..n).map(|_| g.next_order()).collect();
+    let events = values
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap_or_default().to_string(),
+                o.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    (values, events)
+}
+
+async fn served(projector: &Projector, users: impl Iterator<Item = String>) -> Reference {
+    let mut out = Reference::new();
+    for user in users {
+        match projector.get(&format!("/v1/rows/{user}")).await {
+            Some((200, row)) => {
+                out.insert(user, row_totals(&row));
+            }
+            Some((404, _)) => {}
+            other => panic!("GET row {user}: {other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_seeded_stream_becomes_the_expected_view() {
+    let env = TestEnv::with_kafka();
+    let s = setup(env, 3, 1).await;
+    let (values, events) = orders(1, 1500, 40);
+    produce(env, &s.topic, &events).await;
+    let projector = Projector::start(&s.view_file, 0, &s.dir.path().join("data"), s.dir.path());
+    projector
+        .wait_applied(events.len() as i64, Duration::from_secs(60))
+        .await;
+
+    let expected = reference(&values);
+    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+    let (status, missing) = projector.get("/v1/rows/nobody").await.expect("reachable");
+    assert_eq!(status, 404);
+    assert_eq!(missing["title"], "no such row");
+    let (status, ready) = projector.get("/readyz").await.expect("reachable");
+    assert_eq!((status, &ready["status"]), (200, &json!("ready")));
+
+    // Scan a group page by page: every user with an expensive item, once.
+    let mut scanned = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/groups/expensive/rows?limit=7&after={a}"),
+            None => "/v1/groups/expensive/rows?limit=7".into(),
+        };
+        let (status, page) = projector.get(&path).await.expect("reachable");
+        assert_eq!(status, 200, "{page}");
+        for row in page["rows"].as_array().expect("rows") {
+            scanned.push(row["key"].as_str().expect("key").to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|(_, g)| g.contains_key("expensive"))
+        .map(|(u, _)| u.clone())
+        .collect();
+    assert_eq!(scanned, want);
+    let (status, problem) = projector
+        .get("/v1/groups/expensive/rows?limit=0")
+        .await
+        .expect("reachable");
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["title"], "bad limit");
+    let (status, _) = projector
+        .get("/v1/groups/nope/rows")
+        .await
+        .expect("reachable");
+    assert_eq!(status, 404);
+
+    let text = projector.metrics().await;
+    assert_eq!(
+        metric(&text, "matview_events_consumed_total"),
+        events.len() as f64
+    );
+    let items: usize = values
+        .iter()
+        .map(|o| o["items"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(metric(&text, "matview_records_applied_total"), items as f64);
+    assert_eq!(metric(&text, "matview_rows"), expected.len() as f64);
+}
+
+#[tokio::test]
+async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
+    let env = TestEnv::with_kafka();
+    let s = setup(env, 1, 1).await;
+    let good = |n: u32| json!({"orderId": format!("g{n}"), "userId": "u1", "items": [{"itemId": format!("g{n}"), "name": "pen", "price": 2}]});
+    let oversized = json!({"orderId": "big", "userId": "u1", "items": [{"itemId": "big", "name": "x".repeat(1_100_000), "price": 1}]});
+    let sequence: Vec<(Vec<u8>, Option<&str>)> = vec![
+        (good(1).to_string().into_bytes(), None),
+        (b"{this is not json".to_vec(), Some("not-json")),
+        (good(2).to_string().into_bytes(), None),
+        (json!({"orderId": "o", "userId": "u1", "items": [{"itemId": "m", "name": "pen"}]}).to_string().into_bytes(), Some("missing-field")),
+        (json!({"orderId": "o", "userId": "u1", "items": [{"itemId": "t", "name": "pen", "price": "cheap"}]}).to_string().into_bytes(), Some("wrong-type")),
+        (json!({"orderId": "o", "userId": "u1", "items": "none"}).to_string().into_bytes(), Some("explode-not-array")),
+        (oversized.to_string().into_bytes(), Some("too-large")),
+        (good(3).to_string().into_bytes(), None),
+    ];
+    let events: Vec<(String, Vec<u8>)> = sequence
+        .iter()
+        .enumerate()
+        .map(|(i, (b, _))| (format!("k{i}"), b.clone()))
+        .collect();
+    produce(env, &s.topic, &events).await;
+    let projector = Projector::start(&s.view_file, 0, &s.dir.path().join("data"), s.dir.path());
+    projector
+        .wait_applied(events.len() as i64, Duration::from_secs(60))
+        .await;
+
+    let (_, row) = projector.get("/v1/rows/u1").await.expect("row");
+    assert_eq!(
+        row["groups"]["cheap"]["count"], 3,
+        "the valid events around the bad ones: {row}"
+    );
+
+    let consumer: BaseConsumer = kafka::client_config(env)
+        .set("group.id", unique_name("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&s.dead_letter]).expect("subscribe");
+    let wanted: Vec<(i64, &str)> = sequence
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| r.map(|r| (i as i64, r)))
+        .collect();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < wanted.len() && std::time::Instant::now() < deadline {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|x| x.key == name)
+                        .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                })
+                .unwrap_or_else(|| panic!("dead letter without header {name}"))
+        };
+        assert_eq!(header("matview.source.topic"), s.topic);
+        assert_eq!(header("matview.source.partition"), "0");
+        let offset: i64 = header("matview.source.offset").parse().expect("offset");
+        assert_eq!(
+            m.payload().map(<[u8]>::to_vec),
+            Some(sequence[offset as usize].0.clone()),
+            "payload kept as sent"
+        );
+        assert!(!header("matview.error").is_empty());
+        got.push((offset, header("matview.reason")));
+    }
+    let got: Vec<(i64, &str)> = got.iter().map(|(o, r)| (*o, r.as_str())).collect();
+    assert_eq!(got, wanted);
+    let text = projector.metrics().await;
+    assert_eq!(
+        metric(&text, "matview_dead_lettered_total{reason=\"not-json\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn restart_resumes_from_the_store_and_sigterm_exits_cleanly() {
+    let env = TestEnv::with_kafka();
+    let s = setup(env, 2, 1).await;
+    let (first_values, first) = orders(3, 800, 20);
+    produce(env, &s.topic, &first).await;
+    let data = s.dir.path().join("data");
+    let mut projector = Projector::start(&s.view_file, 0, &data, s.dir.path());
+    projector
+        .wait_applied(first.len() as i64, Duration::from_secs(60))
+        .await;
+
+    let (status, took) = projector.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM exit status {status:?}; log:\n{}",
+        projector.logs()
+    );
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
+
+    let mut g = OrderGenerator::new(3, 20);
+    let all_values: Vec<Value> = (0..1300).map(|_| g.next_order()).collect();
+    assert_eq!(
+        &all_values[..800],
+        &first_values[..],
+        "same seed, same orders"
+    );
+    let second: Vec<(String, Vec<u8>)> = all_values[800..]
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap_or_default().to_string(),
+                o.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(env, &s.topic, &second).await;
+    projector.restart();
+    projector.wait_applied(1300, Duration::from_secs(60)).await;
+    // Everything committed before the exit: the restarted process read only the new events.
+    let text = projector.metrics().await;
+    assert_eq!(
+        metric(&text, "matview_events_consumed_total"),
+        second.len() as f64
+    );
+    let expected = reference(&all_values);
+    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+
+    // A store of another revision is refused, not mixed in.
+    let other = s.dir.path().join("other.yaml");
+    let text = std::fs::read_to_string(&s.view_file)
+        .expect("view")
+        .replace("lt: 5}", "lt: 6}");
+    std::fs::write(&other, text).expect("write");
+    drop(projector);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args(["projector", "--view"])
+        .arg(&other)
+        .args(["--shard", "0", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to mix states"), "{stderr}");
+}
+
+#[tokio::test]
+async fn two_shards_hold_their_partitions_and_merge_to_the_expected_view() {
+    let env = TestEnv::with_kafka();
+    let s = setup(env, 4, 2).await;
+    let (values, events) = orders(5, 1200, 30);
+    produce(env, &s.topic, &events).await;
+    let shard0 = Projector::start(&s.view_file, 0, &s.dir.path().join("data0"), s.dir.path());
+    let shard1 = Projector::start(&s.view_file, 1, &s.dir.path().join("data1"), s.dir.path());
+    for (shard, p) in [(0, &shard0), (1, &shard1)] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, _)) = p.get("/readyz").await {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "shard {shard} not ready:\n{}",
+                p.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, positions) = p.get("/v1/positions").await.expect("positions");
+        let parts: Vec<i64> = positions["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .map(|x| x["partition"].as_i64().unwrap_or(-1))
+            .collect();
+        assert_eq!(parts, if shard == 0 { [0, 2] } else { [1, 3] });
+    }
+    let text = std::fs::read_to_string(&s.view_file).expect("view");
+    let view = compile(
+        &serde_yaml::from_str::<MaterializedView>(&text)
+            .expect("view")
+            .spec,
+    )
+    .expect("compiles");
+    let expected = reference(&values);
+    let mut merged = BTreeMap::new();
+    let mut both_shards_hold_part_of_a_row = false;
+    for user in expected.keys() {
+        let mut parts = Vec::new();
+        for p in [&shard0, &shard1] {
+            if let Some((200, row)) = p.get(&format!("/v1/rows/{user}")).await {
+                parts.push(serde_json::from_value::<RowView>(row).expect("row view"));
+            }
+        }
+        both_shards_hold_part_of_a_row |= parts.len() == 2;
+        let row = parts
+            .into_iter()
+            .reduce(|a, b| view.merge_views(a, b))
+            .expect("some shard holds the user");
+        merged.insert(
+            user.clone(),
+            row_totals(&serde_json::to_value(row).expect("json")),
+        );
+    }
+    assert!(
+        both_shards_hold_part_of_a_row,
+        "keyed by order, a user's items should span shards"
+    );
+    assert_eq!(merged, expected);
+}
+
+#[tokio::test]
+async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
+    let env = TestEnv::with_kafka();
+    let s = setup(env, 3, 1).await;
+    let (values, events) = orders(9, 3000, 25);
+    let mut projector = Projector::start(&s.view_file, 0, &s.dir.path().join("data"), s.dir.path());
+    let topic = s.topic.clone();
+    let producing = {
+        let events = events.clone();
+        tokio::spawn(async move {
+            for chunk in events.chunks(150) {
+                produce(TestEnv::get(), &topic, chunk).await;
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+        })
+    };
+    // Kill times from a seeded sequence: reproducible, spread over the run.
+    let mut state: u64 = 0x5eed;
+    for _ in 0..12 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        tokio::time::sleep(Duration::from_millis(150 + state % 400)).await;
+        projector.crash_and_restart();
+    }
+    producing.await.expect("producer task");
+    projector
+        .wait_applied(events.len() as i64, Duration::from_secs(90))
+        .await;
+    let expected = reference(&values);
+    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+}

@@ -1,0 +1,267 @@
+//! Running `matview projector` processes against the test broker, and an
+//! independent reference of the shop view to compare them with.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+
+use super::{TestEnv, kafka};
+
+/// A shop view (items of each user by price) on the given topics.
+pub fn shop_view_yaml(
+    env: &TestEnv,
+    name: &str,
+    topic: &str,
+    dead_letter: &str,
+    shards: u32,
+) -> String {
+    format!(
+        r#"apiVersion: matview.dev/v1alpha1
+kind: MaterializedView
+metadata: {{name: {name}, namespace: tests}}
+spec:
+  source:
+    kafka: {{bootstrapServers: "{bootstrap}", topic: {topic}}}
+  records:
+    explode: /items
+    key: ^/userId
+    id: /itemId
+    fields: {{name: /name, price: /price, orderId: ^/orderId}}
+  classify:
+    field: price
+    rules:
+      - {{group: cheap, lt: 5}}
+      - {{group: affordable, gte: 5, lte: 50}}
+      - {{group: expensive, gt: 50}}
+  aggregate: {{count: true, sum: [price], items: {{limit: 5}}}}
+  shards: {shards}
+  deadLetter: {{topic: {dead_letter}}}
+"#,
+        bootstrap = env.kafka_bootstrap
+    )
+}
+
+/// Per user, per group: (count, sum of prices in cents). Computed straight
+/// from the orders, without the engine.
+pub type Reference = BTreeMap<String, BTreeMap<&'static str, (u64, i64)>>;
+
+pub fn reference(orders: &[Value]) -> Reference {
+    let mut out: Reference = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for order in orders {
+        let user = order["userId"].as_str().expect("userId").to_string();
+        for item in order["items"].as_array().expect("items") {
+            assert!(
+                seen.insert(item["itemId"].as_str().expect("itemId").to_string()),
+                "item ids must be unique"
+            );
+            let cents = (item["price"].as_f64().expect("price") * 100.0).round() as i64;
+            let group = if cents < 500 {
+                "cheap"
+            } else if cents <= 5000 {
+                "affordable"
+            } else {
+                "expensive"
+            };
+            let entry = out
+                .entry(user.clone())
+                .or_default()
+                .entry(group)
+                .or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += cents;
+        }
+    }
+    out
+}
+
+/// The (count, cents) per group of a served row.
+pub fn row_totals(row: &Value) -> BTreeMap<&'static str, (u64, i64)> {
+    let mut out = BTreeMap::new();
+    for group in ["cheap", "affordable", "expensive"] {
+        let g = &row["groups"][group];
+        let count = g["count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no count in {row}"));
+        let cents = (g["sum"]["price"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no sum in {row}"))
+            * 100.0)
+            .round() as i64;
+        if count > 0 {
+            out.insert(group, (count, cents));
+        }
+    }
+    out
+}
+
+/// Produces orders keyed by order id (not by user), waiting for every delivery.
+pub async fn produce(env: &TestEnv, topic: &str, events: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = kafka::client_config(env)
+        .set("linger.ms", "10")
+        .set("message.max.bytes", "5000000")
+        .create()
+        .expect("producer");
+    for chunk in events.chunks(2000) {
+        let sends = chunk.iter().map(|(key, payload)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|(e, _)| e).expect("produce failed");
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One `matview projector` process.
+pub struct Projector {
+    child: Option<Child>,
+    pub base: String,
+    pub log: PathBuf,
+    args: Vec<String>,
+}
+
+impl Projector {
+    pub fn start(view_file: &Path, shard: u32, data_dir: &Path, log_dir: &Path) -> Projector {
+        let port = free_port();
+        let args = vec![
+            "projector".to_string(),
+            "--view".into(),
+            view_file.display().to_string(),
+            "--shard".into(),
+            shard.to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--batch-max-events".into(),
+            "500".into(),
+        ];
+        let log = log_dir.join(format!("projector-{shard}-{port}.log"));
+        let mut p = Projector {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            args,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_matview"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start matview projector");
+        self.child = Some(child);
+    }
+
+    /// kill -9, then start again with the same arguments and data.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM; returns the exit status and how long the exit took.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let status = child.wait().expect("wait");
+        (status, started.elapsed())
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, Value)> {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.ok()?;
+        let status = response.status().as_u16();
+        let text = response.text().await.ok()?;
+        Some((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Waits until the projector has applied `expected_events` events over its partitions.
+    pub async fn wait_applied(&self, expected_events: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((200, positions)) = self.get("/v1/positions").await {
+                let applied: i64 = positions["partitions"]
+                    .as_array()
+                    .map(|ps| ps.iter().map(|p| p["applied"].as_i64().unwrap_or(0)).sum())
+                    .unwrap_or(0);
+                if applied >= expected_events {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "projector did not apply {expected_events} events within {timeout:?}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Projector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A metric's value from the Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
+}
