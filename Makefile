@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: test testenv testenv-down testenv-status build bench crds
+.PHONY: test testenv testenv-down testenv-status build bench bench-projector
 
 test:
 	hack/test.sh
@@ -18,3 +18,11 @@ build:
 
 bench:
 	cargo bench
+
+# Projector benchmark: N orders into the test broker, one projector to caught-up.
+BENCH_EVENTS ?= 2000000
+bench-projector: testenv
+	cargo build --release
+	. .testenv/testenv.env; target/release/matview bench projector \
+	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --events $(BENCH_EVENTS) \
+	  --broker-pid $$(cat .testenv/pids/kafka)

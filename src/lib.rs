@@ -3,6 +3,7 @@
 //! The binary `matview` wires these modules together; each module owns one part
 //! of the architecture described in the README.
 
+pub mod bench;
 pub mod cli;
 pub mod crd;
 pub mod engine;

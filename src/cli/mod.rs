@@ -30,6 +30,37 @@ pub enum Command {
     },
     /// Run one projector: consume a shard of the view's topic into a durable store and serve it over HTTP.
     Projector(Box<projector::ProjectorArgs>),
+    /// Benchmarks against a running broker.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Produce N seeded orders, then time one projector (1 shard) from start to caught up.
+    Projector {
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
+        bootstrap_servers: String,
+        /// Orders to produce (1-10 items each).
+        #[arg(long, default_value_t = 2_000_000)]
+        events: usize,
+        /// Partitions of the benchmark topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Distinct users (rows).
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
+        /// Seed of the order generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// PID of the broker, to report its CPU share.
+        #[arg(long)]
+        broker_pid: Option<u32>,
+        /// Directory for the view file and the projector's store.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+    },
 }
 
 /// Runs a parsed command line; the binary's `main` only maps errors to exit codes.
@@ -44,6 +75,27 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Validate { paths } => validate::run(&paths),
+        Command::Bench(BenchCommand::Projector {
+            bootstrap_servers,
+            events,
+            partitions,
+            users,
+            seed,
+            broker_pid,
+            work_dir,
+        }) => {
+            let report = crate::bench::run(crate::bench::BenchConfig {
+                bootstrap_servers,
+                events,
+                partitions,
+                users,
+                seed,
+                broker_pid,
+                work_dir,
+            })?;
+            print!("{report}");
+            Ok(())
+        }
         Command::Projector(args) => {
             projector::init_logging(&args.log_format);
             let config = args.into_config().map_err(CliError::Usage)?;
@@ -67,6 +119,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Projector(#[from] crate::projector::ProjectorError),
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

@@ -29,6 +29,15 @@ pub enum DecimalError {
 impl Decimal {
     pub const ZERO: Decimal = Decimal(0);
 
+    /// The value in nano units (for compact storage).
+    pub fn to_nanos(self) -> i128 {
+        self.0
+    }
+
+    pub fn from_nanos(nanos: i128) -> Decimal {
+        Decimal(nanos)
+    }
+
     pub fn from_i64(v: i64) -> Decimal {
         Decimal(i128::from(v) * SCALE)
     }

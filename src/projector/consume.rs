@@ -106,12 +106,26 @@ pub(super) fn run(
             StartFrom::Earliest => low,
         });
     }
+    info!(?high_water, "consuming");
     shared.set_targets(&high_water);
     shared.update_lag(&next_offsets, &high_water);
-    let mut last_watermark_check = Instant::now();
+    let latest_high = Arc::new(std::sync::Mutex::new(high_water.clone()));
+    let watcher = spawn_watermark_watcher(
+        kafka.clone(),
+        topic.clone(),
+        partitions.clone(),
+        latest_high.clone(),
+        stop.clone(),
+    )?;
 
     let max_wait = config.batch_max_wait;
+    let mut iteration_started = Instant::now();
     while !stop.load(Relaxed) {
+        shared
+            .metrics
+            .loop_micros
+            .fetch_add(iteration_started.elapsed().as_micros() as u64, Relaxed);
+        iteration_started = Instant::now();
         // ---- poll a batch
         let poll_started = Instant::now();
         let mut messages = Vec::new();
@@ -140,14 +154,15 @@ pub(super) fn run(
             .poll_micros
             .fetch_add(poll_started.elapsed().as_micros() as u64, Relaxed);
 
-        if last_watermark_check.elapsed() > Duration::from_secs(1) || messages.is_empty() {
-            for &p in &partitions {
-                if let Ok((_, high)) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(5))
-                {
-                    high_water.insert(p, high);
-                }
+        // High-water marks come from a watcher thread: a broker round trip
+        // per partition must not stall the loop.
+        if let Ok(seen) = latest_high.lock() {
+            for (&p, &h) in seen.iter() {
+                let entry = high_water.entry(p).or_insert(h);
+                *entry = (*entry).max(h);
             }
-            last_watermark_check = Instant::now();
+        }
+        if messages.is_empty() {
             shared.update_lag(&next_offsets, &high_water);
         }
         if messages.is_empty() {
@@ -241,7 +256,42 @@ pub(super) fn run(
         }
     }
     info!("stopping: last batch committed");
+    let _ = watcher.join();
     Ok(())
+}
+
+/// Polls the partitions' high-water marks every 500 ms until `stop`.
+fn spawn_watermark_watcher(
+    kafka: ClientConfig,
+    topic: String,
+    partitions: Vec<i32>,
+    latest: Arc<std::sync::Mutex<BTreeMap<i32, i64>>>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, ProjectorError> {
+    let client: BaseConsumer = kafka
+        .create()
+        .map_err(|e| ProjectorError::Kafka(format!("cannot create watermark client: {e}")))?;
+    std::thread::Builder::new()
+        .name("watermarks".into())
+        .spawn(move || {
+            while !stop.load(Relaxed) {
+                for &p in &partitions {
+                    if let Ok((_, high)) =
+                        client.fetch_watermarks(&topic, p, Duration::from_secs(5))
+                        && let Ok(mut map) = latest.lock()
+                    {
+                        map.insert(p, high);
+                    }
+                }
+                for _ in 0..10 {
+                    if stop.load(Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        })
+        .map_err(|e| ProjectorError::Kafka(e.to_string()))
 }
 
 fn send_dead_letters(

@@ -65,12 +65,15 @@ pub struct BatchOutcome {
     pub replaced: u64,
     pub unchanged: u64,
     pub stale: u64,
+    pub new_rows: u64,
 }
 
 pub struct Store {
     db: Database,
     groups: usize,
     sums: usize,
+    /// Rows in the store; counted here because redb's len() walks the table.
+    rows: std::sync::atomic::AtomicU64,
 }
 
 /// Encodes (row key, id) so that all records of a row are one contiguous range.
@@ -85,6 +88,43 @@ fn row_prefix(row: &str) -> Vec<u8> {
     key.extend_from_slice(&(row.len() as u32).to_be_bytes());
     key.extend_from_slice(row.as_bytes());
     key
+}
+
+/// Compact record encoding: group (u16, MAX = none), partition (i32), offset
+/// (i64), sums (count u8, then i128 nanos each), then the fields as a JSON array.
+fn encode_record(r: &StoredRecord, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&r.group.unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(&r.version.partition.to_le_bytes());
+    out.extend_from_slice(&r.version.offset.to_le_bytes());
+    out.push(r.sums.len() as u8);
+    for s in &r.sums {
+        out.extend_from_slice(&s.to_nanos().to_le_bytes());
+    }
+    // Writing JSON into a Vec cannot fail for values that came from JSON.
+    let _ = serde_json::to_writer(&mut *out, &r.fields);
+}
+
+fn decode_record(bytes: &[u8]) -> Result<StoredRecord, StoreError> {
+    let corrupt = || StoreError::Corrupt("truncated record".into());
+    let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(corrupt);
+    let group = u16::from_le_bytes(take(0, 2)?.try_into().map_err(|_| corrupt())?);
+    let partition = i32::from_le_bytes(take(2, 4)?.try_into().map_err(|_| corrupt())?);
+    let offset = i64::from_le_bytes(take(6, 8)?.try_into().map_err(|_| corrupt())?);
+    let count = usize::from(*take(14, 1)?.first().ok_or_else(corrupt)?);
+    let mut sums = Vec::with_capacity(count);
+    for i in 0..count {
+        let raw = i128::from_le_bytes(take(15 + 16 * i, 16)?.try_into().map_err(|_| corrupt())?);
+        sums.push(crate::engine::Decimal::from_nanos(raw));
+    }
+    let fields = serde_json::from_slice(&bytes[(15 + 16 * count).min(bytes.len())..])
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredRecord {
+        group: (group != u16::MAX).then_some(group),
+        fields,
+        sums,
+        version: crate::engine::Position { partition, offset },
+    })
 }
 
 impl Store {
@@ -129,7 +169,17 @@ impl Store {
             io!(txn.open_table(OFFSETS))?;
         }
         io!(txn.commit())?;
-        Ok(Store { db, groups, sums })
+        let rows = {
+            let read = io!(db.begin_read())?;
+            let table = io!(read.open_table(TOTALS))?;
+            io!(table.len())?
+        };
+        Ok(Store {
+            db,
+            groups,
+            sums,
+            rows: std::sync::atomic::AtomicU64::new(rows),
+        })
     }
 
     /// Next offset to consume per partition, as last committed.
@@ -156,23 +206,29 @@ impl Store {
             let mut table = io!(txn.open_table(RECORDS))?;
             let mut totals_table = io!(txn.open_table(TOTALS))?;
             let mut totals: HashMap<String, (Vec<GroupTotals>, bool)> = HashMap::new();
+            let mut encoded = Vec::with_capacity(256);
             for record in records {
                 let key = record_key(&record.key, &record.id);
-                let old = io!(table.get(key.as_slice()))?
-                    .map(|v| serde_json::from_slice::<StoredRecord>(v.value()))
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let new = StoredRecord {
                     group: record.group,
                     fields: record.fields,
                     sums: record.sums,
                     version: record.version,
                 };
+                encode_record(&new, &mut encoded);
+                // One B-tree operation in the common case: insert returns the
+                // previous value; when that one was newer, it is put back.
+                let old = io!(table.insert(key.as_slice(), encoded.as_slice()))?
+                    .map(|v| decode_record(v.value()))
+                    .transpose()?;
                 if !totals.contains_key(&record.key) {
                     let loaded = match io!(totals_table.get(record.key.as_str()))? {
                         Some(v) => serde_json::from_slice(v.value())
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        None => Row::new(self.groups, self.sums).totals,
+                        None => {
+                            outcome.new_rows += 1;
+                            Row::new(self.groups, self.sums).totals
+                        }
                     };
                     totals.insert(record.key.clone(), (loaded, false));
                 }
@@ -180,18 +236,25 @@ impl Store {
                     continue;
                 };
                 match apply_totals(row_totals, old.as_ref(), &new) {
-                    Upsert::Stale => outcome.stale += 1,
-                    Upsert::Unchanged => outcome.unchanged += 1,
-                    change => {
-                        if change == Upsert::Inserted {
-                            outcome.inserted += 1;
+                    // The held version stays: put its bytes back.
+                    kept @ (Upsert::Stale | Upsert::Unchanged) => {
+                        if kept == Upsert::Stale {
+                            outcome.stale += 1;
                         } else {
-                            outcome.replaced += 1;
+                            outcome.unchanged += 1;
                         }
+                        if let Some(old) = &old {
+                            encode_record(old, &mut encoded);
+                            io!(table.insert(key.as_slice(), encoded.as_slice()))?;
+                        }
+                    }
+                    Upsert::Inserted => {
+                        outcome.inserted += 1;
                         *dirty = true;
-                        let bytes =
-                            serde_json::to_vec(&new).map_err(|e| StoreError::Io(e.to_string()))?;
-                        io!(table.insert(key.as_slice(), bytes.as_slice()))?;
+                    }
+                    Upsert::Replaced => {
+                        outcome.replaced += 1;
+                        *dirty = true;
                     }
                 }
             }
@@ -209,6 +272,8 @@ impl Store {
             }
         }
         io!(txn.commit())?;
+        self.rows
+            .fetch_add(outcome.new_rows, std::sync::atomic::Ordering::Relaxed);
         outcome.changed_rows.sort();
         Ok(outcome)
     }
@@ -235,9 +300,7 @@ impl Store {
                 break;
             }
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let record: StoredRecord = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            row.records.insert(id, record);
+            row.records.insert(id, decode_record(v.value())?);
         }
         Ok(Some(row))
     }
@@ -274,8 +337,115 @@ impl Store {
 
     /// Number of rows.
     pub fn row_count(&self) -> Result<u64, StoreError> {
-        let txn = io!(self.db.begin_read())?;
-        let table = io!(txn.open_table(TOTALS))?;
-        io!(table.len())
+        Ok(self.rows.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Decimal, Position};
+
+    #[test]
+    fn records_round_trip_through_the_compact_encoding() {
+        for group in [None, Some(0), Some(7)] {
+            let record = StoredRecord {
+                group,
+                fields: vec![
+                    serde_json::json!("pen"),
+                    serde_json::json!(1.5),
+                    serde_json::Value::Null,
+                ],
+                sums: vec![
+                    Decimal::parse("-12.345").expect("decimal"),
+                    Decimal::from_i64(i64::MAX),
+                ],
+                version: Position {
+                    partition: 3,
+                    offset: 1 << 40,
+                },
+            };
+            let mut bytes = Vec::new();
+            encode_record(&record, &mut bytes);
+            assert_eq!(decode_record(&bytes).expect("decodes"), record);
+        }
+        assert!(decode_record(&[1, 2, 3]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use crate::engine::{Decimal, Position};
+
+    fn record(key: &str, id: &str, group: u16, price: i64, offset: i64) -> Record {
+        Record {
+            key: key.into(),
+            id: id.into(),
+            group: Some(group),
+            fields: vec![serde_json::json!(price)],
+            sums: vec![Decimal::from_i64(price)],
+            version: Position {
+                partition: 0,
+                offset,
+            },
+        }
+    }
+
+    #[test]
+    fn batches_commit_rows_and_offsets_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = StoreIdentity {
+            view: "ns/v".into(),
+            revision: "r1".into(),
+            shard: 0,
+            shards: 1,
+        };
+        let store = Store::open(dir.path(), &identity, 3, 1).expect("opens");
+        let offsets = BTreeMap::from([(0, 3)]);
+        let outcome = store
+            .apply_batch(
+                vec![
+                    record("u1", "a", 0, 3, 0),
+                    record("u1", "b", 2, 70, 1),
+                    record("u2", "c", 0, 1, 2),
+                ],
+                &offsets,
+            )
+            .expect("commits");
+        assert_eq!((outcome.inserted, outcome.new_rows), (3, 2));
+        let stale = store
+            .apply_batch(vec![record("u1", "a", 1, 9, 0)], &BTreeMap::from([(0, 4)]))
+            .expect("commits");
+        assert_eq!(stale.unchanged, 1, "same position again is a re-delivery");
+        let moved = store
+            .apply_batch(vec![record("u1", "a", 1, 9, 5)], &BTreeMap::from([(0, 6)]))
+            .expect("commits");
+        assert_eq!(moved.replaced, 1);
+        let row = store.row("u1").expect("reads").expect("exists");
+        assert_eq!(row.records.len(), 2);
+        assert_eq!(row.totals[0].count, 0);
+        assert_eq!(
+            (row.totals[1].count, row.totals[1].sums[0]),
+            (1, Decimal::from_i64(9))
+        );
+        assert_eq!(
+            store.positions().expect("positions"),
+            BTreeMap::from([(0, 6)])
+        );
+        assert_eq!(store.keys_in_group(2, None, 10).expect("scan"), ["u1"]);
+        assert_eq!(store.row_count().expect("count"), 2);
+        drop(store);
+
+        let other = StoreIdentity {
+            revision: "r2".into(),
+            ..identity.clone()
+        };
+        assert!(matches!(
+            Store::open(dir.path(), &other, 3, 1),
+            Err(StoreError::ForeignState { .. })
+        ));
+        let reopened = Store::open(dir.path(), &identity, 3, 1).expect("reopens");
+        assert_eq!(reopened.row_count().expect("count"), 2);
     }
 }

@@ -382,3 +382,89 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
     let expected = reference(&values);
     assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
 }
+
+/// Reads server-sent events until one of kind `rows` arrives; returns (id, data).
+async fn next_rows_event(response: &mut reqwest::Response, buffer: &mut String) -> (u64, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            if field("event:").as_deref() == Some("rows") {
+                let id = field("id:").and_then(|v| v.parse().ok()).expect("event id");
+                let data = serde_json::from_str(&field("data:").expect("data")).expect("JSON data");
+                return (id, data);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rows event within 30 s"
+        );
+        match tokio::time::timeout(Duration::from_secs(30), response.chunk()).await {
+            Ok(Ok(Some(bytes))) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("watch stream ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_streams_row_changes_and_resumes_from_an_event_id() {
+    let env = TestEnv::with_kafka();
+    let s = setup(env, 1, 1).await;
+    let projector = Projector::start(&s.view_file, 0, &s.dir.path().join("data"), s.dir.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(projector.get("/readyz").await, Some((200, _))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready:\n{}",
+            projector.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let order = |user: &str, item: &str, price: f64| {
+        (item.to_string(), json!({"orderId": item, "userId": user, "items": [{"itemId": item, "name": "x", "price": price}]}).to_string().into_bytes())
+    };
+    let client = reqwest::Client::new();
+    let mut stream = client
+        .get(format!("{}/v1/watch", projector.base))
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(stream.status(), 200);
+    let mut buffer = String::new();
+    produce(env, &s.topic, &[order("u1", "i1", 70.0)]).await;
+    let (first_id, first) = next_rows_event(&mut stream, &mut buffer).await;
+    assert_eq!(first["rows"][0]["key"], "u1");
+    assert_eq!(first["rows"][0]["groups"]["expensive"]["count"], 1);
+
+    produce(env, &s.topic, &[order("u2", "i2", 1.0)]).await;
+    let (second_id, second) = next_rows_event(&mut stream, &mut buffer).await;
+    assert!(second_id > first_id);
+    assert_eq!(second["rows"][0]["key"], "u2");
+    drop(stream);
+
+    // A client that saw only the first event resumes and gets the second.
+    let mut resumed = client
+        .get(format!("{}/v1/watch", projector.base))
+        .header("Last-Event-ID", first_id.to_string())
+        .send()
+        .await
+        .expect("resume");
+    let mut buffer = String::new();
+    let (replayed_id, replayed) = next_rows_event(&mut resumed, &mut buffer).await;
+    assert_eq!(replayed_id, second_id);
+    assert_eq!(replayed["rows"][0]["key"], "u2");
+
+    let bad = client
+        .get(format!("{}/v1/watch", projector.base))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+}
