@@ -43,6 +43,9 @@ pub struct ProjectorArgs {
     /// Ready once at most this many events behind the high-water marks seen at start.
     #[arg(long, default_value_t = 0)]
     pub ready_max_lag: i64,
+    /// Page cache of the store in MiB; most of the process's memory.
+    #[arg(long, env = "MATVIEW_STORE_CACHE_MIB", default_value_t = 1024)]
+    pub store_cache_mib: usize,
     /// Log format: json or text.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -81,6 +84,7 @@ impl ProjectorArgs {
             batch_max_events: self.batch_max_events.max(1),
             batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
             ready_max_lag: self.ready_max_lag,
+            store_cache_bytes: self.store_cache_mib.saturating_mul(1 << 20),
         })
     }
 }

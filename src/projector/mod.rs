@@ -38,6 +38,7 @@ pub struct ProjectorConfig {
     pub batch_max_events: usize,
     pub batch_max_wait: Duration,
     pub ready_max_lag: i64,
+    pub store_cache_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +194,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         &identity,
         view.groups.len(),
         view.aggregate.sums.len(),
+        config.store_cache_bytes,
     )?;
 
     let mut kafka = ClientConfig::new();

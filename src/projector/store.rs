@@ -2,7 +2,7 @@
 //! consumed offsets, all written by one transaction per batch, so a crash at
 //! any instant leaves either the whole batch (with its offsets) or none of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -135,14 +135,18 @@ impl Store {
         identity: &StoreIdentity,
         groups: usize,
         sums: usize,
+        cache_bytes: usize,
     ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("view.redb");
-        let db = Database::create(&path).map_err(|e| StoreError::Open {
-            path: path.clone(),
-            source: Box::new(e),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes.max(16 << 20))
+            .create(&path)
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
         let txn = io!(db.begin_write())?;
         {
             let mut meta = io!(txn.open_table(META))?;
@@ -197,15 +201,18 @@ impl Store {
     /// Applies a batch of records and records `next_offsets` in one atomic commit.
     pub fn apply_batch(
         &self,
-        records: Vec<Record>,
+        mut records: Vec<Record>,
         next_offsets: &BTreeMap<i32, i64>,
     ) -> Result<BatchOutcome, StoreError> {
+        // Key order keeps B-tree writes local; versions decide between
+        // records of the same id, so reordering does not change the result.
+        records.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
         let txn = io!(self.db.begin_write())?;
         let mut outcome = BatchOutcome::default();
         {
             let mut table = io!(txn.open_table(RECORDS))?;
             let mut totals_table = io!(txn.open_table(TOTALS))?;
-            let mut totals: HashMap<String, (Vec<GroupTotals>, bool)> = HashMap::new();
+            let mut totals: BTreeMap<String, (Vec<GroupTotals>, bool)> = BTreeMap::new();
             let mut encoded = Vec::with_capacity(256);
             for record in records {
                 let key = record_key(&record.key, &record.id);
@@ -401,7 +408,7 @@ mod store_tests {
             shard: 0,
             shards: 1,
         };
-        let store = Store::open(dir.path(), &identity, 3, 1).expect("opens");
+        let store = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("opens");
         let offsets = BTreeMap::from([(0, 3)]);
         let outcome = store
             .apply_batch(
@@ -442,10 +449,10 @@ mod store_tests {
             ..identity.clone()
         };
         assert!(matches!(
-            Store::open(dir.path(), &other, 3, 1),
+            Store::open(dir.path(), &other, 3, 1, 64 << 20),
             Err(StoreError::ForeignState { .. })
         ));
-        let reopened = Store::open(dir.path(), &identity, 3, 1).expect("reopens");
+        let reopened = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("reopens");
         assert_eq!(reopened.row_count().expect("count"), 2);
     }
 }
