@@ -30,6 +30,16 @@ pub enum Command {
     },
     /// Run one projector: consume a shard of the view's topic into a durable store and serve it over HTTP.
     Projector(Box<projector::ProjectorArgs>),
+    /// Print the Kubernetes objects the operator creates for a view (ConfigMap, Service,
+    /// StatefulSet and PodDisruptionBudget per shard), without a cluster.
+    Render {
+        /// MaterializedView manifest.
+        #[arg(short = 'f', long = "filename")]
+        path: PathBuf,
+        /// Projector image.
+        #[arg(long, env = "MATVIEW_PROJECTOR_IMAGE")]
+        image: Option<String>,
+    },
     /// Benchmarks against a running broker.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -96,6 +106,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print!("{report}");
             Ok(())
         }
+        Command::Render { path, image } => {
+            let text = std::fs::read_to_string(&path).map_err(|source| CliError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let view: crate::crd::MaterializedView = serde_yaml::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+            let mut settings = crate::operator::desired::PodSettings::default();
+            if let Some(image) = image {
+                settings.image = image;
+            }
+            let (_, objects) = crate::operator::plan(&view, &settings)?;
+            print!("{}", crate::operator::render(&objects)?);
+            Ok(())
+        }
         Command::Projector(args) => {
             projector::init_logging(&args.log_format);
             let config = args.into_config().map_err(CliError::Usage)?;
@@ -121,6 +146,8 @@ pub enum CliError {
     Projector(#[from] crate::projector::ProjectorError),
     #[error(transparent)]
     Bench(#[from] crate::bench::BenchError),
+    #[error(transparent)]
+    Render(#[from] crate::operator::RenderError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

@@ -34,6 +34,10 @@ pub struct ProjectorArgs {
     /// File of KEY=VALUE librdkafka properties, one per line (a mounted Secret).
     #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_FILE")]
     pub kafka_properties_file: Option<PathBuf>,
+    /// Directory whose files are librdkafka properties: file name = key, content = value
+    /// (a Secret or ConfigMap mounted as a volume).
+    #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_DIR")]
+    pub kafka_properties_dir: Option<PathBuf>,
     /// Most events per batch (one store commit each).
     #[arg(long, default_value_t = 20_000)]
     pub batch_max_events: usize,
@@ -72,6 +76,9 @@ impl ProjectorArgs {
                 kafka_properties.push(parse_property(line)?);
             }
         }
+        if let Some(dir) = &self.kafka_properties_dir {
+            kafka_properties.extend(properties_from_dir(dir)?);
+        }
         kafka_properties.extend(self.kafka_properties);
         Ok(ProjectorConfig {
             view_file: self.view,
@@ -89,6 +96,26 @@ impl ProjectorArgs {
     }
 }
 
+/// Reads a mounted Secret or ConfigMap: one property per file. Kubernetes'
+/// own bookkeeping entries (names starting with '.') are skipped.
+fn properties_from_dir(dir: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        out.push((name, value.trim().to_string()));
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Structured logs on stderr; `RUST_LOG` filters (default info).
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -101,4 +128,29 @@ pub fn init_logging(format: &str) {
     } else {
         builder.json().try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_come_from_files_and_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("security.protocol"), "SASL_SSL\n").expect("write");
+        std::fs::write(dir.path().join("sasl.username"), "svc").expect("write");
+        std::fs::create_dir(dir.path().join("..data")).expect("mkdir");
+        assert_eq!(
+            properties_from_dir(dir.path()).expect("reads"),
+            [
+                ("sasl.username".to_string(), "svc".to_string()),
+                ("security.protocol".to_string(), "SASL_SSL".to_string())
+            ]
+        );
+        assert_eq!(
+            parse_property(" a = b=c "),
+            Ok(("a".to_string(), "b=c".to_string()))
+        );
+        assert!(parse_property("novalue").is_err());
+    }
 }

@@ -1,0 +1,389 @@
+//! The objects a view needs, as pure functions of the view and its revision:
+//! a ConfigMap with the view, a headless Service, one StatefulSet and one
+//! PodDisruptionBudget per shard. No Kubernetes client is involved.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::crd::MaterializedView;
+
+pub const LABEL_VIEW: &str = "matview.dev/view";
+pub const LABEL_REVISION: &str = "matview.dev/revision";
+pub const LABEL_SHARD: &str = "matview.dev/shard";
+pub const HTTP_PORT: i32 = 8080;
+const VIEW_FILE: &str = "/etc/matview/view/view.yaml";
+const KAFKA_DIR: &str = "/etc/matview/kafka";
+const DATA_DIR: &str = "/var/lib/matview";
+/// Kubernetes adds "-<ordinal>" to pod names and puts the StatefulSet name in
+/// a 63-character label; 52 leaves room for both.
+const MAX_NAME: usize = 52;
+
+/// How projector pods are run (operator settings, not part of a view).
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    pub image: String,
+    pub image_pull_policy: String,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        PodSettings {
+            image: format!("ghcr.io/matview/matview:{}", crate::version::VERSION),
+            image_pull_policy: "IfNotPresent".into(),
+        }
+    }
+}
+
+/// Everything one revision of a view needs.
+#[derive(Debug, Clone)]
+pub struct DesiredObjects {
+    pub config_map: ConfigMap,
+    pub service: Service,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub disruption_budgets: Vec<PodDisruptionBudget>,
+}
+
+/// A name of at most 52 characters: `<view>-<revision><suffix>`, the view part
+/// shortened when needed (the revision keeps it unique).
+pub fn object_name(view: &str, revision: &str, suffix: &str) -> String {
+    let room = MAX_NAME.saturating_sub(revision.len() + suffix.len() + 1);
+    let view: String = view.chars().take(room).collect();
+    format!("{}-{revision}{suffix}", view.trim_end_matches('-'))
+}
+
+fn labels(view: &str, revision: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "matview-projector".into()),
+        ("app.kubernetes.io/instance".into(), view.into()),
+        ("app.kubernetes.io/component".into(), "projector".into()),
+        ("app.kubernetes.io/part-of".into(), "matview".into()),
+        (
+            "app.kubernetes.io/managed-by".into(),
+            "matview-operator".into(),
+        ),
+        (LABEL_VIEW.into(), view.into()),
+        (LABEL_REVISION.into(), revision.into()),
+    ])
+}
+
+fn owner(view: &MaterializedView) -> Vec<OwnerReference> {
+    vec![OwnerReference {
+        api_version: "matview.dev/v1alpha1".into(),
+        kind: "MaterializedView".into(),
+        name: view.metadata.name.clone().unwrap_or_default(),
+        uid: view.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]
+}
+
+fn meta(view: &MaterializedView, name: String, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: view.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(owner(view)),
+        ..Default::default()
+    }
+}
+
+/// The view as the projector reads it: only what it needs.
+fn view_file(view: &MaterializedView) -> String {
+    let doc = serde_json::json!({
+        "apiVersion": "matview.dev/v1alpha1",
+        "kind": "MaterializedView",
+        "metadata": {"name": view.metadata.name, "namespace": view.metadata.namespace},
+        "spec": view.spec,
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
+}
+
+pub fn desired_objects(
+    view: &MaterializedView,
+    revision: &str,
+    settings: &PodSettings,
+) -> DesiredObjects {
+    let name = view.metadata.name.clone().unwrap_or_default();
+    let base = labels(&name, revision);
+    let config_name = object_name(&name, revision, "");
+    let config_map = ConfigMap {
+        metadata: meta(view, config_name.clone(), base.clone()),
+        data: Some(BTreeMap::from([("view.yaml".to_string(), view_file(view))])),
+        ..Default::default()
+    };
+    let service = Service {
+        metadata: meta(view, config_name.clone(), base.clone()),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(BTreeMap::from([
+                (LABEL_VIEW.to_string(), name.clone()),
+                (LABEL_REVISION.to_string(), revision.to_string()),
+            ])),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: HTTP_PORT,
+                target_port: Some(IntOrString::Int(HTTP_PORT)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let shards = u32::try_from(view.spec.shards).unwrap_or(1).max(1);
+    let replicas = view.spec.replicas_per_shard.max(1);
+    let mut stateful_sets = Vec::new();
+    let mut disruption_budgets = Vec::new();
+    for shard in 0..shards {
+        let mut shard_labels = base.clone();
+        shard_labels.insert(LABEL_SHARD.into(), shard.to_string());
+        let selector = LabelSelector {
+            match_labels: Some(BTreeMap::from([
+                (LABEL_VIEW.to_string(), name.clone()),
+                (LABEL_REVISION.to_string(), revision.to_string()),
+                (LABEL_SHARD.to_string(), shard.to_string()),
+            ])),
+            ..Default::default()
+        };
+        let set_name = object_name(&name, revision, &format!("-s{shard}"));
+        stateful_sets.push(StatefulSet {
+            metadata: meta(view, set_name.clone(), shard_labels.clone()),
+            spec: StatefulSetSpec {
+                replicas: Some(replicas),
+                service_name: Some(config_name.clone()),
+                selector: selector.clone(),
+                pod_management_policy: Some("Parallel".into()),
+                template: pod_template(view, &config_name, shard, shard_labels.clone(), settings),
+                volume_claim_templates: Some(vec![volume_claim(view)]),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        // One replica: no budget, so that node drains are never blocked. Two
+        // or more: an eviction may never take the last ready one.
+        if replicas >= 2 {
+            disruption_budgets.push(PodDisruptionBudget {
+                metadata: meta(view, set_name, shard_labels),
+                spec: Some(PodDisruptionBudgetSpec {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    selector: Some(selector),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    DesiredObjects {
+        config_map,
+        service,
+        stateful_sets,
+        disruption_budgets,
+    }
+}
+
+fn volume_claim(view: &MaterializedView) -> PersistentVolumeClaim {
+    let projector = view.spec.projector.clone().unwrap_or_default();
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: projector.storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(projector.storage_size.unwrap_or_else(|| "1Gi".into())),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn pod_template(
+    view: &MaterializedView,
+    config_name: &str,
+    shard: u32,
+    labels: BTreeMap<String, String>,
+    settings: &PodSettings,
+) -> PodTemplateSpec {
+    let projector = view.spec.projector.clone().unwrap_or_default();
+    let probe = |path: &str, failure_threshold: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(HTTP_PORT),
+            ..Default::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    };
+    let mut mounts = vec![
+        VolumeMount {
+            name: "view".into(),
+            mount_path: "/etc/matview/view".into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    let mut volumes = vec![
+        Volume {
+            name: "view".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_name.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    let mut args: Vec<String> = [
+        "projector",
+        "--view",
+        VIEW_FILE,
+        "--shard",
+        &shard.to_string(),
+        "--data-dir",
+        DATA_DIR,
+        "--listen",
+        &format!("0.0.0.0:{HTTP_PORT}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(config_from) = &view.spec.source.kafka.config_from {
+        // Each key of the Secret or ConfigMap is one librdkafka property.
+        let source = match (&config_from.secret_name, &config_from.config_map_name) {
+            (Some(secret), _) => Volume {
+                name: "kafka".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            (None, Some(map)) => Volume {
+                name: "kafka".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: map.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            (None, None) => Volume {
+                name: "kafka".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            },
+        };
+        volumes.push(source);
+        mounts.push(VolumeMount {
+            name: "kafka".into(),
+            mount_path: KAFKA_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        args.extend(["--kafka-properties-dir".to_string(), KAFKA_DIR.to_string()]);
+    }
+    let pod_name = EnvVar {
+        name: "MATVIEW_POD_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "projector".into(),
+                image: Some(settings.image.clone()),
+                image_pull_policy: Some(settings.image_pull_policy.clone()),
+                args: Some(args),
+                env: Some(vec![pod_name, env("MATVIEW_LOG_FORMAT", "json")]),
+                ports: Some(vec![ContainerPort {
+                    name: Some("http".into()),
+                    container_port: HTTP_PORT,
+                    ..Default::default()
+                }]),
+                readiness_probe: Some(probe("/readyz", 1)),
+                liveness_probe: Some(probe("/healthz", 6)),
+                resources: projector.resources,
+                volume_mounts: Some(mounts),
+                security_context: Some(SecurityContext {
+                    run_as_non_root: Some(true),
+                    read_only_root_filesystem: Some(true),
+                    allow_privilege_escalation: Some(false),
+                    capabilities: Some(Capabilities {
+                        drop: Some(vec!["ALL".into()]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            volumes: Some(volumes),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(65532),
+                run_as_group: Some(65532),
+                fs_group: Some(65532),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            node_selector: projector.node_selector,
+            tolerations: projector.tolerations,
+            affinity: projector.affinity,
+            priority_class_name: projector.priority_class_name,
+            termination_grace_period_seconds: Some(30),
+            ..Default::default()
+        }),
+    }
+}

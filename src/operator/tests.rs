@@ -1,0 +1,139 @@
+//! Desired objects, checked without a cluster.
+
+use super::desired::*;
+use super::*;
+
+fn view(name: &str, shards: i32, replicas: i32) -> MaterializedView {
+    let text = include_str!("../../examples/items-by-price.yaml");
+    let mut view: MaterializedView = serde_yaml::from_str(text).expect("example parses");
+    view.metadata.name = Some(name.into());
+    view.metadata.uid = Some("uid-1".into());
+    view.spec.shards = shards;
+    view.spec.replicas_per_shard = replicas;
+    view
+}
+
+#[test]
+fn one_stateful_set_per_shard_with_its_shard_argument() {
+    let (rev, objects) = plan(&view("items", 3, 2), &PodSettings::default()).expect("plans");
+    assert_eq!(objects.stateful_sets.len(), 3);
+    for (shard, set) in objects.stateful_sets.iter().enumerate() {
+        let spec = &set.spec;
+        assert_eq!(spec.replicas, Some(2));
+        assert_eq!(
+            set.metadata.name.as_deref(),
+            Some(format!("items-{rev}-s{shard}").as_str())
+        );
+        let labels = spec.selector.match_labels.as_ref().expect("selector");
+        assert_eq!(labels[LABEL_SHARD], shard.to_string());
+        assert_eq!(labels[LABEL_REVISION], rev);
+        let pod = spec.template.spec.as_ref().expect("pod");
+        let args = pod.containers[0].args.as_ref().expect("args");
+        let at = args.iter().position(|a| a == "--shard").expect("--shard");
+        assert_eq!(args[at + 1], shard.to_string());
+        // The template's labels satisfy the selector.
+        let template_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref())
+            .expect("labels");
+        assert!(
+            labels
+                .iter()
+                .all(|(k, v)| template_labels.get(k) == Some(v))
+        );
+    }
+}
+
+#[test]
+fn scaling_replicas_changes_neither_revision_nor_names() {
+    let (rev1, one) = plan(&view("items", 2, 1), &PodSettings::default()).expect("plans");
+    let (rev2, two) = plan(&view("items", 2, 3), &PodSettings::default()).expect("plans");
+    assert_eq!(rev1, rev2);
+    let names = |o: &DesiredObjects| {
+        o.stateful_sets
+            .iter()
+            .map(|s| s.metadata.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&one), names(&two));
+    assert_eq!(two.stateful_sets[1].spec.replicas, Some(3));
+}
+
+#[test]
+fn budgets_only_protect_shards_with_two_or_more_replicas() {
+    let (_, single) = plan(&view("items", 2, 1), &PodSettings::default()).expect("plans");
+    assert!(
+        single.disruption_budgets.is_empty(),
+        "a single replica must not block node drains"
+    );
+    let (_, double) = plan(&view("items", 2, 2), &PodSettings::default()).expect("plans");
+    assert_eq!(double.disruption_budgets.len(), 2);
+    let spec = double.disruption_budgets[0].spec.as_ref().expect("spec");
+    assert_eq!(
+        spec.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+}
+
+#[test]
+fn pods_are_restricted_and_owned_by_the_view() {
+    let (_, objects) = plan(&view("items", 1, 1), &PodSettings::default()).expect("plans");
+    let set = &objects.stateful_sets[0];
+    let owner = &set.metadata.owner_references.as_ref().expect("owners")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("MaterializedView", "uid-1", Some(true))
+    );
+    let pod = set.spec.template.spec.as_ref().expect("pod");
+    let sc = pod.containers[0]
+        .security_context
+        .as_ref()
+        .expect("security context");
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_string()])
+    );
+    assert_eq!(
+        pod.containers[0]
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|h| h.path.clone())
+            .as_deref(),
+        Some("/readyz")
+    );
+}
+
+#[test]
+fn the_config_map_holds_a_view_the_projector_can_compile() {
+    let (rev, objects) = plan(&view("items", 2, 1), &PodSettings::default()).expect("plans");
+    let text = &objects.config_map.data.as_ref().expect("data")["view.yaml"];
+    let back: MaterializedView = serde_yaml::from_str(text).expect("parses");
+    assert_eq!(back.spec, view("items", 2, 1).spec);
+    assert_eq!(crate::engine::revision(&back.spec), rev);
+}
+
+#[test]
+fn long_view_names_are_shortened_to_fit() {
+    let name = "a".repeat(63);
+    let (rev, objects) = plan(&view(&name, 12, 1), &PodSettings::default()).expect("plans");
+    for set in &objects.stateful_sets {
+        let n = set.metadata.name.as_deref().expect("name");
+        assert!(n.len() <= 52, "{n}");
+        assert!(n.contains(&rev));
+    }
+    assert_eq!(object_name("shop-", "abc", "-s1"), "shop-abc-s1");
+}
+
+#[test]
+fn invalid_views_are_not_planned() {
+    let mut bad = view("items", 1, 1);
+    bad.spec.classify.field = "missing".into();
+    let err = plan(&bad, &PodSettings::default()).expect_err("invalid");
+    assert!(err.to_string().contains("spec.classify.field"), "{err}");
+}
