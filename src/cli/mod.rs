@@ -40,6 +40,27 @@ pub enum Command {
         #[arg(long, env = "MATVIEW_PROJECTOR_IMAGE")]
         image: Option<String>,
     },
+    /// Run the operator: reconcile every MaterializedView into projector workloads and status.
+    Operator {
+        /// Projector image of the pods it creates.
+        #[arg(long, env = "MATVIEW_PROJECTOR_IMAGE")]
+        projector_image: Option<String>,
+        /// Use these Kafka bootstrap servers for every view (instead of each view's own).
+        #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP_OVERRIDE")]
+        kafka_bootstrap_override: Option<String>,
+        /// Address of /healthz, /readyz and /metrics.
+        #[arg(long, env = "MATVIEW_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
+        listen: std::net::SocketAddr,
+        /// Views reconciled at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: u16,
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "MATVIEW_WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Log format: json or text.
+        #[arg(long, env = "MATVIEW_LOG_FORMAT", default_value = "json")]
+        log_format: String,
+    },
     /// Benchmarks against a running broker.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -121,6 +142,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", crate::operator::render(&objects)?);
             Ok(())
         }
+        Command::Operator {
+            projector_image,
+            kafka_bootstrap_override,
+            listen,
+            concurrency,
+            namespace,
+            log_format,
+        } => {
+            projector::init_logging(&log_format);
+            let mut settings = crate::operator::desired::PodSettings::default();
+            if let Some(image) = projector_image {
+                settings.image = image;
+            }
+            crate::operator::run::run(crate::operator::run::OperatorConfig {
+                settings,
+                kafka_override: kafka_bootstrap_override,
+                listen,
+                concurrency: concurrency.max(1),
+                namespace,
+            })?;
+            Ok(())
+        }
         Command::Projector(args) => {
             projector::init_logging(&args.log_format);
             let config = args.into_config().map_err(CliError::Usage)?;
@@ -148,6 +191,8 @@ pub enum CliError {
     Bench(#[from] crate::bench::BenchError),
     #[error(transparent)]
     Render(#[from] crate::operator::RenderError),
+    #[error(transparent)]
+    Operator(#[from] crate::operator::run::OperatorError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

@@ -3,7 +3,13 @@
 //! This part builds the desired objects of a revision as pure functions
 //! ([`desired::desired_objects`]); `matview render` prints them.
 
+pub mod controller;
 pub mod desired;
+pub mod kafka;
+pub mod metrics;
+pub mod objects;
+pub mod run;
+pub mod status;
 
 use serde::Serialize;
 

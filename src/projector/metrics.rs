@@ -34,7 +34,7 @@ impl Histogram {
         self.total.fetch_add(1, Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub fn render_to(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(
@@ -217,12 +217,12 @@ impl Metrics {
                 v as f64 / 1e6
             );
         }
-        self.batch_events.render(
+        self.batch_events.render_to(
             &mut out,
             "matview_batch_events",
             "Events per committed batch.",
         );
-        self.commit_seconds.render(
+        self.commit_seconds.render_to(
             &mut out,
             "matview_commit_seconds",
             "Duration of the store commit of a batch.",

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crd_api;
+mod operator;
 mod operator_objects;
 mod projector;
 mod smoke_kafka;

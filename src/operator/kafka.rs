@@ -1,0 +1,168 @@
+//! The operator's Kafka edge: is the source there, create the dead-letter
+//! topic, measure a consumer group's lag, delete what a view owns.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("topic {0} does not exist; create it, or fix spec.source.kafka.topic")]
+    MissingTopic(String),
+    #[error("kafka at {servers}: {detail}")]
+    Unreachable { servers: String, detail: String },
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn client_config(servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", servers)
+        .set("socket.timeout.ms", "10000");
+    config
+}
+
+fn unreachable(servers: &str, e: impl std::fmt::Display) -> KafkaError {
+    KafkaError::Unreachable {
+        servers: servers.into(),
+        detail: e.to_string(),
+    }
+}
+
+/// Partition count of a topic, off the async runtime (metadata calls block).
+pub async fn partitions(servers: &str, topic: &str) -> Result<i32, KafkaError> {
+    let (servers, topic) = (servers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client_config(&servers)
+            .create()
+            .map_err(|e| unreachable(&servers, e))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), TIMEOUT)
+            .map_err(|e| unreachable(&servers, e))?;
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0)
+            .ok_or(KafkaError::MissingTopic(topic))
+    })
+    .await
+    .map_err(|e| KafkaError::Unreachable {
+        servers: String::new(),
+        detail: e.to_string(),
+    })?
+}
+
+fn admin(servers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    client_config(servers)
+        .create()
+        .map_err(|e| unreachable(servers, e))
+}
+
+/// Creates the topic unless it exists.
+pub async fn ensure_topic(servers: &str, topic: &str, partitions: i32) -> Result<bool, KafkaError> {
+    let admin = admin(servers)?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = admin
+        .create_topics([&new], &options)
+        .await
+        .map_err(|e| unreachable(servers, e))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(false),
+        Some(Err((t, code))) => Err(unreachable(
+            servers,
+            format!("cannot create topic {t}: {code}"),
+        )),
+    }
+}
+
+/// Deletes topics and consumer groups; ones already gone are fine.
+pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(), KafkaError> {
+    let admin = admin(servers)?;
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    if !topics.is_empty() {
+        for result in admin
+            .delete_topics(topics, &options)
+            .await
+            .map_err(|e| unreachable(servers, e))?
+        {
+            if let Err((t, code)) = result
+                && code != RDKafkaErrorCode::UnknownTopicOrPartition
+            {
+                return Err(unreachable(
+                    servers,
+                    format!("cannot delete topic {t}: {code}"),
+                ));
+            }
+        }
+    }
+    if !groups.is_empty() {
+        for result in admin
+            .delete_groups(groups, &options)
+            .await
+            .map_err(|e| unreachable(servers, e))?
+        {
+            if let Err((g, code)) = result
+                && !matches!(
+                    code,
+                    RDKafkaErrorCode::GroupIdNotFound | RDKafkaErrorCode::NotCoordinator
+                )
+            {
+                return Err(unreachable(
+                    servers,
+                    format!("cannot delete consumer group {g}: {code}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events of `topic` the consumer group has not committed, summed over partitions.
+pub async fn group_lag(
+    servers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<i64, KafkaError> {
+    let (servers, group, topic) = (servers.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client_config(&servers)
+            .set("group.id", &group)
+            .create()
+            .map_err(|e| unreachable(&servers, e))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(&topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, TIMEOUT)
+            .map_err(|e| unreachable(&servers, e))?;
+        let mut lag = 0;
+        for p in 0..partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p, TIMEOUT)
+                .map_err(|e| unreachable(&servers, e))?;
+            let at = match committed.find_partition(&topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            };
+            lag += (high - at).max(0);
+        }
+        Ok(lag)
+    })
+    .await
+    .map_err(|e| KafkaError::Unreachable {
+        servers: String::new(),
+        detail: e.to_string(),
+    })?
+}

@@ -1,0 +1,120 @@
+//! `matview operator`: the controller, its HTTP endpoints, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+use tracing::{info, warn};
+
+use super::controller::{Context, error_policy, reconcile};
+use super::desired::PodSettings;
+use crate::crd::MaterializedView;
+
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    pub settings: PodSettings,
+    pub kafka_override: Option<String>,
+    pub listen: SocketAddr,
+    pub concurrency: u16,
+    /// Watch one namespace only (default: all).
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub fn run(config: OperatorConfig) -> Result<(), OperatorError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| OperatorError::Io(e.to_string()))?;
+    runtime.block_on(serve(config))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    info!("signal received: shutting down");
+}
+
+async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
+    let client = Client::try_default().await?;
+    let reporter = Reporter {
+        controller: "matview-operator".into(),
+        instance: std::env::var("MATVIEW_POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: config.settings.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        kafka_override: config.kafka_override.clone(),
+        failures: Mutex::new(Default::default()),
+        metrics: Default::default(),
+    });
+    let (views, sets): (Api<MaterializedView>, Api<StatefulSet>) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    // Fail fast with a clear message when the CRD is missing or RBAC forbids.
+    views
+        .list(&kube::api::ListParams::default().limit(1))
+        .await?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| OperatorError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let metrics_ctx = ctx.clone();
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let ctx = metrics_ctx.clone();
+                async move { ctx.metrics.render() }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+    });
+
+    info!(listen = %config.listen, namespace = ?config.namespace, "operator starting");
+    Controller::new(views, watcher::Config::default())
+        .owns(
+            sets,
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=matview-operator"),
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(shutdown_signal())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "controller");
+            }
+        })
+        .await;
+    info!("operator stopped");
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! Status as a pure function of what reconcile observed: conditions with
+//! reasons and messages that say what to fix, and the phase.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::status::set_condition;
+use crate::crd::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
+
+/// Readiness of one revision's StatefulSets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readiness {
+    pub shards: u32,
+    /// Shards whose StatefulSet exists.
+    pub shards_found: u32,
+    /// Shards with at least one ready replica.
+    pub shards_serving: u32,
+    pub ready_replicas: i32,
+    pub desired_replicas: i32,
+}
+
+impl Readiness {
+    pub fn all_ready(&self) -> bool {
+        self.shards_found == self.shards
+            && self.ready_replicas >= self.desired_replicas
+            && self.desired_replicas > 0
+    }
+
+    pub fn serving(&self) -> bool {
+        self.shards > 0 && self.shards_found == self.shards && self.shards_serving == self.shards
+    }
+}
+
+/// What reconcile observed.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub generation: Option<i64>,
+    /// `Err(message)` when the spec does not compile.
+    pub spec: Result<(), String>,
+    /// `Err(message)` when the source topic cannot be read.
+    pub source: Result<i32, String>,
+    pub active_revision: Option<String>,
+    pub target_revision: Option<String>,
+    pub active: Readiness,
+    pub target: Option<Readiness>,
+    pub lag: Option<i64>,
+    pub path: String,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Observed {
+            generation: None,
+            spec: Ok(()),
+            source: Err("not checked yet".into()),
+            active_revision: None,
+            target_revision: None,
+            active: Readiness::default(),
+            target: None,
+            lag: None,
+            path: String::new(),
+        }
+    }
+}
+
+fn condition(
+    type_: ConditionType,
+    ok: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_,
+        status: if ok {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        },
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time: None,
+    }
+}
+
+/// The next status, keeping transition times of conditions that did not flip.
+pub fn compute(
+    previous: Option<&MaterializedViewStatus>,
+    o: &Observed,
+    now: Time,
+) -> MaterializedViewStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let g = o.generation;
+    let set = |status: &mut MaterializedViewStatus, c: Condition| {
+        set_condition(&mut status.conditions, c, now.clone())
+    };
+    status.observed_generation = g;
+    status.path = Some(o.path.clone());
+
+    if let Err(message) = &o.spec {
+        let serving = status.active_revision.is_some() && o.active.serving();
+        set(
+            &mut status,
+            condition(
+                ConditionType::Ready,
+                serving,
+                "InvalidSpec",
+                format!("{message}; fix the spec — the running revision is left unchanged"),
+                g,
+            ),
+        );
+        set(
+            &mut status,
+            condition(
+                ConditionType::Progressing,
+                false,
+                "InvalidSpec",
+                message.clone(),
+                g,
+            ),
+        );
+        status.phase = Some(Phase::Failed);
+        return status;
+    }
+    match &o.source {
+        Ok(partitions) => set(
+            &mut status,
+            condition(
+                ConditionType::SourceReady,
+                true,
+                "TopicFound",
+                format!("source topic has {partitions} partitions"),
+                g,
+            ),
+        ),
+        Err(message) => {
+            set(
+                &mut status,
+                condition(
+                    ConditionType::SourceReady,
+                    false,
+                    "TopicUnavailable",
+                    message.clone(),
+                    g,
+                ),
+            );
+            set(
+                &mut status,
+                condition(
+                    ConditionType::Ready,
+                    o.active.serving(),
+                    "SourceUnavailable",
+                    "waiting for the source topic",
+                    g,
+                ),
+            );
+            status.phase = Some(if o.active.serving() {
+                Phase::Degraded
+            } else {
+                Phase::Pending
+            });
+            return status;
+        }
+    }
+    status.active_revision = o.active_revision.clone();
+    status.target_revision = o.target_revision.clone();
+    status.lag = o.lag;
+    status.ready_replicas = Some(o.active.ready_replicas);
+
+    let a = o.active;
+    let (phase, ready_reason, ready_message) = if a.all_ready() {
+        (
+            Phase::Ready,
+            "CaughtUp",
+            format!(
+                "{}/{} projectors ready and caught up",
+                a.ready_replicas, a.desired_replicas
+            ),
+        )
+    } else if a.serving() {
+        (
+            Phase::Degraded,
+            "ReplicasUnavailable",
+            format!(
+                "{}/{} projectors ready; every shard still serves",
+                a.ready_replicas, a.desired_replicas
+            ),
+        )
+    } else {
+        (
+            Phase::Building,
+            "Building",
+            format!(
+                "{}/{} projectors ready; catching up with the topic",
+                a.ready_replicas, a.desired_replicas
+            ),
+        )
+    };
+    set(
+        &mut status,
+        condition(
+            ConditionType::Ready,
+            a.serving(),
+            ready_reason,
+            ready_message,
+            g,
+        ),
+    );
+    set(
+        &mut status,
+        condition(
+            ConditionType::Degraded,
+            phase == Phase::Degraded,
+            if phase == Phase::Degraded {
+                "ReplicasUnavailable"
+            } else {
+                "AllReplicasReady"
+            },
+            "",
+            g,
+        ),
+    );
+    let phase = match (&o.target_revision, o.target) {
+        (Some(target), Some(t)) => {
+            set(
+                &mut status,
+                condition(
+                    ConditionType::Progressing,
+                    true,
+                    "Rebuilding",
+                    format!(
+                        "revision {target}: {}/{} projectors ready; the active revision keeps serving",
+                        t.ready_replicas, t.desired_replicas
+                    ),
+                    g,
+                ),
+            );
+            Phase::Rebuilding
+        }
+        _ => {
+            let building = phase == Phase::Building;
+            set(
+                &mut status,
+                condition(
+                    ConditionType::Progressing,
+                    building,
+                    if building { "Building" } else { "Stable" },
+                    "",
+                    g,
+                ),
+            );
+            phase
+        }
+    };
+    status.phase = Some(phase);
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("time"))
+    }
+
+    fn ready(r: &MaterializedViewStatus, t: ConditionType) -> (ConditionStatus, String) {
+        let c = r
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .expect("condition");
+        (c.status, c.reason.clone())
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            generation: Some(3),
+            spec: Ok(()),
+            source: Ok(4),
+            active_revision: Some("aaa".into()),
+            active: Readiness {
+                shards: 2,
+                shards_found: 2,
+                shards_serving: 2,
+                ready_replicas: 4,
+                desired_replicas: 4,
+            },
+            path: "/v1/namespaces/shop/views/v".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn phases_follow_readiness() {
+        let s = compute(None, &observed(), now());
+        assert_eq!(s.phase, Some(Phase::Ready));
+        assert_eq!(
+            ready(&s, ConditionType::Ready),
+            (ConditionStatus::True, "CaughtUp".into())
+        );
+        assert_eq!(s.observed_generation, Some(3));
+
+        let mut o = observed();
+        o.active.ready_replicas = 3;
+        o.active.shards_serving = 2;
+        assert_eq!(compute(None, &o, now()).phase, Some(Phase::Degraded));
+        o.active.shards_serving = 1;
+        assert_eq!(compute(None, &o, now()).phase, Some(Phase::Building));
+
+        let mut o = observed();
+        o.target_revision = Some("bbb".into());
+        o.target = Some(Readiness {
+            shards: 2,
+            shards_found: 2,
+            ..Default::default()
+        });
+        let s = compute(None, &o, now());
+        assert_eq!(s.phase, Some(Phase::Rebuilding));
+        assert_eq!(s.target_revision.as_deref(), Some("bbb"));
+        assert_eq!(
+            ready(&s, ConditionType::Ready).0,
+            ConditionStatus::True,
+            "the active revision keeps serving"
+        );
+    }
+
+    #[test]
+    fn invalid_spec_and_missing_source_say_what_to_fix() {
+        let mut o = observed();
+        o.spec = Err("spec.classify.rules[1]: no value can match".into());
+        let s = compute(None, &o, now());
+        assert_eq!(s.phase, Some(Phase::Failed));
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Ready)
+            .expect("ready");
+        assert!(
+            c.message.contains("spec.classify.rules[1]"),
+            "{}",
+            c.message
+        );
+
+        let mut o = observed();
+        o.active = Readiness::default();
+        o.source = Err("topic orders does not exist".into());
+        let s = compute(None, &o, now());
+        assert_eq!(s.phase, Some(Phase::Pending));
+        assert_eq!(
+            ready(&s, ConditionType::SourceReady),
+            (ConditionStatus::False, "TopicUnavailable".into())
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! The operator process against the real API server and broker: objects,
+//! status conditions, invalid specs, a source topic that appears later, and
+//! deletion through the finalizer. (Pods do not run here: no kubelet.)
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use matview::crd::{ConditionStatus, ConditionType, MaterializedView, Phase};
+use matview::engine::revision;
+use matview::operator::desired::LABEL_VIEW;
+
+use crate::support::kube::{TestNamespace, admin_client, install_matview_crd};
+use crate::support::projector::free_port;
+use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
+
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_operator(env: &TestEnv, namespace: &str, log: &std::path::Path) -> Operator {
+    let child = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args(["operator", "--namespace", namespace, "--log-format", "text"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("RUST_LOG", "info,kube=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("cannot start matview operator");
+    Operator(child)
+}
+
+fn shop_view(env: &TestEnv, name: &str, topic: &str, dlq: &str) -> MaterializedView {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/items-by-price.yaml"
+    ))
+    .expect("example");
+    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    view.metadata.name = Some(name.into());
+    view.metadata.namespace = None;
+    view.spec.source.kafka.bootstrap_servers = Some(env.kafka_bootstrap.clone());
+    view.spec.source.kafka.topic = topic.into();
+    view.spec.dead_letter = Some(matview::crd::DeadLetter {
+        topic: Some(dlq.into()),
+    });
+    view.spec.replicas_per_shard = 1;
+    view.spec.deletion_policy = matview::crd::DeletionPolicy::Delete;
+    view
+}
+
+fn condition(
+    view: &MaterializedView,
+    t: ConditionType,
+) -> Option<(ConditionStatus, String, String)> {
+    view.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status, c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn operator_builds_objects_reports_status_and_cleans_up() {
+    let env = TestEnv::with_kafka();
+    let client = admin_client(env).await;
+    install_matview_crd(&client).await;
+    let ns = TestNamespace::create(&client, "operator").await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("operator.log");
+    let _operator = start_operator(env, &ns.name, &log);
+    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let logs_text = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // A valid view: objects, SourceReady, Building (no pods run here).
+    let topic = kafka::create_topic(env, "orders", 2).await;
+    let dlq = unique_name("orders-dlq");
+    let view = shop_view(env, "shop", &topic, &dlq);
+    let applied_at = Instant::now();
+    views
+        .create(&PostParams::default(), &view)
+        .await
+        .expect("view created");
+    let list = ListParams::default().labels(&format!("{LABEL_VIEW}=shop"));
+    eventually("two StatefulSets", Duration::from_secs(30), || {
+        let sets = sets.clone();
+        let list = list.clone();
+        async move { (sets.list(&list).await.ok()?.items.len() == 2).then_some(()) }
+    })
+    .await;
+    eprintln!(
+        "reconcile latency (apply → all StatefulSets stored): {:?}",
+        applied_at.elapsed()
+    );
+    let built = eventually(
+        "status Building with SourceReady",
+        Duration::from_secs(30),
+        || {
+            let views = views.clone();
+            async move {
+                let v = views.get("shop").await.ok()?;
+                (v.status.as_ref()?.phase == Some(Phase::Building)).then_some(v)
+            }
+        },
+    )
+    .await;
+    let status = built.status.as_ref().expect("status");
+    assert_eq!(
+        status.active_revision.as_deref(),
+        Some(revision(&view.spec).as_str()),
+        "{}",
+        logs_text()
+    );
+    assert_eq!(status.observed_generation, built.metadata.generation);
+    assert_eq!(
+        condition(&built, ConditionType::SourceReady).map(|c| c.0),
+        Some(ConditionStatus::True)
+    );
+    assert_eq!(
+        condition(&built, ConditionType::Ready).map(|c| c.0),
+        Some(ConditionStatus::False)
+    );
+    assert!(
+        built
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == "matview.dev/cleanup")
+    );
+    kafka_topic_exists(env, &dlq, true).await;
+    let out = run_ok(
+        env.kubectl()
+            .args(["get", "mv", "shop", "-n", &ns.name, "--no-headers"]),
+    );
+    assert!(out.contains("Building"), "{out}");
+
+    // Invalid but schema-valid: a condition that says what to fix, no workload.
+    let mut bad = shop_view(env, "bad", &topic, &unique_name("bad-dlq"));
+    bad.spec.classify.rules[1].gte = Some(serde_json::json!(60));
+    views
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect("schema accepts it");
+    let failed = eventually("phase Failed", Duration::from_secs(30), || {
+        let views = views.clone();
+        async move {
+            let v = views.get("bad").await.ok()?;
+            (v.status.as_ref()?.phase == Some(Phase::Failed)).then_some(v)
+        }
+    })
+    .await;
+    let (_, reason, message) = condition(&failed, ConditionType::Ready).expect("Ready condition");
+    assert_eq!(reason, "InvalidSpec");
+    assert!(message.contains("spec.classify.rules[1]"), "{message}");
+    let bad_sets = sets
+        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}=bad")))
+        .await
+        .expect("list");
+    assert!(
+        bad_sets.items.is_empty(),
+        "an invalid view must not get workloads"
+    );
+
+    // A source topic that does not exist yet, then appears.
+    let later = unique_name("later");
+    views
+        .create(
+            &PostParams::default(),
+            &shop_view(env, "later", &later, &unique_name("later-dlq")),
+        )
+        .await
+        .expect("created");
+    let waiting = eventually("SourceReady=False", Duration::from_secs(30), || {
+        let views = views.clone();
+        async move {
+            let v = views.get("later").await.ok()?;
+            (condition(&v, ConditionType::SourceReady)?.0 == ConditionStatus::False).then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(
+        waiting.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::Pending)
+    );
+    assert!(
+        condition(&waiting, ConditionType::SourceReady)
+            .expect("condition")
+            .2
+            .contains(&later)
+    );
+    let admin = kafka::admin(env);
+    let new_topic =
+        rdkafka::admin::NewTopic::new(&later, 1, rdkafka::admin::TopicReplication::Fixed(1));
+    admin
+        .create_topics([&new_topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("create topic");
+    eventually(
+        "SourceReady=True after the topic appears",
+        Duration::from_secs(40),
+        || {
+            let views = views.clone();
+            async move {
+                let v = views.get("later").await.ok()?;
+                (condition(&v, ConditionType::SourceReady)?.0 == ConditionStatus::True)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Events tell the story.
+    let events = run_ok(env.kubectl().args([
+        "get",
+        "events",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={range .items[*]}{.reason};{end}",
+    ]));
+    for reason in ["DeadLetterTopicCreated", "InvalidSpec", "SourceUnavailable"] {
+        assert!(events.contains(reason), "no {reason} event in {events}");
+    }
+
+    // Delete: the finalizer removes the dead-letter topic (deletionPolicy Delete).
+    views
+        .delete("shop", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the view to be gone", Duration::from_secs(30), || {
+        let views = views.clone();
+        async move { views.get_opt("shop").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    kafka_topic_exists(env, &dlq, false).await;
+}
+
+async fn kafka_topic_exists(env: &TestEnv, topic: &str, expected: bool) {
+    eventually(
+        &format!("topic {topic} exists == {expected}"),
+        Duration::from_secs(20),
+        || {
+            let topic = topic.to_string();
+            async move {
+                let consumer: rdkafka::consumer::BaseConsumer =
+                    kafka::client_config(env).create().ok()?;
+                let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+                    &consumer,
+                    Some(&topic),
+                    Duration::from_secs(5),
+                )
+                .ok()?;
+                let exists = metadata.topics().iter().any(|t| {
+                    t.name() == topic && t.error().is_none() && !t.partitions().is_empty()
+                });
+                (exists == expected).then_some(())
+            }
+        },
+    )
+    .await;
+}
