@@ -73,7 +73,9 @@ make_pki() {
   sign apiserver "/CN=kube-apiserver" \
     "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
   sign admin "/O=system:masters/CN=matview-testenv-admin"
-  sign controller-manager "/CN=system:kube-controller-manager"
+  # Test environment only: the controller manager acts with full rights, as
+  # per-controller service-account credentials would need more moving parts.
+  sign controller-manager "/O=system:masters/CN=system:kube-controller-manager"
   openssl genrsa -out sa.key 2048 2>/dev/null
   openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   cd - >/dev/null
@@ -129,6 +131,22 @@ start_apiserver() {
   # RBAC bootstrap policy (cluster roles) is written asynchronously after readyz.
   wait_for "RBAC bootstrap roles" 60 "$LOGS/kube-apiserver.log" \
     "$K8S_DIR/bin/kubectl" --kubeconfig "$RUN/kubeconfig" get clusterrole cluster-admin
+}
+
+# StatefulSets create Pods and garbage collection follows owner references.
+# No scheduler, no kubelet: the tests' process kubelet binds and runs pods.
+start_controller_manager() {
+  write_kubeconfig "$RUN/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
+  start_bg kube-controller-manager "$K8S_DIR/bin/kube-controller-manager" \
+    --kubeconfig "$RUN/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port 0 \
+    --controllers statefulset,garbagecollector,namespace,disruption,serviceaccount,endpointslice,replicaset,deployment \
+    --leader-elect=false --use-service-account-credentials=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --concurrent-statefulset-syncs 5 --v=1
+  wait_for kube-controller-manager 60 "$LOGS/kube-controller-manager.log" \
+    grep -q "Starting stateful set controller" "$LOGS/kube-controller-manager.log"
 }
 
 start_kafka() {
@@ -199,7 +217,7 @@ print_env() {
 }
 
 healthy() {
-  [[ -f "$ENV_FILE" ]] && alive etcd && alive kube-apiserver && alive kafka || return 1
+  [[ -f "$ENV_FILE" ]] && alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kafka || return 1
   local bootstrap; bootstrap=$(sed -n 's/^MATVIEW_KAFKA_BOOTSTRAP=//p' "$ENV_FILE")
   "$K8S_DIR/bin/kubectl" --kubeconfig "$RUN/kubeconfig" get --raw /readyz >/dev/null 2>&1 || return 1
   (exec 3<>"/dev/tcp/${bootstrap%:*}/${bootstrap#*:}") 2>/dev/null
@@ -223,6 +241,7 @@ cmd_up() {
   make_pki
   start_etcd
   start_apiserver
+  start_controller_manager
   start_kafka
   write_env
   log "up in $((SECONDS - started)) s; logs in $LOGS; env: eval \"\$(hack/testenv.sh env)\""
@@ -247,7 +266,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  for c in etcd kube-apiserver kafka; do
+  for c in etcd kube-apiserver kube-controller-manager kafka; do
     if alive "$c"; then echo "$c: running (pid $(cat "$PIDS/$c"))"; else echo "$c: stopped"; fi
   done
 }

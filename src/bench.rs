@@ -68,21 +68,6 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn http_get(url: &str) -> Option<String> {
-    // A tiny HTTP/1.0 GET over loopback: the bench needs nothing more.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
 fn view_yaml(bootstrap: &str, topic: &str) -> String {
     format!(
         "apiVersion: matview.dev/v1alpha1\nkind: MaterializedView\nmetadata: {{name: bench, namespace: bench}}\nspec:\n  source:\n    kafka: {{bootstrapServers: \"{bootstrap}\", topic: {topic}}}\n  records:\n    explode: /items\n    key: ^/userId\n    id: /itemId\n    fields: {{name: /name, price: /price, orderId: ^/orderId}}\n  classify:\n    field: price\n    rules:\n      - {{group: cheap, lt: 5}}\n      - {{group: affordable, gte: 5, lte: 50}}\n      - {{group: expensive, gt: 50}}\n  aggregate: {{count: true, sum: [price], items: {{limit: 1000}}}}\n  shards: 1\n  deadLetter: {{topic: {topic}.dlq}}\n"
@@ -211,7 +196,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
             }
             peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
             projector_cpu = cpu_seconds(pid).unwrap_or(projector_cpu);
-            let applied = match http_get(&format!("{base}/v1/positions")).await {
+            let applied = match crate::http_client::get(&format!("{base}/v1/positions")).await {
                 Some(body) => serde_json::from_str::<serde_json::Value>(&body)
                     .ok()
                     .and_then(|v| {
@@ -247,7 +232,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         _ => None,
     };
     let metrics = runtime
-        .block_on(http_get(&format!("{base}/metrics")))
+        .block_on(crate::http_client::get(&format!("{base}/metrics")))
         .unwrap_or_default();
     let _ = std::fs::write(config.work_dir.join("last-metrics.txt"), &metrics);
     let _ = child.kill();

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod crd;
 pub mod engine;
+pub mod http_client;
 pub mod operator;
 pub mod projector;
 pub mod version;

@@ -350,6 +350,14 @@ async fn apply(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Action,
 
     // 5. Status.
     observed.active = readiness(&ctx.client, &ns, &name, &active_now, shards).await?;
+    observed.stats = super::objects::projector_stats(
+        &ctx.client,
+        &ns,
+        &name,
+        &active_now,
+        view.spec.source.keyed_by_row_key,
+    )
+    .await;
     observed.lag = kafka::group_lag(
         &servers,
         &consumer_group(&view, &active_now),

@@ -43,6 +43,7 @@ pub struct Observed {
     pub active: Readiness,
     pub target: Option<Readiness>,
     pub lag: Option<i64>,
+    pub stats: Option<super::objects::ProjectorStats>,
     pub path: String,
 }
 
@@ -57,6 +58,7 @@ impl Default for Observed {
             active: Readiness::default(),
             target: None,
             lag: None,
+            stats: None,
             path: String::new(),
         }
     }
@@ -165,6 +167,11 @@ pub fn compute(
     status.active_revision = o.active_revision.clone();
     status.target_revision = o.target_revision.clone();
     status.lag = o.lag;
+    if let Some(stats) = o.stats {
+        status.rows = Some(stats.rows);
+        status.records_applied = Some(stats.records_applied);
+        status.dead_lettered = Some(stats.dead_lettered);
+    }
     status.ready_replicas = Some(o.active.ready_replicas);
 
     let a = o.active;

@@ -2,6 +2,7 @@
 //!
 //! - `GET /v1/rows/{key}`: one row
 //! - `GET /v1/groups/{group}/rows?after=KEY&limit=N`: rows with records in a group, by key
+//! - `GET /v1/keys?after=KEY&limit=N`: row keys in order
 //! - `GET /v1/positions`: applied offset, high-water mark and lag per partition
 //! - `GET /v1/watch`: row changes as server-sent events (`Last-Event-ID` resumes)
 //! - `GET /v1/info`, `/healthz`, `/readyz`, `/metrics`
@@ -67,6 +68,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/rows/{key}", get(get_row))
         .route("/v1/groups/{group}/rows", get(scan_group))
+        .route("/v1/keys", get(keys))
         .route("/v1/positions", get(positions))
         .route("/v1/watch", get(watch))
         .route("/v1/info", get(info))
@@ -158,6 +160,42 @@ async fn scan_group(
             None
         };
         Ok(Json(json!({"rows": rows, "next": next})).into_response())
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// Row keys in order, for counting distinct rows across shards.
+async fn keys(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let limit = match params.get("limit") {
+        None => 10_000,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad limit",
+                    format!("limit must be 1..=100000, got {l:?}"),
+                )
+            })?,
+    };
+    let after = params.get("after").cloned();
+    tokio::task::spawn_blocking(move || {
+        let keys = shared
+            .store
+            .keys(None, after.as_deref(), limit)
+            .map_err(internal)?;
+        let next = if keys.len() == limit {
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(Json(json!({"keys": keys, "next": next})).into_response())
     })
     .await
     .map_err(internal)?

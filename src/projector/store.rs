@@ -319,6 +319,17 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
+        self.keys(Some(group), after, limit)
+    }
+
+    /// Row keys after `after` (exclusive), in order, at most `limit`; with a
+    /// group, only rows that have records in it.
+    pub fn keys(
+        &self,
+        group: Option<usize>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let txn = io!(self.db.begin_read())?;
         let table = io!(txn.open_table(TOTALS))?;
         let mut out = Vec::new();
@@ -330,9 +341,14 @@ impl Store {
         };
         for entry in iter {
             let (k, v) = io!(entry)?;
-            let totals: Vec<GroupTotals> = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if totals.get(group).is_some_and(|t| t.count > 0) {
+            let keep = match group {
+                None => true,
+                Some(g) => serde_json::from_slice::<Vec<GroupTotals>>(v.value())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                    .get(g)
+                    .is_some_and(|t| t.count > 0),
+            };
+            if keep {
                 out.push(k.value().to_string());
                 if out.len() >= limit {
                     break;

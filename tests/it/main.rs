@@ -3,6 +3,7 @@
 
 mod cli;
 mod crd_api;
+mod e2e;
 mod operator;
 mod operator_objects;
 mod projector;

@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod kube;
+pub mod kubelet;
 pub mod projector;
 
 use std::collections::HashMap;

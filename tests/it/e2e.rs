@@ -1,0 +1,346 @@
+//! End to end: the operator, the real control plane (API server, controller
+//! manager), the process kubelet running projector pods, and the real broker.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use matview::crd::{MaterializedView, Phase};
+use matview::engine::revision;
+use matview::operator::desired::{LABEL_REVISION, LABEL_VIEW};
+use matview::workload::OrderGenerator;
+use serde_json::{Value, json};
+
+use crate::support::kube::{TestNamespace, admin_client, install_matview_crd};
+use crate::support::kubelet::ProcessKubelet;
+use crate::support::projector::{free_port, produce};
+use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
+
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn operator(env: &TestEnv, ns: &str, log: &std::path::Path) -> Process {
+    Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_matview"))
+            .args(["operator", "--namespace", ns, "--log-format", "text"])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"))
+            .spawn()
+            .expect("operator starts"),
+    )
+}
+
+/// Users with at least one item, computed from the orders.
+fn users(orders: &[Value]) -> std::collections::BTreeSet<String> {
+    orders
+        .iter()
+        .filter(|o| o["items"].as_array().is_some_and(|i| !i.is_empty()))
+        .map(|o| o["userId"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Cheap items per user under a given threshold, from the orders.
+fn cheap_counts(orders: &[Value], below: f64) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for o in orders {
+        for item in o["items"].as_array().into_iter().flatten() {
+            if item["price"].as_f64().unwrap_or(0.0) < below {
+                *out.entry(o["userId"].as_str().unwrap_or_default().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+async fn wait_phase(
+    views: &Api<MaterializedView>,
+    name: &str,
+    phase: Phase,
+    what: &str,
+    timeout: Duration,
+) -> MaterializedView {
+    eventually(what, timeout, || {
+        let views = views.clone();
+        let name = name.to_string();
+        async move {
+            let v = views.get(&name).await.ok()?;
+            (v.status.as_ref()?.phase == Some(phase)).then_some(v)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() {
+    let env = TestEnv::with_kafka();
+    let client = admin_client(env).await;
+    install_matview_crd(&client).await;
+    let ns = TestNamespace::create(&client, "e2e").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubelet = ProcessKubelet::start(
+        client.clone(),
+        &ns.name,
+        env!("CARGO_BIN_EXE_matview").into(),
+        work.path().to_path_buf(),
+    )
+    .await;
+    let _operator = operator(env, &ns.name, &work.path().join("operator.log"));
+
+    let topic = kafka::create_topic(env, "orders", 4).await;
+    let mut g = OrderGenerator::new(11, 60);
+    let orders: Vec<Value> = (0..600).map(|_| g.next_order()).collect();
+    let events: Vec<(String, Vec<u8>)> = orders
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap_or_default().to_string(),
+                o.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(env, &topic, &events).await;
+
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/items-by-price.yaml"
+    ))
+    .expect("example");
+    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    view.metadata.namespace = None;
+    view.spec.source.kafka.bootstrap_servers = Some(env.kafka_bootstrap.clone());
+    view.spec.source.kafka.topic = topic.clone();
+    view.spec.dead_letter = Some(matview::crd::DeadLetter {
+        topic: Some(unique_name("e2e-dlq")),
+    });
+    view.spec.replicas_per_shard = 1;
+    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    let started = std::time::Instant::now();
+    views
+        .create(&PostParams::default(), &view)
+        .await
+        .expect("created");
+
+    // Ready, with the right number of rows.
+    let expected_rows = users(&orders).len() as i64;
+    let ready = eventually("Ready with every row", Duration::from_secs(90), || {
+        let views = views.clone();
+        async move {
+            let v = views.get("items-by-price").await.ok()?;
+            let s = v.status.clone()?;
+            (s.phase == Some(Phase::Ready) && s.rows == Some(expected_rows)).then_some(v)
+        }
+    })
+    .await;
+    eprintln!(
+        "time to Ready for the shop example (600 orders, 2 shards): {:?}",
+        started.elapsed()
+    );
+    let rev1 = revision(&view.spec);
+    assert_eq!(
+        ready
+            .status
+            .as_ref()
+            .and_then(|s| s.active_revision.clone()),
+        Some(rev1.clone())
+    );
+    assert_eq!(ready.status.as_ref().and_then(|s| s.lag), Some(0));
+    let out = run_ok(env.kubectl().args([
+        "get",
+        "mv",
+        "items-by-price",
+        "-n",
+        &ns.name,
+        "--no-headers",
+    ]));
+    assert!(
+        out.contains("True") && out.contains("Ready") && out.contains(&rev1),
+        "{out}"
+    );
+
+    // Kill a projector: Degraded (or Building), then Ready again after the restart.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for pod in pods.list(&ListParams::default()).await.expect("pods").items {
+        assert_eq!(pod.spec.and_then(|s| s.node_name).as_deref(), Some(kubelet.node.as_str()));
+    }
+    let victim = pods
+        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}=items-by-price")))
+        .await
+        .expect("pods")
+        .items[0]
+        .metadata
+        .name
+        .clone()
+        .expect("named");
+    assert!(kubelet.kill(&victim), "no process for {victim}");
+    eventually(
+        "not Ready after a projector died",
+        Duration::from_secs(30),
+        || {
+            let views = views.clone();
+            async move {
+                let v = views.get("items-by-price").await.ok()?;
+                matches!(v.status?.phase, Some(Phase::Degraded | Phase::Building)).then_some(())
+            }
+        },
+    )
+    .await;
+    wait_phase(
+        &views,
+        "items-by-price",
+        Phase::Ready,
+        "Ready again after the restart",
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // Scale 1 → 2 replicas per shard: same revision, more pods.
+    let patch = json!({"spec": {"replicasPerShard": 2}});
+    views
+        .patch(
+            "items-by-price",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("scaled");
+    eventually("4 ready projectors", Duration::from_secs(60), || {
+        let views = views.clone();
+        async move {
+            let s = views.get("items-by-price").await.ok()?.status?;
+            (s.ready_replicas == Some(4) && s.phase == Some(Phase::Ready)).then_some(())
+        }
+    })
+    .await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let revisions = |list: Vec<StatefulSet>| {
+        list.iter()
+            .filter_map(|s| s.metadata.labels.as_ref()?.get(LABEL_REVISION).cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        revisions(sets.list(&ListParams::default()).await.expect("sets").items),
+        [rev1.clone()].into()
+    );
+
+    // Change the rules: the old revision serves until the new one caught up.
+    let patch = json!({"spec": {"classify": {"field": "price", "rules": [
+        {"group": "cheap", "lt": 10}, {"group": "affordable", "gte": 10, "lte": 50}, {"group": "expensive", "gt": 50}]}}});
+    views
+        .patch(
+            "items-by-price",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("rules changed");
+    let changed = views.get("items-by-price").await.expect("view");
+    let rev2 = revision(&changed.spec);
+    assert_ne!(rev2, rev1);
+    let mut saw_both = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = views.get("items-by-price").await.expect("view");
+        let s = v.status.clone().unwrap_or_default();
+        let live = revisions(sets.list(&ListParams::default()).await.expect("sets").items);
+        if live.len() == 2 {
+            saw_both = true;
+            assert_eq!(
+                s.active_revision.as_deref(),
+                Some(rev1.as_str()),
+                "the old revision serves while the new one builds"
+            );
+        }
+        if s.active_revision.as_deref() == Some(rev2.as_str())
+            && s.phase == Some(Phase::Ready)
+            && live == [rev2.clone()].into()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no switch to {rev2}: {s:?}, live {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        saw_both,
+        "both revisions should exist while the new one builds"
+    );
+    // The new rows follow the new rules (asked of a projector of the new revision).
+    let new_pod = pods
+        .list(&ListParams::default().labels(&format!("{LABEL_REVISION}={rev2}")))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .find_map(|p| p.metadata.name)
+        .expect("a new pod");
+    let ip = kubelet.address(&new_pod).expect("running");
+    let expected = cheap_counts(&orders, 10.0);
+    let mut checked = 0;
+    for (user, cheap) in expected.iter().take(10) {
+        // Partial rows: a user's items span both shards, so sum the shards.
+        let mut total = 0;
+        for p in pods
+            .list(&ListParams::default().labels(&format!("{LABEL_REVISION}={rev2}")))
+            .await
+            .expect("pods")
+            .items
+        {
+            let Some(addr) = p.metadata.name.as_deref().and_then(|n| kubelet.address(n)) else {
+                continue;
+            };
+            if p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("apps.kubernetes.io/pod-index"))
+                .map(String::as_str)
+                != Some("0")
+            {
+                continue; // one replica per shard
+            }
+            if let Ok(r) = reqwest::get(format!("http://{addr}:8080/v1/rows/{user}")).await
+                && r.status() == 200
+            {
+                let row: Value = r.json().await.expect("json");
+                total += row["groups"]["cheap"]["count"].as_u64().unwrap_or(0);
+            }
+        }
+        assert_eq!(total, *cheap, "user {user}");
+        checked += 1;
+    }
+    assert!(checked > 0 && !ip.is_empty());
+
+    // Delete: the garbage collector removes the owned objects.
+    views
+        .delete("items-by-price", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    eventually(
+        "owned StatefulSets garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let sets = sets.clone();
+            async move {
+                sets.list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .is_empty()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}

@@ -1,0 +1,450 @@
+//! A test-only "process kubelet": registers a Node, binds the namespace's
+//! pending Pods to it, runs each Pod's container as a local process (args and
+//! env as a kubelet would expand them, volumes as local directories) on its
+//! own loopback address 127.0.0.N, reports Running/Ready from the readiness
+//! probe, restarts exited containers and kills them when the Pod is deleted.
+//! Everything else is the real control plane.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+/// Loopback addresses handed out to pods: 127.0.1.1, 127.0.1.2, … (never .0)
+static NEXT_ADDRESS: AtomicU32 = AtomicU32::new(1 << 8);
+
+fn next_address() -> String {
+    loop {
+        let n = NEXT_ADDRESS.fetch_add(1, Ordering::Relaxed);
+        if n & 0xff != 0 {
+            return format!("127.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+        }
+    }
+}
+
+struct Running {
+    child: Child,
+    ip: String,
+    ready: bool,
+    restarts: i32,
+    exited_at: Option<Instant>,
+    /// Only rewritten paths and expanded values; reused on restart.
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    probe: Option<(String, u16)>,
+}
+
+pub struct ProcessKubelet {
+    pub node: String,
+    stop: Arc<AtomicBool>,
+    pods: Arc<Mutex<HashMap<String, Running>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProcessKubelet {
+    /// Starts the kubelet loop for `namespace`; `binary` stands for every image.
+    pub async fn start(
+        client: Client,
+        namespace: &str,
+        binary: PathBuf,
+        work: PathBuf,
+    ) -> ProcessKubelet {
+        let node = super::unique_name("node");
+        let nodes: Api<Node> = Api::all(client.clone());
+        let object: Node = serde_json::from_value(
+            json!({"metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}}}),
+        )
+        .expect("node literal");
+        nodes
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("cannot register the node");
+        let stop = Arc::new(AtomicBool::new(false));
+        let pods = Arc::new(Mutex::new(HashMap::new()));
+        let state = Loop {
+            client,
+            namespace: namespace.into(),
+            node: node.clone(),
+            binary,
+            work,
+            pods: pods.clone(),
+        };
+        let loop_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut last_heartbeat = Instant::now() - Duration::from_secs(60);
+            while !loop_stop.load(Ordering::Relaxed) {
+                if last_heartbeat.elapsed() > Duration::from_secs(10) {
+                    state.heartbeat().await;
+                    last_heartbeat = Instant::now();
+                }
+                state.sync().await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        ProcessKubelet {
+            node,
+            stop,
+            pods,
+            task: Some(task),
+        }
+    }
+
+    /// kill -9 the container of `pod` (the kubelet restarts it after a pause).
+    pub fn kill(&self, pod: &str) -> bool {
+        let Ok(mut pods) = self.pods.lock() else {
+            return false;
+        };
+        match pods.get_mut(pod) {
+            Some(r) => r.child.kill().is_ok(),
+            None => false,
+        }
+    }
+
+    /// Loopback address of a running pod.
+    pub fn address(&self, pod: &str) -> Option<String> {
+        self.pods.lock().ok()?.get(pod).map(|r| r.ip.clone())
+    }
+}
+
+impl Drop for ProcessKubelet {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Ok(mut pods) = self.pods.lock() {
+            for (_, r) in pods.iter_mut() {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+            }
+        }
+    }
+}
+
+struct Loop {
+    client: Client,
+    namespace: String,
+    node: String,
+    binary: PathBuf,
+    work: PathBuf,
+    pods: Arc<Mutex<HashMap<String, Running>>>,
+}
+
+/// Kubernetes' $(VAR) expansion in args.
+fn expand(arg: &str, env: &[(String, String)]) -> String {
+    let mut out = arg.to_string();
+    for (k, v) in env {
+        out = out.replace(&format!("$({k})"), v);
+    }
+    out
+}
+
+impl Loop {
+    async fn heartbeat(&self) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let status = json!({"status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "process kubelet",
+                            "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        }});
+        let _ = nodes
+            .patch_status(&self.node, &PatchParams::default(), &Patch::Merge(&status))
+            .await;
+    }
+
+    async fn sync(&self) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Ok(list) = api.list(&Default::default()).await else {
+            return;
+        };
+        let mut seen = Vec::new();
+        for pod in list.items {
+            let name = pod.name_any();
+            seen.push(name.clone());
+            let spec = pod.spec.clone().unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.stop_pod(&name);
+                let _ = api
+                    .delete(
+                        &name,
+                        &DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                continue;
+            }
+            match spec.node_name.as_deref() {
+                None => {
+                    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                         "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}});
+                    let _ = api
+                        .create_subresource::<serde_json::Value, serde_json::Value>(
+                            "binding",
+                            &name,
+                            &PostParams::default(),
+                            &binding,
+                        )
+                        .await;
+                }
+                Some(n) if n == self.node => self.run_pod(&api, &pod).await,
+                Some(_) => {}
+            }
+        }
+        // Pods gone from the API: their processes go too.
+        let gone: Vec<String> = self
+            .pods
+            .lock()
+            .map(|p| p.keys().filter(|k| !seen.contains(k)).cloned().collect())
+            .unwrap_or_default();
+        for name in gone {
+            self.stop_pod(&name);
+        }
+    }
+
+    fn stop_pod(&self, name: &str) {
+        if let Ok(mut pods) = self.pods.lock()
+            && let Some(mut r) = pods.remove(name)
+        {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+
+    async fn materialize(&self, pod: &Pod, dir: &Path) -> BTreeMap<String, PathBuf> {
+        let mut mounts = BTreeMap::new();
+        let spec = pod.spec.clone().unwrap_or_default();
+        for volume in spec.volumes.iter().flatten() {
+            let path = if let Some(claim) = &volume.persistent_volume_claim {
+                // Like a persistent volume: survives the pod, per claim.
+                self.work.join("volumes").join(&claim.claim_name)
+            } else {
+                dir.join(&volume.name)
+            };
+            let _ = std::fs::create_dir_all(&path);
+            if let Some(cm) = &volume.config_map
+                && let Ok(map) = Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
+                    .get(&cm.name)
+                    .await
+            {
+                for (k, v) in map.data.unwrap_or_default() {
+                    let _ = std::fs::write(path.join(k), v);
+                }
+            }
+            if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone())
+                && let Ok(secret) = Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
+                    .get(&name)
+                    .await
+            {
+                for (k, v) in secret.data.unwrap_or_default() {
+                    let _ = std::fs::write(path.join(k), v.0);
+                }
+            }
+            mounts.insert(volume.name.clone(), path);
+        }
+        mounts
+    }
+
+    fn command(
+        &self,
+        container: &Container,
+        pod: &Pod,
+        ip: &str,
+        mounts: &BTreeMap<String, PathBuf>,
+    ) -> (PathBuf, Vec<String>, Vec<(String, String)>) {
+        let mut env = Vec::new();
+        for e in container.env.iter().flatten() {
+            let value = match (
+                &e.value,
+                e.value_from.as_ref().and_then(|f| f.field_ref.as_ref()),
+            ) {
+                (Some(v), _) => v.clone(),
+                (None, Some(field)) => match field.field_path.as_str() {
+                    "metadata.name" => pod.name_any(),
+                    "metadata.namespace" => self.namespace.clone(),
+                    "status.podIP" => ip.to_string(),
+                    "spec.nodeName" => self.node.clone(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            env.push((e.name.clone(), value));
+        }
+        let paths: Vec<(String, PathBuf)> = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter_map(|m| {
+                mounts
+                    .get(&m.name)
+                    .map(|p| (m.mount_path.clone(), p.clone()))
+            })
+            .collect();
+        let rewrite = |arg: String| {
+            for (mount, local) in &paths {
+                if let Some(rest) = arg.strip_prefix(mount.as_str()) {
+                    return format!("{}{rest}", local.display());
+                }
+            }
+            arg
+        };
+        let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
+        argv.extend(container.args.clone().unwrap_or_default());
+        if container.command.is_some() && !argv.is_empty() {
+            argv.remove(0); // the image's program is our binary
+        }
+        // A pod's own network namespace, emulated: wildcard binds go to its address.
+        let args = argv
+            .into_iter()
+            .map(|a| rewrite(expand(&a, &env)).replace("0.0.0.0:", &format!("{ip}:")))
+            .collect();
+        (self.binary.clone(), args, env)
+    }
+
+    async fn run_pod(&self, api: &Api<Pod>, pod: &Pod) {
+        let name = pod.name_any();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let Some(container) = spec.containers.first() else {
+            return;
+        };
+        let known = self
+            .pods
+            .lock()
+            .map(|p| p.contains_key(&name))
+            .unwrap_or(true);
+        if !known {
+            let ip = next_address();
+            let dir = self.work.join("pods").join(&name);
+            let mounts = self.materialize(pod, &dir).await;
+            let (program, args, env) = self.command(container, pod, &ip, &mounts);
+            let probe = container
+                .readiness_probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .map(|h| {
+                    let port = match &h.port {
+                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p) => {
+                            *p as u16
+                        }
+                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(_) => {
+                            8080
+                        }
+                    };
+                    (h.path.clone().unwrap_or_else(|| "/".into()), port)
+                });
+            let log = dir.join("container.log");
+            let Ok(child) = spawn(&program, &args, &env, &log) else {
+                return;
+            };
+            if let Ok(mut pods) = self.pods.lock() {
+                pods.insert(
+                    name.clone(),
+                    Running {
+                        child,
+                        ip: ip.clone(),
+                        ready: false,
+                        restarts: 0,
+                        exited_at: None,
+                        program,
+                        args,
+                        env,
+                        log,
+                        probe,
+                    },
+                );
+            }
+            self.report(api, &name, &ip, false, 0).await;
+            return;
+        }
+        // Exited containers restart after a pause, like a kubelet's backoff.
+        let (ip, probe, restarts, was_ready, alive) = {
+            let Ok(mut pods) = self.pods.lock() else {
+                return;
+            };
+            let Some(r) = pods.get_mut(&name) else { return };
+            let alive = matches!(r.child.try_wait(), Ok(None));
+            if !alive {
+                let exited = *r.exited_at.get_or_insert_with(Instant::now);
+                if exited.elapsed() > Duration::from_secs(2)
+                    && let Ok(child) = spawn(&r.program, &r.args, &r.env, &r.log)
+                {
+                    r.child = child;
+                    r.restarts += 1;
+                    r.exited_at = None;
+                }
+            }
+            (r.ip.clone(), r.probe.clone(), r.restarts, r.ready, alive)
+        };
+        let ready = alive
+            && match probe {
+                Some((path, port)) => reqwest::Client::new()
+                    .get(format!("http://{ip}:{port}{path}"))
+                    .timeout(Duration::from_secs(1))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                None => true,
+            };
+        if ready != was_ready || !alive {
+            if let Ok(mut pods) = self.pods.lock()
+                && let Some(r) = pods.get_mut(&name)
+            {
+                r.ready = ready;
+            }
+            self.report(api, &name, &ip, ready, restarts).await;
+        }
+    }
+
+    async fn report(&self, api: &Api<Pod>, name: &str, ip: &str, ready: bool, restarts: i32) {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let flag = if ready { "True" } else { "False" };
+        let status = json!({"status": {
+            "phase": "Running", "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
+                {"type": "Ready", "status": flag, "lastTransitionTime": now},
+            ],
+            "containerStatuses": [{"name": "projector", "ready": ready, "started": true, "restartCount": restarts,
+                                   "image": "matview", "imageID": "", "state": {"running": {"startedAt": now}}}],
+        }});
+        let _ = api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await;
+    }
+}
+
+fn spawn(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> std::io::Result<Child> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+}
