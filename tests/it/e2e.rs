@@ -12,7 +12,7 @@ use matview::operator::desired::{LABEL_REVISION, LABEL_VIEW};
 use matview::workload::OrderGenerator;
 use serde_json::{Value, json};
 
-use crate::support::kube::{TestNamespace, admin_client, install_matview_crd};
+use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
 use crate::support::kubelet::ProcessKubelet;
 use crate::support::projector::{free_port, produce};
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
@@ -26,12 +26,12 @@ impl Drop for Process {
     }
 }
 
-fn operator(env: &TestEnv, ns: &str, log: &std::path::Path) -> Process {
+fn operator(kubeconfig: &std::path::Path, ns: &str, log: &std::path::Path) -> Process {
     Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_matview"))
             .args(["operator", "--namespace", ns, "--log-format", "text"])
             .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .env("KUBECONFIG", &env.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log).expect("log"))
@@ -95,7 +95,8 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
         work.path().to_path_buf(),
     )
     .await;
-    let _operator = operator(env, &ns.name, &work.path().join("operator.log"));
+    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, work.path()).await;
+    let _operator = operator(&kubeconfig, &ns.name, &work.path().join("operator.log"));
 
     let topic = kafka::create_topic(env, "orders", 4).await;
     let mut g = OrderGenerator::new(11, 60);
@@ -171,7 +172,10 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
     // Kill a projector: Degraded (or Building), then Ready again after the restart.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     for pod in pods.list(&ListParams::default()).await.expect("pods").items {
-        assert_eq!(pod.spec.and_then(|s| s.node_name).as_deref(), Some(kubelet.node.as_str()));
+        assert_eq!(
+            pod.spec.and_then(|s| s.node_name).as_deref(),
+            Some(kubelet.node.as_str())
+        );
     }
     let victim = pods
         .list(&ListParams::default().labels(&format!("{LABEL_VIEW}=items-by-price")))

@@ -11,7 +11,7 @@ use matview::crd::{ConditionStatus, ConditionType, MaterializedView, Phase};
 use matview::engine::revision;
 use matview::operator::desired::LABEL_VIEW;
 
-use crate::support::kube::{TestNamespace, admin_client, install_matview_crd};
+use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
 use crate::support::projector::free_port;
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
@@ -24,11 +24,17 @@ impl Drop for Operator {
     }
 }
 
-fn start_operator(env: &TestEnv, namespace: &str, log: &std::path::Path) -> Operator {
+/// The operator, authenticated as its ServiceAccount with exactly the
+/// shipped RBAC (see `operator_identity`).
+fn start_operator(
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+    log: &std::path::Path,
+) -> Operator {
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))
         .args(["operator", "--namespace", namespace, "--log-format", "text"])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .env("KUBECONFIG", &env.kubeconfig)
+        .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log"))
@@ -76,7 +82,30 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
     let ns = TestNamespace::create(&client, "operator").await;
     let logs = tempfile::tempdir().expect("tempdir");
     let log = logs.path().join("operator.log");
-    let _operator = start_operator(env, &ns.name, &log);
+    let (kubeconfig, user) = operator_identity(env, &client, &ns.name, logs.path()).await;
+    let _operator = start_operator(&kubeconfig, &ns.name, &log);
+    // Least privilege: what it needs, and not more.
+    for (verb, resource, expected) in [
+        ("patch", "statefulsets.apps", "yes"),
+        ("get", "secrets", "yes"),
+        ("list", "secrets", "no"),
+        ("delete", "namespaces", "no"),
+        ("create", "pods", "no"),
+        ("delete", "materializedviews.matview.dev", "no"),
+    ] {
+        let out = std::process::Command::new(env.kube_bin.join("kubectl"))
+            .env("KUBECONFIG", &env.kubeconfig)
+            .args([
+                "auth", "can-i", verb, resource, "-n", &ns.name, "--as", &user,
+            ])
+            .output()
+            .expect("kubectl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected,
+            "can {user} {verb} {resource}?"
+        );
+    }
     let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
     let logs_text = || std::fs::read_to_string(&log).unwrap_or_default();

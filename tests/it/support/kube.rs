@@ -103,3 +103,89 @@ pub async fn install_matview_crd(client: &Client) {
     )
     .await;
 }
+
+/// Binds a ServiceAccount in `namespace` to exactly the operator's RBAC from
+/// config/rbac/operator.yaml (cluster-scoped names made unique), and writes a
+/// kubeconfig that authenticates as it. Returns (kubeconfig path, user name).
+pub async fn operator_identity(
+    env: &TestEnv,
+    client: &Client,
+    namespace: &str,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, String) {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use serde::Deserialize;
+
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/rbac/operator.yaml"
+    ))
+    .expect("RBAC manifest");
+    let unique = format!("matview-operator-{namespace}");
+    let mut account: Option<ServiceAccount> = None;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc).expect("YAML");
+        match value.get("kind").and_then(|k| k.as_str()) {
+            Some("ServiceAccount") => {
+                let mut sa: ServiceAccount = serde_yaml::from_value(value).expect("ServiceAccount");
+                sa.metadata.namespace = Some(namespace.into());
+                Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+                    .create(&PostParams::default(), &sa)
+                    .await
+                    .expect("create ServiceAccount");
+                account = Some(sa);
+            }
+            Some("ClusterRole") => {
+                let mut role: ClusterRole = serde_yaml::from_value(value).expect("ClusterRole");
+                role.metadata.name = Some(unique.clone());
+                Api::<ClusterRole>::all(client.clone())
+                    .create(&PostParams::default(), &role)
+                    .await
+                    .expect("create ClusterRole");
+            }
+            Some("ClusterRoleBinding") => {
+                let mut binding: ClusterRoleBinding =
+                    serde_yaml::from_value(value).expect("ClusterRoleBinding");
+                binding.metadata.name = Some(unique.clone());
+                binding.role_ref.name = unique.clone();
+                for s in binding.subjects.iter_mut().flatten() {
+                    s.namespace = Some(namespace.into());
+                }
+                Api::<ClusterRoleBinding>::all(client.clone())
+                    .create(&PostParams::default(), &binding)
+                    .await
+                    .expect("create ClusterRoleBinding");
+            }
+            other => panic!("unexpected kind {other:?} in config/rbac/operator.yaml"),
+        }
+    }
+    let sa_name = account
+        .and_then(|a| a.metadata.name)
+        .expect("the manifest has a ServiceAccount");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(&sa_name, &PostParams::default(), &request)
+        .await
+        .expect("token")
+        .status
+        .and_then(|s| s.token)
+        .expect("token in status");
+    let admin = Kubeconfig::read_from(&env.kubeconfig).expect("admin kubeconfig");
+    let cluster = admin.clusters[0].cluster.clone().expect("cluster");
+    let server = cluster.server.clone().expect("server");
+    let ca = cluster.certificate_authority.clone().expect("CA path");
+    let path = dir.join("operator.kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+    );
+    std::fs::write(&path, config).expect("write kubeconfig");
+    (path, format!("system:serviceaccount:{namespace}:{sa_name}"))
+}
