@@ -57,6 +57,15 @@ pub enum Command {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "MATVIEW_WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Namespace of the leader-election Lease (default: the watched namespace, else "default").
+        #[arg(long, env = "MATVIEW_LEADER_ELECTION_NAMESPACE")]
+        leader_election_namespace: Option<String>,
+        /// Lease duration in seconds; a dead leader is replaced after at most this long.
+        #[arg(long, default_value_t = 15)]
+        lease_duration_seconds: u64,
+        /// Run without leader election (only ever one replica).
+        #[arg(long)]
+        no_leader_election: bool,
         /// Log format: json or text.
         #[arg(long, env = "MATVIEW_LOG_FORMAT", default_value = "json")]
         log_format: String,
@@ -148,6 +157,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             concurrency,
             namespace,
+            leader_election_namespace,
+            lease_duration_seconds,
+            no_leader_election,
             log_format,
         } => {
             projector::init_logging(&log_format);
@@ -160,6 +172,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 kafka_override: kafka_bootstrap_override,
                 listen,
                 concurrency: concurrency.max(1),
+                leader: (!no_leader_election).then(|| crate::operator::leader::LeaderConfig {
+                    namespace: leader_election_namespace
+                        .or_else(|| namespace.clone())
+                        .unwrap_or_else(|| "default".into()),
+                    name: "matview-operator".into(),
+                    identity: std::env::var("MATVIEW_POD_NAME")
+                        .unwrap_or_else(|_| format!("matview-operator-{}", std::process::id())),
+                    lease_duration: std::time::Duration::from_secs(lease_duration_seconds.max(2)),
+                }),
                 namespace,
             })?;
             Ok(())

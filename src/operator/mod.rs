@@ -6,6 +6,7 @@
 pub mod controller;
 pub mod desired;
 pub mod kafka;
+pub mod leader;
 pub mod metrics;
 pub mod objects;
 pub mod run;

@@ -24,6 +24,8 @@ pub struct OperatorConfig {
     pub concurrency: u16,
     /// Watch one namespace only (default: all).
     pub namespace: Option<String>,
+    /// `None`: no leader election (a single replica).
+    pub leader: Option<super::leader::LeaderConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,13 +103,34 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     });
 
     info!(listen = %config.listen, namespace = ?config.namespace, "operator starting");
+    // Only the leader reconciles; losing the lease stops this replica.
+    let lost = tokio::sync::Notify::new();
+    let lost = Arc::new(lost);
+    if let Some(leader) = &config.leader {
+        tokio::select! {
+            _ = super::leader::acquire(&client, leader) => {}
+            _ = shutdown_signal() => return Ok(()),
+        }
+        let (client, leader, lost) = (client.clone(), leader.clone(), lost.clone());
+        tokio::spawn(async move {
+            super::leader::hold(&client, &leader).await;
+            lost.notify_one();
+        });
+    }
+    let lost_wait = lost.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = lost_wait.notified() => warn!("leadership lost: stopping"),
+        }
+    };
     Controller::new(views, watcher::Config::default())
         .owns(
             sets,
             watcher::Config::default().labels("app.kubernetes.io/managed-by=matview-operator"),
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown_signal())
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {

@@ -31,8 +31,26 @@ fn start_operator(
     namespace: &str,
     log: &std::path::Path,
 ) -> Operator {
+    start_replica(kubeconfig, namespace, log, "operator-0")
+}
+
+fn start_replica(
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+    log: &std::path::Path,
+    identity: &str,
+) -> Operator {
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))
-        .args(["operator", "--namespace", namespace, "--log-format", "text"])
+        .args([
+            "operator",
+            "--namespace",
+            namespace,
+            "--log-format",
+            "text",
+            "--lease-duration-seconds",
+            "3",
+        ])
+        .env("MATVIEW_POD_NAME", identity)
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
@@ -297,4 +315,101 @@ async fn kafka_topic_exists(env: &TestEnv, topic: &str, expected: bool) {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn two_replicas_one_acts_and_the_other_takes_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let env = TestEnv::with_kafka();
+    let client = admin_client(env).await;
+    install_matview_crd(&client).await;
+    let ns = TestNamespace::create(&client, "leader").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, dir.path()).await;
+    let mut replicas = vec![
+        Some(start_replica(
+            &kubeconfig,
+            &ns.name,
+            &dir.path().join("a.log"),
+            "replica-a",
+        )),
+        Some(start_replica(
+            &kubeconfig,
+            &ns.name,
+            &dir.path().join("b.log"),
+            "replica-b",
+        )),
+    ];
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
+    let holder = |leases: Api<Lease>| async move {
+        leases
+            .get_opt("matview-operator")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+    let first = eventually("a leader", Duration::from_secs(30), || {
+        holder(leases.clone())
+    })
+    .await;
+    assert!(first == "replica-a" || first == "replica-b", "{first}");
+
+    let topic = kafka::create_topic(env, "orders", 1).await;
+    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    views
+        .create(
+            &PostParams::default(),
+            &shop_view(env, "one", &topic, &unique_name("dlq")),
+        )
+        .await
+        .expect("created");
+    let reconciled = |name: &'static str| {
+        let views = views.clone();
+        move || {
+            let views = views.clone();
+            async move { views.get(name).await.ok()?.status?.phase.map(|_| ()) }
+        }
+    };
+    eventually(
+        "the leader reconciles",
+        Duration::from_secs(30),
+        reconciled("one"),
+    )
+    .await;
+    let logs = |who: &str| {
+        std::fs::read_to_string(dir.path().join(format!("{who}.log"))).unwrap_or_default()
+    };
+    let follower = if first == "replica-a" { "b" } else { "a" };
+    assert!(
+        !logs(follower).contains("leading"),
+        "only one replica leads"
+    );
+
+    // The leader dies: the other replica takes the lease and acts.
+    replicas[if first == "replica-a" { 0 } else { 1 }] = None;
+    let started = std::time::Instant::now();
+    let second = eventually("a new leader", Duration::from_secs(30), || {
+        let leases = leases.clone();
+        let first = first.clone();
+        async move { holder(leases).await.filter(|h| *h != first) }
+    })
+    .await;
+    eprintln!("leader failover took {:?} (lease 3 s)", started.elapsed());
+    assert_eq!(second, format!("replica-{follower}"));
+    views
+        .create(
+            &PostParams::default(),
+            &shop_view(env, "two", &topic, &unique_name("dlq")),
+        )
+        .await
+        .expect("created");
+    eventually(
+        "the new leader reconciles",
+        Duration::from_secs(30),
+        reconciled("two"),
+    )
+    .await;
+    drop(replicas);
 }
