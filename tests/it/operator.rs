@@ -12,6 +12,7 @@ use matview::engine::revision;
 use matview::operator::desired::LABEL_VIEW;
 
 use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
+use crate::support::kubelet::ProcessKubelet;
 use crate::support::projector::free_port;
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
@@ -252,15 +253,24 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
         .create_topics([&new_topic], &rdkafka::admin::AdminOptions::new())
         .await
         .expect("create topic");
+    // With projectors running (the process kubelet), it becomes Ready
+    // without any other action.
+    let _kubelet = ProcessKubelet::start(
+        client.clone(),
+        &ns.name,
+        env!("CARGO_BIN_EXE_matview").into(),
+        logs.path().to_path_buf(),
+    )
+    .await;
     eventually(
-        "SourceReady=True after the topic appears",
-        Duration::from_secs(40),
+        "Ready after the topic appears",
+        Duration::from_secs(60),
         || {
             let views = views.clone();
             async move {
                 let v = views.get("later").await.ok()?;
-                (condition(&v, ConditionType::SourceReady)?.0 == ConditionStatus::True)
-                    .then_some(())
+                let source = condition(&v, ConditionType::SourceReady)?.0 == ConditionStatus::True;
+                (source && v.status?.phase == Some(Phase::Ready)).then_some(())
             }
         },
     )
