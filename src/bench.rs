@@ -13,14 +13,28 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 
 use crate::workload::OrderGenerator;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchConfig {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
     pub bootstrap_servers: String,
+    /// Orders to produce (1-10 items each).
+    #[arg(long, default_value_t = 2_000_000)]
     pub events: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 4)]
     pub partitions: i32,
+    /// Distinct users (rows).
+    #[arg(long, default_value_t = 100_000)]
     pub users: u64,
+    /// Seed of the order generator.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// PID of the broker, to report its CPU share.
+    #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Directory for the view file and the projector's store.
+    #[arg(long, default_value = "target/bench")]
     pub work_dir: PathBuf,
 }
 

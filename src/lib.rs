@@ -10,5 +10,6 @@ pub mod engine;
 pub mod http_client;
 pub mod operator;
 pub mod projector;
+pub mod signals;
 pub mod version;
 pub mod workload;

@@ -78,29 +78,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Produce N seeded orders, then time one projector (1 shard) from start to caught up.
-    Projector {
-        /// Kafka bootstrap servers.
-        #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
-        bootstrap_servers: String,
-        /// Orders to produce (1-10 items each).
-        #[arg(long, default_value_t = 2_000_000)]
-        events: usize,
-        /// Partitions of the benchmark topic.
-        #[arg(long, default_value_t = 4)]
-        partitions: i32,
-        /// Distinct users (rows).
-        #[arg(long, default_value_t = 100_000)]
-        users: u64,
-        /// Seed of the order generator.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// PID of the broker, to report its CPU share.
-        #[arg(long)]
-        broker_pid: Option<u32>,
-        /// Directory for the view file and the projector's store.
-        #[arg(long, default_value = "target/bench")]
-        work_dir: PathBuf,
-    },
+    Projector(crate::bench::BenchConfig),
 }
 
 /// Runs a parsed command line; the binary's `main` only maps errors to exit codes.
@@ -115,24 +93,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Validate { paths } => validate::run(&paths),
-        Command::Bench(BenchCommand::Projector {
-            bootstrap_servers,
-            events,
-            partitions,
-            users,
-            seed,
-            broker_pid,
-            work_dir,
-        }) => {
-            let report = crate::bench::run(crate::bench::BenchConfig {
-                bootstrap_servers,
-                events,
-                partitions,
-                users,
-                seed,
-                broker_pid,
-                work_dir,
-            })?;
+        Command::Bench(BenchCommand::Projector(config)) => {
+            let report = crate::bench::run(config)?;
             print!("{report}");
             Ok(())
         }

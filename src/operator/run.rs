@@ -45,14 +45,7 @@ pub fn run(config: OperatorConfig) -> Result<(), OperatorError> {
 }
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    crate::signals::terminated().await;
     info!("signal received: shutting down");
 }
 

@@ -271,14 +271,7 @@ pub fn run(config: ProjectorConfig) -> Result<(), ProjectorError> {
     });
     let signal_stop = stop.clone();
     runtime.spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        crate::signals::terminated().await;
         info!("signal received: finishing the current batch");
         signal_stop.store(true, Relaxed);
     });
