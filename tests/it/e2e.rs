@@ -326,6 +326,54 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
     }
     assert!(checked > 0 && !ip.is_empty());
 
+    // Two changes in a row: the second replaces the pending target; the
+    // active revision serves until the last one is ready.
+    let rules = |cheap: f64| {
+        json!({"spec": {"classify": {"field": "price", "rules": [
+        {"group": "cheap", "lt": cheap}, {"group": "affordable", "gte": cheap, "lte": 50}, {"group": "expensive", "gt": 50}]}}})
+    };
+    views
+        .patch(
+            "items-by-price",
+            &PatchParams::default(),
+            &Patch::Merge(&rules(3.0)),
+        )
+        .await
+        .expect("third rules");
+    let rev3 = revision(&views.get("items-by-price").await.expect("view").spec);
+    views
+        .patch(
+            "items-by-price",
+            &PatchParams::default(),
+            &Patch::Merge(&rules(4.0)),
+        )
+        .await
+        .expect("fourth rules");
+    let rev4 = revision(&views.get("items-by-price").await.expect("view").spec);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = views
+            .get("items-by-price")
+            .await
+            .expect("view")
+            .status
+            .unwrap_or_default();
+        let active = s.active_revision.clone().unwrap_or_default();
+        assert!(
+            active == rev2 || active == rev4,
+            "only the last change may become active, got {active} (rev3 {rev3})"
+        );
+        let live = revisions(sets.list(&ListParams::default()).await.expect("sets").items);
+        if active == rev4 && s.phase == Some(Phase::Ready) && live == [rev4.clone()].into() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no switch to {rev4}: {s:?}, live {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Delete: the garbage collector removes the owned objects.
     views
         .delete("items-by-price", &DeleteParams::default())
