@@ -72,7 +72,8 @@ impl Row {
         self.upsert_stored(record.id, stored)
     }
 
-    fn upsert_stored(&mut self, id: String, stored: StoredRecord) -> Upsert {
+    /// Applies a stored record (the later version wins).
+    pub fn upsert_stored(&mut self, id: String, stored: StoredRecord) -> Upsert {
         let outcome = apply_totals(&mut self.totals, self.records.get(&id), &stored);
         if matches!(outcome, Upsert::Inserted | Upsert::Replaced) {
             self.records.insert(id, stored);

@@ -184,6 +184,8 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         .unwrap_or_else(|| "default".into());
     let revision = revision(&mv.spec);
     let identity = StoreIdentity {
+        format: 0, // set by the store
+
         view: format!("{namespace}/{name}"),
         revision: revision.clone(),
         shard,

@@ -8,13 +8,17 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::row::{GroupTotals, StoredRecord, apply_totals};
+use crate::engine::row::{StoredRecord, apply_totals};
 use crate::engine::{Record, Row, Upsert};
 
 /// (row key, record id) encoded by [`record_key`] → record (JSON).
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-/// row key → per-group totals (JSON).
-const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
+/// row key → nothing: which rows exist. Totals are folded from a row's records
+/// when it is read, so a batch writes each record once and nothing per row.
+const ROWS: TableDefinition<&str, ()> = TableDefinition::new("rows");
+
+/// Version of the on-disk layout; a store of another layout is refused.
+const STORE_FORMAT: u32 = 2;
 /// partition → next offset to consume.
 const OFFSETS: TableDefinition<i32, i64> = TableDefinition::new("offsets");
 /// "identity" → which view, revision and shard this store belongs to (JSON).
@@ -23,6 +27,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Whose state a store holds; a store is never reused for another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreIdentity {
+    /// Layout of the store (missing in old stores, which are then refused).
+    #[serde(default)]
+    pub format: u32,
     pub view: String,
     pub revision: String,
     pub shard: u32,
@@ -41,8 +48,8 @@ pub enum StoreError {
          Point --data-dir elsewhere or delete it to rebuild from the topic"
     )]
     ForeignState {
-        found: StoreIdentity,
-        expected: StoreIdentity,
+        found: Box<StoreIdentity>,
+        expected: Box<StoreIdentity>,
     },
     #[error("store I/O failed: {0}")]
     Io(String),
@@ -137,6 +144,10 @@ impl Store {
         sums: usize,
         cache_bytes: usize,
     ) -> Result<Store, StoreError> {
+        let identity = &StoreIdentity {
+            format: STORE_FORMAT,
+            ..identity.clone()
+        };
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("view.redb");
@@ -157,8 +168,8 @@ impl Store {
             match found {
                 Some(found) if &found != identity => {
                     return Err(StoreError::ForeignState {
-                        found,
-                        expected: identity.clone(),
+                        found: Box::new(found),
+                        expected: Box::new(identity.clone()),
                     });
                 }
                 Some(_) => {}
@@ -169,13 +180,13 @@ impl Store {
                 }
             }
             io!(txn.open_table(RECORDS))?;
-            io!(txn.open_table(TOTALS))?;
+            io!(txn.open_table(ROWS))?;
             io!(txn.open_table(OFFSETS))?;
         }
         io!(txn.commit())?;
         let rows = {
             let read = io!(db.begin_read())?;
-            let table = io!(read.open_table(TOTALS))?;
+            let table = io!(read.open_table(ROWS))?;
             io!(table.len())?
         };
         Ok(Store {
@@ -211,8 +222,12 @@ impl Store {
         let mut outcome = BatchOutcome::default();
         {
             let mut table = io!(txn.open_table(RECORDS))?;
-            let mut totals_table = io!(txn.open_table(TOTALS))?;
-            let mut totals: BTreeMap<String, (Vec<GroupTotals>, bool)> = BTreeMap::new();
+            let mut rows_table = io!(txn.open_table(ROWS))?;
+            let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+            let mut changed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+            // apply_totals decides the outcome from the two versions; the
+            // totals it moves here are scratch (rows fold theirs when read).
+            let mut scratch = Row::new(self.groups, self.sums).totals;
             let mut encoded = Vec::with_capacity(256);
             for record in records {
                 let key = record_key(&record.key, &record.id);
@@ -228,21 +243,7 @@ impl Store {
                 let old = io!(table.insert(key.as_slice(), encoded.as_slice()))?
                     .map(|v| decode_record(v.value()))
                     .transpose()?;
-                if !totals.contains_key(&record.key) {
-                    let loaded = match io!(totals_table.get(record.key.as_str()))? {
-                        Some(v) => serde_json::from_slice(v.value())
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        None => {
-                            outcome.new_rows += 1;
-                            Row::new(self.groups, self.sums).totals
-                        }
-                    };
-                    totals.insert(record.key.clone(), (loaded, false));
-                }
-                let Some((row_totals, dirty)) = totals.get_mut(&record.key) else {
-                    continue;
-                };
-                match apply_totals(row_totals, old.as_ref(), &new) {
+                match apply_totals(&mut scratch, old.as_ref(), &new) {
                     // The held version stays: put its bytes back.
                     kept @ (Upsert::Stale | Upsert::Unchanged) => {
                         if kept == Upsert::Stale {
@@ -254,25 +255,23 @@ impl Store {
                             encode_record(old, &mut encoded);
                             io!(table.insert(key.as_slice(), encoded.as_slice()))?;
                         }
+                        continue;
                     }
-                    Upsert::Inserted => {
-                        outcome.inserted += 1;
-                        *dirty = true;
-                    }
-                    Upsert::Replaced => {
-                        outcome.replaced += 1;
-                        *dirty = true;
+                    Upsert::Inserted => outcome.inserted += 1,
+                    Upsert::Replaced => outcome.replaced += 1,
+                }
+                if old.is_none() && !seen.contains(&record.key) {
+                    seen.insert(record.key.clone());
+                    if io!(rows_table.get(record.key.as_str()))?.is_none() {
+                        io!(rows_table.insert(record.key.as_str(), ()))?;
+                        outcome.new_rows += 1;
                     }
                 }
-            }
-            for (row, (row_totals, dirty)) in totals {
-                if dirty {
-                    let bytes = serde_json::to_vec(&row_totals)
-                        .map_err(|e| StoreError::Io(e.to_string()))?;
-                    io!(totals_table.insert(row.as_str(), bytes.as_slice()))?;
-                    outcome.changed_rows.push(row);
+                if !changed.contains(&record.key) {
+                    changed.insert(record.key);
                 }
             }
+            outcome.changed_rows = changed.into_iter().collect();
             let mut offsets = io!(txn.open_table(OFFSETS))?;
             for (&p, &o) in next_offsets {
                 io!(offsets.insert(p, o))?;
@@ -288,18 +287,22 @@ impl Store {
     /// The row of `key`, if any record ever reached it.
     pub fn row(&self, key: &str) -> Result<Option<Row>, StoreError> {
         let txn = io!(self.db.begin_read())?;
-        let totals_table = io!(txn.open_table(TOTALS))?;
-        let Some(totals) = io!(totals_table.get(key))? else {
+        let rows_table = io!(txn.open_table(ROWS))?;
+        if io!(rows_table.get(key))?.is_none() {
             return Ok(None);
-        };
-        let totals: Vec<GroupTotals> = serde_json::from_slice(totals.value())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
         let table = io!(txn.open_table(RECORDS))?;
+        self.fold_row(&table, key).map(Some)
+    }
+
+    /// A row's records and the totals folded from them.
+    fn fold_row(
+        &self,
+        table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+        key: &str,
+    ) -> Result<Row, StoreError> {
         let prefix = row_prefix(key);
-        let mut row = Row {
-            records: BTreeMap::new(),
-            totals,
-        };
+        let mut row = Row::new(self.groups, self.sums);
         for entry in io!(table.range(prefix.as_slice()..))? {
             let (k, v) = io!(entry)?;
             let k = k.value();
@@ -307,9 +310,9 @@ impl Store {
                 break;
             }
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            row.records.insert(id, decode_record(v.value())?);
+            row.upsert_stored(id, decode_record(v.value())?);
         }
-        Ok(Some(row))
+        Ok(row)
     }
 
     /// Row keys after `after` (exclusive) whose group `group` is not empty, at most `limit`.
@@ -331,7 +334,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let txn = io!(self.db.begin_read())?;
-        let table = io!(txn.open_table(TOTALS))?;
+        let table = io!(txn.open_table(ROWS))?;
+        let records = io!(txn.open_table(RECORDS))?;
         let mut out = Vec::new();
         let iter = match after {
             Some(a) => {
@@ -340,11 +344,12 @@ impl Store {
             None => io!(table.range::<&str>(..))?,
         };
         for entry in iter {
-            let (k, v) = io!(entry)?;
+            let (k, _) = io!(entry)?;
             let keep = match group {
                 None => true,
-                Some(g) => serde_json::from_slice::<Vec<GroupTotals>>(v.value())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                Some(g) => self
+                    .fold_row(&records, k.value())?
+                    .totals
                     .get(g)
                     .is_some_and(|t| t.count > 0),
             };
@@ -419,6 +424,7 @@ mod store_tests {
     fn batches_commit_rows_and_offsets_together() {
         let dir = tempfile::tempdir().expect("tempdir");
         let identity = StoreIdentity {
+            format: 0,
             view: "ns/v".into(),
             revision: "r1".into(),
             shard: 0,
