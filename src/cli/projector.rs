@@ -39,7 +39,7 @@ pub struct ProjectorArgs {
     #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_DIR")]
     pub kafka_properties_dir: Option<PathBuf>,
     /// Most events per batch (one store commit each).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, env = "MATVIEW_BATCH_MAX_EVENTS", default_value_t = 20_000)]
     pub batch_max_events: usize,
     /// Longest wait for a batch to fill, in milliseconds.
     #[arg(long, default_value_t = 50)]
