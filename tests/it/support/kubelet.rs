@@ -17,6 +17,10 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+/// Pause before an exited container starts again (a kubelet's back-off starts
+/// at 10 s); long enough for the operator to see the pod unready.
+const RESTART_PAUSE: Duration = Duration::from_secs(5);
+
 /// Loopback addresses handed out to pods: 127.0.1.1, 127.0.1.2, … (never .0)
 static NEXT_ADDRESS: AtomicU32 = AtomicU32::new(1 << 8);
 
@@ -378,7 +382,7 @@ impl Loop {
             let alive = matches!(r.child.try_wait(), Ok(None));
             if !alive {
                 let exited = *r.exited_at.get_or_insert_with(Instant::now);
-                if exited.elapsed() > Duration::from_secs(2)
+                if exited.elapsed() > RESTART_PAUSE
                     && let Ok(child) = spawn(&r.program, &r.args, &r.env, &r.log)
                 {
                     r.child = child;
