@@ -76,10 +76,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    crate::projector::metrics::sample(text, name).unwrap_or(0.0)
 }
 
 fn view_yaml(bootstrap: &str, topic: &str) -> String {

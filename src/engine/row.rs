@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::compile::GroupId;
@@ -12,7 +11,7 @@ use super::decimal::Decimal;
 use super::shape::{Position, Record};
 
 /// A record as a row keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
     pub group: Option<GroupId>,
     pub fields: Vec<Value>,
@@ -21,14 +20,14 @@ pub struct StoredRecord {
 }
 
 /// Count and sums of one group.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupTotals {
     pub count: u64,
     pub sums: Vec<Decimal>,
 }
 
 /// All records of one row key, with totals per group.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     pub records: BTreeMap<String, StoredRecord>,
     /// Indexed by group id.

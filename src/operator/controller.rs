@@ -350,12 +350,23 @@ async fn apply(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Action,
 
     // 5. Status.
     observed.active = readiness(&ctx.client, &ns, &name, &active_now, shards).await?;
+    let known = previous
+        .as_ref()
+        .filter(|p| p.active_revision.as_deref() == Some(active_now.as_str()))
+        .and_then(|p| {
+            Some(super::objects::ProjectorStats {
+                rows: p.rows?,
+                records_applied: p.records_applied?,
+                dead_lettered: p.dead_lettered.unwrap_or(0),
+            })
+        });
     observed.stats = super::objects::projector_stats(
         &ctx.client,
         &ns,
         &name,
         &active_now,
         view.spec.source.keyed_by_row_key,
+        known,
     )
     .await;
     observed.lag = kafka::group_lag(

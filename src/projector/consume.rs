@@ -70,6 +70,11 @@ pub(super) fn run(
         .set("message.max.bytes", "20000000")
         .create()
         .map_err(|e| ProjectorError::Kafka(format!("cannot create dead-letter producer: {e}")))?;
+    // Awaits dead-letter deliveries from this (non-async) thread.
+    let dlq_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ProjectorError::Kafka(format!("cannot start the dead-letter runtime: {e}")))?;
 
     // Where to start: the store's offsets, else the spec's starting point.
     let assign_from_store =
@@ -198,7 +203,13 @@ pub(super) fn run(
 
         // ---- dead letters: Kafka must have them before the offsets move on.
         if !dead.is_empty() {
-            if let Err(e) = send_dead_letters(&producer, &shared.dead_letter_topic, &topic, &dead) {
+            if let Err(e) = send_dead_letters(
+                &dlq_runtime,
+                &producer,
+                &shared.dead_letter_topic,
+                &topic,
+                &dead,
+            ) {
                 shared.metrics.dead_letter_failures.fetch_add(1, Relaxed);
                 shared.set_dead_letter_error(Some(e.clone()));
                 error!(error = %e, topic = %shared.dead_letter_topic, "cannot write dead letters; holding the batch and retrying");
@@ -295,15 +306,12 @@ fn spawn_watermark_watcher(
 }
 
 fn send_dead_letters(
+    runtime: &tokio::runtime::Runtime,
     producer: &FutureProducer,
     dlq: &str,
     source: &str,
     dead: &[DeadLetter],
 ) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let sends = dead.iter().map(|d| {
             let partition = d.position.partition.to_string();

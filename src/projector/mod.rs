@@ -117,8 +117,8 @@ impl Shared {
         if let Ok(rows) = self.store.row_count() {
             self.metrics.rows.store(rows, Relaxed);
         }
-        if let Ok(meta) = std::fs::metadata(self.config.data_dir.join("view.redb")) {
-            self.metrics.store_bytes.store(meta.len(), Relaxed);
+        if let Some(bytes) = self.store.file_bytes() {
+            self.metrics.store_bytes.store(bytes, Relaxed);
         }
     }
 

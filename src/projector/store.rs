@@ -79,8 +79,7 @@ pub struct Store {
     db: Database,
     groups: usize,
     sums: usize,
-    /// Rows in the store; counted here because redb's len() walks the table.
-    rows: std::sync::atomic::AtomicU64,
+    path: PathBuf,
 }
 
 /// Encodes (row key, id) so that all records of a row are one contiguous range.
@@ -184,16 +183,11 @@ impl Store {
             io!(txn.open_table(OFFSETS))?;
         }
         io!(txn.commit())?;
-        let rows = {
-            let read = io!(db.begin_read())?;
-            let table = io!(read.open_table(ROWS))?;
-            io!(table.len())?
-        };
         Ok(Store {
             db,
             groups,
             sums,
-            rows: std::sync::atomic::AtomicU64::new(rows),
+            path,
         })
     }
 
@@ -267,9 +261,7 @@ impl Store {
                         outcome.new_rows += 1;
                     }
                 }
-                if !changed.contains(&record.key) {
-                    changed.insert(record.key);
-                }
+                changed.insert(record.key);
             }
             outcome.changed_rows = changed.into_iter().collect();
             let mut offsets = io!(txn.open_table(OFFSETS))?;
@@ -278,9 +270,6 @@ impl Store {
             }
         }
         io!(txn.commit())?;
-        self.rows
-            .fetch_add(outcome.new_rows, std::sync::atomic::Ordering::Relaxed);
-        outcome.changed_rows.sort();
         Ok(outcome)
     }
 
@@ -363,9 +352,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Number of rows.
+    /// Number of rows (redb keeps the count: O(1)).
     pub fn row_count(&self) -> Result<u64, StoreError> {
-        Ok(self.rows.load(std::sync::atomic::Ordering::Relaxed))
+        let txn = io!(self.db.begin_read())?;
+        let table = io!(txn.open_table(ROWS))?;
+        io!(table.len())
+    }
+
+    /// Size of the store file in bytes.
+    pub fn file_bytes(&self) -> Option<u64> {
+        std::fs::metadata(&self.path).ok().map(|m| m.len())
     }
 }
 

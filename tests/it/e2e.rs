@@ -14,31 +14,9 @@ use serde_json::{Value, json};
 
 use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
 use crate::support::kubelet::ProcessKubelet;
-use crate::support::projector::{free_port, produce};
+use crate::support::operator;
+use crate::support::projector::produce;
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
-
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn operator(kubeconfig: &std::path::Path, ns: &str, log: &std::path::Path) -> Process {
-    Process(
-        std::process::Command::new(env!("CARGO_BIN_EXE_matview"))
-            .args(["operator", "--namespace", ns, "--log-format", "text"])
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log"))
-            .spawn()
-            .expect("operator starts"),
-    )
-}
 
 /// Users with at least one item, computed from the orders.
 fn users(orders: &[Value]) -> std::collections::BTreeSet<String> {
@@ -61,6 +39,21 @@ fn cheap_counts(orders: &[Value], below: f64) -> std::collections::BTreeMap<Stri
         }
     }
     out
+}
+
+/// Changes the shop rules so that "cheap" means below `cheap`; returns the new revision.
+async fn cheap_below(views: &Api<MaterializedView>, cheap: f64) -> String {
+    let patch = json!({"spec": {"classify": {"field": "price", "rules": [
+        {"group": "cheap", "lt": cheap}, {"group": "affordable", "gte": cheap, "lte": 50}, {"group": "expensive", "gt": 50}]}}});
+    views
+        .patch(
+            "items-by-price",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("rules changed");
+    revision(&views.get("items-by-price").await.expect("view").spec)
 }
 
 async fn wait_phase(
@@ -96,7 +89,12 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
     )
     .await;
     let (kubeconfig, _) = operator_identity(env, &client, &ns.name, work.path()).await;
-    let _operator = operator(&kubeconfig, &ns.name, &work.path().join("operator.log"));
+    let _operator = operator::start(
+        &kubeconfig,
+        &ns.name,
+        &work.path().join("operator.log"),
+        "operator-0",
+    );
 
     let topic = kafka::create_topic(env, "orders", 4).await;
     let mut g = OrderGenerator::new(11, 60);
@@ -238,18 +236,7 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
     );
 
     // Change the rules: the old revision serves until the new one caught up.
-    let patch = json!({"spec": {"classify": {"field": "price", "rules": [
-        {"group": "cheap", "lt": 10}, {"group": "affordable", "gte": 10, "lte": 50}, {"group": "expensive", "gt": 50}]}}});
-    views
-        .patch(
-            "items-by-price",
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .expect("rules changed");
-    let changed = views.get("items-by-price").await.expect("view");
-    let rev2 = revision(&changed.spec);
+    let rev2 = cheap_below(&views, 10.0).await;
     assert_ne!(rev2, rev1);
     let mut saw_both = false;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -328,28 +315,8 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
 
     // Two changes in a row: the second replaces the pending target; the
     // active revision serves until the last one is ready.
-    let rules = |cheap: f64| {
-        json!({"spec": {"classify": {"field": "price", "rules": [
-        {"group": "cheap", "lt": cheap}, {"group": "affordable", "gte": cheap, "lte": 50}, {"group": "expensive", "gt": 50}]}}})
-    };
-    views
-        .patch(
-            "items-by-price",
-            &PatchParams::default(),
-            &Patch::Merge(&rules(3.0)),
-        )
-        .await
-        .expect("third rules");
-    let rev3 = revision(&views.get("items-by-price").await.expect("view").spec);
-    views
-        .patch(
-            "items-by-price",
-            &PatchParams::default(),
-            &Patch::Merge(&rules(4.0)),
-        )
-        .await
-        .expect("fourth rules");
-    let rev4 = revision(&views.get("items-by-price").await.expect("view").spec);
+    let rev3 = cheap_below(&views, 3.0).await;
+    let rev4 = cheap_below(&views, 4.0).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let s = views

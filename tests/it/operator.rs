@@ -1,8 +1,8 @@
 //! The operator process against the real API server and broker: objects,
 //! status conditions, invalid specs, a source topic that appears later, and
-//! deletion through the finalizer. (Pods do not run here: no kubelet.)
+//! deletion through the finalizer, leader election. Projector pods run only
+//! where a test starts the process kubelet.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -13,54 +13,8 @@ use matview::operator::desired::LABEL_VIEW;
 
 use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
 use crate::support::kubelet::ProcessKubelet;
-use crate::support::projector::free_port;
+use crate::support::operator;
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The operator, authenticated as its ServiceAccount with exactly the
-/// shipped RBAC (see `operator_identity`).
-fn start_operator(
-    kubeconfig: &std::path::Path,
-    namespace: &str,
-    log: &std::path::Path,
-) -> Operator {
-    start_replica(kubeconfig, namespace, log, "operator-0")
-}
-
-fn start_replica(
-    kubeconfig: &std::path::Path,
-    namespace: &str,
-    log: &std::path::Path,
-    identity: &str,
-) -> Operator {
-    let child = Command::new(env!("CARGO_BIN_EXE_matview"))
-        .args([
-            "operator",
-            "--namespace",
-            namespace,
-            "--log-format",
-            "text",
-            "--lease-duration-seconds",
-            "3",
-        ])
-        .env("MATVIEW_POD_NAME", identity)
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "info,kube=warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("cannot start matview operator");
-    Operator(child)
-}
 
 fn shop_view(env: &TestEnv, name: &str, topic: &str, dlq: &str) -> MaterializedView {
     let text = std::fs::read_to_string(concat!(
@@ -102,7 +56,7 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
     let logs = tempfile::tempdir().expect("tempdir");
     let log = logs.path().join("operator.log");
     let (kubeconfig, user) = operator_identity(env, &client, &ns.name, logs.path()).await;
-    let _operator = start_operator(&kubeconfig, &ns.name, &log);
+    let _operator = operator::start(&kubeconfig, &ns.name, &log, "operator-0");
     // Least privilege: what it needs, and not more.
     for (verb, resource, expected) in [
         ("patch", "statefulsets.apps", "yes"),
@@ -338,13 +292,13 @@ async fn two_replicas_one_acts_and_the_other_takes_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (kubeconfig, _) = operator_identity(env, &client, &ns.name, dir.path()).await;
     let mut replicas = vec![
-        Some(start_replica(
+        Some(operator::start(
             &kubeconfig,
             &ns.name,
             &dir.path().join("a.log"),
             "replica-a",
         )),
-        Some(start_replica(
+        Some(operator::start(
             &kubeconfig,
             &ns.name,
             &dir.path().join("b.log"),

@@ -5,6 +5,7 @@
 pub mod kafka;
 pub mod kube;
 pub mod kubelet;
+pub mod operator;
 pub mod projector;
 
 use std::collections::HashMap;

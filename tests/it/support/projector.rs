@@ -260,8 +260,6 @@ impl Drop for Projector {
 
 /// A metric's value from the Prometheus text.
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
+    matview::projector::metrics::sample(text, name)
         .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
 }

@@ -1,0 +1,33 @@
+//! Running `matview operator` processes in tests.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::projector::free_port;
+
+/// An operator replica; killed when dropped.
+pub struct OperatorProcess(Child);
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a replica watching `namespace`, authenticated by `kubeconfig` (see
+/// `kube::operator_identity`), with a 3 s lease so failover tests are quick.
+pub fn start(kubeconfig: &Path, namespace: &str, log: &Path, identity: &str) -> OperatorProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args(["operator", "--namespace", namespace, "--log-format", "text"])
+        .args(["--lease-duration-seconds", "3"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("MATVIEW_POD_NAME", identity)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info,kube=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("operator log"))
+        .spawn()
+        .expect("cannot start matview operator");
+    OperatorProcess(child)
+}
