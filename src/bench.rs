@@ -198,6 +198,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     let mut child = spawn_projector(&view, &data, port)?;
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
+    let projectors = crate::api::ProjectorClient::new(Duration::from_secs(3));
     let (mut peak_kib, mut projector_cpu, mut last_report) = (0u64, 0.0, Instant::now());
     let mut first_applied: Option<f64> = None;
     let applied = runtime.block_on(async {
@@ -207,18 +208,9 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
             }
             peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
             projector_cpu = cpu_seconds(pid).unwrap_or(projector_cpu);
-            let applied = match crate::http_client::get(&format!("{base}/v1/positions")).await {
-                Some(body) => serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v["partitions"].as_array().map(|ps| {
-                            ps.iter()
-                                .map(|p| p["applied"].as_i64().unwrap_or(0))
-                                .sum::<i64>()
-                        })
-                    })
-                    .unwrap_or(0),
-                None => 0,
+            let applied: i64 = match projectors.positions(&base).await {
+                Ok(positions) => positions.partitions.iter().map(|p| p.applied).sum(),
+                Err(_) => 0,
             };
             if applied >= config.events as i64 {
                 return Ok(applied);
@@ -243,7 +235,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         _ => None,
     };
     let metrics = runtime
-        .block_on(crate::http_client::get(&format!("{base}/metrics")))
+        .block_on(projectors.metrics_text(&base))
         .unwrap_or_default();
     let _ = std::fs::write(config.work_dir.join("last-metrics.txt"), &metrics);
     let _ = child.kill();

@@ -3,13 +3,16 @@
 //! The binary `matview` wires these modules together; each module owns one part
 //! of the architecture described in the README.
 
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod crd;
 pub mod engine;
-pub mod http_client;
+pub mod errors;
+pub mod logging;
 pub mod operator;
 pub mod projector;
 pub mod signals;
 pub mod version;
+pub mod view;
 pub mod workload;

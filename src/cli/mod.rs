@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, one subcommand per component.
 
+mod operator;
 mod projector;
 mod validate;
 
@@ -41,35 +42,7 @@ pub enum Command {
         image: Option<String>,
     },
     /// Run the operator: reconcile every MaterializedView into projector workloads and status.
-    Operator {
-        /// Projector image of the pods it creates.
-        #[arg(long, env = "MATVIEW_PROJECTOR_IMAGE")]
-        projector_image: Option<String>,
-        /// Use these Kafka bootstrap servers for every view (instead of each view's own).
-        #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP_OVERRIDE")]
-        kafka_bootstrap_override: Option<String>,
-        /// Address of /healthz, /readyz and /metrics.
-        #[arg(long, env = "MATVIEW_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
-        listen: std::net::SocketAddr,
-        /// Views reconciled at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: u16,
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long, env = "MATVIEW_WATCH_NAMESPACE")]
-        namespace: Option<String>,
-        /// Namespace of the leader-election Lease (default: the watched namespace, else "default").
-        #[arg(long, env = "MATVIEW_LEADER_ELECTION_NAMESPACE")]
-        leader_election_namespace: Option<String>,
-        /// Lease duration in seconds; a dead leader is replaced after at most this long.
-        #[arg(long, default_value_t = 15)]
-        lease_duration_seconds: u64,
-        /// Run without leader election (only ever one replica).
-        #[arg(long)]
-        no_leader_election: bool,
-        /// Log format: json or text.
-        #[arg(long, env = "MATVIEW_LOG_FORMAT", default_value = "json")]
-        log_format: String,
-    },
+    Operator(Box<operator::OperatorArgs>),
     /// Benchmarks against a running broker.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -103,8 +76,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 path: path.clone(),
                 source,
             })?;
-            let view: crate::crd::MaterializedView = serde_yaml::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+            let view: crate::crd::MaterializedView =
+                serde_yaml::from_str(&text).map_err(|source| CliError::Parse {
+                    path: path.clone(),
+                    source,
+                })?;
             let mut settings = crate::operator::desired::PodSettings::default();
             if let Some(image) = image {
                 settings.image = image;
@@ -113,42 +89,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", crate::operator::render(&objects)?);
             Ok(())
         }
-        Command::Operator {
-            projector_image,
-            kafka_bootstrap_override,
-            listen,
-            concurrency,
-            namespace,
-            leader_election_namespace,
-            lease_duration_seconds,
-            no_leader_election,
-            log_format,
-        } => {
-            projector::init_logging(&log_format);
-            let mut settings = crate::operator::desired::PodSettings::default();
-            if let Some(image) = projector_image {
-                settings.image = image;
-            }
-            crate::operator::run::run(crate::operator::run::OperatorConfig {
-                settings,
-                kafka_override: kafka_bootstrap_override,
-                listen,
-                concurrency: concurrency.max(1),
-                leader: (!no_leader_election).then(|| crate::operator::leader::LeaderConfig {
-                    namespace: leader_election_namespace
-                        .or_else(|| namespace.clone())
-                        .unwrap_or_else(|| "default".into()),
-                    name: "matview-operator".into(),
-                    identity: std::env::var("MATVIEW_POD_NAME")
-                        .unwrap_or_else(|_| format!("matview-operator-{}", std::process::id())),
-                    lease_duration: std::time::Duration::from_secs(lease_duration_seconds.max(2)),
-                }),
-                namespace,
-            })?;
+        Command::Operator(args) => {
+            crate::logging::init(args.log_format);
+            crate::operator::run::run(args.into_config())?;
             Ok(())
         }
         Command::Projector(args) => {
-            projector::init_logging(&args.log_format);
+            crate::logging::init(args.log_format);
             let config = args.into_config().map_err(CliError::Usage)?;
             crate::projector::run(config)?;
             Ok(())
@@ -161,10 +108,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub enum CliError {
     #[error(transparent)]
     Crd(#[from] crate::crd::CrdError),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
+    },
+    #[error("cannot parse {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
     },
     #[error("{0}")]
     Usage(String),

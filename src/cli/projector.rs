@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::logging::LogFormat;
 use crate::projector::ProjectorConfig;
 
 #[derive(Debug, Args)]
@@ -50,9 +51,9 @@ pub struct ProjectorArgs {
     /// Page cache of the store in MiB; most of the process's memory.
     #[arg(long, env = "MATVIEW_STORE_CACHE_MIB", default_value_t = 1024)]
     pub store_cache_mib: usize,
-    /// Log format: json or text.
-    #[arg(long, env = "MATVIEW_LOG_FORMAT", default_value = "json")]
-    pub log_format: String,
+    /// Log format.
+    #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -114,20 +115,6 @@ fn properties_from_dir(dir: &std::path::Path) -> Result<Vec<(String, String)>, S
     }
     out.sort();
     Ok(out)
-}
-
-/// Structured logs on stderr; `RUST_LOG` filters (default info).
-pub fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "text" {
-        builder.try_init()
-    } else {
-        builder.json().try_init()
-    };
 }
 
 #[cfg(test)]

@@ -60,6 +60,13 @@ pub enum Phase {
     Failed,
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The variant names are the serialized values users see in status.
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 /// A typed status condition, after the Kubernetes convention.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

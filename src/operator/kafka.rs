@@ -14,8 +14,21 @@ use rdkafka::{Offset, TopicPartitionList};
 pub enum KafkaError {
     #[error("topic {0} does not exist; create it, or fix spec.source.kafka.topic")]
     MissingTopic(String),
-    #[error("kafka at {servers}: {detail}")]
-    Unreachable { servers: String, detail: String },
+    #[error("kafka at {servers}")]
+    Client {
+        servers: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("kafka at {servers}: cannot {operation} {name}: {code}")]
+    Refused {
+        servers: String,
+        operation: &'static str,
+        name: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("a Kafka metadata task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,10 +41,24 @@ fn client_config(servers: &str) -> ClientConfig {
     config
 }
 
-fn unreachable(servers: &str, e: impl std::fmt::Display) -> KafkaError {
-    KafkaError::Unreachable {
+fn unreachable(servers: &str, source: rdkafka::error::KafkaError) -> KafkaError {
+    KafkaError::Client {
         servers: servers.into(),
-        detail: e.to_string(),
+        source,
+    }
+}
+
+fn refused(
+    servers: &str,
+    operation: &'static str,
+    name: &str,
+    code: RDKafkaErrorCode,
+) -> KafkaError {
+    KafkaError::Refused {
+        servers: servers.into(),
+        operation,
+        name: name.into(),
+        code,
     }
 }
 
@@ -54,10 +81,7 @@ pub async fn partitions(servers: &str, topic: &str) -> Result<i32, KafkaError> {
             .ok_or(KafkaError::MissingTopic(topic))
     })
     .await
-    .map_err(|e| KafkaError::Unreachable {
-        servers: String::new(),
-        detail: e.to_string(),
-    })?
+    .map_err(KafkaError::Task)?
 }
 
 fn admin(servers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
@@ -78,10 +102,7 @@ pub async fn ensure_topic(servers: &str, topic: &str, partitions: i32) -> Result
     match results.into_iter().next() {
         Some(Ok(_)) => Ok(true),
         Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(false),
-        Some(Err((t, code))) => Err(unreachable(
-            servers,
-            format!("cannot create topic {t}: {code}"),
-        )),
+        Some(Err((t, code))) => Err(refused(servers, "create topic", &t, code)),
     }
 }
 
@@ -98,10 +119,7 @@ pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(
             if let Err((t, code)) = result
                 && code != RDKafkaErrorCode::UnknownTopicOrPartition
             {
-                return Err(unreachable(
-                    servers,
-                    format!("cannot delete topic {t}: {code}"),
-                ));
+                return Err(refused(servers, "delete topic", &t, code));
             }
         }
     }
@@ -117,10 +135,7 @@ pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(
                     RDKafkaErrorCode::GroupIdNotFound | RDKafkaErrorCode::NotCoordinator
                 )
             {
-                return Err(unreachable(
-                    servers,
-                    format!("cannot delete consumer group {g}: {code}"),
-                ));
+                return Err(refused(servers, "delete consumer group", &g, code));
             }
         }
     }
@@ -161,8 +176,5 @@ pub async fn group_lag(
         Ok(lag)
     })
     .await
-    .map_err(|e| KafkaError::Unreachable {
-        servers: String::new(),
-        detail: e.to_string(),
-    })?
+    .map_err(KafkaError::Task)?
 }

@@ -58,6 +58,13 @@ impl OperatorMetrics {
         }
     }
 
+    /// A deleted view leaves the per-phase gauge.
+    pub fn forget(&self, view: &str) {
+        if let Ok(mut p) = self.phases.lock() {
+            p.remove(view);
+        }
+    }
+
     pub fn phase(&self, view: &str, phase: Option<Phase>) {
         if let Ok(mut p) = self.phases.lock() {
             p.insert(view.to_string(), phase);

@@ -5,25 +5,28 @@
 
 pub mod controller;
 pub mod desired;
+pub mod k8s;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
-pub mod objects;
+pub mod projectors;
+mod reconcile;
 pub mod run;
 pub mod status;
 
+use kube::Resource;
 use serde::Serialize;
 
 use crate::crd::MaterializedView;
-use crate::engine::{CompileError, compile, revision};
+use crate::view::{ValidatedView, ViewError};
 use desired::{DesiredObjects, PodSettings, desired_objects};
 
 /// Why a view cannot be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error("view {name}: {source}")]
-    Invalid { name: String, source: CompileError },
-    #[error("cannot render YAML: {0}")]
+    #[error(transparent)]
+    Invalid(#[from] ViewError),
+    #[error("cannot render YAML")]
     Yaml(#[from] serde_yaml::Error),
 }
 
@@ -32,39 +35,32 @@ pub fn plan(
     view: &MaterializedView,
     settings: &PodSettings,
 ) -> Result<(String, DesiredObjects), RenderError> {
-    compile(&view.spec).map_err(|source| RenderError::Invalid {
-        name: view.metadata.name.clone().unwrap_or_default(),
-        source,
-    })?;
-    let revision = revision(&view.spec);
-    let objects = desired_objects(view, &revision, settings);
-    Ok((revision, objects))
+    let validated = ValidatedView::new(view)?;
+    let objects = desired_objects(view, &validated.revision, settings);
+    Ok((validated.revision, objects))
 }
 
-fn document<T: Serialize>(
-    kind: &str,
-    api_version: &str,
-    object: &T,
-) -> Result<String, RenderError> {
+/// One object as a YAML document, with the apiVersion and kind of its type.
+fn document<K>(object: &K) -> Result<String, RenderError>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
     let mut value = serde_yaml::to_value(object)?;
     if let serde_yaml::Value::Mapping(map) = &mut value {
-        map.insert("apiVersion".into(), api_version.into());
-        map.insert("kind".into(), kind.into());
+        map.insert("apiVersion".into(), K::api_version(&()).as_ref().into());
+        map.insert("kind".into(), K::kind(&()).as_ref().into());
     }
     Ok(serde_yaml::to_string(&value)?)
 }
 
 /// The objects as a multi-document YAML stream, in apply order.
 pub fn render(objects: &DesiredObjects) -> Result<String, RenderError> {
-    let mut docs = vec![
-        document("ConfigMap", "v1", &objects.config_map)?,
-        document("Service", "v1", &objects.service)?,
-    ];
+    let mut docs = vec![document(&objects.config_map)?, document(&objects.service)?];
     for set in &objects.stateful_sets {
-        docs.push(document("StatefulSet", "apps/v1", set)?);
+        docs.push(document(set)?);
     }
     for pdb in &objects.disruption_budgets {
-        docs.push(document("PodDisruptionBudget", "policy/v1", pdb)?);
+        docs.push(document(pdb)?);
     }
     Ok(docs.join("---\n"))
 }

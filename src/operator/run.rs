@@ -30,17 +30,23 @@ pub struct OperatorConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    #[error("cannot reach the Kubernetes API: {0}")]
+    #[error("cannot reach the Kubernetes API")]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Io(String),
+    #[error("cannot start the operator's runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub fn run(config: OperatorConfig) -> Result<(), OperatorError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| OperatorError::Io(e.to_string()))?;
+        .map_err(OperatorError::Runtime)?;
     runtime.block_on(serve(config))
 }
 
@@ -62,6 +68,7 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         kafka_override: config.kafka_override.clone(),
         failures: Mutex::new(Default::default()),
         metrics: Default::default(),
+        projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
     });
     let (views, sets): (Api<MaterializedView>, Api<StatefulSet>) = match &config.namespace {
         Some(ns) => (
@@ -77,7 +84,10 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| OperatorError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+        .map_err(|source| OperatorError::Listen {
+            address: config.listen,
+            source,
+        })?;
     let metrics_ctx = ctx.clone();
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -19,6 +19,36 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Pure: counts the StatefulSets of one revision (one per shard).
+    pub fn of_stateful_sets(
+        shards: u32,
+        sets: &[k8s_openapi::api::apps::v1::StatefulSet],
+    ) -> Readiness {
+        let mut r = Readiness {
+            shards,
+            ..Default::default()
+        };
+        for set in sets {
+            let desired = set.spec.replicas.unwrap_or(1);
+            let ready = set
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            r.shards_found += 1;
+            r.desired_replicas += desired;
+            r.ready_replicas += ready.min(desired);
+            if ready > 0 {
+                r.shards_serving += 1;
+            }
+        }
+        // A revision from an older spec may have another shard count: trust what exists.
+        if r.shards_found > 0 {
+            r.shards = r.shards_found;
+        }
+        r
+    }
+
     pub fn all_ready(&self) -> bool {
         self.shards_found == self.shards
             && self.ready_replicas >= self.desired_replicas
@@ -28,6 +58,14 @@ impl Readiness {
     pub fn serving(&self) -> bool {
         self.shards > 0 && self.shards_found == self.shards && self.shards_serving == self.shards
     }
+}
+
+/// Figures the view's projectors report, summed over shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewTotals {
+    pub rows: i64,
+    pub records_applied: i64,
+    pub dead_lettered: i64,
 }
 
 /// What reconcile observed.
@@ -43,7 +81,7 @@ pub struct Observed {
     pub active: Readiness,
     pub target: Option<Readiness>,
     pub lag: Option<i64>,
-    pub stats: Option<super::objects::ProjectorStats>,
+    pub stats: Option<ViewTotals>,
     pub path: String,
 }
 

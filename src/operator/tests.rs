@@ -135,5 +135,6 @@ fn invalid_views_are_not_planned() {
     let mut bad = view("items", 1, 1);
     bad.spec.classify.field = "missing".into();
     let err = plan(&bad, &PodSettings::default()).expect_err("invalid");
-    assert!(err.to_string().contains("spec.classify.field"), "{err}");
+    let chain = crate::errors::chain(&err);
+    assert!(chain.contains("spec.classify.field"), "{chain}");
 }

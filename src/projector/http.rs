@@ -5,13 +5,16 @@
 //! - `GET /v1/keys?after=KEY&limit=N`: row keys in order
 //! - `GET /v1/positions`: applied offset, high-water mark and lag per partition
 //! - `GET /v1/watch`: row changes as server-sent events (`Last-Event-ID` resumes)
-//! - `GET /v1/info`, `/healthz`, `/readyz`, `/metrics`
+//! - `GET /v1/info`, `GET /v1/stats`, `/healthz`, `/readyz`, `/metrics`
+//!
+//! Bodies are the typed contracts of [`crate::api::projector`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,9 +25,14 @@ use serde_json::json;
 
 use super::Shared;
 use super::changes::{Change, Resume};
-use crate::engine::RowView;
+use crate::api::problem::{PROBLEM_CONTENT_TYPE, ProblemBody};
+use crate::api::projector::{
+    KeysPage, PageQuery, PartitionPosition, Positions, ProjectorInfo, ProjectorStats, RowView,
+    RowsPage,
+};
 
 const MAX_SCAN_LIMIT: usize = 1000;
+const MAX_KEYS_LIMIT: usize = 100_000;
 
 /// An RFC 9457 problem response.
 #[derive(Debug)]
@@ -46,11 +54,11 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({"type": "about:blank", "title": self.title, "status": self.status.as_u16(), "detail": self.detail});
+        let body = ProblemBody::new(self.status.as_u16(), self.title, self.detail);
         (
             self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
+            [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
+            Json(body),
         )
             .into_response()
     }
@@ -64,6 +72,32 @@ fn internal(e: impl std::fmt::Display) -> Problem {
     )
 }
 
+/// Query strings as typed values; a bad one is a 400 problem, not axum's text.
+struct PageParams(PageQuery);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageParams {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Query::<PageQuery>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| PageParams(q))
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad query", e.body_text()))
+    }
+}
+
+fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad limit",
+            format!("limit must be 1..={max}, got {n}"),
+        )),
+    }
+}
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/rows/{key}", get(get_row))
@@ -72,6 +106,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/positions", get(positions))
         .route("/v1/watch", get(watch))
         .route("/v1/info", get(info))
+        .route("/v1/stats", get(stats))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -84,7 +119,7 @@ fn read_view(shared: &Shared, key: &str) -> Result<Option<RowView>, Problem> {
         .store
         .row(key)
         .map_err(internal)?
-        .map(|row| shared.view.view(key, &row)))
+        .map(|row| shared.view.compiled.view(key, &row)))
 }
 
 async fn get_row(
@@ -107,46 +142,21 @@ async fn get_row(
 async fn scan_group(
     State(shared): State<Arc<Shared>>,
     Path(group): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
-    let group_index = shared
-        .view
-        .groups
-        .iter()
-        .position(|g| *g == group)
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "no such group",
-                format!("groups are {:?}", shared.view.groups),
-            )
-        })?;
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_SCAN_LIMIT).contains(n))
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad limit",
-                    format!("limit must be 1..={MAX_SCAN_LIMIT}, got {l:?}"),
-                )
-            })?,
-    };
-    if let Some(unknown) = params.keys().find(|k| *k != "limit" && *k != "after") {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "unknown parameter",
-            format!("{unknown:?}; use after and limit"),
-        ));
-    }
-    let after = params.get("after").cloned();
+    PageParams(page): PageParams,
+) -> Result<Json<RowsPage>, Problem> {
+    let groups = &shared.view.compiled.groups;
+    let group_index = groups.iter().position(|g| *g == group).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no such group",
+            format!("groups are {groups:?}"),
+        )
+    })?;
+    let limit = limit(page.limit, 100, MAX_SCAN_LIMIT)?;
     tokio::task::spawn_blocking(move || {
         let keys = shared
             .store
-            .keys_in_group(group_index, after.as_deref(), limit)
+            .keys_in_group(group_index, page.after.as_deref(), limit)
             .map_err(internal)?;
         let mut rows = Vec::with_capacity(keys.len());
         for key in &keys {
@@ -154,12 +164,10 @@ async fn scan_group(
                 rows.push(view);
             }
         }
-        let next = if keys.len() == limit {
-            keys.last().cloned()
-        } else {
-            None
-        };
-        Ok(Json(json!({"rows": rows, "next": next})).into_response())
+        let next = (keys.len() == limit)
+            .then(|| keys.last().cloned())
+            .flatten();
+        Ok(Json(RowsPage { rows, next }))
     })
     .await
     .map_err(internal)?
@@ -168,60 +176,72 @@ async fn scan_group(
 /// Row keys in order, for counting distinct rows across shards.
 async fn keys(
     State(shared): State<Arc<Shared>>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
-    let limit = match params.get("limit") {
-        None => 10_000,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad limit",
-                    format!("limit must be 1..=100000, got {l:?}"),
-                )
-            })?,
-    };
-    let after = params.get("after").cloned();
+    PageParams(page): PageParams,
+) -> Result<Json<KeysPage>, Problem> {
+    let limit = limit(page.limit, 10_000, MAX_KEYS_LIMIT)?;
     tokio::task::spawn_blocking(move || {
         let keys = shared
             .store
-            .keys(None, after.as_deref(), limit)
+            .keys(None, page.after.as_deref(), limit)
             .map_err(internal)?;
-        let next = if keys.len() == limit {
-            keys.last().cloned()
-        } else {
-            None
-        };
-        Ok(Json(json!({"keys": keys, "next": next})).into_response())
+        let next = (keys.len() == limit)
+            .then(|| keys.last().cloned())
+            .flatten();
+        Ok(Json(KeysPage { keys, next }))
     })
     .await
     .map_err(internal)?
 }
 
-async fn positions(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+async fn positions(State(shared): State<Arc<Shared>>) -> Json<Positions> {
     let (applied, high) = shared.positions();
-    let partitions: Vec<_> = high
+    let partitions = high
         .iter()
-        .map(|(p, h)| {
-            let a = applied.get(p).copied().unwrap_or(0);
-            json!({"partition": p, "applied": a, "highWatermark": h, "lag": (h - a).max(0)})
+        .map(|(&partition, &high_watermark)| {
+            let applied = applied.get(&partition).copied().unwrap_or(0);
+            PartitionPosition {
+                partition,
+                applied,
+                high_watermark,
+                lag: (high_watermark - applied).max(0),
+            }
         })
         .collect();
-    Json(
-        json!({"topic": shared.topic, "shard": shared.shard, "shards": shared.shards, "partitions": partitions}),
-    )
+    Json(Positions {
+        topic: shared.view.topic.clone(),
+        shard: shared.shard,
+        shards: shared.view.shards,
+        partitions,
+    })
 }
 
-async fn info(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    Json(json!({
-        "view": shared.name, "namespace": shared.namespace, "revision": shared.revision,
-        "shard": shared.shard, "shards": shared.shards, "topic": shared.topic,
-        "deadLetterTopic": shared.dead_letter_topic, "consumerGroup": shared.group_id,
-        "groups": shared.view.groups,
-    }))
+async fn info(State(shared): State<Arc<Shared>>) -> Json<ProjectorInfo> {
+    let view = &shared.view;
+    Json(ProjectorInfo {
+        view: view.name.clone(),
+        namespace: view.namespace.clone(),
+        revision: view.revision.clone(),
+        shard: shared.shard,
+        shards: view.shards,
+        topic: view.topic.clone(),
+        dead_letter_topic: view.dead_letter_topic.clone(),
+        consumer_group: shared.group_id.clone(),
+        groups: view.compiled.groups.clone(),
+    })
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
+    let m = &shared.metrics;
+    Json(ProjectorStats {
+        revision: shared.view.revision.clone(),
+        shard: shared.shard,
+        rows: m.rows.load(Relaxed),
+        records_applied: m.records_applied.load(Relaxed),
+        events_consumed: m.events.load(Relaxed),
+        dead_lettered: m.dead_lettered_total(),
+        lag: m.total_lag(),
+        ready: shared.readiness().is_ok(),
+    })
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

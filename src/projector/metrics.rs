@@ -108,7 +108,45 @@ impl Default for Metrics {
     }
 }
 
+/// One committed batch, as the consume loop reports it: counted here, once.
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    pub events: u64,
+    pub records_applied: u64,
+    pub records_unchanged: u64,
+    pub dead_letter_reasons: Vec<&'static str>,
+    pub poll: std::time::Duration,
+    pub shape: std::time::Duration,
+    pub commit: std::time::Duration,
+    /// The whole loop since the previous batch, idle polls included.
+    pub iteration: std::time::Duration,
+}
+
 impl Metrics {
+    pub fn batch(&self, report: &BatchReport) {
+        let micros = |d: std::time::Duration| d.as_micros() as u64;
+        self.events.fetch_add(report.events, Relaxed);
+        self.records_applied
+            .fetch_add(report.records_applied, Relaxed);
+        self.records_unchanged
+            .fetch_add(report.records_unchanged, Relaxed);
+        self.batches.fetch_add(1, Relaxed);
+        self.batch_events.observe(report.events as f64);
+        self.commit_seconds.observe(report.commit.as_secs_f64());
+        self.poll_micros.fetch_add(micros(report.poll), Relaxed);
+        self.shape_micros.fetch_add(micros(report.shape), Relaxed);
+        self.commit_micros.fetch_add(micros(report.commit), Relaxed);
+        self.loop_micros
+            .fetch_add(micros(report.iteration), Relaxed);
+        for reason in &report.dead_letter_reasons {
+            self.dead_letter(reason);
+        }
+    }
+
+    pub fn dead_letter_failure(&self) {
+        self.dead_letter_failures.fetch_add(1, Relaxed);
+    }
+
     pub fn dead_letter(&self, reason: &'static str) {
         if let Ok(mut map) = self.dead_lettered.lock() {
             *map.entry(reason).or_insert(0) += 1;

@@ -4,22 +4,25 @@
 
 pub mod changes;
 pub mod consume;
+mod dead_letters;
 pub mod http;
 pub mod metrics;
 pub mod store;
+mod watermarks;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::crd::{MaterializedView, StartFrom};
-use crate::engine::{CompiledView, compile, revision};
+use crate::crd::MaterializedView;
+use crate::view::{ValidatedView, ViewError};
 use changes::ChangeFeed;
 use metrics::Metrics;
 use store::{Store, StoreError, StoreIdentity};
@@ -43,33 +46,61 @@ pub struct ProjectorConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
-    #[error("cannot read the view file {path}: {reason}")]
-    ViewFile { path: PathBuf, reason: String },
-    #[error("the view is invalid: {0}")]
-    Invalid(#[from] crate::engine::CompileError),
+    #[error("cannot read the view file {path}")]
+    ReadView {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse the view file {path}")]
+    ParseView {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("the view is invalid")]
+    Invalid(#[from] ViewError),
+    /// A usage mistake, said in full (no underlying cause).
     #[error("{0}")]
     Config(String),
-    #[error("kafka: {0}")]
-    Kafka(String),
+    #[error("kafka: {context}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("source topic {0} does not exist")]
+    MissingTopic(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("http: {0}")]
-    Http(String),
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the projector's threads")]
+    Runtime(#[source] std::io::Error),
+    #[error("the consume loop panicked")]
+    Panicked,
+}
+
+impl ProjectorError {
+    pub(crate) fn kafka(
+        context: impl Into<String>,
+    ) -> impl FnOnce(rdkafka::error::KafkaError) -> ProjectorError {
+        let context = context.into();
+        move |source| ProjectorError::Kafka { context, source }
+    }
 }
 
 /// State shared by the consume loop and the HTTP server.
 pub struct Shared {
     pub config: ProjectorConfig,
-    pub name: String,
-    pub namespace: String,
-    pub revision: String,
-    pub topic: String,
-    pub dead_letter_topic: String,
-    pub group_id: String,
-    pub start_from: StartFrom,
+    pub view: ValidatedView,
     pub shard: u32,
-    pub shards: u32,
-    pub view: CompiledView,
+    /// The consumer group of this revision (informational commits).
+    pub group_id: String,
     pub store: Store,
     pub metrics: Metrics,
     pub feed: ChangeFeed,
@@ -152,20 +183,21 @@ impl Shared {
     }
 }
 
-/// Parses the view file, opens the store and builds the shared state.
-pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), ProjectorError> {
-    let text =
-        std::fs::read_to_string(&config.view_file).map_err(|e| ProjectorError::ViewFile {
-            path: config.view_file.clone(),
-            reason: e.to_string(),
-        })?;
-    let mv: MaterializedView =
-        serde_yaml::from_str(&text).map_err(|e| ProjectorError::ViewFile {
-            path: config.view_file.clone(),
-            reason: e.to_string(),
-        })?;
-    let view = compile(&mv.spec)?;
-    let shards = u32::try_from(mv.spec.shards).unwrap_or(1).max(1);
+/// Reads the view manifest (YAML or JSON).
+pub fn read_manifest(path: &std::path::Path) -> Result<MaterializedView, ProjectorError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ProjectorError::ReadView {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| ProjectorError::ParseView {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The shard to serve: given, or the pod ordinal modulo the shard count (so
+/// adding replicas never moves a pod to another shard).
+fn shard_of(config: &ProjectorConfig, shards: u32) -> Result<u32, ProjectorError> {
     let shard = match (config.shard, config.ordinal) {
         (Some(s), _) => s,
         (None, Some(ordinal)) => ordinal % shards,
@@ -176,36 +208,17 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
             "shard {shard} is out of range: the view has {shards} shards"
         )));
     }
-    let name = mv.metadata.name.clone().unwrap_or_else(|| "view".into());
-    let namespace = mv
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let revision = revision(&mv.spec);
-    let identity = StoreIdentity {
-        format: 0, // set by the store
+    Ok(shard)
+}
 
-        view: format!("{namespace}/{name}"),
-        revision: revision.clone(),
-        shard,
-        shards,
-    };
-    let store = Store::open(
-        &config.data_dir,
-        &identity,
-        view.groups.len(),
-        view.aggregate.sums.len(),
-        config.store_cache_bytes,
-    )?;
-
+/// librdkafka settings: the view's bootstrap servers unless overridden, then
+/// the extra properties (a mounted Secret wins over the spec).
+fn kafka_config(
+    config: &ProjectorConfig,
+    spec_servers: Option<&String>,
+) -> Result<ClientConfig, ProjectorError> {
     let mut kafka = ClientConfig::new();
-    if let Some(b) =
-        config
-            .bootstrap_servers
-            .as_ref()
-            .or(mv.spec.source.kafka.bootstrap_servers.as_ref())
-    {
+    if let Some(b) = config.bootstrap_servers.as_ref().or(spec_servers) {
         kafka.set("bootstrap.servers", b);
     }
     for (k, v) in &config.kafka_properties {
@@ -216,25 +229,37 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
             "no Kafka bootstrap servers: set spec.source.kafka.bootstrapServers, --bootstrap-servers or --kafka-property bootstrap.servers=…".into(),
         ));
     }
-    let topic = mv.spec.source.kafka.topic.clone();
-    let dead_letter_topic = mv
-        .spec
-        .dead_letter
-        .as_ref()
-        .and_then(|d| d.topic.clone())
-        .unwrap_or_else(|| format!("{topic}.{name}.dlq"));
-    let shared = Shared {
-        group_id: format!("matview.{namespace}.{name}.{revision}"),
-        config,
-        name,
-        namespace,
-        revision,
-        topic,
-        dead_letter_topic,
-        start_from: mv.spec.source.start_from,
+    Ok(kafka)
+}
+
+/// Parses the view file, opens the store and builds the shared state.
+pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), ProjectorError> {
+    let manifest = read_manifest(&config.view_file)?;
+    let view = ValidatedView::new(&manifest)?;
+    let shard = shard_of(&config, view.shards)?;
+    let kafka = kafka_config(
+        &config,
+        manifest.spec.source.kafka.bootstrap_servers.as_ref(),
+    )?;
+    let identity = StoreIdentity {
+        format: 0, // set by the store
+        view: view.key(),
+        revision: view.revision.clone(),
         shard,
-        shards,
+        shards: view.shards,
+    };
+    let store = Store::open(
+        &config.data_dir,
+        &identity,
+        view.compiled.groups.len(),
+        view.compiled.aggregate.sums.len(),
+        config.store_cache_bytes,
+    )?;
+    let shared = Shared {
+        group_id: view.consumer_group(&view.revision),
+        config,
         view,
+        shard,
         store,
         metrics: Metrics::default(),
         feed: ChangeFeed::default(),
@@ -249,45 +274,39 @@ pub fn run(config: ProjectorConfig) -> Result<(), ProjectorError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| ProjectorError::Http(e.to_string()))?;
+        .map_err(ProjectorError::Runtime)?;
     let (shared, kafka) = prepare(config)?;
-    info!(view = %shared.name, revision = %shared.revision, shard = shared.shard, shards = shared.shards, "projector starting");
-    let stop = Arc::new(AtomicBool::new(false));
+    let view = &shared.view;
+    info!(view = %view.key(), revision = %view.revision, shard = shared.shard, shards = view.shards, "projector starting");
+    let cancel = CancellationToken::new();
 
+    let address = shared.config.listen;
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(shared.config.listen))
-        .map_err(|e| {
-            ProjectorError::Http(format!("cannot listen on {}: {e}", shared.config.listen))
-        })?;
+        .block_on(tokio::net::TcpListener::bind(address))
+        .map_err(|source| ProjectorError::Listen { address, source })?;
     let router = http::router(shared.clone());
-    let server_stop = stop.clone();
+    let server_stop = cancel.clone();
     runtime.spawn(async move {
-        let shutdown = async move {
-            while !server_stop.load(Relaxed) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
         let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(server_stop.cancelled_owned())
             .await;
     });
-    let signal_stop = stop.clone();
+    let signal_stop = cancel.clone();
     runtime.spawn(async move {
         crate::signals::terminated().await;
         info!("signal received: finishing the current batch");
-        signal_stop.store(true, Relaxed);
+        signal_stop.cancel();
     });
 
     let loop_shared = shared.clone();
-    let loop_stop = stop.clone();
+    let loop_cancel = cancel.clone();
+    let handle = runtime.handle().clone();
     let consumer = std::thread::Builder::new()
         .name("consume".into())
-        .spawn(move || consume::run(loop_shared, kafka, loop_stop))
-        .map_err(|e| ProjectorError::Kafka(e.to_string()))?;
-    let result = consumer
-        .join()
-        .unwrap_or_else(|_| Err(ProjectorError::Kafka("the consume loop panicked".into())));
-    stop.store(true, Relaxed);
+        .spawn(move || consume::run(loop_shared, kafka, loop_cancel, handle))
+        .map_err(ProjectorError::Runtime)?;
+    let result = consumer.join().unwrap_or(Err(ProjectorError::Panicked));
+    cancel.cancel();
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
 }

@@ -38,10 +38,17 @@ pub struct StoreIdentity {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store at {path}: {source}")]
+    #[error("cannot open the store at {path}")]
     Open {
         path: PathBuf,
+        #[source]
         source: Box<redb::DatabaseError>,
+    },
+    #[error("cannot create the data directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "the data directory holds {found:?}, not {expected:?}; refusing to mix states. \
@@ -51,15 +58,15 @@ pub enum StoreError {
         found: Box<StoreIdentity>,
         expected: Box<StoreIdentity>,
     },
-    #[error("store I/O failed: {0}")]
-    Io(String),
+    #[error("store I/O failed")]
+    Io(#[source] Box<redb::Error>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
 
 macro_rules! io {
     ($e:expr) => {
-        $e.map_err(|e| StoreError::Io(e.to_string()))
+        $e.map_err(|e| StoreError::Io(Box::new(redb::Error::from(e))))
     };
 }
 
@@ -147,8 +154,10 @@ impl Store {
             format: STORE_FORMAT,
             ..identity.clone()
         };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join("view.redb");
         let db = redb::Builder::new()
             .set_cache_size(cache_bytes.max(16 << 20))
@@ -173,8 +182,8 @@ impl Store {
                 }
                 Some(_) => {}
                 None => {
-                    let bytes =
-                        serde_json::to_vec(identity).map_err(|e| StoreError::Io(e.to_string()))?;
+                    let bytes = serde_json::to_vec(identity)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     io!(meta.insert("identity", bytes.as_slice()))?;
                 }
             }

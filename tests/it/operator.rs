@@ -377,3 +377,71 @@ async fn two_replicas_one_acts_and_the_other_takes_over() {
     .await;
     drop(replicas);
 }
+
+/// A reconcile that fails for a Kafka reason says so: the Warning Event and
+/// the error metric carry `KafkaError`, not a generic finalizer reason.
+#[tokio::test]
+async fn a_kafka_failure_is_reported_with_its_reason_in_events_and_metrics() {
+    let env = TestEnv::with_kafka();
+    let client = admin_client(env).await;
+    install_matview_crd(&client).await;
+    let ns = TestNamespace::create(&client, "reasons").await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("operator.log");
+    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, logs.path()).await;
+    let operator = operator::start(&kubeconfig, &ns.name, &log, "operator-0");
+
+    // Nothing listens on this port: every metadata request fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut view = shop_view(env, "unreachable", "orders", &unique_name("dlq"));
+    view.spec.source.kafka.bootstrap_servers = Some(closed.to_string());
+    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    views
+        .create(&PostParams::default(), &view)
+        .await
+        .expect("created");
+
+    let reasons = eventually("a KafkaError Event", Duration::from_secs(90), || {
+        let ns = ns.name.clone();
+        async move {
+            let out = std::process::Command::new(env.kube_bin.join("kubectl"))
+                .env("KUBECONFIG", &env.kubeconfig)
+                .args(["get", "events", "-n", &ns, "-o"])
+                .arg("jsonpath={range .items[*]}{.type}/{.reason}: {.note}{\"\\n\"}{end}")
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("Warning/KafkaError").then_some(text)
+        }
+    })
+    .await;
+    assert!(
+        !reasons.contains("FinalizerError"),
+        "the finalizer must not hide the reason: {reasons}"
+    );
+    let note = reasons
+        .lines()
+        .find(|l| l.starts_with("Warning/KafkaError"))
+        .unwrap_or_default();
+    assert!(
+        note.contains(&closed.to_string()),
+        "the note names the broker: {note}"
+    );
+
+    let http = reqwest::Client::new();
+    let metrics = eventually("the error metric", Duration::from_secs(30), || {
+        let request = http.get(format!("{}/metrics", operator.url));
+        async move { request.send().await.ok()?.text().await.ok() }
+    })
+    .await;
+    let kafka_errors = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("matview_operator_reconcile_errors_total{reason=\"KafkaError\"} ")
+        })
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(kafka_errors.is_some_and(|n| n >= 1), "{metrics}");
+    assert!(!metrics.contains("FinalizerError"), "{metrics}");
+}

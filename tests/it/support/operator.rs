@@ -6,22 +6,27 @@ use std::process::{Child, Command, Stdio};
 use super::projector::free_port;
 
 /// An operator replica; killed when dropped.
-pub struct OperatorProcess(Child);
+pub struct OperatorProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`: its /healthz, /readyz and /metrics.
+    pub url: String,
+}
 
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// Starts a replica watching `namespace`, authenticated by `kubeconfig` (see
 /// `kube::operator_identity`), with a 3 s lease so failover tests are quick.
 pub fn start(kubeconfig: &Path, namespace: &str, log: &Path, identity: &str) -> OperatorProcess {
+    let address = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))
         .args(["operator", "--namespace", namespace, "--log-format", "text"])
         .args(["--lease-duration-seconds", "3"])
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &address])
         .env("MATVIEW_POD_NAME", identity)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
@@ -29,5 +34,8 @@ pub fn start(kubeconfig: &Path, namespace: &str, log: &Path, identity: &str) -> 
         .stderr(std::fs::File::create(log).expect("operator log"))
         .spawn()
         .expect("cannot start matview operator");
-    OperatorProcess(child)
+    OperatorProcess {
+        child,
+        url: format!("http://{address}"),
+    }
 }

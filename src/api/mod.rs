@@ -1,0 +1,11 @@
+//! Typed HTTP contracts shared by the servers and their clients: the
+//! projector's internal API (served by the projector, read by the operator and
+//! the gateway) and the problem body every component answers errors with.
+//! Components talk through these structs, never by parsing each other's text.
+
+pub mod client;
+pub mod problem;
+pub mod projector;
+
+pub use client::{ClientError, ProjectorClient};
+pub use problem::ProblemBody;

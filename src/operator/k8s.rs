@@ -1,0 +1,104 @@
+//! Kubernetes helpers of the operator: the one field manager, server-side
+//! apply, deleting other revisions' objects, the status patch, and reading a
+//! revision's readiness. Each returns `kube::Error`; reconcile adds context.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::desired::{LABEL_REVISION, LABEL_VIEW};
+use super::status::Readiness;
+use crate::crd::{MaterializedView, MaterializedViewStatus};
+
+/// Every object and status the operator writes is applied under this manager.
+pub const FIELD_MANAGER: &str = "matview-operator";
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Server-side apply of a namespaced object, forced: the operator owns its fields.
+pub async fn apply<K>(client: &Client, ns: &str, object: &K) -> Result<(), kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch(&name, &apply_params(), &Patch::Apply(object))
+        .await?;
+    Ok(())
+}
+
+/// Deletes the view's objects of kind `K` whose revision is not in `keep`.
+pub async fn delete_revisions_except<K>(
+    client: &Client,
+    ns: &str,
+    view: &str,
+    keep: &BTreeSet<String>,
+) -> Result<usize, kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + std::fmt::Debug + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    let mut deleted = 0;
+    let listed = api
+        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}={view}")))
+        .await?;
+    for object in listed.items {
+        let labels = object.meta().labels.as_ref();
+        let revision = labels.and_then(|l| l.get(LABEL_REVISION));
+        if revision.is_none_or(|r| !keep.contains(r)) {
+            let name = object.meta().name.clone().unwrap_or_default();
+            api.delete(&name, &DeleteParams::background()).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Applies the status subresource under the field manager.
+pub async fn patch_status(
+    api: &Api<MaterializedView>,
+    name: &str,
+    status: &MaterializedViewStatus,
+) -> Result<(), kube::Error> {
+    let body = json!({
+        "apiVersion": MaterializedView::api_version(&()),
+        "kind": MaterializedView::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &apply_params(), &Patch::Apply(&body))
+        .await?;
+    Ok(())
+}
+
+/// Readiness of one revision, from its StatefulSets.
+pub async fn revision_readiness(
+    client: &Client,
+    ns: &str,
+    view: &str,
+    revision: &str,
+    shards: u32,
+) -> Result<Readiness, kube::Error> {
+    let sets = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&revision_selector(view, revision)))
+        .await?;
+    Ok(Readiness::of_stateful_sets(shards, &sets.items))
+}
+
+/// The label selector of a revision's objects and pods.
+pub fn revision_selector(view: &str, revision: &str) -> String {
+    format!("{LABEL_VIEW}={view},{LABEL_REVISION}={revision}")
+}

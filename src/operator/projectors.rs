@@ -1,0 +1,144 @@
+//! Talking to a view's projectors: their typed stats, and distinct row keys
+//! across shards. Pods are found by label; each is asked at its pod IP.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use super::desired::{HTTP_PORT, LABEL_SHARD};
+use super::k8s::revision_selector;
+use super::status::ViewTotals;
+use crate::api::ProjectorClient;
+use crate::api::projector::ProjectorStats;
+
+/// Above this many keys, distinct rows are not counted (rows stay summed).
+const MAX_DISTINCT_KEYS: usize = 1_000_000;
+const KEYS_PAGE: usize = 10_000;
+
+/// The base URL of a pod's projector API, when it has an IP.
+pub fn pod_url(pod: &Pod) -> Option<String> {
+    let ip = pod.status.as_ref()?.pod_ip.as_ref()?;
+    Some(format!("http://{ip}:{HTTP_PORT}"))
+}
+
+/// Sum over shards of the best-informed replica's stats. When the topic is
+/// not keyed by the row key, a row can have parts in several shards, so rows
+/// are counted as distinct keys over all shards — unless `known` (the last
+/// figures of the same revision) shows no record was applied since.
+pub async fn view_totals(
+    client: &Client,
+    projectors: &ProjectorClient,
+    ns: &str,
+    view: &str,
+    revision: &str,
+    keyed_by_row_key: bool,
+    known: Option<ViewTotals>,
+) -> Option<ViewTotals> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&revision_selector(view, revision)))
+        .await
+        .ok()?;
+    let mut best: BTreeMap<String, (ProjectorStats, String)> = BTreeMap::new();
+    for pod in &pods.items {
+        let shard = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_SHARD))
+            .cloned()
+            .unwrap_or_default();
+        let Some(url) = pod_url(pod) else { continue };
+        let Ok(stats) = projectors.stats(&url).await else {
+            continue;
+        };
+        let better = best
+            .get(&shard)
+            .is_none_or(|(b, _)| stats.records_applied >= b.records_applied);
+        if better {
+            best.insert(shard, (stats, url));
+        }
+    }
+    if best.is_empty() {
+        return None;
+    }
+    let mut totals = sum_stats(best.values().map(|(s, _)| s));
+    // Reading every shard's keys is the expensive part: only when records moved.
+    match known.filter(|k| k.records_applied == totals.records_applied) {
+        Some(known) => totals.rows = known.rows,
+        None if !keyed_by_row_key && best.len() > 1 => {
+            let urls: Vec<&str> = best.values().map(|(_, u)| u.as_str()).collect();
+            if let Some(distinct) = distinct_keys(projectors, &urls).await {
+                totals.rows = distinct;
+            }
+        }
+        None => {}
+    }
+    Some(totals)
+}
+
+/// Pure: the totals of one best replica per shard.
+pub fn sum_stats<'a>(per_shard: impl Iterator<Item = &'a ProjectorStats>) -> ViewTotals {
+    per_shard.fold(ViewTotals::default(), |t, s| ViewTotals {
+        rows: t.rows + s.rows as i64,
+        records_applied: t.records_applied + s.records_applied as i64,
+        dead_lettered: t.dead_lettered + s.dead_lettered as i64,
+    })
+}
+
+/// Counts distinct row keys over shards by reading each shard's keys in order.
+async fn distinct_keys(projectors: &ProjectorClient, urls: &[&str]) -> Option<i64> {
+    let mut keys = BTreeSet::new();
+    let mut read = 0;
+    for url in urls {
+        let mut after: Option<String> = None;
+        loop {
+            let page = projectors
+                .keys(url, after.as_deref(), KEYS_PAGE)
+                .await
+                .ok()?;
+            read += page.keys.len();
+            keys.extend(page.keys);
+            if read > MAX_DISTINCT_KEYS {
+                return None;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Some(keys.len() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(rows: u64, records: u64, dead: u64) -> ProjectorStats {
+        ProjectorStats {
+            revision: "r".into(),
+            shard: 0,
+            rows,
+            records_applied: records,
+            events_consumed: records,
+            dead_lettered: dead,
+            lag: 0,
+            ready: true,
+        }
+    }
+
+    #[test]
+    fn totals_add_up_over_shards() {
+        let shards = [stats(12, 40, 2), stats(3, 5, 1)];
+        assert_eq!(
+            sum_stats(shards.iter()),
+            ViewTotals {
+                rows: 15,
+                records_applied: 45,
+                dead_lettered: 3
+            }
+        );
+    }
+}

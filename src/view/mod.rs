@@ -1,0 +1,149 @@
+//! A view resolved once: the compiled spec, its revision and every name that
+//! two processes must agree on (the dead-letter topic, the consumer group of a
+//! revision). The operator and the projector both build a [`ValidatedView`]
+//! from the same manifest, so these names are written in one place only.
+
+use crate::crd::{MaterializedView, StartFrom};
+use crate::engine::{CompileError, CompiledView, compile, revision};
+
+/// The namespace of a manifest that names none (a projector run by hand).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Why a manifest is not a runnable view.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("metadata.name is required")]
+    Unnamed,
+    #[error("view {name}")]
+    Invalid {
+        name: String,
+        #[source]
+        source: CompileError,
+    },
+}
+
+/// A MaterializedView that compiled: everything downstream reads this value
+/// and never re-derives it from the spec.
+#[derive(Debug, Clone)]
+pub struct ValidatedView {
+    pub namespace: String,
+    pub name: String,
+    pub compiled: CompiledView,
+    /// The revision of the spec as it is now (the content hash).
+    pub revision: String,
+    pub shards: u32,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub start_from: StartFrom,
+    pub keyed_by_row_key: bool,
+}
+
+impl ValidatedView {
+    pub fn new(view: &MaterializedView) -> Result<ValidatedView, ViewError> {
+        let name = view
+            .metadata
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or(ViewError::Unnamed)?;
+        let compiled = compile(&view.spec).map_err(|source| ViewError::Invalid {
+            name: name.clone(),
+            source,
+        })?;
+        let spec = &view.spec;
+        let topic = spec.source.kafka.topic.clone();
+        Ok(ValidatedView {
+            namespace: view
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            dead_letter_topic: dead_letter_topic(view),
+            name,
+            compiled,
+            revision: revision(spec),
+            shards: shard_count(spec.shards),
+            topic,
+            start_from: spec.source.start_from,
+            keyed_by_row_key: spec.source.keyed_by_row_key,
+        })
+    }
+
+    /// `namespace/name`, for logs and per-view bookkeeping.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The consumer group of one revision of this view.
+    pub fn consumer_group(&self, revision: &str) -> String {
+        consumer_group(&self.namespace, &self.name, revision)
+    }
+}
+
+/// Shards as a count: the schema keeps `spec.shards` ≥ 1; a value that slipped
+/// past it still means one shard, never zero.
+pub fn shard_count(shards: i32) -> u32 {
+    u32::try_from(shards).unwrap_or(1).max(1)
+}
+
+/// The view's dead-letter topic: the one it names, else `<topic>.<view>.dlq`.
+/// Needs no compiled spec, so cleanup of an invalid view finds it too.
+pub fn dead_letter_topic(view: &MaterializedView) -> String {
+    let named = view.spec.dead_letter.as_ref().and_then(|d| d.topic.clone());
+    named.unwrap_or_else(|| {
+        let name = view.metadata.name.as_deref().unwrap_or_default();
+        format!("{}.{name}.dlq", view.spec.source.kafka.topic)
+    })
+}
+
+/// Offsets of a revision are also committed to this group, so standard lag
+/// tools see the projectors (and the operator reads its lag from it).
+pub fn consumer_group(namespace: &str, view: &str, revision: &str) -> String {
+    format!("matview.{namespace}.{view}.{revision}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> MaterializedView {
+        let text = include_str!("../../examples/items-by-price.yaml");
+        serde_yaml::from_str(text).expect("the example parses")
+    }
+
+    #[test]
+    fn names_shared_by_operator_and_projector_come_from_the_manifest() {
+        let view = ValidatedView::new(&example()).expect("valid");
+        assert_eq!(view.key(), "shop/items-by-price");
+        assert_eq!(view.dead_letter_topic, "orders.items-by-price.dlq");
+        assert_eq!(
+            view.consumer_group("abc"),
+            "matview.shop.items-by-price.abc"
+        );
+        assert_eq!(view.shards, 2);
+        assert_eq!(view.revision, revision(&example().spec));
+    }
+
+    #[test]
+    fn an_unnamed_or_invalid_manifest_is_refused_with_the_reason() {
+        let mut unnamed = example();
+        unnamed.metadata.name = None;
+        assert!(matches!(
+            ValidatedView::new(&unnamed),
+            Err(ViewError::Unnamed)
+        ));
+        let mut invalid = example();
+        invalid.spec.classify.rules[1].gte = Some(serde_json::json!(60));
+        let error = ValidatedView::new(&invalid).expect_err("invalid");
+        let chain = crate::errors::chain(&error);
+        assert!(chain.contains("spec.classify.rules[1]"), "{chain}");
+    }
+
+    #[test]
+    fn a_manifest_without_namespace_lands_in_default() {
+        let mut view = example();
+        view.metadata.namespace = None;
+        let validated = ValidatedView::new(&view).expect("valid");
+        assert_eq!(validated.namespace, DEFAULT_NAMESPACE);
+    }
+}
