@@ -409,7 +409,7 @@ async fn a_kafka_failure_is_reported_with_its_reason_in_events_and_metrics() {
             let out = std::process::Command::new(env.kube_bin.join("kubectl"))
                 .env("KUBECONFIG", &env.kubeconfig)
                 .args(["get", "events", "-n", &ns, "-o"])
-                .arg("jsonpath={range .items[*]}{.type}/{.reason}: {.note}{\"\\n\"}{end}")
+                .arg("jsonpath={range .items[*]}{.type}/{.reason}: {.message}{\"\\n\"}{end}")
                 .output()
                 .ok()?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
