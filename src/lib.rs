@@ -9,6 +9,7 @@ pub mod cli;
 pub mod crd;
 pub mod engine;
 pub mod errors;
+pub mod gateway;
 pub mod logging;
 pub mod operator;
 pub mod projector;

@@ -7,7 +7,30 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::problem::ProblemBody;
-use super::projector::{KeysPage, Positions, ProjectorInfo, ProjectorStats, RowView, RowsPage};
+use super::projector::{
+    KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, Positions, ProjectorInfo,
+    ProjectorStats, REVISION_HEADER, ReadQuery, RowView, RowsPage, parse_positions,
+};
+
+/// A projector's answer with what it reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    pub body: T,
+    /// The revision the projector serves ([`REVISION_HEADER`]).
+    pub revision: Option<String>,
+    /// Applied offsets of the shard's partitions ([`POSITIONS_HEADER`]).
+    pub positions: Vec<(i32, i64)>,
+}
+
+impl<T> Answer<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        Answer {
+            body: f(self.body),
+            revision: self.revision,
+            positions: self.positions,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -33,11 +56,14 @@ impl ClientError {
         matches!(self, ClientError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
     }
 
-    /// A failure worth retrying on another replica: no answer, or a 5xx.
+    /// A failure worth retrying on another replica: no answer, or a 5xx
+    /// (but not 504: a read-your-writes wait that ran out is an answer).
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Transport { .. } => true,
-            ClientError::Status { status, .. } => status.is_server_error(),
+            ClientError::Status { status, .. } => {
+                status.is_server_error() && *status != StatusCode::GATEWAY_TIMEOUT
+            }
             ClientError::Address(_) => false,
         }
     }
@@ -76,12 +102,21 @@ impl ProjectorClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
+        Ok(self.send(self.http.get(url.clone()), url).await?.body)
+    }
+
+    /// Sends a request; a non-2xx answer becomes [`ClientError::Status`].
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: Url,
+    ) -> Result<Answer<T>, ClientError> {
         let text = url.to_string();
         let transport = |source| ClientError::Transport {
             url: text.clone(),
             source,
         };
-        let response = self.http.get(url).send().await.map_err(transport)?;
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         if !status.is_success() {
             let problem = response.json::<ProblemBody>().await.ok();
@@ -91,15 +126,57 @@ impl ProjectorClient {
                 problem,
             });
         }
-        response.json::<T>().await.map_err(transport)
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let revision = header(REVISION_HEADER);
+        let positions = header(POSITIONS_HEADER)
+            .and_then(|p| parse_positions(&p))
+            .unwrap_or_default();
+        let body = response.json::<T>().await.map_err(transport)?;
+        Ok(Answer {
+            body,
+            revision,
+            positions,
+        })
     }
 
-    pub async fn row(&self, base: &str, key: &str) -> Result<Option<RowView>, ClientError> {
-        match self.get(Self::url(base, &["v1", "rows", key], &[])?).await {
-            Ok(row) => Ok(Some(row)),
-            Err(e) if e.is_not_found() => Ok(None),
+    /// One row; `None` when no record has the key.
+    pub async fn row(
+        &self,
+        base: &str,
+        key: &str,
+        read: &ReadQuery,
+    ) -> Result<Answer<Option<RowView>>, ClientError> {
+        let url = Self::url(base, &["v1", "rows", key], &read_query(read))?;
+        match self.send::<RowView>(self.http.get(url.clone()), url).await {
+            Ok(answer) => Ok(answer.map(Some)),
+            Err(e) if e.is_not_found() => Ok(Answer {
+                body: None,
+                revision: None,
+                positions: Vec::new(),
+            }),
             Err(e) => Err(e),
         }
+    }
+
+    /// The rows of several keys in one request.
+    pub async fn lookup(
+        &self,
+        base: &str,
+        keys: &[String],
+        read: &ReadQuery,
+    ) -> Result<Answer<LookupResponse>, ClientError> {
+        let url = Self::url(base, &["v1", "lookup"], &read_query(read))?;
+        let body = LookupRequest {
+            keys: keys.to_vec(),
+        };
+        self.send(self.http.post(url.clone()).json(&body), url)
+            .await
     }
 
     pub async fn scan_group(
@@ -108,10 +185,12 @@ impl ProjectorClient {
         group: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<RowsPage, ClientError> {
-        let query = page_query(after, limit);
-        self.get(Self::url(base, &["v1", "groups", group, "rows"], &query)?)
-            .await
+        read: &ReadQuery,
+    ) -> Result<Answer<RowsPage>, ClientError> {
+        let mut query = page_query(after, limit);
+        query.extend(read_query(read));
+        let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;
+        self.send(self.http.get(url.clone()), url).await
     }
 
     pub async fn keys(
@@ -136,17 +215,27 @@ impl ProjectorClient {
     pub async fn metrics_text(&self, base: &str) -> Result<String, ClientError> {
         let url = Self::url(base, &["metrics"], &[])?;
         let text = url.to_string();
-        let transport = |source| ClientError::Transport {
-            url: text.clone(),
-            source,
-        };
-        let response = self.http.get(url).send().await.map_err(transport)?;
-        response.text().await.map_err(transport)
+        let transport = |source| ClientError::Transport { url: text, source };
+        match self.http.get(url).send().await {
+            Ok(response) => response.text().await.map_err(transport),
+            Err(e) => Err(transport(e)),
+        }
     }
 
     pub async fn stats(&self, base: &str) -> Result<ProjectorStats, ClientError> {
         self.get(Self::url(base, &["v1", "stats"], &[])?).await
     }
+}
+
+fn read_query(read: &ReadQuery) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(at_least) = &read.at_least {
+        query.push(("atLeast", at_least.clone()));
+    }
+    if let Some(wait) = read.wait_ms {
+        query.push(("waitMs", wait.to_string()));
+    }
+    query
 }
 
 fn page_query(after: Option<&str>, limit: usize) -> Vec<(&'static str, String)> {

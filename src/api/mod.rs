@@ -4,8 +4,9 @@
 //! Components talk through these structs, never by parsing each other's text.
 
 pub mod client;
+pub mod gateway;
 pub mod problem;
 pub mod projector;
 
-pub use client::{ClientError, ProjectorClient};
+pub use client::{Answer, ClientError, ProjectorClient};
 pub use problem::ProblemBody;

@@ -1,5 +1,8 @@
 //! RFC 9457 problem details: the body of every error answer.
 
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of an `application/problem+json` answer.
@@ -27,5 +30,35 @@ impl ProblemBody {
             status,
             detail: detail.into(),
         }
+    }
+}
+
+/// An error answer: status, a short title, and what happened in words.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            title,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = ProblemBody::new(self.status.as_u16(), self.title, self.detail);
+        (
+            self.status,
+            [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
+            Json(body),
+        )
+            .into_response()
     }
 }

@@ -8,6 +8,10 @@
 //! | `GET /v1/positions` | [`Positions`] |
 //! | `GET /v1/info` | [`ProjectorInfo`] |
 //! | `GET /v1/stats` | [`ProjectorStats`] |
+//! | `POST /v1/lookup` | [`LookupRequest`] → [`LookupResponse`] |
+//!
+//! Row reads take a [`ReadQuery`] (read-your-writes) and answer with the
+//! [`REVISION_HEADER`] and [`POSITIONS_HEADER`] headers.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +60,7 @@ pub struct Positions {
 }
 
 /// What a projector serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectorInfo {
     pub view: String,
@@ -68,6 +72,10 @@ pub struct ProjectorInfo {
     pub dead_letter_topic: String,
     pub consumer_group: String,
     pub groups: Vec<String>,
+    /// Partitions of the source topic (0 until the projector has read them).
+    pub partitions: i32,
+    /// The spec this projector runs, so a reader merges answers by its rules.
+    pub spec: crate::crd::MaterializedViewSpec,
 }
 
 /// A projector's own figures, read by the operator for the view's status.
@@ -83,4 +91,68 @@ pub struct ProjectorStats {
     /// Events of the shard's partitions not applied yet.
     pub lag: i64,
     pub ready: bool,
+}
+
+/// Header naming the revision an answer reflects.
+pub const REVISION_HEADER: &str = "matview-revision";
+/// Header with the applied positions an answer reflects: `partition:offset`
+/// pairs, comma-separated, where offset is the next one to apply.
+pub const POSITIONS_HEADER: &str = "matview-positions";
+
+/// Rows of several keys at once (one request per shard instead of one per key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRequest {
+    pub keys: Vec<String>,
+}
+
+/// The rows found; keys without records are absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LookupResponse {
+    pub rows: Vec<RowView>,
+}
+
+/// Read-your-writes on a projector read: answer only once every listed
+/// `partition:offset` is applied, waiting at most `waitMs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadQuery {
+    /// `partition:offset` pairs, comma-separated.
+    pub at_least: Option<String>,
+    pub wait_ms: Option<u64>,
+}
+
+/// `p:o,p:o` → pairs; `None` when malformed.
+pub fn parse_positions(text: &str) -> Option<Vec<(i32, i64)>> {
+    text.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (p, o) = part.split_once(':')?;
+            Some((p.trim().parse().ok()?, o.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Pairs → `p:o,p:o`, in the given order.
+pub fn format_positions<'a>(positions: impl IntoIterator<Item = (&'a i32, &'a i64)>) -> String {
+    positions
+        .into_iter()
+        .map(|(p, o)| format!("{p}:{o}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_through_their_text_form() {
+        let map = std::collections::BTreeMap::from([(0, 12), (3, 40)]);
+        let text = format_positions(&map);
+        assert_eq!(text, "0:12,3:40");
+        assert_eq!(parse_positions(&text), Some(vec![(0, 12), (3, 40)]));
+        assert_eq!(parse_positions(""), Some(vec![]));
+        assert_eq!(parse_positions("0:x"), None);
+        assert_eq!(parse_positions("7"), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, one subcommand per component.
 
+mod gateway;
 mod operator;
 mod projector;
 mod validate;
@@ -43,6 +44,8 @@ pub enum Command {
     },
     /// Run the operator: reconcile every MaterializedView into projector workloads and status.
     Operator(Box<operator::OperatorArgs>),
+    /// Run the query gateway: one read API for every view, merged across shards.
+    Gateway(Box<gateway::GatewayArgs>),
     /// Benchmarks against a running broker.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -94,6 +97,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::operator::run::run(args.into_config())?;
             Ok(())
         }
+        Command::Gateway(args) => {
+            crate::logging::init(args.log_format);
+            crate::gateway::run(args.into_config())?;
+            Ok(())
+        }
         Command::Projector(args) => {
             crate::logging::init(args.log_format);
             let config = args.into_config().map_err(CliError::Usage)?;
@@ -130,6 +138,8 @@ pub enum CliError {
     Render(#[from] crate::operator::RenderError),
     #[error(transparent)]
     Operator(#[from] crate::operator::run::OperatorError),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

@@ -36,6 +36,8 @@ pub fn owned_partitions(count: i32, shard: u32, shards: u32) -> Vec<i32> {
 struct Source {
     consumer: BaseConsumer,
     topic: String,
+    /// Partitions of the topic, and those this shard owns.
+    count: i32,
     partitions: Vec<i32>,
     dead_letters: DeadLetterSink,
 }
@@ -74,6 +76,7 @@ impl Source {
         Ok(Source {
             consumer,
             topic,
+            count,
             partitions,
             dead_letters,
         })
@@ -145,7 +148,7 @@ pub(super) fn run(
     let mut next = source.assign_from_store(&shared)?;
     let mut high_water = source.high_water(shared.view.start_from, &mut next)?;
     info!(?high_water, "consuming");
-    shared.set_targets(&high_water);
+    shared.set_targets(&high_water, source.count);
     shared.update_lag(&next, &high_water);
     let latest_high = Arc::new(Mutex::new(high_water.clone()));
     let watcher = super::watermarks::spawn(

@@ -13,58 +13,21 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 
-use super::Shared;
 use super::changes::{Change, Resume};
-use crate::api::problem::{PROBLEM_CONTENT_TYPE, ProblemBody};
-use crate::api::projector::{
-    KeysPage, PageQuery, PartitionPosition, Positions, ProjectorInfo, ProjectorStats, RowView,
-    RowsPage,
-};
+use super::{Shared, reads};
+pub use crate::api::problem::Problem;
+use crate::api::projector::{PartitionPosition, Positions, ProjectorInfo, ProjectorStats};
 
-const MAX_SCAN_LIMIT: usize = 1000;
-const MAX_KEYS_LIMIT: usize = 100_000;
-
-/// An RFC 9457 problem response.
-#[derive(Debug)]
-pub struct Problem {
-    status: StatusCode,
-    title: &'static str,
-    detail: String,
-}
-
-impl Problem {
-    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
-        Problem {
-            status,
-            title,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = ProblemBody::new(self.status.as_u16(), self.title, self.detail);
-        (
-            self.status,
-            [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
-            Json(body),
-        )
-            .into_response()
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> Problem {
+pub(super) fn internal(e: impl std::fmt::Display) -> Problem {
     Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal error",
@@ -72,37 +35,12 @@ fn internal(e: impl std::fmt::Display) -> Problem {
     )
 }
 
-/// Query strings as typed values; a bad one is a 400 problem, not axum's text.
-struct PageParams(PageQuery);
-
-impl<S: Send + Sync> FromRequestParts<S> for PageParams {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        Query::<PageQuery>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| PageParams(q))
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad query", e.body_text()))
-    }
-}
-
-fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
-    match given {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad limit",
-            format!("limit must be 1..={max}, got {n}"),
-        )),
-    }
-}
-
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/rows/{key}", get(get_row))
-        .route("/v1/groups/{group}/rows", get(scan_group))
-        .route("/v1/keys", get(keys))
+        .route("/v1/rows/{key}", get(reads::get_row))
+        .route("/v1/lookup", post(reads::lookup))
+        .route("/v1/groups/{group}/rows", get(reads::scan_group))
+        .route("/v1/keys", get(reads::keys))
         .route("/v1/positions", get(positions))
         .route("/v1/watch", get(watch))
         .route("/v1/info", get(info))
@@ -112,85 +50,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not found", "no such endpoint") })
         .with_state(shared)
-}
-
-fn read_view(shared: &Shared, key: &str) -> Result<Option<RowView>, Problem> {
-    Ok(shared
-        .store
-        .row(key)
-        .map_err(internal)?
-        .map(|row| shared.view.compiled.view(key, &row)))
-}
-
-async fn get_row(
-    State(shared): State<Arc<Shared>>,
-    Path(key): Path<String>,
-) -> Result<Json<RowView>, Problem> {
-    let lookup = key.clone();
-    let found = tokio::task::spawn_blocking(move || read_view(&shared, &lookup))
-        .await
-        .map_err(internal)??;
-    found.map(Json).ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "no such row",
-            format!("no record has key {key:?} (yet)"),
-        )
-    })
-}
-
-async fn scan_group(
-    State(shared): State<Arc<Shared>>,
-    Path(group): Path<String>,
-    PageParams(page): PageParams,
-) -> Result<Json<RowsPage>, Problem> {
-    let groups = &shared.view.compiled.groups;
-    let group_index = groups.iter().position(|g| *g == group).ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "no such group",
-            format!("groups are {groups:?}"),
-        )
-    })?;
-    let limit = limit(page.limit, 100, MAX_SCAN_LIMIT)?;
-    tokio::task::spawn_blocking(move || {
-        let keys = shared
-            .store
-            .keys_in_group(group_index, page.after.as_deref(), limit)
-            .map_err(internal)?;
-        let mut rows = Vec::with_capacity(keys.len());
-        for key in &keys {
-            if let Some(view) = read_view(&shared, key)? {
-                rows.push(view);
-            }
-        }
-        let next = (keys.len() == limit)
-            .then(|| keys.last().cloned())
-            .flatten();
-        Ok(Json(RowsPage { rows, next }))
-    })
-    .await
-    .map_err(internal)?
-}
-
-/// Row keys in order, for counting distinct rows across shards.
-async fn keys(
-    State(shared): State<Arc<Shared>>,
-    PageParams(page): PageParams,
-) -> Result<Json<KeysPage>, Problem> {
-    let limit = limit(page.limit, 10_000, MAX_KEYS_LIMIT)?;
-    tokio::task::spawn_blocking(move || {
-        let keys = shared
-            .store
-            .keys(None, page.after.as_deref(), limit)
-            .map_err(internal)?;
-        let next = (keys.len() == limit)
-            .then(|| keys.last().cloned())
-            .flatten();
-        Ok(Json(KeysPage { keys, next }))
-    })
-    .await
-    .map_err(internal)?
 }
 
 async fn positions(State(shared): State<Arc<Shared>>) -> Json<Positions> {
@@ -227,6 +86,8 @@ async fn info(State(shared): State<Arc<Shared>>) -> Json<ProjectorInfo> {
         dead_letter_topic: view.dead_letter_topic.clone(),
         consumer_group: shared.group_id.clone(),
         groups: view.compiled.groups.clone(),
+        partitions: shared.partition_count(),
+        spec: view.spec.clone(),
     })
 }
 
@@ -299,7 +160,7 @@ async fn watch(
             let rows = change.rows.clone();
             let views = tokio::task::spawn_blocking(move || {
                 rows.iter()
-                    .filter_map(|k| read_view(&shared, k).ok().flatten())
+                    .filter_map(|k| reads::read_view(&shared, k).ok().flatten())
                     .collect::<Vec<_>>()
             })
             .await

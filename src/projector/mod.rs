@@ -7,6 +7,7 @@ pub mod consume;
 mod dead_letters;
 pub mod http;
 pub mod metrics;
+mod reads;
 pub mod store;
 mod watermarks;
 
@@ -105,6 +106,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub feed: ChangeFeed,
     progress: Mutex<Progress>,
+    /// Applied offsets (next to apply) per partition, for readers that wait.
+    applied: tokio::sync::watch::Sender<BTreeMap<i32, i64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -115,12 +118,39 @@ struct Progress {
     applied: BTreeMap<i32, i64>,
     high_water: BTreeMap<i32, i64>,
     dead_letter_error: Option<String>,
+    /// Partitions of the source topic, once read.
+    partition_count: i32,
 }
 
 impl Shared {
-    fn set_targets(&self, targets: &BTreeMap<i32, i64>) {
+    fn set_targets(&self, targets: &BTreeMap<i32, i64>, partition_count: i32) {
         if let Ok(mut p) = self.progress.lock() {
             p.targets = Some(targets.clone());
+            p.partition_count = partition_count;
+        }
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.progress.lock().map(|p| p.partition_count).unwrap_or(0)
+    }
+
+    /// Waits until every `(partition, offset)` is applied (the next offset to
+    /// apply is past it); gives the applied offsets then, or `Err` with the
+    /// latest ones after `timeout`.
+    pub async fn wait_applied(
+        &self,
+        at_least: &[(i32, i64)],
+        timeout: Duration,
+    ) -> Result<BTreeMap<i32, i64>, BTreeMap<i32, i64>> {
+        let mut rx = self.applied.subscribe();
+        let reached = |applied: &BTreeMap<i32, i64>| {
+            at_least
+                .iter()
+                .all(|(p, o)| applied.get(p).is_some_and(|a| a > o))
+        };
+        match tokio::time::timeout(timeout, rx.wait_for(reached)).await {
+            Ok(Ok(applied)) => Ok(applied.clone()),
+            _ => Err(self.applied.borrow().clone()),
         }
     }
 
@@ -132,6 +162,7 @@ impl Shared {
         if let Ok(mut m) = self.metrics.lag.lock() {
             *m = lag;
         }
+        self.applied.send_replace(applied.clone());
         if let Ok(mut p) = self.progress.lock() {
             p.applied = applied.clone();
             p.high_water = high_water.clone();
@@ -264,6 +295,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         metrics: Metrics::default(),
         feed: ChangeFeed::default(),
         progress: Mutex::new(Progress::default()),
+        applied: tokio::sync::watch::channel(BTreeMap::new()).0,
     };
     Ok((Arc::new(shared), kafka))
 }

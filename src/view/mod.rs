@@ -3,7 +3,7 @@
 //! revision). The operator and the projector both build a [`ValidatedView`]
 //! from the same manifest, so these names are written in one place only.
 
-use crate::crd::{MaterializedView, StartFrom};
+use crate::crd::{MaterializedView, MaterializedViewSpec, StartFrom};
 use crate::engine::{CompileError, CompiledView, compile, revision};
 
 /// The namespace of a manifest that names none (a projector run by hand).
@@ -36,6 +36,8 @@ pub struct ValidatedView {
     pub dead_letter_topic: String,
     pub start_from: StartFrom,
     pub keyed_by_row_key: bool,
+    /// The spec as given, for whoever must pass it on.
+    pub spec: MaterializedViewSpec,
 }
 
 impl ValidatedView {
@@ -66,6 +68,7 @@ impl ValidatedView {
             topic,
             start_from: spec.source.start_from,
             keyed_by_row_key: spec.source.keyed_by_row_key,
+            spec: spec.clone(),
         })
     }
 

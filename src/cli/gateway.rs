@@ -1,0 +1,49 @@
+//! `matview gateway`: arguments of the query gateway.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::gateway::GatewayConfig;
+use crate::gateway::auth::AuthMode;
+use crate::logging::LogFormat;
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address of the HTTP API.
+    #[arg(long, env = "MATVIEW_GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Serve only views of this namespace (default: all namespaces).
+    #[arg(long, env = "MATVIEW_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Who may read: `kubernetes` checks bearer tokens with TokenReview and
+    /// SubjectAccessReview on materializedviews/data; `none` lets anyone read.
+    #[arg(long, env = "MATVIEW_GATEWAY_AUTH", value_enum, default_value_t = AuthMode::Kubernetes)]
+    pub auth: AuthMode,
+    /// Seconds an authentication or authorization decision is reused.
+    #[arg(long, default_value_t = 10)]
+    pub auth_cache_seconds: u64,
+    /// Longest a read may take, in milliseconds (read-your-writes waits come on top).
+    #[arg(long, default_value_t = 5000)]
+    pub deadline_ms: u64,
+    /// Longest one call to a projector may take before trying another replica, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub projector_timeout_ms: u64,
+    /// Log format.
+    #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+impl GatewayArgs {
+    pub fn into_config(self) -> GatewayConfig {
+        GatewayConfig {
+            listen: self.listen,
+            namespace: self.namespace,
+            auth: self.auth,
+            auth_cache: Duration::from_secs(self.auth_cache_seconds),
+            deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            projector_timeout: Duration::from_millis(self.projector_timeout_ms.max(1)),
+        }
+    }
+}

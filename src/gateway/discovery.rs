@@ -1,0 +1,217 @@
+//! Discovery: watches MaterializedViews and projector pods, keeps a route per
+//! view (its serving revision's ready pods by shard), and the compiled spec of
+//! each serving revision, read once from one of its projectors.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::Notify;
+use tracing::warn;
+
+use super::routing::{ViewRoute, route};
+use crate::api::ProjectorClient;
+use crate::crd::MaterializedView;
+use crate::engine::{CompileError, CompiledView, compile};
+
+/// Labels of every projector pod the operator creates.
+const PROJECTOR_PODS: &str =
+    "app.kubernetes.io/component=projector,app.kubernetes.io/managed-by=matview-operator";
+/// Routes are rebuilt at most this often under a burst of watch events.
+const REBUILD_EVERY: Duration = Duration::from_millis(20);
+
+type ViewKey = (String, String);
+
+/// What a serving revision needs to merge answers, read from its projector.
+#[derive(Debug)]
+pub struct RevisionInfo {
+    pub compiled: CompiledView,
+    /// Partitions of the source topic.
+    pub partitions: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionInfoError {
+    #[error("no projector of revision {0} answered")]
+    Unreachable(String),
+    #[error("the projectors of revision {revision} run a spec that does not compile")]
+    Invalid {
+        revision: String,
+        #[source]
+        source: CompileError,
+    },
+}
+
+pub struct Directory {
+    views: Store<MaterializedView>,
+    pods: Store<Pod>,
+    routes: RwLock<Arc<HashMap<ViewKey, Arc<ViewRoute>>>>,
+    revisions: Mutex<HashMap<(String, String, String), Arc<RevisionInfo>>>,
+    synced: AtomicBool,
+}
+
+impl Directory {
+    /// Starts watching (all namespaces, or one) and keeps routes current.
+    pub fn start(client: Client, namespace: Option<&str>) -> Arc<Directory> {
+        let (views_api, pods_api): (Api<MaterializedView>, Api<Pod>) = match namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+        let (views, views_writer) = reflector::store();
+        let (pods, pods_writer) = reflector::store();
+        let directory = Arc::new(Directory {
+            views,
+            pods,
+            routes: RwLock::new(Arc::new(HashMap::new())),
+            revisions: Mutex::new(HashMap::new()),
+            synced: AtomicBool::new(false),
+        });
+        let changed = Arc::new(Notify::new());
+        let view_events = reflector::reflector(
+            views_writer,
+            watcher(views_api, watcher::Config::default()).default_backoff(),
+        );
+        let pod_events = reflector::reflector(
+            pods_writer,
+            watcher(pods_api, watcher::Config::default().labels(PROJECTOR_PODS)).default_backoff(),
+        );
+        spawn_notifier(view_events, changed.clone(), "materializedviews");
+        spawn_notifier(pod_events, changed.clone(), "pods");
+        let rebuilder = directory.clone();
+        tokio::spawn(async move {
+            let _ = rebuilder.views.wait_until_ready().await;
+            let _ = rebuilder.pods.wait_until_ready().await;
+            loop {
+                rebuilder.rebuild();
+                rebuilder.synced.store(true, Ordering::Release);
+                changed.notified().await;
+                tokio::time::sleep(REBUILD_EVERY).await;
+            }
+        });
+        directory
+    }
+
+    /// True once both watches have listed everything and routes are built.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    fn rebuild(&self) {
+        let mut pods_by_ns: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+        for pod in self.pods.state() {
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            pods_by_ns.entry(ns).or_default().push(pod);
+        }
+        let mut routes = HashMap::new();
+        for view in self.views.state() {
+            let ns = view.metadata.namespace.clone().unwrap_or_default();
+            let pods = pods_by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
+            if let Some(r) = route(&view, pods.iter().map(|p| p.as_ref())) {
+                routes.insert((r.namespace.clone(), r.name.clone()), Arc::new(r));
+            }
+        }
+        if let Ok(mut revisions) = self.revisions.lock() {
+            revisions.retain(|(ns, name, rev), _| {
+                routes
+                    .get(&(ns.clone(), name.clone()))
+                    .is_some_and(|r| r.revision == *rev)
+            });
+        }
+        if let Ok(mut current) = self.routes.write() {
+            *current = Arc::new(routes);
+        }
+    }
+
+    pub fn route(&self, namespace: &str, name: &str) -> Option<Arc<ViewRoute>> {
+        let routes = self.routes.read().ok()?.clone();
+        routes
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn view(&self, namespace: &str, name: &str) -> Option<Arc<MaterializedView>> {
+        self.views
+            .get(&reflector::ObjectRef::new(name).within(namespace))
+    }
+
+    /// Every view, by namespace and name.
+    pub fn views(&self) -> Vec<Arc<MaterializedView>> {
+        let mut views = self.views.state();
+        views.sort_by(|a, b| {
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+        views
+    }
+
+    /// The compiled spec of the route's revision, cached per revision.
+    pub async fn revision_info(
+        &self,
+        projectors: &ProjectorClient,
+        route: &ViewRoute,
+    ) -> Result<Arc<RevisionInfo>, RevisionInfoError> {
+        let key = (
+            route.namespace.clone(),
+            route.name.clone(),
+            route.revision.clone(),
+        );
+        if let Some(info) = self
+            .revisions
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&key).cloned())
+        {
+            return Ok(info);
+        }
+        for endpoint in route.shards.iter().flatten() {
+            let Ok(info) = projectors.info(&endpoint.url).await else {
+                continue;
+            };
+            if info.revision != route.revision {
+                continue;
+            }
+            let compiled = compile(&info.spec).map_err(|source| RevisionInfoError::Invalid {
+                revision: route.revision.clone(),
+                source,
+            })?;
+            let info = Arc::new(RevisionInfo {
+                compiled,
+                partitions: info.partitions,
+            });
+            // A projector that has not read the topic yet does not know its
+            // partitions: ask again next time rather than keep a zero.
+            if info.partitions > 0
+                && let Ok(mut revisions) = self.revisions.lock()
+            {
+                revisions.insert(key, info.clone());
+            }
+            return Ok(info);
+        }
+        Err(RevisionInfoError::Unreachable(route.revision.clone()))
+    }
+}
+
+fn spawn_notifier<S, T, E>(events: S, changed: Arc<Notify>, what: &'static str)
+where
+    S: futures::Stream<Item = Result<T, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            if let Err(e) = event {
+                warn!(error = %e, watch = what, "watch error (retrying)");
+            }
+            changed.notify_one();
+        }
+    });
+}

@@ -1,0 +1,109 @@
+//! The query gateway: one stateless HTTP service for every view. Discovers
+//! views and their projectors from the Kubernetes API, routes each read to
+//! the ready pods of the serving revision, merges shard answers, fails over
+//! between replicas, and checks who may read what.
+
+pub mod auth;
+pub mod discovery;
+pub mod fanout;
+pub mod http;
+pub mod merge;
+pub mod metrics;
+pub mod params;
+pub mod reads;
+pub mod routing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tracing::{info, warn};
+
+use crate::api::ProjectorClient;
+use auth::{AuthMode, Authorizer};
+use discovery::Directory;
+use fanout::Fanout;
+use metrics::GatewayMetrics;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Watch one namespace only (default: all).
+    pub namespace: Option<String>,
+    pub auth: AuthMode,
+    /// How long an authorization decision is reused.
+    pub auth_cache: Duration,
+    /// Longest a read may take (read-your-writes waits come on top).
+    pub deadline: Duration,
+    /// Longest a single call to a projector may take before failing over.
+    pub projector_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot reach the Kubernetes API")]
+    Kube(#[from] kube::Error),
+    #[error("cannot start the gateway's runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything a request handler needs.
+pub struct GatewayState {
+    pub directory: Arc<Directory>,
+    pub projectors: ProjectorClient,
+    pub fanout: Fanout,
+    pub auth: Authorizer,
+    pub metrics: Arc<GatewayMetrics>,
+    pub deadline: Duration,
+}
+
+pub fn run(config: GatewayConfig) -> Result<(), GatewayError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(GatewayError::Runtime)?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
+    let client = Client::try_default().await?;
+    if config.auth == AuthMode::None {
+        warn!(
+            "--auth none: EVERY CALLER MAY READ EVERY VIEW. Use this for local development only."
+        );
+    }
+    let state = Arc::new(GatewayState {
+        directory: Directory::start(client.clone(), config.namespace.as_deref()),
+        projectors: ProjectorClient::new(config.projector_timeout),
+        fanout: Fanout::default(),
+        auth: Authorizer::new(config.auth, Some(client), config.auth_cache),
+        metrics: Arc::new(GatewayMetrics::default()),
+        deadline: config.deadline,
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    info!(listen = %config.listen, namespace = ?config.namespace, auth = ?config.auth, "gateway starting");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async {
+            crate::signals::terminated().await;
+            info!("signal received: finishing requests");
+        })
+        .await
+        .map_err(|source| GatewayError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    info!("gateway stopped");
+    Ok(())
+}
