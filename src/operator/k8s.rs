@@ -40,19 +40,20 @@ where
     Ok(())
 }
 
-/// Deletes the view's objects of kind `K` whose revision is not in `keep`.
+/// Deletes the view's objects of kind `K` whose revision is not in `keep`;
+/// returns the revisions whose objects it deleted.
 pub async fn delete_revisions_except<K>(
     client: &Client,
     ns: &str,
     view: &str,
     keep: &BTreeSet<String>,
-) -> Result<usize, kube::Error>
+) -> Result<BTreeSet<String>, kube::Error>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + std::fmt::Debug + DeserializeOwned,
     K::DynamicType: Default,
 {
     let api = Api::<K>::namespaced(client.clone(), ns);
-    let mut deleted = 0;
+    let mut deleted = BTreeSet::new();
     let listed = api
         .list(&ListParams::default().labels(&format!("{LABEL_VIEW}={view}")))
         .await?;
@@ -62,7 +63,7 @@ where
         if revision.is_none_or(|r| !keep.contains(r)) {
             let name = object.meta().name.clone().unwrap_or_default();
             api.delete(&name, &DeleteParams::background()).await?;
-            deleted += 1;
+            deleted.insert(revision.cloned().unwrap_or_default());
         }
     }
     Ok(deleted)

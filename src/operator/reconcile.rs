@@ -51,10 +51,11 @@ pub(super) async fn apply(
     run.observed.source = Ok(source.partitions);
     apply_desired(&ctx.client, &ctx, &view, &validated).await?;
     let revisions = switch_revision(&mut run, &validated, &source).await?;
-    delete_orphans(&ctx.client, &run.ns, &validated.name, &revisions).await?;
+    delete_orphans(&ctx.client, &validated, &source, &revisions).await?;
     run.observe_serving(&validated, &source, &revisions).await?;
     let status = run.finish(Announce::PhaseChange).await?;
-    Ok(Action::requeue(if status.phase == Some(Phase::Ready) {
+    let settled = revisions.retiring.is_none() && status.phase == Some(Phase::Ready);
+    Ok(Action::requeue(if settled {
         REQUEUE_READY
     } else {
         REQUEUE_PROGRESSING
@@ -67,10 +68,14 @@ struct SourceTopic {
     partitions: i32,
 }
 
-/// The revision serving reads, and the one being built beside it.
+/// The revision serving reads, the one being built beside it, and one that
+/// just stopped serving.
 struct Revisions {
     active: String,
     target: Option<String>,
+    /// Switched off in this reconcile: kept until the next one, so readers
+    /// (the gateway) see the new active revision in status before its pods go.
+    retiring: Option<String>,
 }
 
 /// What Event a status change announces.
@@ -286,6 +291,7 @@ async fn switch_revision(
         return Ok(Revisions {
             active,
             target: None,
+            retiring: None,
         });
     }
     let ctx = run.ctx;
@@ -300,36 +306,46 @@ async fn switch_revision(
         return Ok(Revisions {
             active,
             target: Some(current.clone()),
+            retiring: None,
         });
     }
     info!(view = %validated.key(), from = %active, to = %current, "switching revision");
     let note = format!("revision {current} caught up and now serves; {active} is removed");
     publish(ctx, run.view, EventType::Normal, "RevisionActivated", note).await;
-    let old_group = validated.consumer_group(&active);
-    let _ = kafka::delete(&source.servers, &[], &[&old_group]).await;
     Ok(Revisions {
         active: current.clone(),
         target: None,
+        retiring: Some(active),
     })
 }
 
-/// Any other revision's objects: a replaced pending target, a switched-off one.
+/// Any other revision's objects: a replaced pending target, a switched-off
+/// one; and the consumer groups of revisions whose workloads went.
 async fn delete_orphans(
     client: &Client,
-    ns: &str,
-    view: &str,
+    validated: &ValidatedView,
+    source: &SourceTopic,
     revisions: &Revisions,
 ) -> Result<(), kube::Error> {
-    let keep: BTreeSet<String> = [Some(revisions.active.clone()), revisions.target.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let removed = k8s::delete_revisions_except::<StatefulSet>(client, ns, view, &keep).await?
-        + k8s::delete_revisions_except::<PodDisruptionBudget>(client, ns, view, &keep).await?
-        + k8s::delete_revisions_except::<Service>(client, ns, view, &keep).await?
-        + k8s::delete_revisions_except::<ConfigMap>(client, ns, view, &keep).await?;
-    if removed > 0 {
-        info!(view = %format!("{ns}/{view}"), removed, "deleted objects of other revisions");
+    let (ns, view) = (validated.namespace.as_str(), validated.name.as_str());
+    let keep: BTreeSet<String> = [
+        Some(revisions.active.clone()),
+        revisions.target.clone(),
+        revisions.retiring.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let gone = k8s::delete_revisions_except::<StatefulSet>(client, ns, view, &keep).await?;
+    k8s::delete_revisions_except::<PodDisruptionBudget>(client, ns, view, &keep).await?;
+    k8s::delete_revisions_except::<Service>(client, ns, view, &keep).await?;
+    k8s::delete_revisions_except::<ConfigMap>(client, ns, view, &keep).await?;
+    if !gone.is_empty() {
+        info!(view = %validated.key(), revisions = ?gone, "deleted workloads of other revisions");
+        let groups: Vec<String> = gone.iter().map(|r| validated.consumer_group(r)).collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        // Only bookkeeping for lag tools: a failure here must not stop reconcile.
+        let _ = kafka::delete(&source.servers, &[], &groups).await;
     }
     Ok(())
 }

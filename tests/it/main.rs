@@ -4,6 +4,7 @@
 mod cli;
 mod crd_api;
 mod e2e;
+mod gateway;
 mod operator;
 mod operator_objects;
 mod projector;

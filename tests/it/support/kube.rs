@@ -113,17 +113,28 @@ pub async fn operator_identity(
     namespace: &str,
     dir: &std::path::Path,
 ) -> (std::path::PathBuf, String) {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    component_identity(env, client, namespace, dir, "operator").await
+}
+
+/// Like [`operator_identity`], for the component whose RBAC is
+/// config/rbac/<component>.yaml.
+pub async fn component_identity(
+    env: &TestEnv,
+    client: &Client,
+    namespace: &str,
+    dir: &std::path::Path,
+    component: &str,
+) -> (std::path::PathBuf, String) {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
     use serde::Deserialize;
 
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/rbac/operator.yaml"
-    ))
-    .expect("RBAC manifest");
-    let unique = format!("matview-operator-{namespace}");
+    let manifest = format!(
+        "{}/config/rbac/{component}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&manifest).expect("RBAC manifest");
+    let unique = format!("matview-{component}-{namespace}");
     let mut account: Option<ServiceAccount> = None;
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value = serde_yaml::Value::deserialize(doc).expect("YAML");
@@ -158,12 +169,29 @@ pub async fn operator_identity(
                     .await
                     .expect("create ClusterRoleBinding");
             }
-            other => panic!("unexpected kind {other:?} in config/rbac/operator.yaml"),
+            other => panic!("unexpected kind {other:?} in {manifest}"),
         }
     }
     let sa_name = account
         .and_then(|a| a.metadata.name)
         .expect("the manifest has a ServiceAccount");
+    let token = service_account_token(client, namespace, &sa_name).await;
+    let admin = Kubeconfig::read_from(&env.kubeconfig).expect("admin kubeconfig");
+    let cluster = admin.clusters[0].cluster.clone().expect("cluster");
+    let server = cluster.server.clone().expect("server");
+    let ca = cluster.certificate_authority.clone().expect("CA path");
+    let path = dir.join(format!("{component}.kubeconfig"));
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+    );
+    std::fs::write(&path, config).expect("write kubeconfig");
+    (path, format!("system:serviceaccount:{namespace}:{sa_name}"))
+}
+
+/// A fresh token of a ServiceAccount (TokenRequest, one hour).
+pub async fn service_account_token(client: &Client, namespace: &str, account: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             expiration_seconds: Some(3600),
@@ -171,21 +199,11 @@ pub async fn operator_identity(
         }),
         ..Default::default()
     };
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-        .create_token_request(&sa_name, &PostParams::default(), &request)
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(account, &PostParams::default(), &request)
         .await
         .expect("token")
         .status
         .and_then(|s| s.token)
-        .expect("token in status");
-    let admin = Kubeconfig::read_from(&env.kubeconfig).expect("admin kubeconfig");
-    let cluster = admin.clusters[0].cluster.clone().expect("cluster");
-    let server = cluster.server.clone().expect("server");
-    let ca = cluster.certificate_authority.clone().expect("CA path");
-    let path = dir.join("operator.kubeconfig");
-    let config = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-    );
-    std::fs::write(&path, config).expect("write kubeconfig");
-    (path, format!("system:serviceaccount:{namespace}:{sa_name}"))
+        .expect("token in status")
 }
