@@ -1,6 +1,8 @@
 //! RFC 9457 problem details: the body of every error answer.
 
 use axum::Json;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -60,5 +62,24 @@ impl IntoResponse for Problem {
             Json(body),
         )
             .into_response()
+    }
+}
+
+/// A query string as a typed value; a bad one is a 400 problem that says
+/// what is wrong (not axum's plain-text rejection).
+pub struct TypedQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for TypedQuery<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| TypedQuery(q))
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad query", e.body_text()))
     }
 }

@@ -9,6 +9,7 @@
 //! | `GET /v1/info` | [`ProjectorInfo`] |
 //! | `GET /v1/stats` | [`ProjectorStats`] |
 //! | `POST /v1/lookup` | [`LookupRequest`] → [`LookupResponse`] |
+//! | `GET /v1/watch?from=p:o,…` | server-sent [`WatchEvent`]s |
 //!
 //! Row reads take a [`ReadQuery`] (read-your-writes) and answer with the
 //! [`REVISION_HEADER`] and [`POSITIONS_HEADER`] headers.
@@ -91,6 +92,16 @@ pub struct ProjectorStats {
     /// Events of the shard's partitions not applied yet.
     pub lag: i64,
     pub ready: bool,
+}
+
+/// One event of `GET /v1/watch` (`rows`, or `reset` with no rows: reload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// This process's change number (the SSE id).
+    pub seq: u64,
+    pub rows: Vec<RowView>,
+    /// Applied positions after the change, `p:o,…`: resume any replica with `from=`.
+    pub positions: String,
 }
 
 /// Header naming the revision an answer reflects.

@@ -30,6 +30,9 @@ pub struct GatewayArgs {
     /// Longest one call to a projector may take before trying another replica, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub projector_timeout_ms: u64,
+    /// Live streams served at once; more are refused with 503.
+    #[arg(long, default_value_t = 1000)]
+    pub max_streams: usize,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -44,6 +47,7 @@ impl GatewayArgs {
             auth_cache: Duration::from_secs(self.auth_cache_seconds),
             deadline: Duration::from_millis(self.deadline_ms.max(1)),
             projector_timeout: Duration::from_millis(self.projector_timeout_ms.max(1)),
+            max_streams: self.max_streams.max(1),
         }
     }
 }

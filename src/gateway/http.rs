@@ -31,6 +31,10 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             "/v1/namespaces/{ns}/views/{name}/groups/{group}/rows",
             get(reads::scan_group),
         )
+        .route(
+            "/v1/namespaces/{ns}/views/{name}/watch",
+            get(super::watch::watch),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))

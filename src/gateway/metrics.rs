@@ -10,6 +10,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -30,6 +31,16 @@ pub struct GatewayMetrics {
     latency: Family<RouteLabels, Histogram>,
     fanout: Histogram,
     failovers: Counter,
+    streams: Gauge,
+}
+
+/// Counts an open stream until dropped.
+pub struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for GatewayMetrics {
@@ -41,6 +52,8 @@ impl Default for GatewayMetrics {
         });
         let fanout = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
         let failovers = Counter::default();
+        let streams = Gauge::default();
+        registry.register("open_streams", "Live streams being served", streams.clone());
         registry.register(
             "requests",
             "HTTP requests by route and status",
@@ -67,6 +80,7 @@ impl Default for GatewayMetrics {
             latency,
             fanout,
             failovers,
+            streams,
         }
     }
 }
@@ -74,6 +88,11 @@ impl Default for GatewayMetrics {
 impl GatewayMetrics {
     pub fn failover(&self) {
         self.failovers.inc();
+    }
+
+    pub fn stream_opened(&self) -> OpenStream {
+        self.streams.inc();
+        OpenStream(self.streams.clone())
     }
 
     pub fn fanout(&self, shards: usize) {

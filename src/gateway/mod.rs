@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod params;
 pub mod reads;
 pub mod routing;
+pub mod upstream;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct GatewayConfig {
     pub deadline: Duration,
     /// Longest a single call to a projector may take before failing over.
     pub projector_timeout: Duration,
+    /// Live streams served at once.
+    pub max_streams: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,12 @@ pub struct GatewayState {
     pub auth: Authorizer,
     pub metrics: Arc<GatewayMetrics>,
     pub deadline: Duration,
+    /// Long-lived watches on projectors: a connect timeout, no total one.
+    pub stream_http: reqwest::Client,
+    /// Permits for live streams (the limit on concurrent streams).
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Cancelled on SIGTERM: streams end with a retry hint.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub fn run(config: GatewayConfig) -> Result<(), GatewayError> {
@@ -86,7 +96,15 @@ async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
         auth: Authorizer::new(config.auth, Some(client), config.auth_cache),
         metrics: Arc::new(GatewayMetrics::default()),
         deadline: config.deadline,
+        stream_http: reqwest::Client::builder()
+            .connect_timeout(config.projector_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default(),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+        shutdown: tokio_util::sync::CancellationToken::new(),
     });
+    let shutdown = state.shutdown.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Listen {
@@ -95,9 +113,10 @@ async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
         })?;
     info!(listen = %config.listen, namespace = ?config.namespace, auth = ?config.auth, "gateway starting");
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             crate::signals::terminated().await;
-            info!("signal received: finishing requests");
+            info!("signal received: finishing requests, ending streams");
+            shutdown.cancel();
         })
         .await
         .map_err(|source| GatewayError::Listen {

@@ -25,6 +25,7 @@ use crate::api::gateway::ScanPage;
 use crate::api::problem::Problem;
 use crate::api::projector::{POSITIONS_HEADER, REVISION_HEADER, ReadQuery, format_positions};
 use crate::api::{Answer, ClientError};
+use crate::engine::RowView;
 
 /// A view ready to be read: its route and its revision's compiled spec.
 pub struct Target {
@@ -202,40 +203,98 @@ pub async fn get_row(
 ) -> Result<Response, Problem> {
     let caller = st.auth.authenticate(&headers).await?;
     st.auth.require(&caller, &ns, &name, "get").await?;
-    let Target { route, info } = st.target(&ns, &name).await?;
-    let reads = shard_reads(&route, &params)?;
-    let deadline = st.deadline(&params);
-    let all: Vec<u32> = (0..route.shards.len() as u32).collect();
-    // Keyed by the row key: the key's partition names the one shard to ask
-    // (and shards a read-your-writes position names); others only on a miss.
-    let first: Vec<u32> = if route.keyed_by_row_key && info.partitions > 0 {
-        let partition = key_partition(key.as_bytes(), info.partitions);
-        let mut shards: Vec<u32> = constrained_shards(&reads).collect();
-        shards.push(route.owner_of(partition));
-        shards.sort_unstable();
-        shards.dedup();
-        shards
-    } else {
-        all.clone()
-    };
-    let read_row = |s: u32, url: String| {
-        let (st, key, read) = (st.clone(), key.clone(), reads[s as usize].clone());
-        async move { st.projectors.row(&url, &key, &read).await }
-    };
-    let mut answers = st.ask(&route, &first, deadline, read_row).await?;
-    if answers.iter().all(|(_, a)| a.body.is_none()) && first.len() < all.len() {
-        let rest: Vec<u32> = all.iter().copied().filter(|s| !first.contains(s)).collect();
-        answers.extend(st.ask(&route, &rest, deadline, read_row).await?);
-    }
-    let parts = answers.iter().map(|(_, a)| a.body.clone());
-    let row = merge_rows(&info.compiled, parts).ok_or_else(|| {
+    let target = st.target(&ns, &name).await?;
+    let (row, answers) = st.read_row(&target, &key, &params).await?;
+    let row = row.ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
             "no such row",
             format!("no record has key {key:?} (yet)"),
         )
     })?;
-    Ok(answered(&route, &answers, Json(row)))
+    Ok(answered(&target.route, &answers, Json(row)))
+}
+
+/// Shards' answers to a row read, with what they reflect.
+pub type RowAnswers = Vec<(u32, Answer<Option<RowView>>)>;
+
+impl GatewayState {
+    /// One row merged across the shards that may hold it.
+    pub async fn read_row(
+        self: &Arc<Self>,
+        target: &Target,
+        key: &str,
+        params: &ReadParams,
+    ) -> Result<(Option<RowView>, RowAnswers), Problem> {
+        let Target { route, info } = target;
+        let reads = shard_reads(route, params)?;
+        let deadline = self.deadline(params);
+        let all: Vec<u32> = (0..route.shards.len() as u32).collect();
+        // Keyed by the row key: the key's partition names the one shard to
+        // ask (and shards a read-your-writes position names); others only on a miss.
+        let first: Vec<u32> = if route.keyed_by_row_key && info.partitions > 0 {
+            let partition = key_partition(key.as_bytes(), info.partitions);
+            let mut shards: Vec<u32> = constrained_shards(&reads).collect();
+            shards.push(route.owner_of(partition));
+            shards.sort_unstable();
+            shards.dedup();
+            shards
+        } else {
+            all.clone()
+        };
+        let read_row = |s: u32, url: String| {
+            let (st, key, read) = (self.clone(), key.to_string(), reads[s as usize].clone());
+            async move { st.projectors.row(&url, &key, &read).await }
+        };
+        let mut answers = self.ask(route, &first, deadline, read_row).await?;
+        if answers.iter().all(|(_, a)| a.body.is_none()) && first.len() < all.len() {
+            let rest: Vec<u32> = all.iter().copied().filter(|s| !first.contains(s)).collect();
+            answers.extend(self.ask(route, &rest, deadline, read_row).await?);
+        }
+        let row = merge_rows(&info.compiled, answers.iter().map(|(_, a)| a.body.clone()));
+        Ok((row, answers))
+    }
+
+    /// Completes rows one shard reported with the other shards' parts.
+    pub async fn complete(
+        self: &Arc<Self>,
+        target: &Target,
+        from_shard: u32,
+        rows: Vec<RowView>,
+    ) -> Result<Vec<RowView>, Problem> {
+        let Target { route, info } = target;
+        if route.keyed_by_row_key || route.shards.len() < 2 || rows.is_empty() {
+            return Ok(rows);
+        }
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        let others: Vec<u32> = (0..route.shards.len() as u32)
+            .filter(|s| *s != from_shard)
+            .collect();
+        let lookup = |_: u32, url: String| {
+            let (st, keys) = (self.clone(), keys.clone());
+            async move {
+                st.projectors
+                    .lookup(&url, &keys, &ReadQuery::default())
+                    .await
+            }
+        };
+        let deadline = Instant::now() + self.deadline;
+        let extra = self.ask(route, &others, deadline, lookup).await?;
+        let mut parts: BTreeMap<String, Vec<RowView>> = BTreeMap::new();
+        for (_, answer) in extra {
+            for row in answer.body.rows {
+                parts.entry(row.key.clone()).or_default().push(row);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let more = parts.remove(&row.key).unwrap_or_default();
+                let all = std::iter::once(Some(row.clone())).chain(more.into_iter().map(Some));
+                merge_rows(&info.compiled, all).unwrap_or(row)
+            })
+            .collect())
+    }
 }
 
 pub async fn scan_group(
@@ -331,7 +390,7 @@ async fn complete_rows(
         }
     };
     let extra = st.ask(route, &shards, deadline, lookup).await?;
-    let mut parts: BTreeMap<String, Vec<crate::engine::RowView>> = BTreeMap::new();
+    let mut parts: BTreeMap<String, Vec<RowView>> = BTreeMap::new();
     for (_, answer) in extra {
         for row in answer.body.rows {
             parts.entry(row.key.clone()).or_default().push(row);

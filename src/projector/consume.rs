@@ -149,6 +149,7 @@ pub(super) fn run(
     let mut high_water = source.high_water(shared.view.start_from, &mut next)?;
     info!(?high_water, "consuming");
     shared.set_targets(&high_water, source.count);
+    shared.feed.set_floor(next.clone());
     shared.update_lag(&next, &high_water);
     let latest_high = Arc::new(Mutex::new(high_water.clone()));
     let watcher = super::watermarks::spawn(
@@ -200,7 +201,7 @@ pub(super) fn run(
         });
         iteration_started = Instant::now();
         if !outcome.changed_rows.is_empty() {
-            shared.feed.publish(outcome.changed_rows);
+            shared.feed.publish(outcome.changed_rows, next.clone());
         }
     }
     info!("stopping: last batch committed");

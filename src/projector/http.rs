@@ -22,10 +22,14 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 
-use super::changes::{Change, Resume};
+use super::changes::{Change, From, Resume};
 use super::{Shared, reads};
 pub use crate::api::problem::Problem;
-use crate::api::projector::{PartitionPosition, Positions, ProjectorInfo, ProjectorStats};
+use crate::api::problem::TypedQuery;
+use crate::api::projector::{
+    PartitionPosition, Positions, ProjectorInfo, ProjectorStats, WatchEvent, format_positions,
+    parse_positions,
+};
 
 pub(super) fn internal(e: impl std::fmt::Display) -> Problem {
     Problem::new(
@@ -120,70 +124,115 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// Where a watch resumes: `from=p:o,…` (positions, any replica) or the
+/// `Last-Event-ID` of this process's events.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    from: Option<String>,
+}
+
+fn watch_from(headers: &HeaderMap, query: &WatchQuery) -> Result<From, Problem> {
+    if let Some(text) = &query.from {
+        let pairs = parse_positions(text).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad from",
+                "from must be partition:offset pairs, comma-separated",
+            )
+        })?;
+        return Ok(From::Positions(pairs.into_iter().collect()));
+    }
+    match headers.get("last-event-id") {
+        None => Ok(From::Now),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(From::Seq)
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad Last-Event-ID",
+                    "must be a sequence number",
+                )
+            }),
+    }
+}
+
+/// One change as an SSE event: the changed rows, and the positions after it.
+async fn change_event(shared: Arc<Shared>, change: Change) -> Event {
+    let rows = change.rows.clone();
+    let reader = shared.clone();
+    let views = tokio::task::spawn_blocking(move || {
+        rows.iter()
+            .filter_map(|k| reads::read_view(&reader, k).ok().flatten())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let body = WatchEvent {
+        seq: change.seq,
+        rows: views,
+        positions: format_positions(change.positions.iter()),
+    };
+    Event::default()
+        .event("rows")
+        .id(change.seq.to_string())
+        .data(serde_json::to_string(&body).unwrap_or_default())
+}
+
+fn reset_event(shared: &Shared, seq: u64) -> Event {
+    let (applied, _) = shared.positions();
+    let body = WatchEvent {
+        seq,
+        rows: Vec::new(),
+        positions: format_positions(&applied),
+    };
+    Event::default()
+        .event("reset")
+        .id(seq.to_string())
+        .data(serde_json::to_string(&body).unwrap_or_default())
+}
+
 async fn watch(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    TypedQuery(query): TypedQuery<WatchQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let after = match headers.get("last-event-id") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad Last-Event-ID",
-                        "must be a sequence number",
-                    )
-                })?,
-        ),
+    let from = watch_from(&headers, &query)?;
+    let (rx, resume, current) = shared.feed.subscribe(&from);
+    let (first, reset) = match resume {
+        Resume::Replay(changes) => (changes, false),
+        Resume::TooOld => (Vec::new(), true),
     };
-    let (rx, resume, current) = shared.feed.subscribe(after);
-    let first: Vec<Change> = match resume {
-        Resume::Replay(changes) => changes,
-        Resume::TooOld => Vec::new(),
-    };
-    let reset = after.is_some() && first.is_empty() && after < Some(current);
     let replayed_up_to = first.last().map(|c| c.seq).unwrap_or(current);
-    let live = tokio_stream_from(rx).filter(move |c| std::future::ready(c.seq > replayed_up_to));
-    let changes = futures::stream::iter(first).chain(live);
-    let reset_event = reset.then(|| {
-        Ok(Event::default()
-            .event("reset")
-            .id(current.to_string())
-            .data("{}"))
-    });
-    let events = futures::stream::iter(reset_event).chain(changes.then(move |change| {
+    let live = changes_from(rx)
+        .filter(move |c| std::future::ready(c.as_ref().is_none_or(|c| c.seq > replayed_up_to)));
+    let changes = futures::stream::iter(first.into_iter().map(Some)).chain(live);
+    let start = reset.then(|| reset_event(&shared, current));
+    let events = futures::stream::iter(start).chain(changes.then(move |change| {
         let shared = shared.clone();
         async move {
-            let rows = change.rows.clone();
-            let views = tokio::task::spawn_blocking(move || {
-                rows.iter()
-                    .filter_map(|k| reads::read_view(&shared, k).ok().flatten())
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
-            let data = json!({"seq": change.seq, "rows": views}).to_string();
-            Ok(Event::default()
-                .event("rows")
-                .id(change.seq.to_string())
-                .data(data))
+            match change {
+                Some(change) => change_event(shared, change).await,
+                // The watcher fell behind the broadcast: say so, never skip silently.
+                None => reset_event(&shared, current),
+            }
         }
     }));
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(events.map(Ok)).keep_alive(KeepAlive::default()))
 }
 
-/// Broadcast receiver as a stream; a lagging watcher skips to the newest changes.
-fn tokio_stream_from(rx: tokio::sync::broadcast::Receiver<Change>) -> impl Stream<Item = Change> {
+/// Broadcast receiver as a stream; `None` marks changes a lagging watcher missed.
+fn changes_from(
+    rx: tokio::sync::broadcast::Receiver<Change>,
+) -> impl Stream<Item = Option<Change>> {
     futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(change) => return Some((change, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
+        match rx.recv().await {
+            Ok(change) => Some((Some(change), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((None, rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     })
 }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::Shared;
 use super::http::{Problem, internal};
+use crate::api::problem::TypedQuery;
 use crate::api::projector::{
     KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, PageQuery, REVISION_HEADER,
     ReadQuery, RowView, RowsPage, format_positions, parse_positions,
@@ -25,24 +25,6 @@ const MAX_LOOKUP_KEYS: usize = 1000;
 /// Longest read-your-writes wait a caller may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_WAIT: Duration = Duration::from_secs(5);
-
-/// A query string as a typed value; a bad one is a 400 problem, not axum's text.
-pub struct Typed<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for Typed<T>
-where
-    S: Send + Sync,
-    T: serde::de::DeserializeOwned + Send,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| Typed(q))
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad query", e.body_text()))
-    }
-}
 
 /// A read's own query: paging and read-your-writes together.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -129,7 +111,7 @@ fn answered(shared: &Shared, applied: &BTreeMap<i32, i64>, body: impl IntoRespon
 pub async fn get_row(
     State(shared): State<Arc<Shared>>,
     Path(key): Path<String>,
-    Typed(query): Typed<ReadQuery>,
+    TypedQuery(query): TypedQuery<ReadQuery>,
 ) -> Result<Response, Problem> {
     let applied = settle(&shared, &query).await?;
     let lookup = key.clone();
@@ -149,7 +131,7 @@ pub async fn get_row(
 
 pub async fn lookup(
     State(shared): State<Arc<Shared>>,
-    Typed(query): Typed<ReadQuery>,
+    TypedQuery(query): TypedQuery<ReadQuery>,
     Json(request): Json<LookupRequest>,
 ) -> Result<Response, Problem> {
     if request.keys.len() > MAX_LOOKUP_KEYS {
@@ -176,7 +158,7 @@ pub async fn lookup(
 pub async fn scan_group(
     State(shared): State<Arc<Shared>>,
     Path(group): Path<String>,
-    Typed(query): Typed<ScanQuery>,
+    TypedQuery(query): TypedQuery<ScanQuery>,
 ) -> Result<Response, Problem> {
     let groups = &shared.view.compiled.groups;
     let group_index = groups.iter().position(|g| *g == group).ok_or_else(|| {
@@ -216,7 +198,7 @@ pub async fn scan_group(
 /// Row keys in order, for counting distinct rows across shards.
 pub async fn keys(
     State(shared): State<Arc<Shared>>,
-    Typed(page): Typed<PageQuery>,
+    TypedQuery(page): TypedQuery<PageQuery>,
 ) -> Result<Json<KeysPage>, Problem> {
     let limit = limit(page.limit, 10_000, MAX_KEYS_LIMIT)?;
     tokio::task::spawn_blocking(move || {

@@ -570,7 +570,9 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         .account("reader", Some(("ClusterRole", &st.reader_role().await)))
         .await;
     let topic = kafka::create_topic(st.env, "orders", 4).await;
-    let placed = orders(31, 50, 400);
+    // One generator: the live orders continue the ids of the first 400.
+    let all_orders = orders(31, 50, 1000);
+    let (placed, live) = all_orders.split_at(400);
     let events: Vec<(String, Vec<u8>)> = placed
         .iter()
         .map(|o| {
@@ -582,14 +584,34 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         .collect();
     crate::support::projector::produce(st.env, &topic, &events).await;
     st.create_view("load", &topic, 2, 2, false).await;
-    let expected = reference(&placed);
+    let expected = reference(placed);
     let rev1 = st.ready("load", expected.len() as i64).await;
     let users: Vec<String> = expected.keys().cloned().collect();
     let first = format!("/v1/namespaces/{}/views/load/rows/{}", st.ns.name, users[0]);
     st.serving(&first, Some(&reader)).await;
 
+    // A stream client mirrors the whole view: snapshot, then changes from
+    // the snapshot's positions.
+    let (snapshot, positions) = load_view(&st, "load", &reader).await;
+    let stream = st
+        .gateway
+        .open_stream(
+            &format!("/v1/namespaces/{}/views/load/watch", st.ns.name),
+            Some(&reader),
+            Some(&positions),
+        )
+        .await;
+    let mirror = tokio::spawn(mirror_view(
+        st.gateway.url.clone(),
+        st.ns.name.clone(),
+        reader.clone(),
+        snapshot,
+        stream,
+    ));
+
     let stop = Arc::new(AtomicBool::new(false));
     let readers = spawn_readers(&st, &users, &reader, 16, stop.clone());
+    let producing = tokio::spawn(produce_slowly(st.env, topic.clone(), live.to_vec()));
     let started = std::time::Instant::now();
 
     // Kill one replica of each shard while the readers run.
@@ -628,6 +650,7 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         },
     )
     .await;
+    producing.await.expect("producer task");
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = ReadLog::default();
@@ -666,9 +689,31 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         "readers saw the new revision"
     );
 
+    // The stream stayed connected and mirrors exactly the final view.
+    let expected_final = reference_with(&all_orders, 10.0);
+    let mirror = tokio::time::timeout(Duration::from_secs(60), mirror)
+        .await
+        .expect("the mirror reaches the final view")
+        .expect("mirror task");
+    assert_eq!(mirror.disconnects, 0, "the stream stayed connected");
+    assert!(mirror.events > 0, "changes were streamed");
+    assert_eq!(mirror.revisions.first(), Some(&rev1));
+    assert_eq!(mirror.revisions.last(), Some(&rev2));
+    let mirrored: Reference = mirror
+        .rows
+        .iter()
+        .map(|(k, row)| (k.clone(), row_totals(row)))
+        .filter(|(_, g)| !g.is_empty())
+        .collect();
+    assert_eq!(mirrored, expected_final);
+    eprintln!(
+        "stream: {} events, {} resets, revisions {:?}",
+        mirror.events, mirror.resets, mirror.revisions
+    );
+
     // The new revision's rows follow the new rules.
     for user in users.iter().take(10) {
-        let cheap: u64 = placed
+        let cheap: u64 = all_orders
             .iter()
             .filter(|o| o["userId"] == json!(user))
             .flat_map(|o| o["items"].as_array().cloned().unwrap_or_default())
@@ -682,5 +727,163 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
             json!(cheap),
             "{user}"
         );
+    }
+}
+
+/// Per user, per group (count, cents) with "cheap" meaning below `cheap` —
+/// from the orders, without the engine.
+fn reference_with(orders: &[Value], cheap: f64) -> Reference {
+    let mut out: Reference = BTreeMap::new();
+    for order in orders {
+        let user = order["userId"].as_str().unwrap_or_default().to_string();
+        for item in order["items"].as_array().into_iter().flatten() {
+            let price = item["price"].as_f64().unwrap_or_default();
+            let group = if price < cheap {
+                "cheap"
+            } else if price <= 50.0 {
+                "affordable"
+            } else {
+                "expensive"
+            };
+            let entry = out
+                .entry(user.clone())
+                .or_default()
+                .entry(group)
+                .or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += (price * 100.0).round() as i64;
+        }
+    }
+    out
+}
+
+/// Produces `orders` at about 20 per second, keyed by order.
+async fn produce_slowly(env: &'static TestEnv, topic: String, orders: Vec<Value>) {
+    let producer: FutureProducer = kafka::client_config(env).create().expect("producer");
+    for order in orders.iter().take(600) {
+        let key = order["orderId"].as_str().unwrap_or_default().to_string();
+        let payload = order.to_string();
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every row of a view, by scanning each group; and the positions of the
+/// first answer (to resume a stream from).
+async fn load_view(st: &Stack, view: &str, token: &str) -> (BTreeMap<String, Value>, String) {
+    load_view_at(&st.gateway.url, &st.ns.name, view, token).await
+}
+
+async fn load_view_at(
+    url: &str,
+    ns: &str,
+    view: &str,
+    token: &str,
+) -> (BTreeMap<String, Value>, String) {
+    let http = reqwest::Client::new();
+    let mut rows = BTreeMap::new();
+    let mut positions = None;
+    for group in ["cheap", "affordable", "expensive"] {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path =
+                format!("{url}/v1/namespaces/{ns}/views/{view}/groups/{group}/rows?limit=500");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let response = http
+                .get(&path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("scan");
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            if positions.is_none() {
+                positions = response
+                    .headers()
+                    .get("matview-positions")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
+            let page: Value = response.json().await.expect("page");
+            for row in page["rows"].as_array().into_iter().flatten() {
+                rows.insert(
+                    row["key"].as_str().unwrap_or_default().to_string(),
+                    row.clone(),
+                );
+            }
+            match page["next"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+    }
+    (rows, positions.expect("a positions header"))
+}
+
+/// A stream client's view of the view.
+#[derive(Debug, Default)]
+struct Mirror {
+    rows: BTreeMap<String, Value>,
+    revisions: Vec<String>,
+    events: usize,
+    resets: usize,
+    disconnects: usize,
+}
+
+/// Applies stream events to a snapshot; on `reset` reloads. Returns once the
+/// mirror matches the final expected view of the test (checked by the caller)
+/// — here: when the stream has been quiet for 5 s after the revision changed.
+async fn mirror_view(
+    url: String,
+    ns: String,
+    token: String,
+    snapshot: BTreeMap<String, Value>,
+    mut stream: crate::support::gateway::EventReceiver,
+) -> Mirror {
+    let mut mirror = Mirror {
+        rows: snapshot,
+        ..Default::default()
+    };
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(8), stream.recv()).await;
+        let event = match next {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                mirror.disconnects += 1;
+                return mirror;
+            }
+            // Quiet: done once the switch happened.
+            Err(_) if mirror.revisions.len() >= 2 => return mirror,
+            Err(_) => continue,
+        };
+        if let Some(rev) = event.data["revision"].as_str()
+            && mirror.revisions.last().map(String::as_str) != Some(rev)
+        {
+            mirror.revisions.push(rev.to_string());
+        }
+        match event.event.as_str() {
+            "rows" => {
+                mirror.events += 1;
+                for row in event.data["rows"].as_array().into_iter().flatten() {
+                    mirror.rows.insert(
+                        row["key"].as_str().unwrap_or_default().to_string(),
+                        row.clone(),
+                    );
+                }
+            }
+            "reset" => {
+                mirror.resets += 1;
+                mirror.rows = load_view_at(&url, &ns, "load", &token).await.0;
+            }
+            _ => {}
+        }
     }
 }
