@@ -204,6 +204,7 @@ KUBECONFIG=$RUN/kubeconfig
 MATVIEW_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 MATVIEW_KUBE_BIN=$K8S_DIR/bin
 MATVIEW_HELM_BIN=$HELM_DIR/bin
+MATVIEW_SCHEMATHESIS_BIN=$SCHEMATHESIS_DIR/bin
 MATVIEW_TESTENV_DIR=$RUN
 MATVIEW_TESTENV_PKI=$PKI
 MATVIEW_ETCD=http://127.0.0.1:$ETCD_PORT
@@ -226,6 +227,7 @@ healthy() {
 cmd_provision() {
   provision_kafka
   provision_helm
+  provision_schemathesis
   provision_kubernetes
 }
 

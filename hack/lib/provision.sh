@@ -5,10 +5,12 @@
 : "${KAFKA_VERSION:=4.3.1}"
 : "${HELM_VERSION:=v3.22.0}"
 : "${MATVIEW_CACHE:=$HOME/.cache/matview}"
+: "${SCHEMATHESIS_VERSION:=4.32.5}"
 
 K8S_DIR="$MATVIEW_CACHE/k8s-$K8S_VERSION"
 KAFKA_DIR="$MATVIEW_CACHE/kafka-$KAFKA_VERSION"
 HELM_DIR="$MATVIEW_CACHE/helm-$HELM_VERSION"
+SCHEMATHESIS_DIR="$MATVIEW_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -140,4 +142,16 @@ EOF
     mvn -q -B -Dstyle.color=never -f pom.xml org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
       -DoutputDirectory="$lib" -DincludeScope=runtime)
   touch "$KAFKA_DIR/.complete"
+}
+
+# Schemathesis (property-based fuzzing of the gateway's OpenAPI document), in
+# its own virtualenv from PyPI.
+provision_schemathesis() {
+  [[ -x "$SCHEMATHESIS_DIR/bin/st" ]] && return 0
+  command -v python3 >/dev/null || die "python3 is required for schemathesis"
+  log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
+  rm -rf "$SCHEMATHESIS_DIR"
+  python3 -m venv "$SCHEMATHESIS_DIR" || die "python3 -m venv failed (install python3-venv)"
+  with_progress "pip install schemathesis" \
+    "$SCHEMATHESIS_DIR/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::engine::RowView;
 
 /// One view the caller may read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewSummary {
     pub namespace: String,
@@ -36,14 +36,28 @@ pub struct ViewSummary {
     pub path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ViewList {
     pub views: Vec<ViewSummary>,
 }
 
 /// A page of a group's rows in key order; `next` is an opaque cursor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScanPage {
     pub rows: Vec<RowView>,
     pub next: Option<String>,
+}
+
+/// The data of a live stream's `rows` and `reset` events. The event id is a
+/// resume token (Kafka positions): send it back as `Last-Event-ID`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StreamEvent {
+    /// The revision the rows come from.
+    pub revision: String,
+    /// Changed rows, whole (merged across shards); empty in a `reset`.
+    pub rows: Vec<RowView>,
+    /// Why a `reset` was sent: `too-old` (the resume point is gone) or
+    /// `revision` (the view switched revisions): reload, then keep reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

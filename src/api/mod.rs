@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod openapi;
 pub mod problem;
 pub mod projector;
 

@@ -23,6 +23,8 @@ pub enum Command {
     Version,
     /// Print the MaterializedView CustomResourceDefinition as YAML (the file kept in crds/).
     Crd,
+    /// Print the gateway's OpenAPI document (the file kept in openapi/).
+    Openapi,
     /// Check MaterializedView manifests without a cluster: compile each spec and
     /// print its revision, or every problem with the field to fix.
     Validate {
@@ -66,6 +68,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Crd => {
             print!("{}", crate::crd::crd_yaml()?);
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::gateway_document_text());
             Ok(())
         }
         Command::Validate { paths } => validate::run(&paths),

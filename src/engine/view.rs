@@ -14,23 +14,27 @@ use super::row::Row;
 use crate::crd::Keep;
 
 /// One row as served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RowView {
     pub key: String,
     pub groups: BTreeMap<String, GroupView>,
 }
 
 /// One group of a row as served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupView {
+    /// Records of the row in this group (with `aggregate.count`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Exact decimal sums by field (with `aggregate.sum`).
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
         with = "decimal_map"
     )]
+    #[schemars(with = "BTreeMap<String, f64>")]
     pub sum: BTreeMap<String, Decimal>,
+    /// The kept records, each with its `id` and fields (with `aggregate.items`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<Map<String, Value>>>,
     /// True when more records exist than the items listed.

@@ -35,6 +35,10 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             "/v1/namespaces/{ns}/views/{name}/watch",
             get(super::watch::watch),
         )
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::api::openapi::gateway_document()) }),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))

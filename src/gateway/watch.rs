@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::GatewayState;
@@ -22,6 +22,7 @@ use super::params::ReadParams;
 use super::reads::Target;
 use super::routing::partition_owner;
 use super::upstream::{ShardChange, follow_shard};
+use crate::api::gateway::StreamEvent;
 use crate::api::problem::{Problem, TypedQuery};
 use crate::api::projector::{format_positions, parse_positions};
 use crate::engine::RowView;
@@ -38,16 +39,6 @@ pub struct WatchParams {
     key: Option<String>,
     /// Only rows with records in this group.
     group: Option<String>,
-}
-
-/// One `rows` or `reset` event's data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StreamEvent {
-    pub revision: String,
-    pub rows: Vec<RowView>,
-    /// Why a `reset` was sent (`too-old`, `revision`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone)]

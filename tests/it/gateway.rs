@@ -887,3 +887,63 @@ async fn mirror_view(
         }
     }
 }
+
+/// Schemathesis (from PyPI, installed by the test environment) fuzzes every
+/// operation of the OpenAPI document against a running gateway: no 5xx, and
+/// every response conforms to the document (status, content type, schema,
+/// headers). The live stream is left out: its 200 answer never ends.
+#[tokio::test]
+async fn the_openapi_document_holds_under_property_based_fuzzing() {
+    let st = stack("gwfuzz", "kubernetes").await;
+    let reader = st
+        .account("reader", Some(("ClusterRole", &st.reader_role().await)))
+        .await;
+    let topic = kafka::create_topic(st.env, "orders", 2).await;
+    let placed = orders(41, 20, 100);
+    let events: Vec<(String, Vec<u8>)> = placed
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap_or_default().into(),
+                o.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    crate::support::projector::produce(st.env, &topic, &events).await;
+    st.create_view("fuzzed", &topic, 2, 1, false).await;
+    let expected = reference(&placed);
+    st.ready("fuzzed", expected.len() as i64).await;
+    let user = expected.keys().next().expect("a user");
+    st.serving(
+        &format!("/v1/namespaces/{}/views/fuzzed/rows/{user}", st.ns.name),
+        Some(&reader),
+    )
+    .await;
+    let served = st
+        .gateway
+        .get("/openapi.json", None)
+        .await
+        .expect("document");
+    assert_eq!(served.body, matview::api::openapi::gateway_document());
+
+    let reports = st.work.path().join("schemathesis");
+    let out = std::process::Command::new(st.env.schemathesis_bin.join("st"))
+        .args(["run", &format!("{}/openapi.json", st.gateway.url)])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection"])
+        .args(["--exclude-path-regex", "/watch$"])
+        .args(["--header", &format!("Authorization: Bearer {reader}")])
+        .args(["--max-examples", "25", "--seed", "20261128", "--workers", "2"])
+        .args(["--generation-database", "none", "--request-timeout", "20", "--no-color"])
+        .arg("--report-dir")
+        .arg(&reports)
+        .output()
+        .expect("cannot run schemathesis");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        st.gateway_log()
+    );
+}

@@ -27,6 +27,8 @@ pub struct TestEnv {
     pub kafka_bootstrap: String,
     pub kube_bin: PathBuf,
     pub helm_bin: PathBuf,
+    /// Directory of schemathesis' `st` (API fuzzing).
+    pub schemathesis_bin: PathBuf,
 }
 
 impl TestEnv {
@@ -86,6 +88,7 @@ fn load() -> Result<TestEnv, String> {
         kafka_bootstrap: var("MATVIEW_KAFKA_BOOTSTRAP")?,
         kube_bin: var("MATVIEW_KUBE_BIN")?.into(),
         helm_bin: var("MATVIEW_HELM_BIN")?.into(),
+        schemathesis_bin: var("MATVIEW_SCHEMATHESIS_BIN")?.into(),
     })
 }
 
