@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: test testenv testenv-down testenv-status build bench bench-projector
+.PHONY: test testenv testenv-down testenv-status build bench bench-projector bench-gateway
 
 test:
 	hack/test.sh
@@ -26,3 +26,10 @@ bench-projector: testenv
 	. .testenv/testenv.env; target/release/matview bench projector \
 	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --events $(BENCH_EVENTS) \
 	  --broker-pid $$(cat .testenv/pids/kafka)
+
+# Gateway benchmark: two projectors behind the gateway, all on this machine.
+BENCH_KEYS ?= 100000
+bench-gateway: testenv
+	cargo build --release
+	. .testenv/testenv.env; target/release/matview bench gateway \
+	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --keys $(BENCH_KEYS)

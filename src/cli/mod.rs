@@ -57,6 +57,9 @@ pub enum Command {
 pub enum BenchCommand {
     /// Produce N seeded orders, then time one projector (1 shard) from start to caught up.
     Projector(crate::bench::BenchConfig),
+    /// Two projectors behind the gateway on this machine: lookups, scans and
+    /// produce-to-stream freshness.
+    Gateway(crate::bench::gateway::GatewayBenchConfig),
 }
 
 /// Runs a parsed command line; the binary's `main` only maps errors to exit codes.
@@ -77,6 +80,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Validate { paths } => validate::run(&paths),
         Command::Bench(BenchCommand::Projector(config)) => {
             let report = crate::bench::run(config)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Gateway(config)) => {
+            let report = crate::bench::gateway::run(config)?;
             print!("{report}");
             Ok(())
         }

@@ -2,7 +2,7 @@
 //! view (its serving revision's ready pods by shard), and the compiled spec of
 //! each serving revision, read once from one of its projectors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -48,15 +48,70 @@ pub enum RevisionInfoError {
     },
 }
 
+/// Views and their routes at one moment; replaced whole on every change.
+#[derive(Default)]
+struct Snapshot {
+    views: BTreeMap<ViewKey, Arc<MaterializedView>>,
+    routes: HashMap<ViewKey, Arc<ViewRoute>>,
+}
+
 pub struct Directory {
-    views: Store<MaterializedView>,
-    pods: Store<Pod>,
-    routes: RwLock<Arc<HashMap<ViewKey, Arc<ViewRoute>>>>,
+    snapshot: RwLock<Arc<Snapshot>>,
     revisions: Mutex<HashMap<(String, String, String), Arc<RevisionInfo>>>,
     synced: AtomicBool,
 }
 
+fn key_of(view: &MaterializedView) -> ViewKey {
+    (
+        view.metadata.namespace.clone().unwrap_or_default(),
+        view.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
 impl Directory {
+    /// A fixed set of views and routes (one process without Kubernetes).
+    pub fn fixed(views: Vec<(MaterializedView, ViewRoute)>) -> Arc<Directory> {
+        let directory = Arc::new(Directory {
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            revisions: Mutex::new(HashMap::new()),
+            synced: AtomicBool::new(true),
+        });
+        directory.publish(
+            views
+                .into_iter()
+                .map(|(view, route)| (Arc::new(view), Some(route)))
+                .collect(),
+        );
+        directory
+    }
+
+    /// Replaces the snapshot; forgets compiled revisions no longer served.
+    fn publish(&self, views: Vec<(Arc<MaterializedView>, Option<ViewRoute>)>) {
+        let mut snapshot = Snapshot::default();
+        for (view, route) in views {
+            let key = key_of(&view);
+            if let Some(route) = route {
+                snapshot.routes.insert(key.clone(), Arc::new(route));
+            }
+            snapshot.views.insert(key, view);
+        }
+        if let Ok(mut revisions) = self.revisions.lock() {
+            revisions.retain(|(ns, name, rev), _| {
+                snapshot
+                    .routes
+                    .get(&(ns.clone(), name.clone()))
+                    .is_some_and(|r| r.revision == *rev)
+            });
+        }
+        if let Ok(mut current) = self.snapshot.write() {
+            *current = Arc::new(snapshot);
+        }
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// Starts watching (all namespaces, or one) and keeps routes current.
     pub fn start(client: Client, namespace: Option<&str>) -> Arc<Directory> {
         let (views_api, pods_api): (Api<MaterializedView>, Api<Pod>) = match namespace {
@@ -69,9 +124,7 @@ impl Directory {
         let (views, views_writer) = reflector::store();
         let (pods, pods_writer) = reflector::store();
         let directory = Arc::new(Directory {
-            views,
-            pods,
-            routes: RwLock::new(Arc::new(HashMap::new())),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
             revisions: Mutex::new(HashMap::new()),
             synced: AtomicBool::new(false),
         });
@@ -88,10 +141,10 @@ impl Directory {
         spawn_notifier(pod_events, changed.clone(), "pods");
         let rebuilder = directory.clone();
         tokio::spawn(async move {
-            let _ = rebuilder.views.wait_until_ready().await;
-            let _ = rebuilder.pods.wait_until_ready().await;
+            let _ = views.wait_until_ready().await;
+            let _ = pods.wait_until_ready().await;
             loop {
-                rebuilder.rebuild();
+                rebuilder.rebuild(&views, &pods);
                 rebuilder.synced.store(true, Ordering::Release);
                 changed.notified().await;
                 tokio::time::sleep(REBUILD_EVERY).await;
@@ -105,52 +158,42 @@ impl Directory {
         self.synced.load(Ordering::Acquire)
     }
 
-    fn rebuild(&self) {
+    fn rebuild(&self, views: &Store<MaterializedView>, pods: &Store<Pod>) {
         let mut pods_by_ns: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
-        for pod in self.pods.state() {
+        for pod in pods.state() {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
             pods_by_ns.entry(ns).or_default().push(pod);
         }
-        let mut routes = HashMap::new();
-        for view in self.views.state() {
-            let ns = view.metadata.namespace.clone().unwrap_or_default();
-            let pods = pods_by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
-            if let Some(r) = route(&view, pods.iter().map(|p| p.as_ref())) {
-                routes.insert((r.namespace.clone(), r.name.clone()), Arc::new(r));
-            }
-        }
-        if let Ok(mut revisions) = self.revisions.lock() {
-            revisions.retain(|(ns, name, rev), _| {
-                routes
-                    .get(&(ns.clone(), name.clone()))
-                    .is_some_and(|r| r.revision == *rev)
-            });
-        }
-        if let Ok(mut current) = self.routes.write() {
-            *current = Arc::new(routes);
-        }
+        let views = views
+            .state()
+            .into_iter()
+            .map(|view| {
+                let ns = view.metadata.namespace.clone().unwrap_or_default();
+                let pods = pods_by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
+                let route = route(&view, pods.iter().map(|p| p.as_ref()));
+                (view, route)
+            })
+            .collect();
+        self.publish(views);
     }
 
     pub fn route(&self, namespace: &str, name: &str) -> Option<Arc<ViewRoute>> {
-        let routes = self.routes.read().ok()?.clone();
-        routes
+        self.current()
+            .routes
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }
 
     pub fn view(&self, namespace: &str, name: &str) -> Option<Arc<MaterializedView>> {
-        self.views
-            .get(&reflector::ObjectRef::new(name).within(namespace))
+        self.current()
+            .views
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Every view, by namespace and name.
     pub fn views(&self) -> Vec<Arc<MaterializedView>> {
-        let mut views = self.views.state();
-        views.sort_by(|a, b| {
-            (&a.metadata.namespace, &a.metadata.name)
-                .cmp(&(&b.metadata.namespace, &b.metadata.name))
-        });
-        views
+        self.current().views.values().cloned().collect()
     }
 
     /// The compiled spec of the route's revision, cached per revision.

@@ -82,6 +82,46 @@ pub fn run(config: GatewayConfig) -> Result<(), GatewayError> {
     runtime.block_on(serve(config))
 }
 
+impl GatewayState {
+    pub fn new(
+        directory: Arc<Directory>,
+        auth: Authorizer,
+        config: &GatewayConfig,
+    ) -> Arc<GatewayState> {
+        Arc::new(GatewayState {
+            directory,
+            projectors: ProjectorClient::new(config.projector_timeout),
+            fanout: Fanout::default(),
+            auth,
+            metrics: Arc::new(GatewayMetrics::default()),
+            deadline: config.deadline,
+            stream_http: reqwest::Client::builder()
+                .connect_timeout(config.projector_timeout)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap_or_default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+}
+
+/// Serves on `listener` until `stop` completes; then streams end with a
+/// retry hint and requests in flight finish.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: Arc<GatewayState>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move {
+            stop.await;
+            shutdown.cancel();
+        })
+        .await
+}
+
 async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
     let client = Client::try_default().await?;
     if config.auth == AuthMode::None {
@@ -89,22 +129,9 @@ async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
             "--auth none: EVERY CALLER MAY READ EVERY VIEW. Use this for local development only."
         );
     }
-    let state = Arc::new(GatewayState {
-        directory: Directory::start(client.clone(), config.namespace.as_deref()),
-        projectors: ProjectorClient::new(config.projector_timeout),
-        fanout: Fanout::default(),
-        auth: Authorizer::new(config.auth, Some(client), config.auth_cache),
-        metrics: Arc::new(GatewayMetrics::default()),
-        deadline: config.deadline,
-        stream_http: reqwest::Client::builder()
-            .connect_timeout(config.projector_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default(),
-        streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
-        shutdown: tokio_util::sync::CancellationToken::new(),
-    });
-    let shutdown = state.shutdown.clone();
+    let directory = Directory::start(client.clone(), config.namespace.as_deref());
+    let auth = Authorizer::new(config.auth, Some(client), config.auth_cache);
+    let state = GatewayState::new(directory, auth, &config);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Listen {
@@ -112,12 +139,11 @@ async fn serve(config: GatewayConfig) -> Result<(), GatewayError> {
             source,
         })?;
     info!(listen = %config.listen, namespace = ?config.namespace, auth = ?config.auth, "gateway starting");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move {
-            crate::signals::terminated().await;
-            info!("signal received: finishing requests, ending streams");
-            shutdown.cancel();
-        })
+    let stop = async {
+        crate::signals::terminated().await;
+        info!("signal received: finishing requests, ending streams");
+    };
+    serve_until(listener, state, stop)
         .await
         .map_err(|source| GatewayError::Listen {
             address: config.listen,

@@ -2,8 +2,7 @@
 //! one projector (one shard) from start to caught up, and report throughput,
 //! peak memory, the broker's CPU share and where the time went.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -11,6 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
+use super::{BenchError, io_err, kafka_err, spawn_projector, view_yaml};
 use crate::workload::OrderGenerator;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -38,24 +38,6 @@ pub struct BenchConfig {
     pub work_dir: PathBuf,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("kafka: {0}")]
-    Kafka(String),
-    #[error("{0}")]
-    Io(String),
-    #[error("the projector failed: {0}")]
-    Projector(String),
-}
-
-fn kafka_err(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Kafka(e.to_string())
-}
-
-fn io_err(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Io(e.to_string())
-}
-
 /// CPU seconds (user + system) a process has used, from /proc.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -77,12 +59,6 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 fn metric(text: &str, name: &str) -> f64 {
     crate::projector::metrics::sample(text, name).unwrap_or(0.0)
-}
-
-fn view_yaml(bootstrap: &str, topic: &str) -> String {
-    format!(
-        "apiVersion: matview.dev/v1alpha1\nkind: MaterializedView\nmetadata: {{name: bench, namespace: bench}}\nspec:\n  source:\n    kafka: {{bootstrapServers: \"{bootstrap}\", topic: {topic}}}\n  records:\n    explode: /items\n    key: ^/userId\n    id: /itemId\n    fields: {{name: /name, price: /price, orderId: ^/orderId}}\n  classify:\n    field: price\n    rules:\n      - {{group: cheap, lt: 5}}\n      - {{group: affordable, gte: 5, lte: 50}}\n      - {{group: expensive, gt: 50}}\n  aggregate: {{count: true, sum: [price], items: {{limit: 1000}}}}\n  shards: 1\n  deadLetter: {{topic: {topic}.dlq}}\n"
-    )
 }
 
 /// Produces the orders; returns (items, seconds).
@@ -126,27 +102,6 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> 
     Ok((items, started.elapsed().as_secs_f64()))
 }
 
-fn spawn_projector(view: &Path, data: &Path, port: u16) -> Result<Child, BenchError> {
-    Command::new(std::env::current_exe().map_err(io_err)?)
-        .args(["projector", "--view"])
-        .arg(view)
-        .args(["--shard", "0", "--data-dir"])
-        .arg(data)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "text",
-        ])
-        .env(
-            "RUST_LOG",
-            std::env::var("MATVIEW_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| BenchError::Projector(e.to_string()))
-}
-
 pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -183,7 +138,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
 
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("bench-view.yaml");
-    std::fs::write(&view, view_yaml(&config.bootstrap_servers, &topic)).map_err(io_err)?;
+    std::fs::write(&view, view_yaml(&config.bootstrap_servers, &topic, 1)).map_err(io_err)?;
     let data = config
         .work_dir
         .join(format!("bench-data-{}", std::process::id()));
@@ -195,7 +150,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     eprintln!("projecting…");
     let broker_cpu_start = config.broker_pid.and_then(cpu_seconds);
     let started = Instant::now();
-    let mut child = spawn_projector(&view, &data, port)?;
+    let mut child = spawn_projector(&view, 0, &data, port)?;
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let projectors = crate::api::ProjectorClient::new(Duration::from_secs(3));
