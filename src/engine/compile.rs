@@ -4,10 +4,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use serde_json::Value;
-
-use super::decimal::Decimal;
 use super::pointer::FieldPointer;
+pub use super::rules::{CompiledClassify, CompiledRule, GroupId, Predicate, Scalar, ValueKind};
 use crate::crd::{FieldType, Keep, MaterializedViewSpec};
 
 /// Default largest event: 1 MiB.
@@ -15,9 +13,6 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Field names that the row output uses itself.
 const RESERVED_FIELD_NAMES: [&str; 1] = ["id"];
-
-/// Index of a group in [`CompiledView::groups`].
-pub type GroupId = u16;
 
 /// A spec compiled for the hot path.
 #[derive(Debug, Clone)]
@@ -40,69 +35,6 @@ pub struct CompiledField {
     pub pointer: FieldPointer,
     pub kind: ValueKind,
     pub optional: bool,
-}
-
-/// The JSON type a field's values must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueKind {
-    Any,
-    Number,
-    /// A number, or a string holding one; read as a number.
-    NumericString,
-    String,
-    Boolean,
-}
-
-impl ValueKind {
-    pub fn describe(self) -> &'static str {
-        match self {
-            ValueKind::Any => "any value",
-            ValueKind::Number => "a number",
-            ValueKind::NumericString => "a number or a numeric string",
-            ValueKind::String => "a string",
-            ValueKind::Boolean => "a boolean",
-        }
-    }
-
-    fn is_numeric(self) -> bool {
-        matches!(self, ValueKind::Number | ValueKind::NumericString)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CompiledClassify {
-    /// Index into [`CompiledView::fields`].
-    pub field: usize,
-    pub rules: Vec<CompiledRule>,
-    pub otherwise: Option<GroupId>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CompiledRule {
-    pub group: GroupId,
-    pub predicates: Vec<Predicate>,
-}
-
-/// A constant a rule compares with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
-    Number(Decimal),
-    String(String),
-    Boolean(bool),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Predicate {
-    Lt(Scalar),
-    Lte(Scalar),
-    Gt(Scalar),
-    Gte(Scalar),
-    Eq(Scalar),
-    Ne(Scalar),
-    In(Vec<Scalar>),
-    NotIn(Vec<Scalar>),
-    /// true: present and not null; false: absent or null.
-    Exists(bool),
 }
 
 #[derive(Debug, Clone)]
@@ -370,30 +302,6 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
                 .unwrap_or(DEFAULT_MAX_EVENT_BYTES),
         }),
         _ => Err(CompileError { issues: issues.0 }),
-    }
-}
-
-/// A rule constant from the spec, or why it cannot be one.
-pub(super) fn scalar(value: &Value) -> Result<Scalar, String> {
-    match value {
-        Value::Number(n) => Decimal::from_json(n)
-            .map(Scalar::Number)
-            .map_err(|e| format!("number {n} {e}")),
-        Value::String(s) => Ok(Scalar::String(s.clone())),
-        Value::Bool(b) => Ok(Scalar::Boolean(*b)),
-        Value::Null => Err("must be a number, a string or a boolean, not null".into()),
-        Value::Array(_) => Err("must be a number, a string or a boolean, not a list".into()),
-        Value::Object(_) => Err("must be a number, a string or a boolean, not an object".into()),
-    }
-}
-
-impl Scalar {
-    pub fn kind(&self) -> ValueKind {
-        match self {
-            Scalar::Number(_) => ValueKind::Number,
-            Scalar::String(_) => ValueKind::String,
-            Scalar::Boolean(_) => ValueKind::Boolean,
-        }
     }
 }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::compile::GroupId;
 use super::decimal::Decimal;
+use super::rules::GroupId;
 use super::shape::{Position, Record};
 
 /// A record as a row keeps it.

@@ -4,9 +4,98 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::compile::{CompiledClassify, GroupId, Predicate, Scalar, ValueKind, scalar};
 use super::decimal::Decimal;
 use crate::crd::ClassifyRule;
+
+/// Index of a group in [`CompiledView::groups`].
+pub type GroupId = u16;
+
+/// The JSON type a field's values must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Any,
+    Number,
+    /// A number, or a string holding one; read as a number.
+    NumericString,
+    String,
+    Boolean,
+}
+
+impl ValueKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ValueKind::Any => "any value",
+            ValueKind::Number => "a number",
+            ValueKind::NumericString => "a number or a numeric string",
+            ValueKind::String => "a string",
+            ValueKind::Boolean => "a boolean",
+        }
+    }
+
+    pub(super) fn is_numeric(self) -> bool {
+        matches!(self, ValueKind::Number | ValueKind::NumericString)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledClassify {
+    /// Index into [`CompiledView::fields`].
+    pub field: usize,
+    pub rules: Vec<CompiledRule>,
+    pub otherwise: Option<GroupId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub group: GroupId,
+    pub predicates: Vec<Predicate>,
+}
+
+/// A constant a rule compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Number(Decimal),
+    String(String),
+    Boolean(bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    Lt(Scalar),
+    Lte(Scalar),
+    Gt(Scalar),
+    Gte(Scalar),
+    Eq(Scalar),
+    Ne(Scalar),
+    In(Vec<Scalar>),
+    NotIn(Vec<Scalar>),
+    /// true: present and not null; false: absent or null.
+    Exists(bool),
+}
+
+/// A rule constant from the spec, or why it cannot be one.
+pub(super) fn scalar(value: &Value) -> Result<Scalar, String> {
+    match value {
+        Value::Number(n) => Decimal::from_json(n)
+            .map(Scalar::Number)
+            .map_err(|e| format!("number {n} {e}")),
+        Value::String(s) => Ok(Scalar::String(s.clone())),
+        Value::Bool(b) => Ok(Scalar::Boolean(*b)),
+        Value::Null => Err("must be a number, a string or a boolean, not null".into()),
+        Value::Array(_) => Err("must be a number, a string or a boolean, not a list".into()),
+        Value::Object(_) => Err("must be a number, a string or a boolean, not an object".into()),
+    }
+}
+
+impl Scalar {
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            Scalar::Number(_) => ValueKind::Number,
+            Scalar::String(_) => ValueKind::String,
+            Scalar::Boolean(_) => ValueKind::Boolean,
+        }
+    }
+}
 
 /// Compiles one rule's comparators; problems go to `report(path, message)`,
 /// and the kind of each constant to `kinds` (to check against the field).
@@ -170,8 +259,8 @@ pub fn classify(classify: &CompiledClassify, value: Option<&Operand<'_>>) -> Opt
 
 #[cfg(test)]
 mod tests {
+    use super::CompiledRule;
     use super::*;
-    use crate::engine::compile::CompiledRule;
 
     fn num(s: &str) -> Decimal {
         Decimal::parse(s).expect("decimal")

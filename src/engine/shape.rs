@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::compile::{CompiledView, GroupId, ValueKind};
+use super::compile::CompiledView;
 use super::decimal::Decimal;
-use super::rules::{Operand, classify};
+use super::rules::{GroupId, Operand, ValueKind, classify};
 
 /// Where an event sits in its topic; also the version of the records it yields
 /// (a later position replaces an earlier one with the same id).

@@ -110,7 +110,9 @@ async fn try_claim(api: &Api<Lease>, config: &LeaderConfig) -> Result<bool, Erro
 /// Waits until this process leads.
 pub async fn acquire(client: &Client, config: &LeaderConfig) {
     let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
-    let retry = (config.lease_duration / 3).max(Duration::from_millis(500));
+    // Like client-go's retry period: a released lease is taken within 2 s.
+    let retry =
+        (config.lease_duration / 3).clamp(Duration::from_millis(500), Duration::from_secs(2));
     loop {
         match try_claim(&api, config).await {
             Ok(true) => {
@@ -121,6 +123,30 @@ pub async fn acquire(client: &Client, config: &LeaderConfig) {
             Err(e) => warn!(error = %e, "cannot read or claim the lease"),
         }
         tokio::time::sleep(retry).await;
+    }
+}
+
+/// Gives the lease up if this process holds it, so that another replica
+/// takes over at once instead of after the lease duration (a rollout).
+pub async fn release(client: &Client, config: &LeaderConfig) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&config.name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    // resourceVersion is kept: if someone claimed it meanwhile, nothing to do.
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => info!(lease = %config.name, "lease released"),
+        Err(e) => warn!(error = %e, "cannot release the lease (it expires by itself)"),
     }
 }
 

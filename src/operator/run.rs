@@ -141,6 +141,9 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
             }
         })
         .await;
+    if let Some(leader) = &config.leader {
+        super::leader::release(&client, leader).await;
+    }
     info!("operator stopped");
     Ok(())
 }

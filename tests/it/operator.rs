@@ -445,3 +445,58 @@ async fn a_kafka_failure_is_reported_with_its_reason_in_events_and_metrics() {
     assert!(kafka_errors.is_some_and(|n| n >= 1), "{metrics}");
     assert!(!metrics.contains("FinalizerError"), "{metrics}");
 }
+
+/// A leader stopped with SIGTERM (a rollout) hands the lease over at once:
+/// the other replica leads well before the lease would have expired.
+#[tokio::test]
+async fn a_leader_stopped_by_sigterm_steps_down_at_once() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let env = TestEnv::with_kafka();
+    let client = admin_client(env).await;
+    install_matview_crd(&client).await;
+    let ns = TestNamespace::create(&client, "stepdown").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, dir.path()).await;
+    let lease_seconds = 60;
+    let mut first = operator::start_with_lease(
+        &kubeconfig,
+        &ns.name,
+        &dir.path().join("a.log"),
+        "replica-a",
+        lease_seconds,
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
+    let holder = |leases: Api<Lease>| async move {
+        leases
+            .get_opt("matview-operator")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+    eventually("replica-a leads", Duration::from_secs(30), || async {
+        holder(leases.clone()).await.filter(|h| h == "replica-a")
+    })
+    .await;
+    let _second = operator::start_with_lease(
+        &kubeconfig,
+        &ns.name,
+        &dir.path().join("b.log"),
+        "replica-b",
+        lease_seconds,
+    );
+    let status = first.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    let stopped = Instant::now();
+    eventually("replica-b leads", Duration::from_secs(30), || async {
+        holder(leases.clone()).await.filter(|h| h == "replica-b")
+    })
+    .await;
+    let took = stopped.elapsed();
+    eprintln!("takeover after SIGTERM: {took:?} (lease {lease_seconds} s)");
+    assert!(
+        took < Duration::from_secs(lease_seconds / 2),
+        "the lease was released, not left to expire: {took:?}"
+    );
+}

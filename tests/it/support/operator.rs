@@ -12,6 +12,17 @@ pub struct OperatorProcess {
     pub url: String,
 }
 
+impl OperatorProcess {
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().expect("operator exit status")
+    }
+}
+
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -22,10 +33,21 @@ impl Drop for OperatorProcess {
 /// Starts a replica watching `namespace`, authenticated by `kubeconfig` (see
 /// `kube::operator_identity`), with a 3 s lease so failover tests are quick.
 pub fn start(kubeconfig: &Path, namespace: &str, log: &Path, identity: &str) -> OperatorProcess {
+    start_with_lease(kubeconfig, namespace, log, identity, 3)
+}
+
+/// Like [`start`], with a lease of `lease_seconds`.
+pub fn start_with_lease(
+    kubeconfig: &Path,
+    namespace: &str,
+    log: &Path,
+    identity: &str,
+    lease_seconds: u64,
+) -> OperatorProcess {
     let address = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))
         .args(["operator", "--namespace", namespace, "--log-format", "text"])
-        .args(["--lease-duration-seconds", "3"])
+        .args(["--lease-duration-seconds", &lease_seconds.to_string()])
         .args(["--listen", &address])
         .env("MATVIEW_POD_NAME", identity)
         .env("KUBECONFIG", kubeconfig)
