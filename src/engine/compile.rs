@@ -88,14 +88,6 @@ impl Issues {
 pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError> {
     let mut issues = Issues(Vec::new());
     let records = &spec.records;
-
-    let pointer = |path: &str, text: &str, issues: &mut Issues| match FieldPointer::parse(text) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            issues.add(path, format!("path {text:?} {e}"));
-            None
-        }
-    };
     let explode = records
         .explode
         .as_deref()
@@ -113,68 +105,8 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         .id
         .as_deref()
         .and_then(|t| pointer("spec.records.id", t, &mut issues));
-
-    for name in records.types.keys().chain(records.optional.iter()) {
-        if !records.fields.contains_key(name) {
-            issues.add(
-                format!("spec.records.types/optional[{name}]"),
-                format!("{name:?} is not a field; declare it in spec.records.fields"),
-            );
-        }
-    }
-    let optional: HashSet<&str> = records.optional.iter().map(String::as_str).collect();
-    let mut fields = Vec::with_capacity(records.fields.len());
-    for (name, text) in &records.fields {
-        let path = format!("spec.records.fields.{name}");
-        if RESERVED_FIELD_NAMES.contains(&name.as_str()) {
-            issues.add(
-                &path,
-                format!("{name:?} is reserved for the record id; rename the field"),
-            );
-        }
-        if name.is_empty() {
-            issues.add(&path, "field names must not be empty");
-        }
-        let Some(pointer) = pointer(&path, text, &mut issues) else {
-            continue;
-        };
-        let kind = match records.types.get(name) {
-            None | Some(FieldType::Any) => ValueKind::Any,
-            Some(FieldType::Number) => ValueKind::Number,
-            Some(FieldType::NumericString) => ValueKind::NumericString,
-            Some(FieldType::String) => ValueKind::String,
-            Some(FieldType::Boolean) => ValueKind::Boolean,
-        };
-        fields.push(CompiledField {
-            name: name.clone(),
-            pointer,
-            kind,
-            optional: optional.contains(name.as_str()),
-        });
-    }
-
-    // Groups: rule groups in order, then otherwise.
-    let mut groups: Vec<String> = Vec::new();
-    for (i, rule) in spec.classify.rules.iter().enumerate() {
-        if groups.contains(&rule.group) {
-            issues.add(
-                format!("spec.classify.rules[{i}].group"),
-                format!("group {:?} is used by an earlier rule; group names must be unique (use `in` to match several values)", rule.group),
-            );
-        }
-        groups.push(rule.group.clone());
-    }
-    let otherwise = spec.classify.otherwise.as_ref().map(|g| {
-        if groups.contains(g) {
-            issues.add(
-                "spec.classify.otherwise",
-                format!("{g:?} is also a rule's group; pick a group of its own"),
-            );
-        }
-        groups.push(g.clone());
-        (groups.len() - 1) as GroupId
-    });
-
+    let mut fields = compile_fields(records, &mut issues);
+    let (groups, otherwise) = compile_groups(&spec.classify, &mut issues);
     let classify_field = field_index(&fields, &spec.classify.field);
     if classify_field.is_none() {
         issues.add(
@@ -185,76 +117,8 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
             ),
         );
     }
-    let mut rules = Vec::with_capacity(spec.classify.rules.len());
-    let mut constant_kinds: Vec<(String, ValueKind)> = Vec::new();
-    for (i, rule) in spec.classify.rules.iter().enumerate() {
-        let predicates = super::rules::compile_rule(
-            rule,
-            &format!("spec.classify.rules[{i}]"),
-            &mut |path, msg| issues.add(path, msg),
-            &mut constant_kinds,
-        );
-        rules.push(CompiledRule {
-            group: i as GroupId,
-            predicates,
-        });
-    }
-    if let Some(ci) = classify_field {
-        let declared = fields[ci].kind;
-        let mut inferred: Option<ValueKind> = None;
-        for (path, kind) in &constant_kinds {
-            let compatible = match declared {
-                ValueKind::Any => true,
-                ValueKind::NumericString => *kind == ValueKind::Number,
-                d => d == *kind,
-            };
-            if !compatible {
-                issues.add(path, format!(
-                    "compares field {:?}, declared as {}, with {}; use constants of the field's type",
-                    spec.classify.field, declared.describe(), kind.describe()));
-            }
-            match inferred {
-                None => inferred = Some(*kind),
-                Some(k) if k != *kind && declared == ValueKind::Any => {
-                    issues.add(path, format!(
-                        "rules compare field {:?} with both {} and {}; use one type, or declare it in spec.records.types",
-                        spec.classify.field, k.describe(), kind.describe()));
-                }
-                _ => {}
-            }
-        }
-        if declared == ValueKind::Any
-            && let Some(k) = inferred
-        {
-            fields[ci].kind = k;
-        }
-    }
-
-    let mut sums = Vec::new();
-    for (i, name) in spec.aggregate.sum.iter().enumerate() {
-        let path = format!("spec.aggregate.sum[{i}]");
-        match field_index(&fields, name) {
-            None => issues.add(
-                path,
-                format!("{name:?} is not a field; declare it in spec.records.fields"),
-            ),
-            Some(fi) if sums.contains(&fi) => issues.add(path, format!("{name:?} is listed twice")),
-            Some(fi) => match fields[fi].kind {
-                ValueKind::Any => {
-                    fields[fi].kind = ValueKind::Number;
-                    sums.push(fi);
-                }
-                k if k.is_numeric() => sums.push(fi),
-                k => issues.add(
-                    path,
-                    format!(
-                        "{name:?} is declared as {}; only numbers can be summed",
-                        k.describe()
-                    ),
-                ),
-            },
-        }
-    }
+    let rules = compile_rules(&spec.classify, classify_field, &mut fields, &mut issues);
+    let sums = compile_sums(&spec.aggregate.sum, &mut fields, &mut issues);
     let items = spec.aggregate.items.as_ref().map(|items| CompiledItems {
         limit: usize::try_from(items.limit).unwrap_or(1).max(1),
         order_by: items.order_by.as_deref().and_then(|name| {
@@ -303,6 +167,173 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         }),
         _ => Err(CompileError { issues: issues.0 }),
     }
+}
+
+fn pointer(path: &str, text: &str, issues: &mut Issues) -> Option<FieldPointer> {
+    match FieldPointer::parse(text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            issues.add(path, format!("path {text:?} {e}"));
+            None
+        }
+    }
+}
+
+/// The declared fields, in name order, with their types.
+fn compile_fields(records: &crate::crd::Records, issues: &mut Issues) -> Vec<CompiledField> {
+    for name in records.types.keys().chain(records.optional.iter()) {
+        if !records.fields.contains_key(name) {
+            issues.add(
+                format!("spec.records.types/optional[{name}]"),
+                format!("{name:?} is not a field; declare it in spec.records.fields"),
+            );
+        }
+    }
+    let optional: HashSet<&str> = records.optional.iter().map(String::as_str).collect();
+    let mut fields = Vec::with_capacity(records.fields.len());
+    for (name, text) in &records.fields {
+        let path = format!("spec.records.fields.{name}");
+        if RESERVED_FIELD_NAMES.contains(&name.as_str()) {
+            issues.add(
+                &path,
+                format!("{name:?} is reserved for the record id; rename the field"),
+            );
+        }
+        if name.is_empty() {
+            issues.add(&path, "field names must not be empty");
+        }
+        let Some(pointer) = pointer(&path, text, issues) else {
+            continue;
+        };
+        let kind = match records.types.get(name) {
+            None | Some(FieldType::Any) => ValueKind::Any,
+            Some(FieldType::Number) => ValueKind::Number,
+            Some(FieldType::NumericString) => ValueKind::NumericString,
+            Some(FieldType::String) => ValueKind::String,
+            Some(FieldType::Boolean) => ValueKind::Boolean,
+        };
+        fields.push(CompiledField {
+            name: name.clone(),
+            pointer,
+            kind,
+            optional: optional.contains(name.as_str()),
+        });
+    }
+    fields
+}
+
+/// Groups: rule groups in order, then `otherwise` (its index returned).
+fn compile_groups(
+    classify: &crate::crd::Classify,
+    issues: &mut Issues,
+) -> (Vec<String>, Option<GroupId>) {
+    let mut groups: Vec<String> = Vec::new();
+    for (i, rule) in classify.rules.iter().enumerate() {
+        if groups.contains(&rule.group) {
+            issues.add(
+                format!("spec.classify.rules[{i}].group"),
+                format!("group {:?} is used by an earlier rule; group names must be unique (use `in` to match several values)", rule.group),
+            );
+        }
+        groups.push(rule.group.clone());
+    }
+    let otherwise = classify.otherwise.as_ref().map(|g| {
+        if groups.contains(g) {
+            issues.add(
+                "spec.classify.otherwise",
+                format!("{g:?} is also a rule's group; pick a group of its own"),
+            );
+        }
+        groups.push(g.clone());
+        (groups.len() - 1) as GroupId
+    });
+    (groups, otherwise)
+}
+
+/// The rules, and the classify field's type checked against (or inferred
+/// from) the rules' constants.
+fn compile_rules(
+    classify: &crate::crd::Classify,
+    classify_field: Option<usize>,
+    fields: &mut [CompiledField],
+    issues: &mut Issues,
+) -> Vec<CompiledRule> {
+    let mut rules = Vec::with_capacity(classify.rules.len());
+    let mut constant_kinds: Vec<(String, ValueKind)> = Vec::new();
+    for (i, rule) in classify.rules.iter().enumerate() {
+        let predicates = super::rules::compile_rule(
+            rule,
+            &format!("spec.classify.rules[{i}]"),
+            &mut |path, msg| issues.add(path, msg),
+            &mut constant_kinds,
+        );
+        rules.push(CompiledRule {
+            group: i as GroupId,
+            predicates,
+        });
+    }
+    let Some(ci) = classify_field else {
+        return rules;
+    };
+    let declared = fields[ci].kind;
+    let mut inferred: Option<ValueKind> = None;
+    for (path, kind) in &constant_kinds {
+        let compatible = match declared {
+            ValueKind::Any => true,
+            ValueKind::NumericString => *kind == ValueKind::Number,
+            d => d == *kind,
+        };
+        if !compatible {
+            issues.add(path, format!(
+                "compares field {:?}, declared as {}, with {}; use constants of the field's type",
+                classify.field, declared.describe(), kind.describe()));
+        }
+        match inferred {
+            None => inferred = Some(*kind),
+            Some(k) if k != *kind && declared == ValueKind::Any => {
+                issues.add(path, format!(
+                    "rules compare field {:?} with both {} and {}; use one type, or declare it in spec.records.types",
+                    classify.field, k.describe(), kind.describe()));
+            }
+            _ => {}
+        }
+    }
+    if declared == ValueKind::Any
+        && let Some(k) = inferred
+    {
+        fields[ci].kind = k;
+    }
+    rules
+}
+
+/// Indexes of the summed fields; an untyped summed field becomes a number.
+fn compile_sums(names: &[String], fields: &mut [CompiledField], issues: &mut Issues) -> Vec<usize> {
+    let mut sums = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = format!("spec.aggregate.sum[{i}]");
+        match field_index(fields, name) {
+            None => issues.add(
+                path,
+                format!("{name:?} is not a field; declare it in spec.records.fields"),
+            ),
+            Some(fi) if sums.contains(&fi) => issues.add(path, format!("{name:?} is listed twice")),
+            Some(fi) => match fields[fi].kind {
+                ValueKind::Any => {
+                    fields[fi].kind = ValueKind::Number;
+                    sums.push(fi);
+                }
+                k if k.is_numeric() => sums.push(fi),
+                k => issues.add(
+                    path,
+                    format!(
+                        "{name:?} is declared as {}; only numbers can be summed",
+                        k.describe()
+                    ),
+                ),
+            },
+        }
+    }
+    sums
 }
 
 fn field_index(fields: &[CompiledField], name: &str) -> Option<usize> {

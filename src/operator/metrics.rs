@@ -1,29 +1,66 @@
-//! Operator metrics: reconciles, their duration, errors by reason, views by phase.
+//! Operator metrics (prometheus-client): reconciles, their duration, errors
+//! by reason, views by phase (a deleted view leaves the gauge).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::crd::Phase;
-use crate::projector::metrics::Histogram;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-const SECONDS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+use crate::crd::Phase;
+
+const SECONDS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
 
 pub struct OperatorMetrics {
-    reconciles: AtomicU64,
+    registry: Registry,
+    reconciles: Counter,
     duration: Histogram,
-    errors: Mutex<BTreeMap<&'static str, u64>>,
-    phases: Mutex<BTreeMap<String, Option<Phase>>>,
+    errors: Family<Reason, Counter>,
+    views: Family<PhaseLabel, Gauge>,
+    /// Each view's phase as last counted, to move it between gauges.
+    phases: Mutex<BTreeMap<String, String>>,
 }
 
 impl Default for OperatorMetrics {
     fn default() -> Self {
+        let mut registry = Registry::with_prefix("matview_operator");
+        let reconciles = Counter::default();
+        let duration = Histogram::new(SECONDS);
+        let errors = Family::<Reason, Counter>::default();
+        let views = Family::<PhaseLabel, Gauge>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_seconds",
+            "Duration of reconciles",
+            duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by reason",
+            errors.clone(),
+        );
+        registry.register("views", "Views by phase", views.clone());
         OperatorMetrics {
-            reconciles: AtomicU64::new(0),
-            duration: Histogram::new(SECONDS),
-            errors: Mutex::new(BTreeMap::new()),
+            registry,
+            reconciles,
+            duration,
+            errors,
+            views,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -37,7 +74,7 @@ pub struct ReconcileTimer<'a> {
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        self.metrics.reconciles.fetch_add(1, Relaxed);
+        self.metrics.reconciles.inc();
         self.metrics
             .duration
             .observe(self.started.elapsed().as_secs_f64());
@@ -53,67 +90,82 @@ impl OperatorMetrics {
     }
 
     pub fn error(&self, reason: &'static str) {
-        if let Ok(mut e) = self.errors.lock() {
-            *e.entry(reason).or_insert(0) += 1;
-        }
+        self.errors.get_or_create(&Reason { reason }).inc();
+    }
+
+    fn count(&self, phase: &str, by: i64) {
+        let label = PhaseLabel {
+            phase: phase.to_string(),
+        };
+        self.views.get_or_create(&label).inc_by(by);
     }
 
     /// A deleted view leaves the per-phase gauge.
     pub fn forget(&self, view: &str) {
-        if let Ok(mut p) = self.phases.lock() {
-            p.remove(view);
+        let old = self.phases.lock().ok().and_then(|mut p| p.remove(view));
+        if let Some(old) = old {
+            self.count(&old, -1);
         }
     }
 
     pub fn phase(&self, view: &str, phase: Option<Phase>) {
-        if let Ok(mut p) = self.phases.lock() {
-            p.insert(view.to_string(), phase);
+        let new = phase.map_or_else(|| "Unknown".to_string(), |p| p.to_string());
+        let old = self
+            .phases
+            .lock()
+            .ok()
+            .and_then(|mut p| p.insert(view.to_string(), new.clone()));
+        if old.as_ref() != Some(&new) {
+            if let Some(old) = old {
+                self.count(&old, -1);
+            }
+            self.count(&new, 1);
         }
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP matview_operator_reconciles_total Reconciles run.\n# TYPE matview_operator_reconciles_total counter\nmatview_operator_reconciles_total {}",
-            self.reconciles.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP matview_operator_reconcile_errors_total Failed reconciles by reason.\n# TYPE matview_operator_reconcile_errors_total counter"
-        );
-        if let Ok(errors) = self.errors.lock() {
-            for (reason, n) in errors.iter() {
-                let _ = writeln!(
-                    out,
-                    "matview_operator_reconcile_errors_total{{reason=\"{reason}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP matview_operator_views Views by phase.\n# TYPE matview_operator_views gauge"
-        );
-        if let Ok(phases) = self.phases.lock() {
-            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-            for phase in phases.values() {
-                *counts
-                    .entry(
-                        phase
-                            .map(|p| format!("{p:?}"))
-                            .unwrap_or_else(|| "Unknown".into()),
-                    )
-                    .or_insert(0) += 1;
-            }
-            for (phase, n) in counts {
-                let _ = writeln!(out, "matview_operator_views{{phase=\"{phase}\"}} {n}");
-            }
-        }
-        self.duration.render_to(
-            &mut out,
-            "matview_operator_reconcile_seconds",
-            "Duration of reconciles.",
-        );
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projector::metrics::sample;
+
+    #[test]
+    fn views_move_between_phases_and_leave_when_deleted() {
+        let m = OperatorMetrics::default();
+        m.phase("shop/a", Some(Phase::Building));
+        m.phase("shop/b", Some(Phase::Building));
+        m.phase("shop/a", Some(Phase::Ready));
+        m.phase("shop/a", Some(Phase::Ready));
+        m.error("KafkaError");
+        drop(m.reconcile_timer());
+        let text = m.render();
+        let at = |series: &str| sample(&text, series);
+        assert_eq!(
+            at("matview_operator_views{phase=\"Building\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            at("matview_operator_views{phase=\"Ready\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            at("matview_operator_reconcile_errors_total{reason=\"KafkaError\"}"),
+            Some(1.0)
+        );
+        assert_eq!(at("matview_operator_reconciles_total"), Some(1.0));
+        m.forget("shop/b");
+        let text = m.render();
+        assert_eq!(
+            sample(&text, "matview_operator_views{phase=\"Building\"}"),
+            Some(0.0)
+        );
     }
 }

@@ -123,6 +123,20 @@ fn condition(
     }
 }
 
+/// Conditions set on one status at one moment, with the observed generation.
+struct Setter<'a> {
+    status: &'a mut MaterializedViewStatus,
+    now: Time,
+    generation: Option<i64>,
+}
+
+impl Setter<'_> {
+    fn set(&mut self, type_: ConditionType, ok: bool, reason: &str, message: impl Into<String>) {
+        let c = condition(type_, ok, reason, message, self.generation);
+        set_condition(&mut self.status.conditions, c, self.now.clone());
+    }
+}
+
 /// The next status, keeping transition times of conditions that did not flip.
 pub fn compute(
     previous: Option<&MaterializedViewStatus>,
@@ -130,175 +144,102 @@ pub fn compute(
     now: Time,
 ) -> MaterializedViewStatus {
     let mut status = previous.cloned().unwrap_or_default();
-    let g = o.generation;
-    let set = |status: &mut MaterializedViewStatus, c: Condition| {
-        set_condition(&mut status.conditions, c, now.clone())
-    };
-    status.observed_generation = g;
+    status.observed_generation = o.generation;
     status.path = Some(o.path.clone());
-
-    if let Err(message) = &o.spec {
-        let serving = status.active_revision.is_some() && o.active.serving();
-        set(
-            &mut status,
-            condition(
-                ConditionType::Ready,
-                serving,
-                "InvalidSpec",
-                format!("{message}; fix the spec — the running revision is left unchanged"),
-                g,
-            ),
-        );
-        set(
-            &mut status,
-            condition(
-                ConditionType::Progressing,
-                false,
-                "InvalidSpec",
-                message.clone(),
-                g,
-            ),
-        );
-        status.phase = Some(Phase::Failed);
-        return status;
-    }
-    match &o.source {
-        Ok(partitions) => set(
-            &mut status,
-            condition(
-                ConditionType::SourceReady,
-                true,
-                "TopicFound",
-                format!("source topic has {partitions} partitions"),
-                g,
-            ),
-        ),
-        Err(message) => {
-            set(
-                &mut status,
-                condition(
-                    ConditionType::SourceReady,
-                    false,
-                    "TopicUnavailable",
-                    message.clone(),
-                    g,
-                ),
-            );
-            set(
-                &mut status,
-                condition(
-                    ConditionType::Ready,
-                    o.active.serving(),
-                    "SourceUnavailable",
-                    "waiting for the source topic",
-                    g,
-                ),
-            );
-            status.phase = Some(if o.active.serving() {
-                Phase::Degraded
-            } else {
-                Phase::Pending
-            });
-            return status;
-        }
-    }
-    status.active_revision = o.active_revision.clone();
-    status.target_revision = o.target_revision.clone();
-    status.lag = o.lag;
-    if let Some(stats) = o.stats {
-        status.rows = Some(stats.rows);
-        status.records_applied = Some(stats.records_applied);
-        status.dead_lettered = Some(stats.dead_lettered);
-    }
-    status.ready_replicas = Some(o.active.ready_replicas);
-
-    let a = o.active;
-    let (phase, ready_reason, ready_message) = if a.all_ready() {
-        (
-            Phase::Ready,
-            "CaughtUp",
-            format!(
-                "{}/{} projectors ready and caught up",
-                a.ready_replicas, a.desired_replicas
-            ),
-        )
-    } else if a.serving() {
-        (
-            Phase::Degraded,
-            "ReplicasUnavailable",
-            format!(
-                "{}/{} projectors ready; every shard still serves",
-                a.ready_replicas, a.desired_replicas
-            ),
-        )
-    } else {
-        (
-            Phase::Building,
-            "Building",
-            format!(
-                "{}/{} projectors ready; catching up with the topic",
-                a.ready_replicas, a.desired_replicas
-            ),
-        )
+    let serving_before = status.active_revision.is_some();
+    let mut c = Setter {
+        status: &mut status,
+        now,
+        generation: o.generation,
     };
-    set(
-        &mut status,
-        condition(
-            ConditionType::Ready,
-            a.serving(),
-            ready_reason,
-            ready_message,
-            g,
-        ),
+    let phase = if let Err(message) = &o.spec {
+        invalid_spec(&mut c, message, serving_before && o.active.serving())
+    } else if let Err(message) = &o.source {
+        source_unavailable(&mut c, message, o.active.serving())
+    } else {
+        if let Ok(partitions) = &o.source {
+            let message = format!("source topic has {partitions} partitions");
+            c.set(ConditionType::SourceReady, true, "TopicFound", message);
+        }
+        serving(&mut c, o)
+    };
+    status.phase = Some(phase);
+    status
+}
+
+/// An invalid spec changes nothing that runs; it is Failed until fixed.
+fn invalid_spec(c: &mut Setter<'_>, message: &str, serving: bool) -> Phase {
+    let ready = format!("{message}; fix the spec — the running revision is left unchanged");
+    c.set(ConditionType::Ready, serving, "InvalidSpec", ready);
+    c.set(ConditionType::Progressing, false, "InvalidSpec", message);
+    Phase::Failed
+}
+
+fn source_unavailable(c: &mut Setter<'_>, message: &str, serving: bool) -> Phase {
+    c.set(
+        ConditionType::SourceReady,
+        false,
+        "TopicUnavailable",
+        message,
     );
-    set(
-        &mut status,
-        condition(
-            ConditionType::Degraded,
-            phase == Phase::Degraded,
-            if phase == Phase::Degraded {
-                "ReplicasUnavailable"
-            } else {
-                "AllReplicasReady"
-            },
-            "",
-            g,
-        ),
+    let waiting = "waiting for the source topic";
+    c.set(ConditionType::Ready, serving, "SourceUnavailable", waiting);
+    if serving {
+        Phase::Degraded
+    } else {
+        Phase::Pending
+    }
+}
+
+/// Figures, readiness of the active revision and progress of a target.
+fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
+    c.status.active_revision = o.active_revision.clone();
+    c.status.target_revision = o.target_revision.clone();
+    c.status.lag = o.lag;
+    if let Some(stats) = o.stats {
+        c.status.rows = Some(stats.rows);
+        c.status.records_applied = Some(stats.records_applied);
+        c.status.dead_lettered = Some(stats.dead_lettered);
+    }
+    c.status.ready_replicas = Some(o.active.ready_replicas);
+    let a = o.active;
+    let counts = format!(
+        "{}/{} projectors ready",
+        a.ready_replicas, a.desired_replicas
     );
-    let phase = match (&o.target_revision, o.target) {
+    let (phase, reason, message) = if a.all_ready() {
+        (Phase::Ready, "CaughtUp", format!("{counts} and caught up"))
+    } else if a.serving() {
+        let message = format!("{counts}; every shard still serves");
+        (Phase::Degraded, "ReplicasUnavailable", message)
+    } else {
+        let message = format!("{counts}; catching up with the topic");
+        (Phase::Building, "Building", message)
+    };
+    c.set(ConditionType::Ready, a.serving(), reason, message);
+    let degraded = phase == Phase::Degraded;
+    let degraded_reason = if degraded {
+        "ReplicasUnavailable"
+    } else {
+        "AllReplicasReady"
+    };
+    c.set(ConditionType::Degraded, degraded, degraded_reason, "");
+    match (&o.target_revision, o.target) {
         (Some(target), Some(t)) => {
-            set(
-                &mut status,
-                condition(
-                    ConditionType::Progressing,
-                    true,
-                    "Rebuilding",
-                    format!(
-                        "revision {target}: {}/{} projectors ready; the active revision keeps serving",
-                        t.ready_replicas, t.desired_replicas
-                    ),
-                    g,
-                ),
+            let message = format!(
+                "revision {target}: {}/{} projectors ready; the active revision keeps serving",
+                t.ready_replicas, t.desired_replicas
             );
+            c.set(ConditionType::Progressing, true, "Rebuilding", message);
             Phase::Rebuilding
         }
         _ => {
             let building = phase == Phase::Building;
-            set(
-                &mut status,
-                condition(
-                    ConditionType::Progressing,
-                    building,
-                    if building { "Building" } else { "Stable" },
-                    "",
-                    g,
-                ),
-            );
+            let reason = if building { "Building" } else { "Stable" };
+            c.set(ConditionType::Progressing, building, reason, "");
             phase
         }
-    };
-    status.phase = Some(phase);
-    status
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -100,9 +99,9 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
     Json(ProjectorStats {
         revision: shared.view.revision.clone(),
         shard: shared.shard,
-        rows: m.rows.load(Relaxed),
-        records_applied: m.records_applied.load(Relaxed),
-        events_consumed: m.events.load(Relaxed),
+        rows: m.rows(),
+        records_applied: m.records_applied(),
+        events_consumed: m.events(),
         dead_lettered: m.dead_lettered_total(),
         lag: m.total_lag(),
         ready: shared.readiness().is_ok(),
@@ -118,7 +117,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         shared.metrics.render(),
     )
         .into_response()

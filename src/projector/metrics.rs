@@ -1,10 +1,16 @@
-//! Projector metrics in the Prometheus text format. Plain atomics: the hot
-//! loop updates them once per batch.
+//! Projector metrics (prometheus-client). The consume loop reports each batch
+//! once ([`Metrics::batch`]); the stats endpoint reads the same figures.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// The value of one series (`name` with its labels, as written) in a
 /// Prometheus text exposition.
@@ -14,97 +20,119 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A histogram with fixed upper bounds.
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    total: AtomicU64,
-}
-
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            total: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, value: f64) {
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            if value <= *bound {
-                count.fetch_add(1, Relaxed);
-            }
-        }
-        self.sum_micros.fetch_add((value * 1e6) as u64, Relaxed);
-        self.total.fetch_add(1, Relaxed);
-    }
-
-    pub fn render_to(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                count.load(Relaxed)
-            );
-        }
-        let total = self.total.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {total}");
-    }
-}
-
-const SECONDS: &[f64] = &[
+const SECONDS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-const SIZES: &[f64] = &[1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0];
+const SIZES: [f64; 8] = [1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Partition {
+    partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Stage {
+    stage: &'static str,
+}
 
 pub struct Metrics {
-    pub events: AtomicU64,
-    pub records_applied: AtomicU64,
-    pub records_unchanged: AtomicU64,
-    pub dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
-    pub dead_letter_failures: AtomicU64,
-    pub batches: AtomicU64,
-    pub batch_events: Histogram,
-    pub commit_seconds: Histogram,
-    /// Time split of the consume loop, in microseconds.
-    pub poll_micros: AtomicU64,
-    pub shape_micros: AtomicU64,
-    pub commit_micros: AtomicU64,
-    pub loop_micros: AtomicU64,
-    pub lag: Mutex<BTreeMap<i32, i64>>,
-    pub rows: AtomicU64,
-    pub store_bytes: AtomicU64,
+    registry: Registry,
+    events: Counter,
+    records_applied: Counter,
+    records_unchanged: Counter,
+    batches: Counter,
+    dead_letter_failures: Counter,
+    dead_lettered: Family<Reason, Counter>,
+    /// The sum over reasons, for the stats endpoint.
+    dead_lettered_total: AtomicU64,
+    lag: Family<Partition, Gauge>,
+    /// Lag by partition, for the stats endpoint.
+    lag_by_partition: Mutex<BTreeMap<i32, i64>>,
+    rows: Gauge,
+    store_bytes: Gauge,
+    loop_seconds: Family<Stage, Counter<f64, AtomicU64>>,
+    batch_events: Histogram,
+    commit_seconds: Histogram,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            events: AtomicU64::new(0),
-            records_applied: AtomicU64::new(0),
-            records_unchanged: AtomicU64::new(0),
-            dead_lettered: Mutex::new(BTreeMap::new()),
-            dead_letter_failures: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
+        let mut m = Metrics {
+            registry: Registry::with_prefix("matview"),
+            events: Counter::default(),
+            records_applied: Counter::default(),
+            records_unchanged: Counter::default(),
+            batches: Counter::default(),
+            dead_letter_failures: Counter::default(),
+            dead_lettered: Family::default(),
+            dead_lettered_total: AtomicU64::new(0),
+            lag: Family::default(),
+            lag_by_partition: Mutex::new(BTreeMap::new()),
+            rows: Gauge::default(),
+            store_bytes: Gauge::default(),
+            loop_seconds: Family::default(),
             batch_events: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
-            poll_micros: AtomicU64::new(0),
-            shape_micros: AtomicU64::new(0),
-            commit_micros: AtomicU64::new(0),
-            loop_micros: AtomicU64::new(0),
-            lag: Mutex::new(BTreeMap::new()),
-            rows: AtomicU64::new(0),
-            store_bytes: AtomicU64::new(0),
-        }
+        };
+        let r = &mut m.registry;
+        r.register(
+            "events_consumed",
+            "Events read from the source topic",
+            m.events.clone(),
+        );
+        r.register(
+            "records_applied",
+            "Records inserted or replaced in the store",
+            m.records_applied.clone(),
+        );
+        r.register(
+            "records_unchanged",
+            "Records re-delivered or older than the stored version",
+            m.records_unchanged.clone(),
+        );
+        r.register("batches", "Batches committed", m.batches.clone());
+        r.register(
+            "dead_letter_failures",
+            "Batches held back because the dead-letter topic could not be written",
+            m.dead_letter_failures.clone(),
+        );
+        r.register(
+            "dead_lettered",
+            "Events sent to the dead-letter topic, by reason",
+            m.dead_lettered.clone(),
+        );
+        r.register(
+            "lag",
+            "Events of the partition not yet applied",
+            m.lag.clone(),
+        );
+        r.register("rows", "Rows in the store", m.rows.clone());
+        r.register(
+            "store_bytes",
+            "Size of the store file",
+            m.store_bytes.clone(),
+        );
+        r.register(
+            "loop_seconds",
+            "Consume-loop time by stage",
+            m.loop_seconds.clone(),
+        );
+        r.register(
+            "batch_events",
+            "Events per committed batch",
+            m.batch_events.clone(),
+        );
+        r.register(
+            "commit_seconds",
+            "Duration of the store commit of a batch",
+            m.commit_seconds.clone(),
+        );
+        m
     }
 }
 
@@ -124,155 +152,84 @@ pub struct BatchReport {
 
 impl Metrics {
     pub fn batch(&self, report: &BatchReport) {
-        let micros = |d: std::time::Duration| d.as_micros() as u64;
-        self.events.fetch_add(report.events, Relaxed);
-        self.records_applied
-            .fetch_add(report.records_applied, Relaxed);
-        self.records_unchanged
-            .fetch_add(report.records_unchanged, Relaxed);
-        self.batches.fetch_add(1, Relaxed);
+        self.events.inc_by(report.events);
+        self.records_applied.inc_by(report.records_applied);
+        self.records_unchanged.inc_by(report.records_unchanged);
+        self.batches.inc();
         self.batch_events.observe(report.events as f64);
         self.commit_seconds.observe(report.commit.as_secs_f64());
-        self.poll_micros.fetch_add(micros(report.poll), Relaxed);
-        self.shape_micros.fetch_add(micros(report.shape), Relaxed);
-        self.commit_micros.fetch_add(micros(report.commit), Relaxed);
-        self.loop_micros
-            .fetch_add(micros(report.iteration), Relaxed);
+        let staged = report.poll + report.shape + report.commit;
+        // Everything else in the loop: watermarks, offset commits to Kafka, lag.
+        let other = report.iteration.saturating_sub(staged);
+        for (stage, took) in [
+            ("poll", report.poll),
+            ("shape", report.shape),
+            ("commit", report.commit),
+            ("other", other),
+        ] {
+            self.loop_seconds
+                .get_or_create(&Stage { stage })
+                .inc_by(took.as_secs_f64());
+        }
         for reason in &report.dead_letter_reasons {
             self.dead_letter(reason);
         }
     }
 
     pub fn dead_letter_failure(&self) {
-        self.dead_letter_failures.fetch_add(1, Relaxed);
+        self.dead_letter_failures.inc();
     }
 
     pub fn dead_letter(&self, reason: &'static str) {
-        if let Ok(mut map) = self.dead_lettered.lock() {
-            *map.entry(reason).or_insert(0) += 1;
+        self.dead_lettered.get_or_create(&Reason { reason }).inc();
+        self.dead_lettered_total.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_lag(&self, lag: BTreeMap<i32, i64>) {
+        for (&partition, &behind) in &lag {
+            self.lag.get_or_create(&Partition { partition }).set(behind);
+        }
+        if let Ok(mut current) = self.lag_by_partition.lock() {
+            *current = lag;
         }
     }
 
+    pub fn set_rows(&self, rows: u64) {
+        self.rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_store_bytes(&self, bytes: u64) {
+        self.store_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events.get()
+    }
+
+    pub fn records_applied(&self) -> u64 {
+        self.records_applied.get()
+    }
+
+    pub fn rows(&self) -> u64 {
+        u64::try_from(self.rows.get()).unwrap_or(0)
+    }
+
     pub fn dead_lettered_total(&self) -> u64 {
-        self.dead_lettered
+        self.dead_lettered_total.load(Relaxed)
+    }
+
+    pub fn total_lag(&self) -> i64 {
+        self.lag_by_partition
             .lock()
             .map(|m| m.values().sum())
             .unwrap_or(0)
     }
 
-    pub fn total_lag(&self) -> i64 {
-        self.lag.lock().map(|m| m.values().sum()).unwrap_or(0)
-    }
-
-    /// Prometheus text exposition.
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        counter(
-            &mut out,
-            "matview_events_consumed_total",
-            "Events read from the source topic.",
-            self.events.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "matview_records_applied_total",
-            "Records inserted or replaced in the store.",
-            self.records_applied.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "matview_records_unchanged_total",
-            "Records re-delivered or older than the stored version.",
-            self.records_unchanged.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "matview_batches_total",
-            "Batches committed.",
-            self.batches.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "matview_dead_letter_failures_total",
-            "Batches held back because the dead-letter topic could not be written.",
-            self.dead_letter_failures.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP matview_dead_lettered_total Events sent to the dead-letter topic, by reason.\n# TYPE matview_dead_lettered_total counter"
-        );
-        if let Ok(map) = self.dead_lettered.lock() {
-            for (reason, n) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "matview_dead_lettered_total{{reason=\"{reason}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP matview_lag Events of the partition not yet applied.\n# TYPE matview_lag gauge"
-        );
-        if let Ok(map) = self.lag.lock() {
-            for (p, lag) in map.iter() {
-                let _ = writeln!(out, "matview_lag{{partition=\"{p}\"}} {lag}");
-            }
-        }
-        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        gauge(
-            &mut out,
-            "matview_rows",
-            "Rows in the store.",
-            self.rows.load(Relaxed),
-        );
-        gauge(
-            &mut out,
-            "matview_store_bytes",
-            "Size of the store file.",
-            self.store_bytes.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP matview_loop_seconds_total Consume-loop time by stage.\n# TYPE matview_loop_seconds_total counter"
-        );
-        let poll = self.poll_micros.load(Relaxed);
-        let shape = self.shape_micros.load(Relaxed);
-        let commit = self.commit_micros.load(Relaxed);
-        // Everything else in the loop: watermarks, offset commits to Kafka, lag.
-        let other = self
-            .loop_micros
-            .load(Relaxed)
-            .saturating_sub(poll + shape + commit);
-        for (stage, v) in [
-            ("poll", poll),
-            ("shape", shape),
-            ("commit", commit),
-            ("other", other),
-        ] {
-            let _ = writeln!(
-                out,
-                "matview_loop_seconds_total{{stage=\"{stage}\"}} {}",
-                v as f64 / 1e6
-            );
-        }
-        self.batch_events.render_to(
-            &mut out,
-            "matview_batch_events",
-            "Events per committed batch.",
-        );
-        self.commit_seconds.render_to(
-            &mut out,
-            "matview_commit_seconds",
-            "Duration of the store commit of a batch.",
-        );
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -284,27 +241,49 @@ mod tests {
     #[test]
     fn renders_counters_labels_and_histograms() {
         let m = Metrics::default();
-        m.events.fetch_add(7, Relaxed);
-        m.dead_letter("not-json");
-        m.dead_letter("not-json");
-        m.commit_seconds.observe(0.003);
-        m.lag.lock().expect("lock").insert(2, 40);
+        m.batch(&BatchReport {
+            events: 7,
+            commit: std::time::Duration::from_millis(3),
+            dead_letter_reasons: vec!["not-json", "not-json"],
+            ..Default::default()
+        });
+        m.set_lag(BTreeMap::from([(2, 40)]));
         let text = m.render();
-        assert!(text.contains("matview_events_consumed_total 7\n"), "{text}");
-        assert!(
-            text.contains("matview_dead_lettered_total{reason=\"not-json\"} 2\n"),
+        assert_eq!(
+            sample(&text, "matview_events_consumed_total"),
+            Some(7.0),
             "{text}"
         );
-        assert!(text.contains("matview_lag{partition=\"2\"} 40\n"), "{text}");
-        assert!(
-            text.contains("matview_commit_seconds_bucket{le=\"0.0025\"} 0\n"),
+        assert_eq!(
+            sample(&text, "matview_dead_lettered_total{reason=\"not-json\"}"),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "matview_lag{partition=\"2\"}"),
+            Some(40.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "matview_commit_seconds_bucket{le=\"0.0025\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "matview_commit_seconds_bucket{le=\"0.005\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "matview_commit_seconds_count"),
+            Some(1.0),
             "{text}"
         );
         assert!(
-            text.contains("matview_commit_seconds_bucket{le=\"0.005\"} 1\n"),
+            sample(&text, "matview_loop_seconds_total{stage=\"commit\"}").is_some(),
             "{text}"
         );
-        assert!(text.contains("matview_commit_seconds_count 1\n"), "{text}");
         assert_eq!(m.dead_lettered_total(), 2);
+        assert_eq!(m.total_lag(), 40);
     }
 }

@@ -14,7 +14,6 @@ mod watermarks;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -159,9 +158,7 @@ impl Shared {
             .iter()
             .map(|(p, h)| (*p, (h - applied.get(p).copied().unwrap_or(0)).max(0)))
             .collect();
-        if let Ok(mut m) = self.metrics.lag.lock() {
-            *m = lag;
-        }
+        self.metrics.set_lag(lag);
         self.applied.send_replace(applied.clone());
         if let Ok(mut p) = self.progress.lock() {
             p.applied = applied.clone();
@@ -177,10 +174,10 @@ impl Shared {
             }
         }
         if let Ok(rows) = self.store.row_count() {
-            self.metrics.rows.store(rows, Relaxed);
+            self.metrics.set_rows(rows);
         }
         if let Some(bytes) = self.store.file_bytes() {
-            self.metrics.store_bytes.store(bytes, Relaxed);
+            self.metrics.set_store_bytes(bytes);
         }
     }
 
