@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
-use super::{BenchError, io_err, kafka_err, spawn_projector, view_yaml};
+use super::{
+    BenchError, create_topics, delete_topics, io_err, kafka_err, spawn_projector, view_yaml,
+};
 use crate::crd::{MaterializedView, MaterializedViewStatus};
 use crate::gateway::auth::{AuthMode, Authorizer};
 use crate::gateway::discovery::Directory;
@@ -112,19 +114,8 @@ async fn bench(config: GatewayBenchConfig) -> Result<String, BenchError> {
         .set("bootstrap.servers", &config.bootstrap_servers)
         .create()
         .map_err(kafka_err)?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let dead_letters = format!("{topic}.dlq");
-    let topics = [
-        NewTopic::new(&topic, 4, TopicReplication::Fixed(1)),
-        NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1)),
-    ];
-    for r in admin
-        .create_topics(topics.iter(), &options)
-        .await
-        .map_err(kafka_err)?
-    {
-        r.map_err(|(t, e)| kafka_err(format!("cannot create {t}: {e}")))?;
-    }
+    create_topics(&admin, &[(&topic, 4), (&dead_letters, 1)]).await?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
         .set("linger.ms", "0")
@@ -170,9 +161,7 @@ async fn bench(config: GatewayBenchConfig) -> Result<String, BenchError> {
     let mut fresh = freshness(&url, &producer, &topic, config.rate, seconds).await?;
     state.shutdown.cancel();
     drop(projectors);
-    let _ = admin
-        .delete_topics(&[&topic, &dead_letters], &options)
-        .await;
+    delete_topics(&admin, &[&topic, &dead_letters]).await;
     let mut report = format!(
         "keys              {} rows over 2 shards (topic keyed by order: lookups ask both)\n",
         keys.len()

@@ -7,6 +7,10 @@ pub mod projector;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 
 pub use projector::{BenchConfig, run};
 
@@ -60,4 +64,61 @@ pub fn spawn_projector(
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| BenchError::Projector(e.to_string()))
+}
+
+/// Creates `(name, partitions)` topics, failing on any refusal.
+pub async fn create_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[(&str, i32)],
+) -> Result<(), BenchError> {
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin
+        .create_topics(new.iter(), &options)
+        .await
+        .map_err(kafka_err)?
+    {
+        r.map_err(|(t, e)| kafka_err(format!("cannot create {t}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Deletes the benchmark's topics; failures are only noise for a benchmark.
+pub async fn delete_topics(admin: &AdminClient<DefaultClientContext>, topics: &[&str]) {
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let _ = admin.delete_topics(topics, &options).await;
+}
+
+/// Kills a child and returns the CPU seconds (user + system) it used, from
+/// the kernel's own accounting of the reaped process (wait4).
+pub fn reap_with_cpu(child: &mut Child) -> Option<f64> {
+    let _ = child.kill();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid with valid pointers.
+    let reaped = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (reaped > 0).then(|| seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
+/// CPU seconds (user + system) of any process so far, from /proc, in the
+/// kernel's clock ticks.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf reads a constant of the running kernel.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks / per_second as f64)
+}
+
+/// Cores this process may use.
+pub fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }

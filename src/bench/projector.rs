@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-use super::{BenchError, io_err, kafka_err, spawn_projector, view_yaml};
+use super::{
+    BenchError, cores, cpu_seconds, create_topics, delete_topics, io_err, kafka_err, reap_with_cpu,
+    spawn_projector, view_yaml,
+};
 use crate::workload::OrderGenerator;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -38,16 +41,6 @@ pub struct BenchConfig {
     pub work_dir: PathBuf,
 }
 
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -55,10 +48,6 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    crate::projector::metrics::sample(text, name).unwrap_or(0.0)
 }
 
 /// Produces the orders; returns (items, seconds).
@@ -102,6 +91,20 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> 
     Ok((items, started.elapsed().as_secs_f64()))
 }
 
+/// What one run measured.
+struct Figures {
+    applied: i64,
+    items: u64,
+    produce_secs: f64,
+    elapsed: f64,
+    first_applied: f64,
+    projector_cpu: Option<f64>,
+    broker_cpu: Option<f64>,
+    peak_kib: u64,
+    store_bytes: u64,
+    metrics: String,
+}
+
 pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,33 +115,32 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         .set("bootstrap.servers", &config.bootstrap_servers)
         .create()
         .map_err(kafka_err)?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let dead_letter_topic = format!("{topic}.dlq");
-    runtime.block_on(async {
-        let topics = [
-            NewTopic::new(&topic, config.partitions, TopicReplication::Fixed(1)),
-            NewTopic::new(&dead_letter_topic, 1, TopicReplication::Fixed(1)),
-        ];
-        for r in admin
-            .create_topics(topics.iter(), &options)
-            .await
-            .map_err(kafka_err)?
-        {
-            r.map_err(|(t, e)| kafka_err(format!("cannot create {t}: {e}")))?;
-        }
-        Ok::<_, BenchError>(())
-    })?;
-
+    runtime.block_on(create_topics(
+        &admin,
+        &[(&topic, config.partitions), (&dead_letter_topic, 1)],
+    ))?;
     eprintln!(
         "producing {} orders to {topic} ({} partitions)…",
         config.events, config.partitions
     );
     let (items, produce_secs) = produce(&config, &topic)?;
     eprintln!("  done: {items} items in {produce_secs:.1} s");
+    let figures = runtime.block_on(project(&config, &topic, items, produce_secs));
+    runtime.block_on(delete_topics(&admin, &[&topic, &dead_letter_topic]));
+    Ok(report(&config, &figures?))
+}
 
+/// Runs one projector from start to caught up, watching it.
+async fn project(
+    config: &BenchConfig,
+    topic: &str,
+    items: u64,
+    produce_secs: f64,
+) -> Result<Figures, BenchError> {
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("bench-view.yaml");
-    std::fs::write(&view, view_yaml(&config.bootstrap_servers, &topic, 1)).map_err(io_err)?;
+    std::fs::write(&view, view_yaml(&config.bootstrap_servers, topic, 1)).map_err(io_err)?;
     let data = config
         .work_dir
         .join(format!("bench-data-{}", std::process::id()));
@@ -146,7 +148,6 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         .and_then(|l| l.local_addr())
         .map_err(io_err)?
         .port();
-
     eprintln!("projecting…");
     let broker_cpu_start = config.broker_pid.and_then(cpu_seconds);
     let started = Instant::now();
@@ -154,122 +155,123 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let projectors = crate::api::ProjectorClient::new(Duration::from_secs(3));
-    let (mut peak_kib, mut projector_cpu, mut last_report) = (0u64, 0.0, Instant::now());
+    let (mut peak_kib, mut last_report) = (0u64, Instant::now());
     let mut first_applied: Option<f64> = None;
-    let applied = runtime.block_on(async {
-        loop {
-            if let Some(status) = child.try_wait().map_err(io_err)? {
-                return Err(BenchError::Projector(format!("exited early with {status}")));
-            }
-            peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
-            projector_cpu = cpu_seconds(pid).unwrap_or(projector_cpu);
-            let applied: i64 = match projectors.positions(&base).await {
-                Ok(positions) => positions.partitions.iter().map(|p| p.applied).sum(),
-                Err(_) => 0,
-            };
-            if applied >= config.events as i64 {
-                return Ok(applied);
-            }
-            if applied > 0 && first_applied.is_none() {
-                first_applied = Some(started.elapsed().as_secs_f64());
-            }
-            if last_report.elapsed() > Duration::from_secs(5) {
-                eprintln!(
-                    "  applied {applied:>9} / {} events ({:.0} s)",
-                    config.events,
-                    started.elapsed().as_secs_f64()
-                );
-                last_report = Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let applied = loop {
+        if let Some(status) = child.try_wait().map_err(io_err)? {
+            return Err(BenchError::Projector(format!("exited early with {status}")));
         }
-    })?;
+        peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
+        let applied: i64 = match projectors.positions(&base).await {
+            Ok(positions) => positions.partitions.iter().map(|p| p.applied).sum(),
+            Err(_) => 0,
+        };
+        if applied >= config.events as i64 {
+            break applied;
+        }
+        if applied > 0 && first_applied.is_none() {
+            first_applied = Some(started.elapsed().as_secs_f64());
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "  applied {applied:>9} / {} events ({secs:.0} s)",
+                config.events
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let broker_cpu = match (broker_cpu_start, config.broker_pid.and_then(cpu_seconds)) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    let metrics = runtime
-        .block_on(projectors.metrics_text(&base))
-        .unwrap_or_default();
+    let metrics = projectors.metrics_text(&base).await.unwrap_or_default();
     let _ = std::fs::write(config.work_dir.join("last-metrics.txt"), &metrics);
-    let _ = child.kill();
-    let _ = child.wait();
+    let projector_cpu = reap_with_cpu(&mut child);
     let store_bytes = std::fs::metadata(data.join("view.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&data);
-    runtime.block_on(async {
-        let _ = admin
-            .delete_topics(&[&topic, &format!("{topic}.dlq")], &options)
-            .await;
-    });
+    Ok(Figures {
+        applied,
+        items,
+        produce_secs,
+        elapsed,
+        first_applied: first_applied.unwrap_or(0.0),
+        projector_cpu,
+        broker_cpu,
+        peak_kib,
+        store_bytes,
+        metrics,
+    })
+}
 
-    let other = metric(&metrics, "matview_loop_seconds_total{stage=\"other\"}");
-    let (poll, shape, commit) = (
-        metric(&metrics, "matview_loop_seconds_total{stage=\"poll\"}"),
-        metric(&metrics, "matview_loop_seconds_total{stage=\"shape\"}"),
-        metric(&metrics, "matview_loop_seconds_total{stage=\"commit\"}"),
+fn report(config: &BenchConfig, f: &Figures) -> String {
+    let metric = |name: &str| crate::projector::metrics::sample(&f.metrics, name).unwrap_or(0.0);
+    let stage = |s: &str| metric(&format!("matview_loop_seconds_total{{stage=\"{s}\"}}"));
+    let (poll, shape, commit, other) = (
+        stage("poll"),
+        stage("shape"),
+        stage("commit"),
+        stage("other"),
     );
-    let batches = metric(&metrics, "matview_batches_total");
-    let mut report = String::new();
-    use std::fmt::Write as _;
-    let _ = writeln!(
-        report,
-        "events            {applied} ({items} items, {:.1} items/event)",
-        items as f64 / config.events as f64
-    );
-    let _ = writeln!(
-        report,
-        "produce           {produce_secs:.1} s ({:.0} events/s)",
-        config.events as f64 / produce_secs
-    );
-    let _ = writeln!(
-        report,
-        "start → caught up {elapsed:.1} s (first batch visible after {:.1} s)",
-        first_applied.unwrap_or(0.0)
-    );
-    let _ = writeln!(
-        report,
-        "throughput        {:.0} events/s, {:.0} items/s",
-        config.events as f64 / elapsed,
-        items as f64 / elapsed
-    );
-    let _ = writeln!(
-        report,
-        "projector CPU     {projector_cpu:.1} s ({:.0}% of one core)",
-        100.0 * projector_cpu / elapsed
-    );
-    match broker_cpu {
-        Some(b) => {
-            let _ = writeln!(
-                report,
-                "broker CPU        {b:.1} s ({:.0}% of the 2 cores)",
-                100.0 * b / (2.0 * elapsed)
-            );
-        }
-        None => {
-            let _ = writeln!(report, "broker CPU        (pass --broker-pid to measure)");
-        }
-    }
-    let _ = writeln!(
-        report,
+    let batches = metric("matview_batches_total");
+    let events = config.events as f64;
+    let mut lines = vec![
+        format!(
+            "events            {} ({} items, {:.1} items/event)",
+            f.applied,
+            f.items,
+            f.items as f64 / events
+        ),
+        format!(
+            "produce           {:.1} s ({:.0} events/s)",
+            f.produce_secs,
+            events / f.produce_secs
+        ),
+        format!(
+            "start → caught up {:.1} s (first batch visible after {:.1} s)",
+            f.elapsed, f.first_applied
+        ),
+        format!(
+            "throughput        {:.0} events/s, {:.0} items/s",
+            events / f.elapsed,
+            f.items as f64 / f.elapsed
+        ),
+    ];
+    lines.push(match f.projector_cpu {
+        Some(cpu) => format!(
+            "projector CPU     {cpu:.1} s ({:.0}% of one core)",
+            100.0 * cpu / f.elapsed
+        ),
+        None => "projector CPU     (not measured)".into(),
+    });
+    lines.push(match f.broker_cpu {
+        Some(b) => format!(
+            "broker CPU        {b:.1} s ({:.0}% of the {} cores)",
+            100.0 * b / (cores() * f.elapsed),
+            cores()
+        ),
+        None => "broker CPU        (pass --broker-pid to measure)".into(),
+    });
+    lines.push(format!(
         "peak RSS          {:.0} MiB",
-        peak_kib as f64 / 1024.0
-    );
-    let _ = writeln!(
-        report,
+        f.peak_kib as f64 / 1024.0
+    ));
+    lines.push(format!(
         "store             {:.0} MiB",
-        store_bytes as f64 / (1024.0 * 1024.0)
-    );
-    let _ = writeln!(
-        report,
+        f.store_bytes as f64 / (1024.0 * 1024.0)
+    ));
+    lines.push(format!(
         "batches           {batches:.0} (mean {:.1} ms commit)",
         1000.0 * commit / batches.max(1.0)
-    );
-    let _ = writeln!(
-        report,
+    ));
+    lines.push(format!(
         "time split        poll {poll:.1} s, parse/shape/classify {shape:.1} s, store commit {commit:.1} s, other {other:.1} s"
-    );
-    Ok(report)
+    ));
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
 }

@@ -57,19 +57,7 @@ async fn shutdown_signal() {
 
 async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     let client = Client::try_default().await?;
-    let reporter = Reporter {
-        controller: "matview-operator".into(),
-        instance: std::env::var("MATVIEW_POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        settings: config.settings.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        kafka_override: config.kafka_override.clone(),
-        failures: Mutex::new(Default::default()),
-        metrics: Default::default(),
-        projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
-    });
+    let ctx = context(&client, &config);
     let (views, sets): (Api<MaterializedView>, Api<StatefulSet>) = match &config.namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -81,34 +69,10 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     views
         .list(&kube::api::ListParams::default().limit(1))
         .await?;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| OperatorError::Listen {
-            address: config.listen,
-            source,
-        })?;
-    let metrics_ctx = ctx.clone();
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let ctx = metrics_ctx.clone();
-                async move { ctx.metrics.render() }
-            }),
-        );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
-    });
-
+    serve_health(&config, ctx.clone()).await?;
     info!(listen = %config.listen, namespace = ?config.namespace, "operator starting");
     // Only the leader reconciles; losing the lease stops this replica.
-    let lost = tokio::sync::Notify::new();
-    let lost = Arc::new(lost);
+    let lost = Arc::new(tokio::sync::Notify::new());
     if let Some(leader) = &config.leader {
         tokio::select! {
             _ = super::leader::acquire(&client, leader) => {}
@@ -120,11 +84,10 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
             lost.notify_one();
         });
     }
-    let lost_wait = lost.clone();
     let stop = async move {
         tokio::select! {
             _ = shutdown_signal() => {}
-            _ = lost_wait.notified() => warn!("leadership lost: stopping"),
+            _ = lost.notified() => warn!("leadership lost: stopping"),
         }
     };
     Controller::new(views, watcher::Config::default())
@@ -145,5 +108,47 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         super::leader::release(&client, leader).await;
     }
     info!("operator stopped");
+    Ok(())
+}
+
+fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
+    let reporter = Reporter {
+        controller: "matview-operator".into(),
+        instance: std::env::var("MATVIEW_POD_NAME").ok(),
+    };
+    Arc::new(Context {
+        client: client.clone(),
+        settings: config.settings.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        kafka_override: config.kafka_override.clone(),
+        failures: Mutex::new(Default::default()),
+        metrics: Default::default(),
+        projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
+    })
+}
+
+/// `/healthz`, `/readyz` and `/metrics`, until SIGTERM.
+async fn serve_health(config: &OperatorConfig, ctx: Arc<Context>) -> Result<(), OperatorError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| OperatorError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let ctx = ctx.clone();
+                async move { ctx.metrics.render() }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+    });
     Ok(())
 }
