@@ -155,40 +155,7 @@ pub(super) fn compile_rule(
     let in_ = list("in", &rule.in_);
     let not_in = list("notIn", &rule.not_in);
 
-    // Bounds that leave no value to match are a mistake worth naming.
-    let empty_range = |low: &Option<Scalar>, high: &Option<Scalar>, strict: bool| match (low, high)
-    {
-        (Some(l), Some(h)) => match compare_scalars(l, h) {
-            Some(Ordering::Greater) => true,
-            Some(Ordering::Equal) => strict,
-            _ => false,
-        },
-        _ => false,
-    };
-    if empty_range(&gte, &lte, false)
-        || empty_range(&gt, &lt, true)
-        || empty_range(&gte, &lt, true)
-        || empty_range(&gt, &lte, true)
-    {
-        report(path.to_string(), "the lower bound (gt/gte) is not below the upper bound (lt/lte), so no value can match; swap or fix the bounds".into());
-    }
-    if rule.exists.is_some() && rule.missing.is_some() {
-        report(path.to_string(), "use exists or missing, not both".into());
-    }
-    if rule.lt.is_none()
-        && rule.lte.is_none()
-        && rule.gt.is_none()
-        && rule.gte.is_none()
-        && rule.eq.is_none()
-        && rule.ne.is_none()
-        && rule.in_.is_none()
-        && rule.not_in.is_none()
-        && rule.exists.is_none()
-        && rule.missing.is_none()
-    {
-        report(path.to_string(), "a rule needs at least one comparator: lt, lte, gt, gte, eq, ne, in, notIn, exists or missing".into());
-    }
-
+    check_rule_shape(rule, path, [&gt, &gte, &lt, &lte], report);
     predicates.extend(lt.map(Predicate::Lt));
     predicates.extend(lte.map(Predicate::Lte));
     predicates.extend(gt.map(Predicate::Gt));
@@ -200,6 +167,44 @@ pub(super) fn compile_rule(
     predicates.extend(rule.exists.map(Predicate::Exists));
     predicates.extend(rule.missing.map(|m| Predicate::Exists(!m)));
     predicates
+}
+
+/// Mistakes in a rule as a whole: bounds that leave no value to match,
+/// `exists` with `missing`, no comparator at all.
+fn check_rule_shape(
+    rule: &ClassifyRule,
+    path: &str,
+    [gt, gte, lt, lte]: [&Option<Scalar>; 4],
+    report: &mut dyn FnMut(String, String),
+) {
+    let empty_range = |low: &Option<Scalar>, high: &Option<Scalar>, strict: bool| match (low, high)
+    {
+        (Some(l), Some(h)) => match compare_scalars(l, h) {
+            Some(Ordering::Greater) => true,
+            Some(Ordering::Equal) => strict,
+            _ => false,
+        },
+        _ => false,
+    };
+    if empty_range(gte, lte, false)
+        || empty_range(gt, lt, true)
+        || empty_range(gte, lt, true)
+        || empty_range(gt, lte, true)
+    {
+        report(path.to_string(), "the lower bound (gt/gte) is not below the upper bound (lt/lte), so no value can match; swap or fix the bounds".into());
+    }
+    if rule.exists.is_some() && rule.missing.is_some() {
+        report(path.to_string(), "use exists or missing, not both".into());
+    }
+    let comparators = [&rule.lt, &rule.lte, &rule.gt, &rule.gte, &rule.eq, &rule.ne];
+    if comparators.iter().all(|c| c.is_none())
+        && rule.in_.is_none()
+        && rule.not_in.is_none()
+        && rule.exists.is_none()
+        && rule.missing.is_none()
+    {
+        report(path.to_string(), "a rule needs at least one comparator: lt, lte, gt, gte, eq, ne, in, notIn, exists or missing".into());
+    }
 }
 
 /// A record's classify value, typed for comparison; `None` when absent or null.

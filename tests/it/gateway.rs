@@ -20,7 +20,7 @@ use crate::support::kube::{
 };
 use crate::support::kubelet::ProcessKubelet;
 use crate::support::operator::{self, OperatorProcess};
-use crate::support::projector::{Reference, reference, row_totals};
+use crate::support::projector::{Reference, reference, reference_with, row_totals};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
 
 /// Everything a gateway test runs against.
@@ -163,6 +163,26 @@ impl Stack {
         service_account_token(&self.client, &self.ns.name, name).await
     }
 
+    /// A ServiceAccount bound to the reader ClusterRole; its token.
+    async fn reader(&self) -> String {
+        let role = self.reader_role().await;
+        self.account("reader", Some(("ClusterRole", &role))).await
+    }
+
+    /// Produces orders keyed by order id to `topic`.
+    async fn produce_by_order(&self, topic: &str, orders: &[Value]) {
+        let events: Vec<(String, Vec<u8>)> = orders
+            .iter()
+            .map(|o| {
+                (
+                    o["orderId"].as_str().unwrap_or_default().into(),
+                    o.to_string().into_bytes(),
+                )
+            })
+            .collect();
+        crate::support::projector::produce(self.env, topic, &events).await;
+    }
+
     /// The reader ClusterRole of config/rbac/view-reader.yaml, under a unique name.
     async fn reader_role(&self) -> String {
         let text = std::fs::read_to_string(concat!(
@@ -268,23 +288,12 @@ async fn check_scans(st: &Stack, view: &str, expected: &Reference, token: &str) 
 async fn the_gateway_serves_rows_and_scans_equal_to_the_independent_view() {
     let st = stack("gateway", "kubernetes").await;
     let env = st.env;
-    let reader = st
-        .account("reader", Some(("ClusterRole", &st.reader_role().await)))
-        .await;
+    let reader = st.reader().await;
 
     // Keyed by order: a user's items spread over both shards.
     let by_order = kafka::create_topic(env, "orders", 4).await;
     let spread = orders(21, 40, 300);
-    let events: Vec<(String, Vec<u8>)> = spread
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().into(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
-    crate::support::projector::produce(env, &by_order, &events).await;
+    st.produce_by_order(&by_order, &spread).await;
     st.create_view("spread", &by_order, 2, 1, false).await;
     // Keyed by user: each row on one shard, and the gateway asks only it.
     let by_user = kafka::create_topic(env, "orders-by-user", 4).await;
@@ -566,23 +575,12 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let st = stack("gwload", "kubernetes").await;
-    let reader = st
-        .account("reader", Some(("ClusterRole", &st.reader_role().await)))
-        .await;
+    let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 4).await;
     // One generator: the live orders continue the ids of the first 400.
     let all_orders = orders(31, 50, 1000);
     let (placed, live) = all_orders.split_at(400);
-    let events: Vec<(String, Vec<u8>)> = placed
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().into(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
-    crate::support::projector::produce(st.env, &topic, &events).await;
+    st.produce_by_order(&topic, placed).await;
     st.create_view("load", &topic, 2, 2, false).await;
     let expected = reference(placed);
     let rev1 = st.ready("load", expected.len() as i64).await;
@@ -730,33 +728,6 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
     }
 }
 
-/// Per user, per group (count, cents) with "cheap" meaning below `cheap` —
-/// from the orders, without the engine.
-fn reference_with(orders: &[Value], cheap: f64) -> Reference {
-    let mut out: Reference = BTreeMap::new();
-    for order in orders {
-        let user = order["userId"].as_str().unwrap_or_default().to_string();
-        for item in order["items"].as_array().into_iter().flatten() {
-            let price = item["price"].as_f64().unwrap_or_default();
-            let group = if price < cheap {
-                "cheap"
-            } else if price <= 50.0 {
-                "affordable"
-            } else {
-                "expensive"
-            };
-            let entry = out
-                .entry(user.clone())
-                .or_default()
-                .entry(group)
-                .or_insert((0, 0));
-            entry.0 += 1;
-            entry.1 += (price * 100.0).round() as i64;
-        }
-    }
-    out
-}
-
 /// Produces `orders` at about 20 per second, keyed by order.
 async fn produce_slowly(env: &'static TestEnv, topic: String, orders: Vec<Value>) {
     let producer: FutureProducer = kafka::client_config(env).create().expect("producer");
@@ -895,21 +866,10 @@ async fn mirror_view(
 #[tokio::test]
 async fn the_openapi_document_holds_under_property_based_fuzzing() {
     let st = stack("gwfuzz", "kubernetes").await;
-    let reader = st
-        .account("reader", Some(("ClusterRole", &st.reader_role().await)))
-        .await;
+    let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 2).await;
     let placed = orders(41, 20, 100);
-    let events: Vec<(String, Vec<u8>)> = placed
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().into(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
-    crate::support::projector::produce(st.env, &topic, &events).await;
+    st.produce_by_order(&topic, &placed).await;
     st.create_view("fuzzed", &topic, 2, 1, false).await;
     let expected = reference(&placed);
     st.ready("fuzzed", expected.len() as i64).await;

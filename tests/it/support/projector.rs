@@ -51,6 +51,13 @@ spec:
 pub type Reference = BTreeMap<String, BTreeMap<&'static str, (u64, i64)>>;
 
 pub fn reference(orders: &[Value]) -> Reference {
+    reference_with(orders, 5.0)
+}
+
+/// [`reference`] with "cheap" meaning below `cheap` (the other bounds as in
+/// the shop example).
+pub fn reference_with(orders: &[Value], cheap: f64) -> Reference {
+    let cheap_cents = (cheap * 100.0).round() as i64;
     let mut out: Reference = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     for order in orders {
@@ -61,7 +68,7 @@ pub fn reference(orders: &[Value]) -> Reference {
                 "item ids must be unique"
             );
             let cents = (item["price"].as_f64().expect("price") * 100.0).round() as i64;
-            let group = if cents < 500 {
+            let group = if cents < cheap_cents {
                 "cheap"
             } else if cents <= 5000 {
                 "affordable"
