@@ -25,6 +25,12 @@ pub enum Command {
     Crd,
     /// Print the gateway's OpenAPI document (the file kept in openapi/).
     Openapi,
+    /// Print the Helm chart's values as a Markdown table (the README's), from its schema.
+    ChartValues {
+        /// The chart directory.
+        #[arg(long, default_value = "charts/matview")]
+        chart: PathBuf,
+    },
     /// Check MaterializedView manifests without a cluster: compile each spec and
     /// print its revision, or every problem with the field to fix.
     Validate {
@@ -71,6 +77,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Crd => {
             print!("{}", crate::crd::crd_yaml()?);
+            Ok(())
+        }
+        Command::ChartValues { chart } => {
+            let read = |name: &str| {
+                let path = chart.join(name);
+                std::fs::read_to_string(&path).map_err(|source| CliError::Read { path, source })
+            };
+            let table =
+                crate::chart::values_table(&read("values.schema.json")?, &read("values.yaml")?)?;
+            print!("{table}");
             Ok(())
         }
         Command::Openapi => {
@@ -154,6 +170,8 @@ pub enum CliError {
     Operator(#[from] crate::operator::run::OperatorError),
     #[error(transparent)]
     Gateway(#[from] crate::gateway::GatewayError),
+    #[error(transparent)]
+    Chart(#[from] crate::chart::ChartError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

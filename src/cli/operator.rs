@@ -47,6 +47,7 @@ impl OperatorArgs {
         if let Some(image) = self.projector_image {
             settings.image = image;
         }
+        settings.bootstrap_override = self.kafka_bootstrap_override.clone();
         let leader = (!self.no_leader_election).then(|| LeaderConfig {
             namespace: self
                 .leader_election_namespace

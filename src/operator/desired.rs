@@ -35,6 +35,8 @@ const MAX_NAME: usize = 52;
 pub struct PodSettings {
     pub image: String,
     pub image_pull_policy: String,
+    /// The operator's `--kafka-bootstrap-override`, passed on to projectors.
+    pub bootstrap_override: Option<String>,
 }
 
 impl Default for PodSettings {
@@ -42,6 +44,7 @@ impl Default for PodSettings {
         PodSettings {
             image: format!("ghcr.io/matview/matview:{}", crate::version::VERSION),
             image_pull_policy: "IfNotPresent".into(),
+            bootstrap_override: None,
         }
     }
 }
@@ -344,7 +347,17 @@ fn pod_template(
                 image: Some(settings.image.clone()),
                 image_pull_policy: Some(settings.image_pull_policy.clone()),
                 args: Some(args),
-                env: Some(vec![pod_name, env("MATVIEW_LOG_FORMAT", "json")]),
+                env: Some(
+                    [pod_name, env("MATVIEW_LOG_FORMAT", "json")]
+                        .into_iter()
+                        .chain(
+                            settings
+                                .bootstrap_override
+                                .as_deref()
+                                .map(|servers| env("MATVIEW_BOOTSTRAP_SERVERS", servers)),
+                        )
+                        .collect(),
+                ),
                 ports: Some(vec![ContainerPort {
                     name: Some("http".into()),
                     container_port: HTTP_PORT,

@@ -5,6 +5,7 @@ mod cli;
 mod crd_api;
 mod e2e;
 mod gateway;
+mod helm;
 mod operator;
 mod operator_objects;
 mod projector;

@@ -176,16 +176,32 @@ pub async fn component_identity(
         .and_then(|a| a.metadata.name)
         .expect("the manifest has a ServiceAccount");
     let token = service_account_token(client, namespace, &sa_name).await;
-    let admin = Kubeconfig::read_from(&env.kubeconfig).expect("admin kubeconfig");
-    let cluster = admin.clusters[0].cluster.clone().expect("cluster");
-    let server = cluster.server.clone().expect("server");
-    let ca = cluster.certificate_authority.clone().expect("CA path");
     let path = dir.join(format!("{component}.kubeconfig"));
-    let config = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-    );
-    std::fs::write(&path, config).expect("write kubeconfig");
+    write_token_kubeconfig(env, &token, &path);
     (path, format!("system:serviceaccount:{namespace}:{sa_name}"))
+}
+
+/// A fresh token of a ServiceAccount, or `None` when it cannot be had.
+pub async fn try_service_account_token(
+    client: &Client,
+    namespace: &str,
+    account: &str,
+) -> Option<String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .ok()?
+        .status?
+        .token
 }
 
 /// A fresh token of a ServiceAccount (TokenRequest, one hour).
@@ -206,4 +222,16 @@ pub async fn service_account_token(client: &Client, namespace: &str, account: &s
         .status
         .and_then(|s| s.token)
         .expect("token in status")
+}
+
+/// Writes a kubeconfig that reaches the test API server with `token`.
+pub fn write_token_kubeconfig(env: &TestEnv, token: &str, path: &std::path::Path) {
+    let admin = Kubeconfig::read_from(&env.kubeconfig).expect("admin kubeconfig");
+    let cluster = admin.clusters[0].cluster.clone().expect("cluster");
+    let server = cluster.server.clone().expect("server");
+    let ca = cluster.certificate_authority.clone().expect("CA path");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+    );
+    std::fs::write(path, config).expect("write kubeconfig");
 }

@@ -262,6 +262,31 @@ impl Loop {
         mounts
     }
 
+    /// What a pod's process authenticates as: its ServiceAccount's token
+    /// (a kubelet mounts it; here a kubeconfig carries it), or nothing.
+    async fn identity(&self, pod: &Pod, dir: &Path) -> String {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let account = spec
+            .service_account_name
+            .unwrap_or_else(|| "default".into());
+        if spec.automount_service_account_token == Some(false) {
+            return String::new();
+        }
+        let Ok(token) = tokio::time::timeout(
+            Duration::from_secs(10),
+            super::kube::try_service_account_token(&self.client, &self.namespace, &account),
+        )
+        .await
+        .map_err(|_| ())
+        .and_then(|t| t.ok_or(())) else {
+            return String::new();
+        };
+        let path = dir.join("serviceaccount.kubeconfig");
+        let _ = std::fs::create_dir_all(dir);
+        super::kube::write_token_kubeconfig(super::TestEnv::get(), &token, &path);
+        path.display().to_string()
+    }
+
     fn command(
         &self,
         container: &Container,
@@ -333,7 +358,8 @@ impl Loop {
             let ip = next_address();
             let dir = self.work.join("pods").join(&name);
             let mounts = self.materialize(pod, &dir).await;
-            let (program, args, env) = self.command(container, pod, &ip, &mounts);
+            let (program, args, mut env) = self.command(container, pod, &ip, &mounts);
+            env.push(("KUBECONFIG".into(), self.identity(pod, &dir).await));
             let probe = container
                 .readiness_probe
                 .as_ref()
