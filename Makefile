@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: test testenv testenv-down testenv-status build bench bench-projector bench-gateway
+.PHONY: test testenv testenv-down testenv-status build image bench bench-projector bench-gateway
 
 test:
 	hack/test.sh
@@ -15,6 +15,10 @@ testenv-status:
 
 build:
 	cargo build --release
+
+# The container image without a container engine (buildah, vfs, chroot): target/matview-image.oci.tar
+image:
+	hack/image.sh
 
 bench:
 	cargo bench

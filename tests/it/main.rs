@@ -6,6 +6,7 @@ mod crd_api;
 mod e2e;
 mod gateway;
 mod helm;
+mod image;
 mod operator;
 mod operator_objects;
 mod projector;
