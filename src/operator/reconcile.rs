@@ -16,7 +16,7 @@ use kube::runtime::events::EventType;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use super::controller::{Context, ReconcileError, bootstrap_servers, publish, view_key};
+use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_key};
 use super::desired::desired_objects;
 use super::k8s;
 use super::kafka::{self, KafkaError};

@@ -32,6 +32,8 @@ struct Stack {
     kubelet: ProcessKubelet,
     _operator: OperatorProcess,
     gateway: GatewayProcess,
+    /// The gateway's own identity (config/rbac/gateway.yaml).
+    gateway_user: String,
     views: Api<MaterializedView>,
 }
 
@@ -55,7 +57,7 @@ async fn stack(prefix: &str, auth: &str) -> Stack {
         &work.path().join("operator.log"),
         "operator-0",
     );
-    let (gateway_config, _) =
+    let (gateway_config, gateway_user) =
         component_identity(env, &client, &ns.name, work.path(), "gateway").await;
     let gateway = gateway::start(
         &gateway_config,
@@ -72,6 +74,7 @@ async fn stack(prefix: &str, auth: &str) -> Stack {
         kubelet,
         _operator: operator,
         gateway,
+        gateway_user,
         views,
     }
 }
@@ -379,6 +382,38 @@ async fn read_your_writes(st: &Stack, topic: &str, token: &str) {
 
 async fn authorization(st: &Stack, reader: &str) {
     let ns = &st.ns.name;
+    // The gateway's own rights: what it needs, and not more.
+    for (verb, resource, expected) in [
+        ("create", "tokenreviews.authentication.k8s.io", "yes"),
+        ("create", "subjectaccessreviews.authorization.k8s.io", "yes"),
+        ("watch", "pods", "yes"),
+        ("list", "materializedviews.matview.dev", "yes"),
+        ("patch", "materializedviews.matview.dev", "no"),
+        ("get", "secrets", "no"),
+        ("get", "configmaps", "no"),
+        ("create", "pods", "no"),
+    ] {
+        let out = st
+            .env
+            .kubectl()
+            .args([
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "-n",
+                ns,
+                "--as",
+                &st.gateway_user,
+            ])
+            .output()
+            .expect("kubectl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected,
+            "may the gateway {verb} {resource}?"
+        );
+    }
     let row = format!("/v1/namespaces/{ns}/views/spread/rows/u-1");
     let none = st.gateway.get(&row, None).await.expect("answers");
     assert_eq!(none.status, 401, "{}", none.body);

@@ -1,0 +1,156 @@
+//! What every step of reconcile shares: the context (client, settings,
+//! recorder, metrics), the error type with its category, Events, and the
+//! view's bootstrap servers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kube::api::Api;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer;
+use kube::{Client, Resource, ResourceExt};
+use tracing::warn;
+
+use super::desired::PodSettings;
+use super::kafka::KafkaError;
+use crate::api::ProjectorClient;
+use crate::crd::MaterializedView;
+
+pub struct Context {
+    pub client: Client,
+    pub settings: PodSettings,
+    pub recorder: Recorder,
+    /// Replaces every view's bootstrap servers (for tests and single-cluster installs).
+    pub kafka_override: Option<String>,
+    /// Consecutive failures per view, for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+    pub metrics: super::metrics::OperatorMetrics,
+    pub projectors: ProjectorClient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("kubernetes API request failed")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(
+        "no Kafka bootstrap servers: set spec.source.kafka.bootstrapServers or a bootstrap.servers key in configFrom"
+    )]
+    NoBootstrapServers,
+    #[error("finalizer: {0}")]
+    Finalizer(&'static str),
+}
+
+impl ReconcileError {
+    /// Category for metrics labels and Event reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(_) => "KubernetesError",
+            ReconcileError::Kafka(_) => "KafkaError",
+            ReconcileError::NoBootstrapServers => "ConfigError",
+            ReconcileError::Finalizer(_) => "FinalizerError",
+        }
+    }
+}
+
+/// The finalizer wraps our errors; unwrap them so their category survives.
+impl From<finalizer::Error<ReconcileError>> for ReconcileError {
+    fn from(error: finalizer::Error<ReconcileError>) -> Self {
+        match error {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
+                ReconcileError::Kube(e)
+            }
+            finalizer::Error::UnnamedObject => ReconcileError::Finalizer("the object has no name"),
+            finalizer::Error::InvalidFinalizer => {
+                ReconcileError::Finalizer("invalid finalizer name")
+            }
+        }
+    }
+}
+
+pub fn view_key(view: &MaterializedView) -> String {
+    format!(
+        "{}/{}",
+        view.namespace().unwrap_or_default(),
+        view.name_any()
+    )
+}
+
+pub(super) fn event(type_: EventType, reason: &str, note: String) -> Event {
+    Event {
+        type_,
+        reason: reason.into(),
+        // The API server refuses notes over 1 kB.
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    }
+}
+
+/// Publishes an Event about the view; a failure to publish is only logged.
+pub async fn publish(
+    ctx: &Context,
+    view: &MaterializedView,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let reference = view.object_ref(&());
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event(type_, reason, note), &reference)
+        .await
+    {
+        warn!(error = %e, "cannot publish event");
+    }
+}
+
+/// The view's bootstrap servers: the operator's override, the spec, or the
+/// `bootstrap.servers` key of the Secret or ConfigMap it names.
+pub async fn bootstrap_servers(
+    view: &MaterializedView,
+    ctx: &Context,
+) -> Result<String, ReconcileError> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let given = ctx.kafka_override.clone();
+    if let Some(servers) = given.or_else(|| view.spec.source.kafka.bootstrap_servers.clone()) {
+        return Ok(servers);
+    }
+    let ns = view.namespace().unwrap_or_default();
+    let from = view.spec.source.kafka.config_from.as_ref();
+    let found = if let Some(secret) = from.and_then(|f| f.secret_name.as_ref()) {
+        let s = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get(secret)
+            .await?;
+        s.data.and_then(|d| {
+            d.get("bootstrap.servers")
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+    } else if let Some(map) = from.and_then(|f| f.config_map_name.as_ref()) {
+        let c = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+            .get(map)
+            .await?;
+        c.data.and_then(|d| d.get("bootstrap.servers").cloned())
+    } else {
+        None
+    };
+    found.ok_or(ReconcileError::NoBootstrapServers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_finalizer_keeps_the_category_of_the_inner_error() {
+        let inner = ReconcileError::Kafka(KafkaError::MissingTopic("orders".into()));
+        let unwrapped = ReconcileError::from(finalizer::Error::ApplyFailed(inner));
+        assert_eq!(unwrapped.reason(), "KafkaError");
+        let cleanup = ReconcileError::from(finalizer::Error::CleanupFailed(
+            ReconcileError::NoBootstrapServers,
+        ));
+        assert_eq!(cleanup.reason(), "ConfigError");
+    }
+}
