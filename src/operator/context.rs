@@ -26,6 +26,41 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     pub metrics: super::metrics::OperatorMetrics,
     pub projectors: ProjectorClient,
+    /// The active revision this process last wrote, per view UID. The watch
+    /// cache may lag behind it, and a stale read must never switch a view
+    /// back to a revision it left (only the leader writes status).
+    pub written_active: Mutex<HashMap<String, String>>,
+}
+
+impl Context {
+    /// The view's last status, corrected by what this process wrote since.
+    pub fn last_status(
+        &self,
+        view: &MaterializedView,
+    ) -> Option<crate::crd::MaterializedViewStatus> {
+        let mut status = view.status.clone()?;
+        let uid = view.metadata.uid.as_ref()?;
+        if let Some(written) = self
+            .written_active
+            .lock()
+            .ok()
+            .and_then(|w| w.get(uid).cloned())
+        {
+            status.active_revision = Some(written);
+        }
+        Some(status)
+    }
+
+    pub fn wrote_active(&self, view: &MaterializedView, revision: Option<&String>) {
+        let (Some(uid), Ok(mut written)) = (view.metadata.uid.as_ref(), self.written_active.lock())
+        else {
+            return;
+        };
+        match revision {
+            Some(r) => written.insert(uid.clone(), r.clone()),
+            None => written.remove(uid),
+        };
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

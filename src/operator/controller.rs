@@ -86,6 +86,7 @@ fn backoff(attempts: u32) -> Duration {
 /// Kubernetes objects go by owner references (garbage collection).
 async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     ctx.metrics.forget(&view_key(&view));
+    ctx.wrote_active(&view, None);
     if view.spec.deletion_policy != DeletionPolicy::Delete {
         return Ok(Action::await_change());
     }

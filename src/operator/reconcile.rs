@@ -100,7 +100,7 @@ impl<'a> Reconciling<'a> {
     fn new(view: &'a MaterializedView, ctx: &'a Context) -> Reconciling<'a> {
         let ns = view.namespace().unwrap_or_default();
         let name = view.name_any();
-        let previous = view.status.clone();
+        let previous = ctx.last_status(view);
         let observed = Observed {
             generation: view.metadata.generation,
             path: format!("/v1/namespaces/{ns}/views/{name}"),
@@ -216,6 +216,8 @@ impl<'a> Reconciling<'a> {
             publish(self.ctx, self.view, type_, reason, note).await;
         }
         k8s::patch_status(&self.api, &self.name, &new).await?;
+        self.ctx
+            .wrote_active(self.view, new.active_revision.as_ref());
         self.ctx.metrics.phase(&view_key(self.view), new.phase);
         Ok(new)
     }

@@ -124,6 +124,7 @@ fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
         failures: Mutex::new(Default::default()),
         metrics: Default::default(),
         projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
+        written_active: Mutex::new(Default::default()),
     })
 }
 
