@@ -8,6 +8,7 @@ pub mod bench;
 pub mod chart;
 pub mod cli;
 pub mod crd;
+pub mod dev;
 pub mod engine;
 pub mod errors;
 pub mod gateway;

@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, one subcommand per component.
 
+mod dev;
 mod gateway;
 mod operator;
 mod projector;
@@ -54,6 +55,9 @@ pub enum Command {
     Operator(Box<operator::OperatorArgs>),
     /// Run the query gateway: one read API for every view, merged across shards.
     Gateway(Box<gateway::GatewayArgs>),
+    /// Everything in one process without Kubernetes: projectors for every shard
+    /// of the given views, and the gateway with its page, on one address.
+    Dev(Box<dev::DevArgs>),
     /// Benchmarks against a running broker.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -127,6 +131,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::operator::run::run(args.into_config())?;
             Ok(())
         }
+        Command::Dev(args) => {
+            crate::logging::init(args.log_format);
+            crate::dev::run(args.into_config())?;
+            Ok(())
+        }
         Command::Gateway(args) => {
             crate::logging::init(args.log_format);
             crate::gateway::run(args.into_config())?;
@@ -172,6 +181,8 @@ pub enum CliError {
     Gateway(#[from] crate::gateway::GatewayError),
     #[error(transparent)]
     Chart(#[from] crate::chart::ChartError),
+    #[error(transparent)]
+    Dev(#[from] crate::dev::DevError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

@@ -297,22 +297,46 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
     Ok((Arc::new(shared), kafka))
 }
 
-/// Runs until SIGTERM or SIGINT: then finishes the batch, commits and returns.
-pub fn run(config: ProjectorConfig) -> Result<(), ProjectorError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(ProjectorError::Runtime)?;
+/// A projector started on a runtime: its HTTP API listens on `address`,
+/// its consume loop runs on its own thread until `cancel`.
+pub struct RunningProjector {
+    pub shared: Arc<Shared>,
+    pub address: SocketAddr,
+    consumer: std::thread::JoinHandle<Result<(), ProjectorError>>,
+}
+
+impl RunningProjector {
+    /// Waits for the consume loop (after `cancel`: the last batch committed).
+    pub fn join(self) -> Result<(), ProjectorError> {
+        self.consumer
+            .join()
+            .unwrap_or(Err(ProjectorError::Panicked))
+    }
+}
+
+/// Opens the store, binds the API (port 0 picks a free one) and starts the
+/// consume loop. Call from outside the runtime's own threads.
+pub fn start(
+    config: ProjectorConfig,
+    runtime: &tokio::runtime::Handle,
+    cancel: CancellationToken,
+) -> Result<RunningProjector, ProjectorError> {
     let (shared, kafka) = prepare(config)?;
     let view = &shared.view;
     info!(view = %view.key(), revision = %view.revision, shard = shared.shard, shards = view.shards, "projector starting");
-    let cancel = CancellationToken::new();
-
-    let address = shared.config.listen;
+    let wanted = shared.config.listen;
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(address))
-        .map_err(|source| ProjectorError::Listen { address, source })?;
+        .block_on(tokio::net::TcpListener::bind(wanted))
+        .map_err(|source| ProjectorError::Listen {
+            address: wanted,
+            source,
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| ProjectorError::Listen {
+            address: wanted,
+            source,
+        })?;
     let router = http::router(shared.clone());
     let server_stop = cancel.clone();
     runtime.spawn(async move {
@@ -320,21 +344,34 @@ pub fn run(config: ProjectorConfig) -> Result<(), ProjectorError> {
             .with_graceful_shutdown(server_stop.cancelled_owned())
             .await;
     });
+    let (loop_shared, handle) = (shared.clone(), runtime.clone());
+    let consumer = std::thread::Builder::new()
+        .name("consume".into())
+        .spawn(move || consume::run(loop_shared, kafka, cancel, handle))
+        .map_err(ProjectorError::Runtime)?;
+    Ok(RunningProjector {
+        shared,
+        address,
+        consumer,
+    })
+}
+
+/// Runs until SIGTERM or SIGINT: then finishes the batch, commits and returns.
+pub fn run(config: ProjectorConfig) -> Result<(), ProjectorError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ProjectorError::Runtime)?;
+    let cancel = CancellationToken::new();
+    let projector = start(config, runtime.handle(), cancel.clone())?;
     let signal_stop = cancel.clone();
     runtime.spawn(async move {
         crate::signals::terminated().await;
         info!("signal received: finishing the current batch");
         signal_stop.cancel();
     });
-
-    let loop_shared = shared.clone();
-    let loop_cancel = cancel.clone();
-    let handle = runtime.handle().clone();
-    let consumer = std::thread::Builder::new()
-        .name("consume".into())
-        .spawn(move || consume::run(loop_shared, kafka, loop_cancel, handle))
-        .map_err(ProjectorError::Runtime)?;
-    let result = consumer.join().unwrap_or(Err(ProjectorError::Panicked));
+    let result = projector.join();
     cancel.cancel();
     runtime.shutdown_timeout(Duration::from_millis(500));
     result

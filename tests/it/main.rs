@@ -3,6 +3,7 @@
 
 mod cli;
 mod crd_api;
+mod dev;
 mod e2e;
 mod gateway;
 mod helm;

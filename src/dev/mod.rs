@@ -1,0 +1,364 @@
+//! `matview dev`: the whole product in one process, without Kubernetes. The
+//! same projector code (every shard of every view) and the same gateway code
+//! (routes, merging, streams, read-your-writes) on one address, views read
+//! from YAML files, data under one directory so a restart resumes.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::crd::{MaterializedView, MaterializedViewStatus};
+use crate::gateway::auth::{AuthMode, Authorizer};
+use crate::gateway::discovery::Directory;
+use crate::gateway::routing::{Endpoint, ViewRoute};
+use crate::gateway::{GatewayConfig, GatewayState, serve_until};
+use crate::projector::{ProjectorConfig, ProjectorError, RunningProjector};
+use crate::view::{ValidatedView, ViewError};
+
+/// The shop example, so that `matview dev` works with nothing but the binary.
+const DEFAULT_VIEW: &str = include_str!("../../examples/items-by-price.yaml");
+
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    /// View manifests (files or directories); empty: the shop example.
+    pub views: Vec<PathBuf>,
+    pub bootstrap_servers: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Demo orders per second into the first view's topic (0: none).
+    pub demo_rate: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a MaterializedView manifest")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{path}: fix the view")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: ViewError,
+    },
+    #[error("no MaterializedView found in {0:?}")]
+    NoViews(Vec<PathBuf>),
+    #[error("Kafka at {servers} does not answer; start it, or point --bootstrap-servers at one")]
+    Broker {
+        servers: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("Kafka at {servers} refused to create topic {topic}: {code}")]
+    Topic {
+        servers: String,
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("{0} is in use; pick another address with --listen")]
+    PortInUse(SocketAddr),
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Projector(#[from] ProjectorError),
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// A view as dev mode runs it: where its manifest came from and what it is.
+struct DevView {
+    manifest: MaterializedView,
+    validated: ValidatedView,
+}
+
+pub fn run(config: DevConfig) -> Result<(), DevError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DevError::Runtime)?;
+    let views = load_views(&config)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.listen))
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => DevError::PortInUse(config.listen),
+            _ => DevError::Listen {
+                address: config.listen,
+                source,
+            },
+        })?;
+    runtime.block_on(ensure_topics(&config.bootstrap_servers, &views))?;
+    let cancel = CancellationToken::new();
+    let mut projectors = Vec::new();
+    let mut routed = Vec::new();
+    for view in views {
+        let (running, route) = start_view(&config, &view, runtime.handle(), &cancel)?;
+        projectors.extend(running);
+        let mut manifest = view.manifest;
+        manifest.status = Some(MaterializedViewStatus {
+            active_revision: Some(view.validated.revision.clone()),
+            ..Default::default()
+        });
+        routed.push((manifest, route));
+    }
+    let gateway_config = GatewayConfig {
+        listen: config.listen,
+        namespace: None,
+        auth: AuthMode::None,
+        auth_cache: Duration::from_secs(10),
+        deadline: Duration::from_secs(5),
+        projector_timeout: Duration::from_secs(1),
+        max_streams: 1000,
+    };
+    let names: Vec<String> = routed
+        .iter()
+        .map(|(m, r)| {
+            format!(
+                "{}/{} ({} shards, topic {})",
+                r.namespace,
+                r.name,
+                r.shards.len(),
+                m.spec.source.kafka.topic
+            )
+        })
+        .collect();
+    let demo_topic = routed
+        .first()
+        .map(|(m, _)| m.spec.source.kafka.topic.clone());
+    let directory = Directory::fixed(routed);
+    let auth = Authorizer::new(AuthMode::None, None, gateway_config.auth_cache);
+    let state = GatewayState::new(directory, auth, &gateway_config);
+    if let (Some(topic), true) = (demo_topic, config.demo_rate > 0) {
+        let demo = demo::DemoOrders::new(&config.bootstrap_servers, &topic, config.demo_rate);
+        runtime.spawn(demo.run(cancel.clone()));
+    }
+    let address = listener.local_addr().unwrap_or(config.listen);
+    println!("matview dev: http://{address}/  (Ctrl-C stops)");
+    for name in &names {
+        println!("  view {name}");
+    }
+    let stop_all = cancel.clone();
+    let served = runtime.block_on(serve_until(listener, state, async move {
+        crate::signals::terminated().await;
+        info!("stopping: committing the last batches");
+        stop_all.cancel();
+    }));
+    cancel.cancel();
+    for projector in projectors {
+        if let Err(e) = projector.join() {
+            warn!(error = %crate::errors::chain(&e), "a projector stopped with an error");
+        }
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served.map_err(|source| DevError::Listen {
+        address: config.listen,
+        source,
+    })
+}
+
+/// The views of the given files and directories, or the shop example.
+fn load_views(config: &DevConfig) -> Result<Vec<DevView>, DevError> {
+    let mut documents: Vec<(PathBuf, String)> = Vec::new();
+    if config.views.is_empty() {
+        documents.push((
+            PathBuf::from("(built-in shop example)"),
+            DEFAULT_VIEW.to_string(),
+        ));
+    }
+    for path in manifest_files(&config.views)? {
+        let text = std::fs::read_to_string(&path).map_err(|source| DevError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        documents.push((path, text));
+    }
+    let mut views = Vec::new();
+    for (path, text) in documents {
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let manifest: MaterializedView =
+                serde::Deserialize::deserialize(document).map_err(|source| DevError::Parse {
+                    path: path.clone(),
+                    source,
+                })?;
+            let validated = ValidatedView::new(&manifest).map_err(|source| DevError::Invalid {
+                path: path.clone(),
+                source,
+            })?;
+            views.push(DevView {
+                manifest,
+                validated,
+            });
+        }
+    }
+    if views.is_empty() {
+        return Err(DevError::NoViews(config.views.clone()));
+    }
+    Ok(views)
+}
+
+fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DevError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path).map_err(|source| DevError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Creates each view's source topic (one partition per shard) and
+/// dead-letter topic when missing: dev mode starts from nothing.
+async fn ensure_topics(servers: &str, views: &[DevView]) -> Result<(), DevError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("socket.timeout.ms", "10000")
+        .create()
+        .map_err(|source| DevError::Broker {
+            servers: servers.into(),
+            source,
+        })?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut topics = Vec::new();
+    for view in views {
+        let partitions = view.validated.shards.max(1) as i32;
+        topics.push(NewTopic::new(
+            &view.validated.topic,
+            partitions,
+            TopicReplication::Fixed(1),
+        ));
+        topics.push(NewTopic::new(
+            &view.validated.dead_letter_topic,
+            1,
+            TopicReplication::Fixed(1),
+        ));
+    }
+    let results = admin
+        .create_topics(topics.iter(), &options)
+        .await
+        .map_err(|source| DevError::Broker {
+            servers: servers.into(),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(DevError::Topic {
+                    servers: servers.into(),
+                    topic,
+                    code,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts every shard of a view and returns its route. The manifest is
+/// written under the data directory (with the chosen brokers), as the
+/// operator's ConfigMap would hold it; each revision has its own stores.
+fn start_view(
+    config: &DevConfig,
+    view: &DevView,
+    runtime: &tokio::runtime::Handle,
+    cancel: &CancellationToken,
+) -> Result<(Vec<RunningProjector>, ViewRoute), DevError> {
+    let v = &view.validated;
+    let home = config
+        .data_dir
+        .join(&v.namespace)
+        .join(&v.name)
+        .join(&v.revision);
+    std::fs::create_dir_all(&home).map_err(|source| DevError::Write {
+        path: home.clone(),
+        source,
+    })?;
+    let view_file = home.join("view.yaml");
+    let text = serde_yaml::to_string(&view.manifest).unwrap_or_default();
+    write(&view_file, &text)?;
+    let mut running = Vec::new();
+    let mut shards = Vec::new();
+    for shard in 0..v.shards {
+        let projector = crate::projector::start(
+            shard_config(config, &view_file, &home, shard),
+            runtime,
+            cancel.clone(),
+        )?;
+        shards.push(vec![Endpoint {
+            pod: format!("{}-s{shard}", v.name),
+            url: format!("http://{}", projector.address),
+        }]);
+        running.push(projector);
+    }
+    let route = ViewRoute {
+        namespace: v.namespace.clone(),
+        name: v.name.clone(),
+        revision: v.revision.clone(),
+        topic: v.topic.clone(),
+        keyed_by_row_key: v.keyed_by_row_key,
+        shards,
+    };
+    Ok((running, route))
+}
+
+fn shard_config(config: &DevConfig, view_file: &Path, home: &Path, shard: u32) -> ProjectorConfig {
+    ProjectorConfig {
+        view_file: view_file.to_path_buf(),
+        shard: Some(shard),
+        ordinal: None,
+        data_dir: home.join(format!("s{shard}")),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        bootstrap_servers: Some(config.bootstrap_servers.clone()),
+        kafka_properties: Vec::new(),
+        batch_max_events: 20_000,
+        batch_max_wait: Duration::from_millis(20),
+        ready_max_lag: 0,
+        // A laptop runs several stores: a small page cache each.
+        store_cache_bytes: 64 << 20,
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), DevError> {
+    std::fs::write(path, text).map_err(|source| DevError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}

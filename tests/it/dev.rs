@@ -1,0 +1,240 @@
+//! `matview dev`: the projectors of every shard and the gateway in one
+//! process, against the test broker. Expected rows are computed from the
+//! produced orders.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::projector::{free_port, produce, reference, row_totals, shop_view_yaml};
+use crate::support::{TestEnv, eventually, kafka, unique_name};
+
+/// A `matview dev` process; killed when dropped.
+struct Dev {
+    child: Child,
+    url: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dev(env: &TestEnv, args: &[&str], data: &std::path::Path, log: &std::path::Path) -> Dev {
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .arg("dev")
+        .args(args)
+        .args([
+            "--bootstrap-servers",
+            &env.kafka_bootstrap,
+            "--listen",
+            &address,
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("cannot start matview dev");
+    Dev {
+        child,
+        url: format!("http://{address}"),
+        stderr: log.to_path_buf(),
+    }
+}
+
+impl Dev {
+    /// SIGTERM, then the exit status and how long it took.
+    fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let asked = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().expect("exit status");
+        (status, asked.elapsed())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+async fn get(url: &str) -> Option<(u16, Value)> {
+    let r = reqwest::get(url).await.ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+#[tokio::test]
+async fn dev_mode_serves_views_from_files_resumes_and_stops_cleanly() {
+    let env = TestEnv::with_kafka();
+    let work = tempfile::tempdir().expect("tempdir");
+    let topic = kafka::create_topic(env, "dev-orders", 2).await;
+    let view = work.path().join("view.yaml");
+    let yaml = shop_view_yaml(env, "dev-shop", &topic, &unique_name("dev-dlq"), 2);
+    std::fs::write(&view, yaml).expect("write view");
+    let mut g = matview::workload::OrderGenerator::new(61, 25);
+    let orders: Vec<Value> = (0..150).map(|_| g.next_order()).collect();
+    let events: Vec<(String, Vec<u8>)> = orders
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap_or_default().into(),
+                o.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(env, &topic, &events).await;
+    let expected = reference(&orders);
+    let data = work.path().join("data");
+    let view_arg = view.display().to_string();
+    let args = ["-f", view_arg.as_str(), "--demo-rate", "0"];
+
+    let mut dev = start_dev(env, &args, &data, &work.path().join("dev.log"));
+    for (user, groups) in &expected {
+        let url = format!("{}/v1/namespaces/tests/views/dev-shop/rows/{user}", dev.url);
+        let row = eventually(
+            &format!("row {user} through matview dev"),
+            Duration::from_secs(60),
+            || async {
+                let (status, row) = get(&url).await?;
+                (status == 200 && row_totals(&row) == *groups).then_some(row)
+            },
+        )
+        .await;
+        assert_eq!(&row_totals(&row), groups);
+    }
+    let (status, took) = dev.terminate();
+    assert!(
+        status.success(),
+        "Ctrl-C is a clean exit: {status}\n{}",
+        dev.log()
+    );
+    assert!(took < Duration::from_secs(20), "stopped in {took:?}");
+
+    // A restart resumes from the stores: every row is there at once.
+    let mut again = start_dev(env, &args, &data, &work.path().join("again.log"));
+    let (user, groups) = expected.iter().next().expect("a user");
+    let url = format!(
+        "{}/v1/namespaces/tests/views/dev-shop/rows/{user}",
+        again.url
+    );
+    let row = eventually(
+        "the row after a restart",
+        Duration::from_secs(30),
+        || async {
+            let (status, row) = get(&url).await?;
+            (status == 200).then_some(row)
+        },
+    )
+    .await;
+    assert_eq!(&row_totals(&row), groups);
+    let (status, _) = again.terminate();
+    assert!(status.success(), "{}", again.log());
+}
+
+#[tokio::test]
+async fn dev_mode_refuses_a_port_in_use_and_an_invalid_view_clearly() {
+    let env = TestEnv::with_kafka();
+    let work = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args([
+            "dev",
+            "--bootstrap-servers",
+            &env.kafka_bootstrap,
+            "--listen",
+            &address,
+        ])
+        .arg("--data-dir")
+        .arg(work.path())
+        .output()
+        .expect("matview dev");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("is in use") && err.contains("--listen"),
+        "{err}"
+    );
+
+    let bad = work.path().join("bad.yaml");
+    let yaml = shop_view_yaml(env, "bad", "orders", "bad-dlq", 1)
+        .replace("{group: affordable, gte: 5", "{group: affordable, gte: 500");
+    std::fs::write(&bad, yaml).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args(["dev", "-f"])
+        .arg(&bad)
+        .args([
+            "--bootstrap-servers",
+            &env.kafka_bootstrap,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(work.path())
+        .output()
+        .expect("matview dev");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("spec.classify.rules[1]"),
+        "names the field to fix: {err}"
+    );
+
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args([
+            "dev",
+            "--bootstrap-servers",
+            &unreachable.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(work.path())
+        .output()
+        .expect("matview dev");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not answer"), "{err}");
+}
+
+#[tokio::test]
+async fn dev_mode_with_no_arguments_runs_the_shop_example_with_demo_orders() {
+    let env = TestEnv::with_kafka();
+    let work = tempfile::tempdir().expect("tempdir");
+    // The built-in example reads topic "orders": shared with other runs, so
+    // only check that demo orders make rows appear.
+    let dev = start_dev(
+        env,
+        &["--demo-rate", "50"],
+        &work.path().join("data"),
+        &work.path().join("dev.log"),
+    );
+    let url = format!(
+        "{}/v1/namespaces/shop/views/items-by-price/groups/cheap/rows?limit=5",
+        dev.url
+    );
+    let page = eventually("demo rows", Duration::from_secs(60), || async {
+        let (status, page) = get(&url).await?;
+        (status == 200 && page["rows"].as_array().is_some_and(|r| !r.is_empty())).then_some(page)
+    })
+    .await;
+    assert!(
+        page["rows"][0]["groups"]["cheap"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{page}\n{}",
+        dev.log()
+    );
+}
