@@ -18,4 +18,5 @@ pub mod projector;
 pub mod signals;
 pub mod version;
 pub mod view;
+pub mod web;
 pub mod workload;

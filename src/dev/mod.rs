@@ -4,6 +4,7 @@
 //! from YAML files, data under one directory so a restart resumes.
 
 mod demo;
+mod orders;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use crate::crd::{MaterializedView, MaterializedViewStatus};
 use crate::gateway::auth::{AuthMode, Authorizer};
 use crate::gateway::discovery::Directory;
 use crate::gateway::routing::{Endpoint, ViewRoute};
-use crate::gateway::{GatewayConfig, GatewayState, serve_until};
+use crate::gateway::{GatewayConfig, GatewayState, serve_router_until};
 use crate::projector::{ProjectorConfig, ProjectorError, RunningProjector};
 use crate::view::{ValidatedView, ViewError};
 
@@ -149,15 +150,30 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
             )
         })
         .collect();
-    let demo_topic = routed
+    let first_topic = routed
         .first()
         .map(|(m, _)| m.spec.source.kafka.topic.clone());
     let directory = Directory::fixed(routed);
     let auth = Authorizer::new(AuthMode::None, None, gateway_config.auth_cache);
     let state = GatewayState::new(directory, auth, &gateway_config);
-    if let (Some(topic), true) = (demo_topic, config.demo_rate > 0) {
-        let demo = demo::DemoOrders::new(&config.bootstrap_servers, &topic, config.demo_rate);
-        runtime.spawn(demo.run(cancel.clone()));
+    let mut router = crate::gateway::http::router(state.clone());
+    if let Some(topic) = first_topic {
+        if config.demo_rate > 0 {
+            let demo = demo::DemoOrders::new(&config.bootstrap_servers, &topic, config.demo_rate);
+            runtime.spawn(demo.run(cancel.clone()));
+        }
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap_servers)
+            .set("linger.ms", "0")
+            .create()
+            .map_err(|source| DevError::Broker {
+                servers: config.bootstrap_servers.clone(),
+                source,
+            })?;
+        router = router.merge(orders::router(std::sync::Arc::new(orders::Orders {
+            producer,
+            topic,
+        })));
     }
     let address = listener.local_addr().unwrap_or(config.listen);
     println!("matview dev: http://{address}/  (Ctrl-C stops)");
@@ -165,7 +181,7 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         println!("  view {name}");
     }
     let stop_all = cancel.clone();
-    let served = runtime.block_on(serve_until(listener, state, async move {
+    let served = runtime.block_on(serve_router_until(listener, router, &state, async move {
         crate::signals::terminated().await;
         info!("stopping: committing the last batches");
         stop_all.cancel();

@@ -35,6 +35,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             "/v1/namespaces/{ns}/views/{name}/watch",
             get(super::watch::watch),
         )
+        .route("/", get(crate::web::index))
         .route(
             "/openapi.json",
             get(|| async { Json(crate::api::openapi::gateway_document()) }),

@@ -113,8 +113,19 @@ pub async fn serve_until(
     state: Arc<GatewayState>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let router = http::router(state.clone());
+    serve_router_until(listener, router, &state, stop).await
+}
+
+/// Like [`serve_until`] with routes of the host's own merged in (dev mode).
+pub async fn serve_router_until(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    state: &GatewayState,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, http::router(state))
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             stop.await;
             shutdown.cancel();
