@@ -205,6 +205,7 @@ MATVIEW_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 MATVIEW_KUBE_BIN=$K8S_DIR/bin
 MATVIEW_HELM_BIN=$HELM_DIR/bin
 MATVIEW_SCHEMATHESIS_BIN=$SCHEMATHESIS_DIR/bin
+MATVIEW_PUPPETEER_CORE=$PUPPETEER_DIR/node_modules/puppeteer-core/lib/puppeteer/puppeteer-core.js
 MATVIEW_TESTENV_DIR=$RUN
 MATVIEW_TESTENV_PKI=$PKI
 MATVIEW_ETCD=http://127.0.0.1:$ETCD_PORT
@@ -228,6 +229,7 @@ cmd_provision() {
   provision_kafka
   provision_helm
   provision_schemathesis
+  provision_puppeteer
   provision_kubernetes
 }
 

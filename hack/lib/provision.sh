@@ -6,11 +6,13 @@
 : "${HELM_VERSION:=v3.22.0}"
 : "${MATVIEW_CACHE:=$HOME/.cache/matview}"
 : "${SCHEMATHESIS_VERSION:=4.32.5}"
+: "${PUPPETEER_VERSION:=25.16.0}"
 
 K8S_DIR="$MATVIEW_CACHE/k8s-$K8S_VERSION"
 KAFKA_DIR="$MATVIEW_CACHE/kafka-$KAFKA_VERSION"
 HELM_DIR="$MATVIEW_CACHE/helm-$HELM_VERSION"
 SCHEMATHESIS_DIR="$MATVIEW_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
+PUPPETEER_DIR="$MATVIEW_CACHE/puppeteer-core-$PUPPETEER_VERSION"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -154,4 +156,15 @@ provision_schemathesis() {
   python3 -m venv "$SCHEMATHESIS_DIR" || die "python3 -m venv failed (install python3-venv)"
   with_progress "pip install schemathesis" \
     "$SCHEMATHESIS_DIR/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# puppeteer-core (drives Debian's chromium for the page's browser test), from
+# npm; it downloads no browser.
+provision_puppeteer() {
+  [[ -f "$PUPPETEER_DIR/node_modules/puppeteer-core/package.json" ]] && return 0
+  command -v npm >/dev/null || die "npm is required for the browser test (install Node 20+)"
+  log "installing puppeteer-core $PUPPETEER_VERSION from npm"
+  mkdir -p "$PUPPETEER_DIR"
+  (cd "$PUPPETEER_DIR" && with_progress "npm install puppeteer-core" \
+    npm install --no-audit --no-fund --loglevel=error "puppeteer-core@$PUPPETEER_VERSION")
 }

@@ -29,6 +29,8 @@ pub struct TestEnv {
     pub helm_bin: PathBuf,
     /// Directory of schemathesis' `st` (API fuzzing).
     pub schemathesis_bin: PathBuf,
+    /// The puppeteer-core module (drives Chromium in the browser test).
+    pub puppeteer_core: PathBuf,
 }
 
 impl TestEnv {
@@ -89,6 +91,7 @@ fn load() -> Result<TestEnv, String> {
         kube_bin: var("MATVIEW_KUBE_BIN")?.into(),
         helm_bin: var("MATVIEW_HELM_BIN")?.into(),
         schemathesis_bin: var("MATVIEW_SCHEMATHESIS_BIN")?.into(),
+        puppeteer_core: var("MATVIEW_PUPPETEER_CORE")?.into(),
     })
 }
 

@@ -1,0 +1,35 @@
+// Drives the page in headless Chromium: show a row, place an order through
+// the form, wait until the right group's count in the DOM goes up by one.
+//   node place_order.mjs URL USER SCREENSHOT
+// PUPPETEER_CORE: path of the puppeteer-core package; CHROMIUM: the browser.
+const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+const [url, user, screenshot] = process.argv.slice(2);
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+const count = () => Number(document.querySelector('[data-group="cheap"] .count')?.textContent ?? NaN);
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 1000 });
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForSelector("#view option", { timeout: 30000 });
+  await page.type("#key", user);
+  await page.click("#row-form button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#live").textContent === "live", { timeout: 30000 });
+  await page.waitForSelector('[data-group="cheap"] .count');
+  const before = await page.evaluate(count);
+  await page.waitForFunction(() => !document.querySelector("#order-section").hidden, { timeout: 10000 });
+  await page.click("#order-form button[type=submit]");
+  await page.waitForFunction((b) => Number(document.querySelector('[data-group="cheap"] .count').textContent) === b + 1,
+    { timeout: 30000 }, before);
+  await page.waitForFunction(() => /visible after \d+ ms/.test(document.querySelector("#order-result").textContent),
+    { timeout: 30000 });
+  const after = await page.evaluate(count);
+  const result = await page.$eval("#order-result", (el) => el.textContent);
+  await page.screenshot({ path: screenshot });
+  console.log(JSON.stringify({ before, after, result }));
+} finally {
+  await browser.close();
+}
