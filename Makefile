@@ -1,8 +1,12 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: test testenv testenv-down testenv-status build image bench bench-projector bench-gateway
+.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway
 
 test:
 	hack/test.sh
+
+# Run it: the test environment's Kafka, then matview dev with the shop example.
+dev: testenv
+	. .testenv/testenv.env; cargo run --release -- dev --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP
 
 testenv:
 	hack/testenv.sh up
