@@ -129,57 +129,18 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         });
         routed.push((manifest, route));
     }
-    let gateway_config = GatewayConfig {
-        listen: config.listen,
-        namespace: None,
-        auth: AuthMode::None,
-        auth_cache: Duration::from_secs(10),
-        deadline: Duration::from_secs(5),
-        projector_timeout: Duration::from_secs(1),
-        max_streams: 1000,
-    };
-    let names: Vec<String> = routed
-        .iter()
-        .map(|(m, r)| {
-            format!(
-                "{}/{} ({} shards, topic {})",
-                r.namespace,
-                r.name,
-                r.shards.len(),
-                m.spec.source.kafka.topic
-            )
-        })
-        .collect();
+    let address = listener.local_addr().unwrap_or(config.listen);
+    println!("matview dev: http://{address}/  (Ctrl-C stops)");
+    for (manifest, route) in &routed {
+        let (ns, name, shards) = (&route.namespace, &route.name, route.shards.len());
+        let topic = &manifest.spec.source.kafka.topic;
+        println!("  view {ns}/{name} ({shards} shards, topic {topic})");
+    }
     let first_topic = routed
         .first()
         .map(|(m, _)| m.spec.source.kafka.topic.clone());
-    let directory = Directory::fixed(routed);
-    let auth = Authorizer::new(AuthMode::None, None, gateway_config.auth_cache);
-    let state = GatewayState::new(directory, auth, &gateway_config);
-    let mut router = crate::gateway::http::router(state.clone());
-    if let Some(topic) = first_topic {
-        if config.demo_rate > 0 {
-            let demo = demo::DemoOrders::new(&config.bootstrap_servers, &topic, config.demo_rate);
-            runtime.spawn(demo.run(cancel.clone()));
-        }
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap_servers)
-            .set("linger.ms", "0")
-            .create()
-            .map_err(|source| DevError::Broker {
-                servers: config.bootstrap_servers.clone(),
-                source,
-            })?;
-        router = router.merge(orders::router(std::sync::Arc::new(orders::Orders {
-            producer,
-            topic,
-        })));
-    }
-    let address = listener.local_addr().unwrap_or(config.listen);
-    println!("matview dev: http://{address}/  (Ctrl-C stops)");
-    for name in &names {
-        println!("  view {name}");
-    }
+    let state = gateway_state(routed, config.listen);
+    let router = dev_router(&config, &state, first_topic, runtime.handle(), &cancel)?;
     let stop_all = cancel.clone();
     let served = runtime.block_on(serve_router_until(listener, router, &state, async move {
         crate::signals::terminated().await;
@@ -197,6 +158,52 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         address: config.listen,
         source,
     })
+}
+
+/// The gateway over the dev views, with authorization off.
+fn gateway_state(
+    routed: Vec<(MaterializedView, ViewRoute)>,
+    listen: SocketAddr,
+) -> std::sync::Arc<GatewayState> {
+    let config = GatewayConfig {
+        listen,
+        namespace: None,
+        auth: AuthMode::None,
+        auth_cache: Duration::from_secs(10),
+        deadline: Duration::from_secs(5),
+        projector_timeout: Duration::from_secs(1),
+        max_streams: 1000,
+    };
+    let auth = Authorizer::new(AuthMode::None, None, config.auth_cache);
+    GatewayState::new(Directory::fixed(routed), auth, &config)
+}
+
+/// The gateway's routes plus the order form's endpoint, and the demo orders.
+fn dev_router(
+    config: &DevConfig,
+    state: &std::sync::Arc<GatewayState>,
+    first_topic: Option<String>,
+    runtime: &tokio::runtime::Handle,
+    cancel: &CancellationToken,
+) -> Result<axum::Router, DevError> {
+    let router = crate::gateway::http::router(state.clone());
+    let Some(topic) = first_topic else {
+        return Ok(router);
+    };
+    if config.demo_rate > 0 {
+        let demo = demo::DemoOrders::new(&config.bootstrap_servers, &topic, config.demo_rate);
+        runtime.spawn(demo.run(cancel.clone()));
+    }
+    let producer = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("linger.ms", "0")
+        .create()
+        .map_err(|source| DevError::Broker {
+            servers: config.bootstrap_servers.clone(),
+            source,
+        })?;
+    let orders = orders::Orders { producer, topic };
+    Ok(router.merge(orders::router(std::sync::Arc::new(orders))))
 }
 
 /// The views of the given files and directories, or the shop example.
