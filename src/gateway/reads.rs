@@ -255,6 +255,35 @@ impl GatewayState {
         Ok((row, answers))
     }
 
+    /// Every shard's applied positions now (one replica each).
+    pub async fn current_positions(
+        self: &Arc<Self>,
+        target: &Target,
+    ) -> Result<BTreeMap<i32, i64>, Problem> {
+        let shards: Vec<u32> = (0..target.route.shards.len() as u32).collect();
+        let deadline = Instant::now() + self.deadline;
+        let read = |_: u32, url: String| {
+            let st = self.clone();
+            async move {
+                let p = st.projectors.positions(&url).await?;
+                let applied = p
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition, p.applied))
+                    .collect();
+                Ok(Answer {
+                    body: (),
+                    revision: None,
+                    positions: applied,
+                })
+            }
+        };
+        let answers = self.ask(&target.route, &shards, deadline, read).await?;
+        Ok(merge_positions(
+            answers.iter().map(|(_, a)| a.positions.as_slice()),
+        ))
+    }
+
     /// Completes rows one shard reported with the other shards' parts.
     pub async fn complete(
         self: &Arc<Self>,

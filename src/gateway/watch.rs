@@ -111,8 +111,14 @@ pub async fn watch(
             "this gateway serves its limit of live streams; retry later or on another replica",
         )
     })?;
+    // Where the stream starts is fixed before the answer goes out: whatever
+    // the client does after seeing the stream open comes later, so it is sent.
+    let start = match resume {
+        Some(positions) => Start::Resume(positions),
+        None => Start::Now(st.current_positions(&target).await?),
+    };
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(drive(st, ns, name, filter, resume, tx, permit));
+    tokio::spawn(drive(st, ns, name, filter, start, tx, permit));
     let events = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
@@ -127,18 +133,27 @@ fn event(kind: &str, positions: &BTreeMap<i32, i64>, data: &StreamEvent) -> Even
 }
 
 /// Runs one client's stream until it goes away or the gateway stops.
+/// Where a stream starts: after a client's resume token, or now (then a key
+/// stream sends the row's current state first).
+enum Start {
+    Resume(BTreeMap<i32, i64>),
+    Now(BTreeMap<i32, i64>),
+}
+
 async fn drive(
     st: Arc<GatewayState>,
     ns: String,
     name: String,
     filter: Filter,
-    resume: Option<BTreeMap<i32, i64>>,
+    start: Start,
     tx: mpsc::Sender<Event>,
     _permit: OwnedSemaphorePermit,
 ) {
     let _open = st.metrics.stream_opened();
-    let mut positions = resume.clone().unwrap_or_default();
-    let mut snapshot = resume.is_none();
+    let (mut positions, mut snapshot) = match start {
+        Start::Resume(positions) => (positions, false),
+        Start::Now(positions) => (positions, true),
+    };
     loop {
         let target = match st.target(&ns, &name).await {
             Ok(target) => target,
