@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::projector::{free_port, produce, reference, row_totals, shop_view_yaml};
+use crate::support::projector::{free_port, reference, row_totals, shop_view_yaml};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
 
 /// A `matview dev` process; killed when dropped.
@@ -81,16 +81,7 @@ async fn dev_mode_serves_views_from_files_resumes_and_stops_cleanly() {
     std::fs::write(&view, yaml).expect("write view");
     let mut g = matview::workload::OrderGenerator::new(61, 25);
     let orders: Vec<Value> = (0..150).map(|_| g.next_order()).collect();
-    let events: Vec<(String, Vec<u8>)> = orders
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().into(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
-    produce(env, &topic, &events).await;
+    crate::support::projector::produce_orders(env, &topic, &orders).await;
     let expected = reference(&orders);
     let data = work.path().join("data");
     let view_arg = view.display().to_string();

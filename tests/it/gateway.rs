@@ -174,16 +174,7 @@ impl Stack {
 
     /// Produces orders keyed by order id to `topic`.
     async fn produce_by_order(&self, topic: &str, orders: &[Value]) {
-        let events: Vec<(String, Vec<u8>)> = orders
-            .iter()
-            .map(|o| {
-                (
-                    o["orderId"].as_str().unwrap_or_default().into(),
-                    o.to_string().into_bytes(),
-                )
-            })
-            .collect();
-        crate::support::projector::produce(self.env, topic, &events).await;
+        crate::support::projector::produce_orders(self.env, topic, orders).await;
     }
 
     /// The reader ClusterRole of config/rbac/view-reader.yaml, under a unique name.

@@ -251,16 +251,7 @@ async fn helm_install_serves_a_view_upgrades_and_uninstalls_cleanly() {
     let topic = kafka::create_topic(env, "orders", 2).await;
     let mut g = matview::workload::OrderGenerator::new(51, 20);
     let placed: Vec<Value> = (0..80).map(|_| g.next_order()).collect();
-    let events: Vec<(String, Vec<u8>)> = placed
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().into(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
-    crate::support::projector::produce(env, &topic, &events).await;
+    crate::support::projector::produce_orders(env, &topic, &placed).await;
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/items-by-price.yaml"

@@ -206,22 +206,9 @@ pub async fn try_service_account_token(
 
 /// A fresh token of a ServiceAccount (TokenRequest, one hour).
 pub async fn service_account_token(client: &Client, namespace: &str, account: &str) -> String {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-        .create_token_request(account, &PostParams::default(), &request)
+    try_service_account_token(client, namespace, account)
         .await
-        .expect("token")
-        .status
-        .and_then(|s| s.token)
-        .expect("token in status")
+        .unwrap_or_else(|| panic!("no token for ServiceAccount {namespace}/{account}"))
 }
 
 /// Writes a kubeconfig that reaches the test API server with `token`.

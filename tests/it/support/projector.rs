@@ -107,6 +107,20 @@ pub fn row_totals(row: &Value) -> BTreeMap<&'static str, (u64, i64)> {
     out
 }
 
+/// Produces order documents keyed by their order id.
+pub async fn produce_orders(env: &TestEnv, topic: &str, orders: &[Value]) {
+    let events: Vec<(String, Vec<u8>)> = orders
+        .iter()
+        .map(|o| {
+            (
+                o["orderId"].as_str().unwrap_or_default().into(),
+                o.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(env, topic, &events).await;
+}
+
 /// Produces orders keyed by order id (not by user), waiting for every delivery.
 pub async fn produce(env: &TestEnv, topic: &str, events: &[(String, Vec<u8>)]) {
     let producer: FutureProducer = kafka::client_config(env)
