@@ -289,40 +289,66 @@ impl GatewayState {
         self: &Arc<Self>,
         target: &Target,
         from_shard: u32,
-        rows: Vec<RowView>,
+        mut rows: Vec<RowView>,
     ) -> Result<Vec<RowView>, Problem> {
-        let Target { route, info } = target;
-        if route.keyed_by_row_key || route.shards.len() < 2 || rows.is_empty() {
+        let shards = target.route.shards.len();
+        if target.route.keyed_by_row_key || shards < 2 || rows.is_empty() {
             return Ok(rows);
         }
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-        let others: Vec<u32> = (0..route.shards.len() as u32)
-            .filter(|s| *s != from_shard)
+        let missing = (0..shards)
+            .map(|s| {
+                if s as u32 == from_shard {
+                    Vec::new()
+                } else {
+                    keys.clone()
+                }
+            })
             .collect();
-        let lookup = |_: u32, url: String| {
-            let (st, keys) = (self.clone(), keys.clone());
+        let deadline = Instant::now() + self.deadline;
+        self.fill_in(target, missing, &mut rows, deadline).await?;
+        Ok(rows)
+    }
+
+    /// Asks each shard for the keys listed for it (one lookup per shard)
+    /// and merges what it holds into `rows`.
+    async fn fill_in(
+        self: &Arc<Self>,
+        target: &Target,
+        missing: Vec<Vec<String>>,
+        rows: &mut [RowView],
+        deadline: Instant,
+    ) -> Result<(), Problem> {
+        let shards: Vec<u32> = (0..missing.len() as u32)
+            .filter(|s| !missing[*s as usize].is_empty())
+            .collect();
+        if shards.is_empty() {
+            return Ok(());
+        }
+        let lookup = |s: u32, url: String| {
+            let (st, keys) = (self.clone(), missing[s as usize].clone());
             async move {
                 st.projectors
                     .lookup(&url, &keys, &ReadQuery::default())
                     .await
             }
         };
-        let deadline = Instant::now() + self.deadline;
-        let extra = self.ask(route, &others, deadline, lookup).await?;
+        let extra = self.ask(&target.route, &shards, deadline, lookup).await?;
         let mut parts: BTreeMap<String, Vec<RowView>> = BTreeMap::new();
         for (_, answer) in extra {
             for row in answer.body.rows {
                 parts.entry(row.key.clone()).or_default().push(row);
             }
         }
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let more = parts.remove(&row.key).unwrap_or_default();
+        for row in rows.iter_mut() {
+            if let Some(more) = parts.remove(&row.key) {
                 let all = std::iter::once(Some(row.clone())).chain(more.into_iter().map(Some));
-                merge_rows(&info.compiled, all).unwrap_or(row)
-            })
-            .collect())
+                if let Some(whole) = merge_rows(&target.info.compiled, all) {
+                    *row = whole;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -334,7 +360,8 @@ pub async fn scan_group(
 ) -> Result<Response, Problem> {
     let caller = st.auth.authenticate(&headers).await?;
     st.auth.require(&caller, &ns, &name, "list").await?;
-    let Target { route, info } = st.target(&ns, &name).await?;
+    let target = st.target(&ns, &name).await?;
+    let (route, info) = (&target.route, &target.info);
     if !info.compiled.groups.contains(&group) {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -352,7 +379,7 @@ pub async fn scan_group(
             )
         })?),
     };
-    let reads = shard_reads(&route, &params)?;
+    let reads = shard_reads(route, &params)?;
     let deadline = st.deadline(&params);
     let shards: Vec<u32> = (0..route.shards.len() as u32).collect();
     let scan = |s: u32, url: String| {
@@ -364,7 +391,7 @@ pub async fn scan_group(
                 .await
         }
     };
-    let mut answers = st.ask(&route, &shards, deadline, scan).await?;
+    let mut answers = st.ask(route, &shards, deadline, scan).await?;
     answers.sort_by_key(|(s, _)| *s);
     let pages = answers
         .iter()
@@ -374,71 +401,30 @@ pub async fn scan_group(
         })
         .collect();
     let mut merged = merge_pages(&info.compiled, pages, params.limit);
+    // A row in the group may have records of other groups on shards whose
+    // page did not list it: fetch those parts.
     if !route.keyed_by_row_key && shards.len() > 1 {
-        complete_rows(&st, &route, &info, &mut merged, deadline).await?;
+        let missing = (0..shards.len())
+            .map(|s| {
+                let absent = merged.rows.iter().zip(&merged.sources);
+                absent
+                    .filter(|(_, sources)| !sources.contains(&s))
+                    .map(|(row, _)| row.key.clone())
+                    .collect()
+            })
+            .collect();
+        st.fill_in(&target, missing, &mut merged.rows, deadline)
+            .await?;
     }
     let page = ScanPage {
         next: merged.next_after.as_deref().map(encode_cursor),
         rows: merged.rows,
     };
-    Ok(answered(&route, &answers, Json(page)))
+    Ok(answered(route, &answers, Json(page)))
 }
 
 /// A row in a scanned group may have records of other groups on shards whose
 /// page did not list it: fetch those parts (one lookup per shard) and merge.
-async fn complete_rows(
-    st: &Arc<GatewayState>,
-    route: &ViewRoute,
-    info: &RevisionInfo,
-    merged: &mut super::merge::MergedPage,
-    deadline: Instant,
-) -> Result<(), Problem> {
-    let missing: Vec<Vec<String>> = (0..route.shards.len())
-        .map(|s| {
-            merged
-                .rows
-                .iter()
-                .zip(&merged.sources)
-                .filter(|(_, sources)| !sources.contains(&s))
-                .map(|(row, _)| row.key.clone())
-                .collect()
-        })
-        .collect();
-    let shards: Vec<u32> = (0..route.shards.len() as u32)
-        .filter(|s| !missing[*s as usize].is_empty())
-        .collect();
-    if shards.is_empty() {
-        return Ok(());
-    }
-    let lookup = |s: u32, url: String| {
-        let (st, keys) = (st.clone(), missing[s as usize].clone());
-        async move {
-            st.projectors
-                .lookup(&url, &keys, &ReadQuery::default())
-                .await
-        }
-    };
-    let extra = st.ask(route, &shards, deadline, lookup).await?;
-    let mut parts: BTreeMap<String, Vec<RowView>> = BTreeMap::new();
-    for (_, answer) in extra {
-        for row in answer.body.rows {
-            parts.entry(row.key.clone()).or_default().push(row);
-        }
-    }
-    for row in &mut merged.rows {
-        if let Some(more) = parts.remove(&row.key) {
-            let whole = merge_rows(
-                &info.compiled,
-                std::iter::once(Some(row.clone())).chain(more.into_iter().map(Some)),
-            );
-            if let Some(whole) = whole {
-                *row = whole;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
