@@ -132,6 +132,21 @@ pub struct ReadQuery {
     pub wait_ms: Option<u64>,
 }
 
+/// The headers of a data answer: the revision and the positions it reflects.
+pub fn answer_headers(
+    revision: &str,
+    positions: &std::collections::BTreeMap<i32, i64>,
+) -> axum::http::HeaderMap {
+    let mut headers = axum::http::HeaderMap::new();
+    if let Ok(v) = axum::http::HeaderValue::from_str(revision) {
+        headers.insert(REVISION_HEADER, v);
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format_positions(positions)) {
+        headers.insert(POSITIONS_HEADER, v);
+    }
+    headers
+}
+
 /// `p:o,p:o` → pairs; `None` when malformed.
 pub fn parse_positions(text: &str) -> Option<Vec<(i32, i64)>> {
     text.split(',')

@@ -360,6 +360,48 @@ async fn load(
     phase
 }
 
+/// Reads the stream; each item found that `sent_at` holds is timed into
+/// `seen`. Ends once `done` and every sent item was seen.
+async fn time_items(
+    response: reqwest::Response,
+    sent_at: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    seen: Arc<std::sync::Mutex<Vec<u64>>>,
+    done: Arc<AtomicBool>,
+) {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        for frame in take_frames(&mut buffer) {
+            let Ok(data) = serde_json::from_str::<Value>(&frame.data) else {
+                continue;
+            };
+            let now = Instant::now();
+            let groups = data["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|row| {
+                    row["groups"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|g| g.values())
+                });
+            for item in groups.flat_map(|g| g["items"].as_array().into_iter().flatten()) {
+                let id = item["id"].as_str().unwrap_or_default();
+                if let Some(at) = sent_at.lock().ok().and_then(|mut s| s.remove(id))
+                    && let Ok(mut seen) = seen.lock()
+                {
+                    seen.push((now - at).as_micros() as u64);
+                }
+            }
+        }
+        if done.load(Ordering::Relaxed) && sent_at.lock().map(|s| s.is_empty()).unwrap_or(true) {
+            return;
+        }
+    }
+}
+
 /// Produces new items at `rate`/s for `duration` and times each until a
 /// stream event shows it.
 async fn freshness(
@@ -373,43 +415,12 @@ async fn freshness(
     let sent_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (sent_at, seen, done) = (sent_at.clone(), seen.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut body = response.bytes_stream();
-            let mut buffer = String::new();
-            while let Some(Ok(chunk)) = body.next().await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                for frame in take_frames(&mut buffer) {
-                    let Ok(data) = serde_json::from_str::<Value>(&frame.data) else {
-                        continue;
-                    };
-                    let now = Instant::now();
-                    for row in data["rows"].as_array().into_iter().flatten() {
-                        for group in row["groups"]
-                            .as_object()
-                            .into_iter()
-                            .flat_map(|g| g.values())
-                        {
-                            for item in group["items"].as_array().into_iter().flatten() {
-                                let id = item["id"].as_str().unwrap_or_default();
-                                if let Some(at) = sent_at.lock().ok().and_then(|mut s| s.remove(id))
-                                    && let Ok(mut seen) = seen.lock()
-                                {
-                                    seen.push((now - at).as_micros() as u64);
-                                }
-                            }
-                        }
-                    }
-                }
-                if done.load(Ordering::Relaxed)
-                    && sent_at.lock().map(|s| s.is_empty()).unwrap_or(true)
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let reader = tokio::spawn(time_items(
+        response,
+        sent_at.clone(),
+        seen.clone(),
+        done.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let total = rate * duration.as_secs();

@@ -62,30 +62,11 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
     verdicts
 }
 
-fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
-    let mut out = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| CliError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let mut found: Vec<_> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(path.clone());
-        }
-    }
-    Ok(out)
-}
-
 pub fn run(paths: &[PathBuf]) -> Result<(), CliError> {
     let (mut total, mut invalid) = (0, 0);
-    for file in files(paths)? {
+    let files = crate::view::manifest_files(paths)
+        .map_err(|(path, source)| CliError::Read { path, source })?;
+    for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| CliError::Read {
             path: file.clone(),
             source,

@@ -215,7 +215,9 @@ fn load_views(config: &DevConfig) -> Result<Vec<DevView>, DevError> {
             DEFAULT_VIEW.to_string(),
         ));
     }
-    for path in manifest_files(&config.views)? {
+    let files = crate::view::manifest_files(&config.views)
+        .map_err(|(path, source)| DevError::Read { path, source })?;
+    for path in files {
         let text = std::fs::read_to_string(&path).map_err(|source| DevError::Read {
             path: path.clone(),
             source,
@@ -244,27 +246,6 @@ fn load_views(config: &DevConfig) -> Result<Vec<DevView>, DevError> {
         return Err(DevError::NoViews(config.views.clone()));
     }
     Ok(views)
-}
-
-fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DevError> {
-    let mut out = Vec::new();
-    for path in paths {
-        if !path.is_dir() {
-            out.push(path.clone());
-            continue;
-        }
-        let entries = std::fs::read_dir(path).map_err(|source| DevError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        found.sort();
-        out.extend(found);
-    }
-    Ok(out)
 }
 
 /// Creates each view's source topic (one partition per shard) and

@@ -119,20 +119,11 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
     }
     let rules = compile_rules(&spec.classify, classify_field, &mut fields, &mut issues);
     let sums = compile_sums(&spec.aggregate.sum, &mut fields, &mut issues);
-    let items = spec.aggregate.items.as_ref().map(|items| CompiledItems {
-        limit: usize::try_from(items.limit).unwrap_or(1).max(1),
-        order_by: items.order_by.as_deref().and_then(|name| {
-            let found = field_index(&fields, name);
-            if found.is_none() {
-                issues.add(
-                    "spec.aggregate.items.orderBy",
-                    format!("{name:?} is not a field; declare it in spec.records.fields"),
-                );
-            }
-            found
-        }),
-        keep: items.keep,
-    });
+    let items = spec
+        .aggregate
+        .items
+        .as_ref()
+        .map(|items| compile_items(items, &fields, &mut issues));
     if let Some(dlq) = spec.dead_letter.as_ref().and_then(|d| d.topic.as_ref())
         && *dlq == spec.source.kafka.topic
     {
@@ -176,6 +167,27 @@ fn pointer(path: &str, text: &str, issues: &mut Issues) -> Option<FieldPointer> 
             issues.add(path, format!("path {text:?} {e}"));
             None
         }
+    }
+}
+
+fn compile_items(
+    items: &crate::crd::ItemsSpec,
+    fields: &[CompiledField],
+    issues: &mut Issues,
+) -> CompiledItems {
+    CompiledItems {
+        limit: usize::try_from(items.limit).unwrap_or(1).max(1),
+        order_by: items.order_by.as_deref().and_then(|name| {
+            let found = field_index(fields, name);
+            if found.is_none() {
+                issues.add(
+                    "spec.aggregate.items.orderBy",
+                    format!("{name:?} is not a field; declare it in spec.records.fields"),
+                );
+            }
+            found
+        }),
+        keep: items.keep,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ use super::params::{ReadParams, RowParams, ScanParams};
 use super::routing::{ViewRoute, key_partition};
 use crate::api::gateway::ScanPage;
 use crate::api::problem::Problem;
-use crate::api::projector::{POSITIONS_HEADER, REVISION_HEADER, ReadQuery, format_positions};
+use crate::api::projector::{ReadQuery, answer_headers, format_positions};
 use crate::api::{Answer, ClientError};
 use crate::engine::RowView;
 
@@ -185,14 +185,7 @@ fn answered<T>(
     body: impl IntoResponse,
 ) -> Response {
     let positions = merge_positions(answers.iter().map(|(_, a)| a.positions.as_slice()));
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&route.revision) {
-        headers.insert(REVISION_HEADER, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format_positions(&positions)) {
-        headers.insert(POSITIONS_HEADER, v);
-    }
-    (headers, body).into_response()
+    (answer_headers(&route.revision, &positions), body).into_response()
 }
 
 pub async fn get_row(

@@ -113,6 +113,34 @@ fn view_file(view: &MaterializedView) -> String {
     serde_yaml::to_string(&doc).unwrap_or_default()
 }
 
+/// The revision's headless Service: stable pod DNS names for its StatefulSets.
+fn headless_service(
+    view: &MaterializedView,
+    name: &str,
+    revision: &str,
+    labels: BTreeMap<String, String>,
+) -> Service {
+    let view_name = view.metadata.name.clone().unwrap_or_default();
+    Service {
+        metadata: meta(view, name.to_string(), labels),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(BTreeMap::from([
+                (LABEL_VIEW.to_string(), view_name),
+                (LABEL_REVISION.to_string(), revision.to_string()),
+            ])),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: HTTP_PORT,
+                target_port: Some(IntOrString::Int(HTTP_PORT)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn desired_objects(
     view: &MaterializedView,
     revision: &str,
@@ -126,25 +154,8 @@ pub fn desired_objects(
         data: Some(BTreeMap::from([("view.yaml".to_string(), view_file(view))])),
         ..Default::default()
     };
-    let service = Service {
-        metadata: meta(view, config_name.clone(), base.clone()),
-        spec: Some(ServiceSpec {
-            cluster_ip: Some("None".into()),
-            selector: Some(BTreeMap::from([
-                (LABEL_VIEW.to_string(), name.clone()),
-                (LABEL_REVISION.to_string(), revision.to_string()),
-            ])),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: HTTP_PORT,
-                target_port: Some(IntOrString::Int(HTTP_PORT)),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let shards = u32::try_from(view.spec.shards).unwrap_or(1).max(1);
+    let service = headless_service(view, &config_name, revision, base.clone());
+    let shards = crate::view::shard_count(view.spec.shards);
     let replicas = view.spec.replicas_per_shard.max(1);
     let mut stateful_sets = Vec::new();
     let mut disruption_budgets = Vec::new();

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::Shared;
 use super::http::{Problem, internal};
 use crate::api::problem::TypedQuery;
 use crate::api::projector::{
-    KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, PageQuery, REVISION_HEADER,
-    ReadQuery, RowView, RowsPage, format_positions, parse_positions,
+    KeysPage, LookupRequest, LookupResponse, PageQuery, ReadQuery, RowView, RowsPage,
+    answer_headers, format_positions, parse_positions,
 };
 
 const MAX_SCAN_LIMIT: usize = 1000;
@@ -98,14 +98,7 @@ async fn settle(shared: &Shared, query: &ReadQuery) -> Result<BTreeMap<i32, i64>
 
 /// Adds the revision and positions headers to an answer.
 fn answered(shared: &Shared, applied: &BTreeMap<i32, i64>, body: impl IntoResponse) -> Response {
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&shared.view.revision) {
-        headers.insert(REVISION_HEADER, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format_positions(applied)) {
-        headers.insert(POSITIONS_HEADER, v);
-    }
-    (headers, body).into_response()
+    (answer_headers(&shared.view.revision, applied), body).into_response()
 }
 
 pub async fn get_row(

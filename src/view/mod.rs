@@ -83,6 +83,28 @@ impl ValidatedView {
     }
 }
 
+/// The manifest files of the given paths: files as they are, directories'
+/// `*.yaml` and `*.yml` files in name order. `Err` names the unreadable path.
+pub fn manifest_files(
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<std::path::PathBuf>, (std::path::PathBuf, std::io::Error)> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| (path.clone(), e))?;
+        let mut found: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 /// Shards as a count: the schema keeps `spec.shards` ≥ 1; a value that slipped
 /// past it still means one shard, never zero.
 pub fn shard_count(shards: i32) -> u32 {

@@ -134,22 +134,22 @@ async fn dev_mode_serves_views_from_files_resumes_and_stops_cleanly() {
 async fn dev_mode_refuses_a_port_in_use_and_an_invalid_view_clearly() {
     let env = TestEnv::with_kafka();
     let work = tempfile::tempdir().expect("tempdir");
+    // `matview dev` with these arguments must fail; its stderr.
+    let fails = |args: &[&str], servers: &str, listen: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_matview"))
+            .arg("dev")
+            .args(args)
+            .args(["--bootstrap-servers", servers, "--listen", listen])
+            .arg("--data-dir")
+            .arg(work.path())
+            .output()
+            .expect("matview dev");
+        assert!(!out.status.success(), "matview dev {args:?} must fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = taken.local_addr().expect("address").to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
-        .args([
-            "dev",
-            "--bootstrap-servers",
-            &env.kafka_bootstrap,
-            "--listen",
-            &address,
-        ])
-        .arg("--data-dir")
-        .arg(work.path())
-        .output()
-        .expect("matview dev");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = fails(&[], &env.kafka_bootstrap, &address);
     assert!(
         err.contains("is in use") && err.contains("--listen"),
         "{err}"
@@ -159,21 +159,8 @@ async fn dev_mode_refuses_a_port_in_use_and_an_invalid_view_clearly() {
     let yaml = shop_view_yaml(env, "bad", "orders", "bad-dlq", 1)
         .replace("{group: affordable, gte: 5", "{group: affordable, gte: 500");
     std::fs::write(&bad, yaml).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
-        .args(["dev", "-f"])
-        .arg(&bad)
-        .args([
-            "--bootstrap-servers",
-            &env.kafka_bootstrap,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(work.path())
-        .output()
-        .expect("matview dev");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let bad_arg = bad.display().to_string();
+    let err = fails(&["-f", &bad_arg], &env.kafka_bootstrap, "127.0.0.1:0");
     assert!(
         err.contains("spec.classify.rules[1]"),
         "names the field to fix: {err}"
@@ -182,20 +169,7 @@ async fn dev_mode_refuses_a_port_in_use_and_an_invalid_view_clearly() {
     let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
-    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
-        .args([
-            "dev",
-            "--bootstrap-servers",
-            &unreachable.to_string(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(work.path())
-        .output()
-        .expect("matview dev");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = fails(&[], &unreachable.to_string(), "127.0.0.1:0");
     assert!(err.contains("does not answer"), "{err}");
 }
 
