@@ -4,9 +4,9 @@
 test:
 	hack/test.sh
 
-# Run it: the test environment's Kafka, then matview dev with the shop example.
-dev: testenv
-	. .testenv/testenv.env; cargo run --release -- dev --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP
+# Run it: matview dev with the shop example on its embedded Kafka broker.
+dev:
+	cargo run --release -- dev
 
 testenv:
 	hack/testenv.sh up

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod broker;
 pub mod chart;
 pub mod cli;
 pub mod crd;

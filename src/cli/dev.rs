@@ -13,13 +13,17 @@ pub struct DevArgs {
     /// View manifests, files or directories (repeatable); default: the built-in shop example.
     #[arg(short = 'f', long = "filename")]
     pub views: Vec<PathBuf>,
-    /// Kafka bootstrap servers (`make testenv` starts one; an embedded broker is planned).
-    #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
-    pub bootstrap_servers: String,
+    /// Use this Kafka (host:port,...) instead of the embedded broker.
+    #[arg(long)]
+    pub bootstrap_servers: Option<String>,
+    /// Address of the embedded Kafka broker (port 0: any free port); ignored
+    /// with --bootstrap-servers.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub broker_listen: SocketAddr,
     /// Address of the gateway (API and page).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where stores are kept, so a restart resumes.
+    /// Where stores (and the embedded broker's logs) are kept, so a restart resumes.
     #[arg(long, default_value = ".matview-dev")]
     pub data_dir: PathBuf,
     /// Demo orders per second into the first view's topic; default 5 with the
@@ -38,6 +42,7 @@ impl DevArgs {
             demo_rate: self.demo_rate.unwrap_or(default_rate),
             views: self.views,
             bootstrap_servers: self.bootstrap_servers,
+            broker_listen: self.broker_listen,
             listen: self.listen,
             data_dir: self.data_dir,
         }

@@ -58,6 +58,19 @@ pub enum Command {
     /// Everything in one process without Kubernetes: projectors for every shard
     /// of the given views, and the gateway with its page, on one address.
     Dev(Box<dev::DevArgs>),
+    /// A Kafka-compatible broker for local development (the one `matview dev`
+    /// embeds): one node, durable logs, no replication or transactions.
+    Broker {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        listen: std::net::SocketAddr,
+        /// Where topics and committed offsets are kept.
+        #[arg(long, default_value = ".matview-dev/_broker")]
+        data_dir: PathBuf,
+        /// Log format.
+        #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+        log_format: crate::logging::LogFormat,
+    },
     /// Benchmarks against a running broker.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -136,6 +149,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::dev::run(args.into_config())?;
             Ok(())
         }
+        Command::Broker {
+            listen,
+            data_dir,
+            log_format,
+        } => {
+            crate::logging::init(log_format);
+            crate::broker::run(&data_dir, listen)?;
+            Ok(())
+        }
         Command::Gateway(args) => {
             crate::logging::init(args.log_format);
             crate::gateway::run(args.into_config())?;
@@ -183,6 +205,8 @@ pub enum CliError {
     Chart(#[from] crate::chart::ChartError),
     #[error(transparent)]
     Dev(#[from] crate::dev::DevError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
 }

@@ -17,6 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::broker::EmbeddedBroker;
 use crate::crd::{MaterializedView, MaterializedViewStatus};
 use crate::gateway::auth::{AuthMode, Authorizer};
 use crate::gateway::discovery::Directory;
@@ -27,12 +28,17 @@ use crate::view::{ValidatedView, ViewError};
 
 /// The shop example, so that `matview dev` works with nothing but the binary.
 const DEFAULT_VIEW: &str = include_str!("../../examples/items-by-price.yaml");
+/// The embedded broker's data, beside the views' (`_` is in no namespace name).
+const BROKER_DIR: &str = "_broker";
 
 #[derive(Debug, Clone)]
 pub struct DevConfig {
     /// View manifests (files or directories); empty: the shop example.
     pub views: Vec<PathBuf>,
-    pub bootstrap_servers: String,
+    /// An existing Kafka; `None`: the embedded broker.
+    pub bootstrap_servers: Option<String>,
+    /// Where the embedded broker listens (port 0: any free port).
+    pub broker_listen: SocketAddr,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// Demo orders per second into the first view's topic (0: none).
@@ -61,7 +67,7 @@ pub enum DevError {
     },
     #[error("no MaterializedView found in {0:?}")]
     NoViews(Vec<PathBuf>),
-    #[error("Kafka at {servers} does not answer; start it, or point --bootstrap-servers at one")]
+    #[error("Kafka at {servers} does not answer; start it, point --bootstrap-servers at another, or leave the flag out to use the embedded broker")]
     Broker {
         servers: String,
         #[source]
@@ -89,6 +95,8 @@ pub enum DevError {
     },
     #[error(transparent)]
     Projector(#[from] ProjectorError),
+    #[error(transparent)]
+    EmbeddedBroker(#[from] crate::broker::BrokerError),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
 }
@@ -115,12 +123,27 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
                 source,
             },
         })?;
-    runtime.block_on(ensure_topics(&config.bootstrap_servers, &views))?;
+    // The broker outlives the projectors, so their last commits reach it.
+    let broker_stop = CancellationToken::new();
+    let broker = match &config.bootstrap_servers {
+        Some(_) => None,
+        None => Some(runtime.block_on(EmbeddedBroker::start(
+            &config.data_dir.join(BROKER_DIR),
+            config.broker_listen,
+            broker_stop.clone(),
+        ))?),
+    };
+    let servers = match (&broker, &config.bootstrap_servers) {
+        (Some(b), _) => b.bootstrap_servers(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => String::new(),
+    };
+    runtime.block_on(ensure_topics(&servers, &views))?;
     let cancel = CancellationToken::new();
     let mut projectors = Vec::new();
     let mut routed = Vec::new();
     for view in views {
-        let (running, route) = start_view(&config, &view, runtime.handle(), &cancel)?;
+        let (running, route) = start_view(&config, &servers, &view, runtime.handle(), &cancel)?;
         projectors.extend(running);
         let mut manifest = view.manifest;
         manifest.status = Some(MaterializedViewStatus {
@@ -131,6 +154,13 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
     }
     let address = listener.local_addr().unwrap_or(config.listen);
     println!("matview dev: http://{address}/  (Ctrl-C stops)");
+    match &broker {
+        Some(b) => println!(
+            "  embedded Kafka broker on {servers} (data in {}; --bootstrap-servers uses another Kafka)",
+            b.data_dir.display()
+        ),
+        None => println!("  Kafka at {servers}"),
+    }
     for (manifest, route) in &routed {
         let (ns, name, shards) = (&route.namespace, &route.name, route.shards.len());
         let topic = &manifest.spec.source.kafka.topic;
@@ -140,7 +170,14 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         .first()
         .map(|(m, _)| m.spec.source.kafka.topic.clone());
     let state = gateway_state(routed, config.listen);
-    let router = dev_router(&config, &state, first_topic, runtime.handle(), &cancel)?;
+    let router = dev_router(
+        &config,
+        &servers,
+        &state,
+        first_topic,
+        runtime.handle(),
+        &cancel,
+    )?;
     let stop_all = cancel.clone();
     let served = runtime.block_on(serve_router_until(listener, router, &state, async move {
         crate::signals::terminated().await;
@@ -152,6 +189,10 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         if let Err(e) = projector.join() {
             warn!(error = %crate::errors::chain(&e), "a projector stopped with an error");
         }
+    }
+    if let Some(broker) = broker {
+        broker_stop.cancel();
+        runtime.block_on(broker.stopped());
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     served.map_err(|source| DevError::Listen {
@@ -181,6 +222,7 @@ fn gateway_state(
 /// The gateway's routes plus the order form's endpoint, and the demo orders.
 fn dev_router(
     config: &DevConfig,
+    servers: &str,
     state: &std::sync::Arc<GatewayState>,
     first_topic: Option<String>,
     runtime: &tokio::runtime::Handle,
@@ -191,15 +233,15 @@ fn dev_router(
         return Ok(router);
     };
     if config.demo_rate > 0 {
-        let demo = demo::DemoOrders::new(&config.bootstrap_servers, &topic, config.demo_rate);
+        let demo = demo::DemoOrders::new(servers, &topic, config.demo_rate);
         runtime.spawn(demo.run(cancel.clone()));
     }
     let producer = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("bootstrap.servers", servers)
         .set("linger.ms", "0")
         .create()
         .map_err(|source| DevError::Broker {
-            servers: config.bootstrap_servers.clone(),
+            servers: servers.to_string(),
             source,
         })?;
     let orders = orders::Orders { producer, topic };
@@ -301,6 +343,7 @@ async fn ensure_topics(servers: &str, views: &[DevView]) -> Result<(), DevError>
 /// operator's ConfigMap would hold it; each revision has its own stores.
 fn start_view(
     config: &DevConfig,
+    servers: &str,
     view: &DevView,
     runtime: &tokio::runtime::Handle,
     cancel: &CancellationToken,
@@ -322,7 +365,7 @@ fn start_view(
     let mut shards = Vec::new();
     for shard in 0..v.shards {
         let projector = crate::projector::start(
-            shard_config(config, &view_file, &home, shard),
+            shard_config(servers, &view_file, &home, shard),
             runtime,
             cancel.clone(),
         )?;
@@ -343,14 +386,14 @@ fn start_view(
     Ok((running, route))
 }
 
-fn shard_config(config: &DevConfig, view_file: &Path, home: &Path, shard: u32) -> ProjectorConfig {
+fn shard_config(servers: &str, view_file: &Path, home: &Path, shard: u32) -> ProjectorConfig {
     ProjectorConfig {
         view_file: view_file.to_path_buf(),
         shard: Some(shard),
         ordinal: None,
         data_dir: home.join(format!("s{shard}")),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        bootstrap_servers: Some(config.bootstrap_servers.clone()),
+        bootstrap_servers: Some(servers.to_string()),
         kafka_properties: Vec::new(),
         batch_max_events: 20_000,
         batch_max_wait: Duration::from_millis(20),
