@@ -105,7 +105,10 @@ mod tests {
             metadata: None,
         };
         offsets
-            .commit("g", [("t".to_string(), 0, at(5)), ("t".to_string(), 1, at(7))])
+            .commit(
+                "g",
+                [("t".to_string(), 0, at(5)), ("t".to_string(), 1, at(7))],
+            )
             .expect("commit");
         offsets
             .commit("g", [("t".to_string(), 1, at(9))])

@@ -22,11 +22,11 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
+    FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tracing::warn;
@@ -210,7 +210,12 @@ fn metadata(state: &State, request: &MetadataRequest, version: i16) -> MetadataR
         Some(list) if !(version == 0 && list.is_empty()) => list
             .iter()
             .filter_map(|t| t.name.as_ref())
-            .map(|n| (n.as_str().to_string(), state.log.partition_count(n.as_str())))
+            .map(|n| {
+                (
+                    n.as_str().to_string(),
+                    state.log.partition_count(n.as_str()),
+                )
+            })
             .collect(),
         _ => all.into_iter().map(|(n, c)| (n, Some(c))).collect(),
     };
@@ -267,9 +272,7 @@ fn produce(state: &State, request: &ProduceRequest) -> ProduceResponse {
                         Err(e) => {
                             warn!(topic = %topic.name.as_str(), partition = data.index, error = %e,
                                 "refused a produce request");
-                            answer
-                                .with_error_code(error_code(&e))
-                                .with_base_offset(-1)
+                            answer.with_error_code(error_code(&e)).with_base_offset(-1)
                         }
                     }
                 })

@@ -301,7 +301,11 @@ impl Log {
         };
         let slot = found
             .as_ref()
-            .and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)))
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get(p))
+            })
             .ok_or_else(|| LogError::UnknownPartition(format!("{topic}/{partition}")))?;
         let mut partition = slot.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut partition)
@@ -362,7 +366,15 @@ mod tests {
         for good in ["orders", "shop.orders_v2-dlq", &"a".repeat(249)] {
             assert!(valid_topic_name(good), "{good}");
         }
-        for bad in ["", ".", "..", "has space", "slash/", &"a".repeat(250), "ümlaut"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "slash/",
+            &"a".repeat(250),
+            "ümlaut",
+        ] {
             assert!(!valid_topic_name(bad), "{bad}");
         }
     }
@@ -398,12 +410,21 @@ mod tests {
         let read = log.read("t", 1, 4, 1).expect("read");
         let first = batch::read_header(&read.records).expect("a whole batch");
         assert_eq!((first.base_offset, first.last_offset()), (4, 5));
-        assert_eq!(read.records.len(), first.size, "one batch when max_bytes is small");
+        assert_eq!(
+            read.records.len(),
+            first.size,
+            "one batch when max_bytes is small"
+        );
         assert!(matches!(
             log.read("t", 1, 7, 100),
             Err(LogError::OutOfRange { .. })
         ));
-        assert!(log.read("t", 1, 6, 100).expect("at the end").records.is_empty());
+        assert!(
+            log.read("t", 1, 6, 100)
+                .expect("at the end")
+                .records
+                .is_empty()
+        );
         assert_eq!(log.append("t", 1, &batch(1, 50)).expect("append"), 6);
     }
 

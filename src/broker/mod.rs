@@ -36,7 +36,9 @@ const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("{0} is in use; pick another address for the embedded broker")]
+    #[error(
+        "{0} is in use; pick another address for the embedded broker (--broker-listen of matview dev, --listen of matview broker)"
+    )]
     PortInUse(SocketAddr),
     #[error("the embedded broker cannot listen on {address}")]
     Listen {
@@ -86,10 +88,12 @@ impl EmbeddedBroker {
                     source,
                 },
             })?;
-        let address = listener.local_addr().map_err(|source| BrokerError::Listen {
-            address: listen,
-            source,
-        })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| BrokerError::Listen {
+                address: listen,
+                source,
+            })?;
         let state = Arc::new(State {
             log,
             offsets,
@@ -204,7 +208,10 @@ async fn answer(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String
     let correlation_id = (&frame[4..8]).get_i32();
     let response = if key == ApiKey::ApiVersions && !handlers::supports(key, version) {
         // Answered in version 0 so the client can read our versions.
-        Some((ResponseKind::ApiVersions(handlers::unsupported_api_versions()), 0))
+        Some((
+            ResponseKind::ApiVersions(handlers::unsupported_api_versions()),
+            0,
+        ))
     } else if !handlers::supports(key, version) {
         return Err(format!("{key:?} v{version} is not supported"));
     } else {

@@ -67,7 +67,9 @@ pub enum DevError {
     },
     #[error("no MaterializedView found in {0:?}")]
     NoViews(Vec<PathBuf>),
-    #[error("Kafka at {servers} does not answer; start it, point --bootstrap-servers at another, or leave the flag out to use the embedded broker")]
+    #[error(
+        "Kafka at {servers} does not answer; start it, point --bootstrap-servers at another, or leave the flag out to use the embedded broker"
+    )]
     Broker {
         servers: String,
         #[source]

@@ -1,36 +1,28 @@
 //! The page in a real browser: headless Chromium (Debian's package, driven by
-//! puppeteer-core from npm) loads the page of a running `matview dev`, shows a
+//! puppeteer-core from npm) loads the page of a running `matview dev` (the
+//! built-in shop example on its embedded broker, as a newcomer runs it), shows a
 //! row, places an order through the form and sees the right group's count go
 //! up in the DOM. The screenshot is kept in target/test-artifacts/.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::projector::{free_port, shop_view_yaml};
-use crate::support::{TestEnv, eventually, kafka, unique_name};
+use crate::support::projector::free_port;
+use crate::support::{TestEnv, eventually, unique_name};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
 async fn placing_an_order_on_the_page_moves_the_right_group() {
-    let env = TestEnv::with_kafka();
+    let env = TestEnv::get();
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
         "Chromium is missing: apt-get install chromium (.ci/run installs it)"
     );
     let work = tempfile::tempdir().expect("tempdir");
-    let topic = kafka::create_topic(env, "page-orders", 2).await;
-    let view = work.path().join("view.yaml");
-    std::fs::write(
-        &view,
-        shop_view_yaml(env, "page", &topic, &unique_name("page-dlq"), 2),
-    )
-    .expect("view");
     let address = format!("127.0.0.1:{}", free_port());
     let mut dev = Command::new(env!("CARGO_BIN_EXE_matview"))
         .args(["dev", "--demo-rate", "0", "--listen", &address])
-        .args(["--bootstrap-servers", &env.kafka_bootstrap, "-f"])
-        .arg(&view)
         .arg("--data-dir")
         .arg(work.path().join("data"))
         .stdout(Stdio::null())

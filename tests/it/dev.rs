@@ -1,6 +1,6 @@
 //! `matview dev`: the projectors of every shard and the gateway in one
-//! process, against the test broker. Expected rows are computed from the
-//! produced orders.
+//! process, on its embedded broker and against the test broker. Expected
+//! rows are computed from the produced orders.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +9,19 @@ use serde_json::Value;
 
 use crate::support::projector::{free_port, reference, row_totals, shop_view_yaml};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
+
+enum Broker {
+    /// An existing Kafka's bootstrap servers.
+    At(String),
+    /// The embedded broker, listening here.
+    Embedded(String),
+}
+
+impl Broker {
+    fn embedded() -> Broker {
+        Broker::Embedded(format!("127.0.0.1:{}", free_port()))
+    }
+}
 
 /// A `matview dev` process; killed when dropped.
 struct Dev {
@@ -24,17 +37,19 @@ impl Drop for Dev {
     }
 }
 
-fn start_dev(env: &TestEnv, args: &[&str], data: &std::path::Path, log: &std::path::Path) -> Dev {
+/// Starts `matview dev` on `kafka` (bootstrap servers), or on its embedded
+/// broker at `--broker-listen` when `kafka` is `Broker::Embedded`.
+fn start_dev(kafka: &Broker, args: &[&str], data: &std::path::Path, log: &std::path::Path) -> Dev {
     let address = format!("127.0.0.1:{}", free_port());
+    let broker_args = match kafka {
+        Broker::At(servers) => ["--bootstrap-servers", servers.as_str()],
+        Broker::Embedded(listen) => ["--broker-listen", listen.as_str()],
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))
         .arg("dev")
         .args(args)
-        .args([
-            "--bootstrap-servers",
-            &env.kafka_bootstrap,
-            "--listen",
-            &address,
-        ])
+        .args(broker_args)
+        .args(["--listen", &address])
         .arg("--data-dir")
         .arg(data)
         .stdout(Stdio::null())
@@ -87,7 +102,8 @@ async fn dev_mode_serves_views_from_files_resumes_and_stops_cleanly() {
     let view_arg = view.display().to_string();
     let args = ["-f", view_arg.as_str(), "--demo-rate", "0"];
 
-    let mut dev = start_dev(env, &args, &data, &work.path().join("dev.log"));
+    let kafka = Broker::At(env.kafka_bootstrap.clone());
+    let mut dev = start_dev(&kafka, &args, &data, &work.path().join("dev.log"));
     for (user, groups) in &expected {
         let url = format!("{}/v1/namespaces/tests/views/dev-shop/rows/{user}", dev.url);
         let row = eventually(
@@ -110,7 +126,7 @@ async fn dev_mode_serves_views_from_files_resumes_and_stops_cleanly() {
     assert!(took < Duration::from_secs(20), "stopped in {took:?}");
 
     // A restart resumes from the stores: every row is there at once.
-    let mut again = start_dev(env, &args, &data, &work.path().join("again.log"));
+    let mut again = start_dev(&kafka, &args, &data, &work.path().join("again.log"));
     let (user, groups) = expected.iter().next().expect("a user");
     let url = format!(
         "{}/v1/namespaces/tests/views/dev-shop/rows/{user}",
@@ -171,16 +187,34 @@ async fn dev_mode_refuses_a_port_in_use_and_an_invalid_view_clearly() {
         .expect("a free port");
     let err = fails(&[], &unreachable.to_string(), "127.0.0.1:0");
     assert!(err.contains("does not answer"), "{err}");
+
+    // The embedded broker's address taken.
+    let out = Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--broker-listen",
+            &address,
+        ])
+        .arg("--data-dir")
+        .arg(work.path())
+        .output()
+        .expect("matview dev");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must fail: {err}");
+    assert!(
+        err.contains("is in use") && err.contains("--broker-listen"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn dev_mode_with_no_arguments_runs_the_shop_example_with_demo_orders() {
-    let env = TestEnv::with_kafka();
     let work = tempfile::tempdir().expect("tempdir");
-    // The built-in example reads topic "orders": shared with other runs, so
-    // only check that demo orders make rows appear.
+    // Demo orders are random: only check that they make rows appear.
     let dev = start_dev(
-        env,
+        &Broker::embedded(),
         &["--demo-rate", "50"],
         &work.path().join("data"),
         &work.path().join("dev.log"),
@@ -202,4 +236,67 @@ async fn dev_mode_with_no_arguments_runs_the_shop_example_with_demo_orders() {
         "{page}\n{}",
         dev.log()
     );
+}
+
+/// Whether something listens on `address`.
+fn listening(address: &str) -> bool {
+    std::net::TcpStream::connect(address).is_ok()
+}
+
+#[tokio::test]
+async fn dev_mode_on_its_embedded_broker_is_exact_durable_and_leaves_nothing_running() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let kafka = Broker::embedded();
+    let Broker::Embedded(servers) = &kafka else {
+        unreachable!("an embedded broker")
+    };
+    let data = work.path().join("data");
+    let args = ["--demo-rate", "0"];
+    let mut dev = start_dev(&kafka, &args, &data, &work.path().join("dev.log"));
+    let views = format!("{}/v1/views", dev.url);
+    eventually("matview dev answers", Duration::from_secs(60), || async {
+        get(&views).await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+
+    // Orders into the built-in example's topic on the embedded broker: the
+    // broker is this process's own, so the expectation is exact.
+    let mut g = matview::workload::OrderGenerator::new(97, 20);
+    let first: Vec<Value> = (0..120).map(|_| g.next_order()).collect();
+    crate::support::projector::produce_orders_at(servers, "orders", &first).await;
+    let check_rows = |orders: Vec<Value>, base: String| async move {
+        for (user, groups) in &reference(&orders) {
+            let url = format!("{base}/v1/namespaces/shop/views/items-by-price/rows/{user}");
+            eventually(&format!("row {user}"), Duration::from_secs(60), || async {
+                let (status, row) = get(&url).await?;
+                (status == 200 && row_totals(&row) == *groups).then_some(())
+            })
+            .await;
+        }
+    };
+    check_rows(first.clone(), dev.url.clone()).await;
+
+    let (status, took) = dev.terminate();
+    assert!(status.success(), "a clean exit: {status}\n{}", dev.log());
+    assert!(took < Duration::from_secs(20), "stopped in {took:?}");
+    let gateway = dev.url.trim_start_matches("http://").to_string();
+    assert!(!listening(&gateway), "the gateway is gone");
+    assert!(!listening(servers), "the embedded broker is gone");
+
+    // A restart finds the broker's log and the stores; new orders continue
+    // from there and every row is exact over both runs.
+    let mut again = start_dev(&kafka, &args, &data, &work.path().join("again.log"));
+    let later: Vec<Value> = (0..60).map(|_| g.next_order()).collect();
+    eventually(
+        "the embedded broker is back",
+        Duration::from_secs(60),
+        || async { listening(servers).then_some(()) },
+    )
+    .await;
+    crate::support::projector::produce_orders_at(servers, "orders", &later).await;
+    let all: Vec<Value> = first.into_iter().chain(later).collect();
+    check_rows(all, again.url.clone()).await;
+    let (status, _) = again.terminate();
+    assert!(status.success(), "{}", again.log());
+    assert!(!listening(servers), "the embedded broker is gone");
 }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (one link step) against the real test
 //! environment started by `make testenv`.
 
+mod broker;
 mod browser;
 mod cli;
 mod crd_api;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use super::{TestEnv, kafka};
+use super::TestEnv;
 
 /// A shop view (items of each user by price) on the given topics.
 pub fn shop_view_yaml(
@@ -109,6 +109,11 @@ pub fn row_totals(row: &Value) -> BTreeMap<&'static str, (u64, i64)> {
 
 /// Produces order documents keyed by their order id.
 pub async fn produce_orders(env: &TestEnv, topic: &str, orders: &[Value]) {
+    produce_orders_at(&env.kafka_bootstrap, topic, orders).await;
+}
+
+/// Produces order documents keyed by their order id to the given Kafka.
+pub async fn produce_orders_at(servers: &str, topic: &str, orders: &[Value]) {
     let events: Vec<(String, Vec<u8>)> = orders
         .iter()
         .map(|o| {
@@ -118,12 +123,18 @@ pub async fn produce_orders(env: &TestEnv, topic: &str, orders: &[Value]) {
             )
         })
         .collect();
-    produce(env, topic, &events).await;
+    produce_at(servers, topic, &events).await;
 }
 
 /// Produces orders keyed by order id (not by user), waiting for every delivery.
 pub async fn produce(env: &TestEnv, topic: &str, events: &[(String, Vec<u8>)]) {
-    let producer: FutureProducer = kafka::client_config(env)
+    produce_at(&env.kafka_bootstrap, topic, events).await;
+}
+
+/// Produces keyed events to the given Kafka, waiting for every delivery.
+pub async fn produce_at(servers: &str, topic: &str, events: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", servers)
         .set("linger.ms", "10")
         .set("message.max.bytes", "5000000")
         .create()
