@@ -321,3 +321,50 @@ async fn a_waiting_consumer_gets_a_record_produced_after_it_started() {
     stop.cancel();
     broker.stopped().await;
 }
+
+#[tokio::test]
+async fn matview_broker_serves_on_its_own_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = crate::support::projector::free_port();
+    let servers = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args(["broker", "--listen", &servers, "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("matview broker");
+    crate::support::eventually(
+        "matview broker listens",
+        Duration::from_secs(30),
+        || async { std::net::TcpStream::connect(&servers).ok().map(|_| ()) },
+    )
+    .await;
+    let created = create(
+        &servers,
+        &[NewTopic::new("cli", 2, TopicReplication::Fixed(1))],
+    )
+    .await;
+    assert!(created[0].is_ok(), "{created:?}");
+    let offsets = produce(&servers, "cli", 0, 3, 0).await;
+    assert_eq!(offsets.len(), 3);
+    let seen = consume(&servers, "cli", 0, 3).await;
+    assert_eq!(seen.len(), 3);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().expect("exit status");
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut out)
+        .expect("stdout");
+    assert!(
+        out.contains(&format!("bootstrap.servers={servers}")),
+        "{out}"
+    );
+    assert!(
+        dir.path().join("topics/cli/0.log").exists(),
+        "the log is on disk"
+    );
+}
