@@ -61,7 +61,7 @@ async fn consume(servers: &str, topic: &str, p: i32, until: i64) -> Vec<Seen> {
         consumer.assign(&tpl).expect("assign");
         let mut seen: Vec<Seen> = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while seen.last().map_or(true, |(o, ..)| *o + 1 < until) {
+        while seen.last().is_none_or(|(o, ..)| *o + 1 < until) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "consumed only {} records",
