@@ -16,8 +16,6 @@ use tracing::warn;
 
 use super::batch::{self, BatchError};
 
-/// Kafka's limit on topic name length.
-const MAX_TOPIC_NAME: usize = 249;
 const PARTITIONS_FILE: &str = "partitions";
 
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +51,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
 
 /// Kafka's rule for topic names (they become file names here too).
 pub fn valid_topic_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_TOPIC_NAME
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    crate::engine::source::topic_name_problem(name).is_none()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -257,9 +249,10 @@ impl Log {
             return Err(LogError::InvalidPartitions(partitions));
         }
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        // Kafka treats '.' and '_' alike in topic names (metric names collide).
-        let collides = |other: &String| other.replace('.', "_") == name.replace('.', "_");
-        if topics.keys().any(collides) {
+        if topics
+            .keys()
+            .any(|other| crate::engine::source::topics_collide(other, name))
+        {
             return Err(LogError::TopicExists(name.to_string()));
         }
         if validate_only {

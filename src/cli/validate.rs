@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::CliError;
 use crate::crd::MaterializedView;
-use crate::engine::{compile, revision};
+use crate::view::{ValidatedView, ViewError};
 
 /// The outcome for one manifest document.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,7 +15,62 @@ pub enum Verdict {
     Invalid { name: String, problems: Vec<String> },
 }
 
-/// Checks every MaterializedView document in a YAML text (other kinds are skipped).
+/// The API version the CRD serves.
+const API_VERSION: &str = "matview.dev/v1alpha1";
+const KIND: &str = "MaterializedView";
+
+/// Whether a document is meant as a MaterializedView: its kind, spelt any
+/// way, or an apiVersion of our group.
+fn meant_as_view(api_version: &str, kind: &str) -> bool {
+    kind.eq_ignore_ascii_case(KIND) || api_version.starts_with("matview.dev/")
+}
+
+/// Problems of the document's envelope, as the API server would name them.
+fn envelope_problems(value: &serde_yaml::Value) -> Vec<String> {
+    fn text(v: Option<&serde_yaml::Value>) -> &str {
+        v.and_then(|v| v.as_str()).unwrap_or_default()
+    }
+    let mut problems = Vec::new();
+    let (api_version, kind) = (text(value.get("apiVersion")), text(value.get("kind")));
+    if api_version != API_VERSION {
+        problems.push(format!(
+            "apiVersion: {api_version:?} is not served; use {API_VERSION}"
+        ));
+    }
+    if kind != KIND {
+        problems.push(format!(
+            "kind: {kind:?} is not a kind of matview.dev; use {KIND}"
+        ));
+    }
+    let name = text(value.get("metadata").and_then(|m| m.get("name")));
+    if let Some(problem) = dns_subdomain_problem(name) {
+        problems.push(format!("metadata.name: {problem}"));
+    }
+    problems
+}
+
+/// Kubernetes' rule for object names (RFC 1123 subdomain).
+fn dns_subdomain_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is required".into());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some(format!(
+            "{name:?} must be lower-case letters, digits, '-' and '.', start and end with a letter or digit, at most 253 characters"
+        ));
+    }
+    None
+}
+
+/// Checks every MaterializedView document in a YAML text (other kinds are
+/// skipped; a misspelt kind or a wrong apiVersion of ours is invalid).
 pub fn check_text(text: &str) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
@@ -29,7 +84,8 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
                 continue;
             }
         };
-        if value.get("kind").and_then(|k| k.as_str()) != Some("MaterializedView") {
+        let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        if !meant_as_view(field("apiVersion"), field("kind")) {
             continue;
         }
         let name = value
@@ -38,6 +94,14 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
             .and_then(|n| n.as_str())
             .unwrap_or("<unnamed>")
             .to_string();
+        let envelope = envelope_problems(&value);
+        if !envelope.is_empty() {
+            verdicts.push(Verdict::Invalid {
+                name,
+                problems: envelope,
+            });
+            continue;
+        }
         let view: MaterializedView = match serde_yaml::from_value(value) {
             Ok(v) => v,
             Err(e) => {
@@ -48,14 +112,18 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
                 continue;
             }
         };
-        match compile(&view.spec) {
-            Ok(_) => verdicts.push(Verdict::Valid {
+        match ValidatedView::new(&view) {
+            Ok(valid) => verdicts.push(Verdict::Valid {
                 name,
-                revision: revision(&view.spec),
+                revision: valid.revision,
             }),
-            Err(e) => verdicts.push(Verdict::Invalid {
+            Err(ViewError::Invalid { source, .. }) => verdicts.push(Verdict::Invalid {
                 name,
-                problems: e.issues.iter().map(ToString::to_string).collect(),
+                problems: source.issues.iter().map(ToString::to_string).collect(),
+            }),
+            Err(e @ ViewError::Unnamed) => verdicts.push(Verdict::Invalid {
+                name,
+                problems: vec![e.to_string()],
             }),
         }
     }
@@ -125,6 +193,36 @@ mod tests {
                 )
             }
             other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_api_version_a_misspelt_kind_or_a_bad_name_is_invalid() {
+        let good = include_str!("../../examples/items-by-price.yaml");
+        let cases = [
+            (
+                "apiVersion: matview.dev/v1alpha1",
+                "apiVersion: matview.dev/v1",
+                "apiVersion",
+            ),
+            ("kind: MaterializedView", "kind: MaterialisedView", "kind"),
+            ("kind: MaterializedView", "kind: materializedview", "kind"),
+            (
+                "name: items-by-price",
+                "name: Items_By_Price",
+                "metadata.name",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(good.contains(from), "{from}");
+            let verdicts = check_text(&good.replacen(from, to, 1));
+            match verdicts.as_slice() {
+                [Verdict::Invalid { problems, .. }] => assert!(
+                    problems.iter().any(|p| p.starts_with(&format!("{field}:"))),
+                    "{to}: {problems:?}"
+                ),
+                other => panic!("{to}: expected one invalid verdict, got {other:?}"),
+            }
         }
     }
 }

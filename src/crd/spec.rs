@@ -146,10 +146,14 @@ pub struct Source {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.bootstrapServers) || has(self.configFrom)").message("set bootstrapServers, or configFrom with a bootstrap.servers property"))]
+#[x_kube(validation = Rule::new("self.topic != '.' && self.topic != '..'").message("'.' and '..' are not topic names Kafka accepts").field_path(".topic"))]
 pub struct KafkaSource {
-    /// Comma-separated host:port list of brokers.
+    /// Comma-separated host:port list of brokers (every entry with its port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[^,\s]+(,[^,\s]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^[^,\s]+:[0-9]{1,5}(,[^,\s]+:[0-9]{1,5})*$")
+    )]
     pub bootstrap_servers: Option<String>,
     /// Kafka client properties (for SASL or TLS, and optionally bootstrap.servers) from a Secret or ConfigMap in the view's namespace; each key is a librdkafka property.
     #[serde(default, skip_serializing_if = "Option::is_none")]

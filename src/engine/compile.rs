@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::pointer::FieldPointer;
 pub use super::rules::{CompiledClassify, CompiledRule, GroupId, Predicate, Scalar, ValueKind};
+use super::source;
 use crate::crd::{FieldType, Keep, MaterializedViewSpec};
 
 /// Default largest event: 1 MiB.
@@ -84,6 +85,40 @@ impl Issues {
     }
 }
 
+/// Kafka's rules for the topics and brokers a spec names.
+fn check_kafka(spec: &MaterializedViewSpec, issues: &mut Issues) {
+    let kafka = &spec.source.kafka;
+    if let Some(problem) = source::topic_name_problem(&kafka.topic) {
+        issues.add("spec.source.kafka.topic", problem);
+    }
+    if let Some(problem) = kafka
+        .bootstrap_servers
+        .as_deref()
+        .and_then(source::bootstrap_problem)
+    {
+        issues.add("spec.source.kafka.bootstrapServers", problem);
+    }
+    let Some(dlq) = spec.dead_letter.as_ref().and_then(|d| d.topic.as_ref()) else {
+        return;
+    };
+    if let Some(problem) = source::topic_name_problem(dlq) {
+        issues.add("spec.deadLetter.topic", problem);
+    } else if *dlq == kafka.topic {
+        issues.add(
+            "spec.deadLetter.topic",
+            "must differ from the source topic, or bad events would be read again",
+        );
+    } else if source::topics_collide(dlq, &kafka.topic) {
+        issues.add(
+            "spec.deadLetter.topic",
+            format!(
+                "collides with the source topic {:?}: Kafka treats '.' and '_' alike; pick another name",
+                kafka.topic
+            ),
+        );
+    }
+}
+
 /// Compiles a spec, or returns every problem in it.
 pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError> {
     let mut issues = Issues(Vec::new());
@@ -124,14 +159,7 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         .items
         .as_ref()
         .map(|items| compile_items(items, &fields, &mut issues));
-    if let Some(dlq) = spec.dead_letter.as_ref().and_then(|d| d.topic.as_ref())
-        && *dlq == spec.source.kafka.topic
-    {
-        issues.add(
-            "spec.deadLetter.topic",
-            "must differ from the source topic, or bad events would be read again",
-        );
-    }
+    check_kafka(spec, &mut issues);
 
     match (key, classify_field) {
         (Some(key), Some(field)) if issues.0.is_empty() => Ok(CompiledView {

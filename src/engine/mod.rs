@@ -11,6 +11,7 @@ pub mod revision;
 pub mod row;
 pub mod rules;
 pub mod shape;
+pub mod source;
 pub mod view;
 
 pub use compile::{CompileError, CompiledView, SpecIssue, compile};

@@ -4,7 +4,7 @@
 //! from the same manifest, so these names are written in one place only.
 
 use crate::crd::{MaterializedView, MaterializedViewSpec, StartFrom};
-use crate::engine::{CompileError, CompiledView, compile, revision};
+use crate::engine::{CompileError, CompiledView, SpecIssue, compile, revision};
 
 /// The namespace of a manifest that names none (a projector run by hand).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -48,7 +48,16 @@ impl ValidatedView {
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or(ViewError::Unnamed)?;
-        let compiled = compile(&view.spec).map_err(|source| ViewError::Invalid {
+        let derived = derived_name_issues(view);
+        let compiled = match compile(&view.spec) {
+            Ok(compiled) if derived.is_empty() => Ok(compiled),
+            Ok(_) => Err(CompileError { issues: derived }),
+            Err(mut e) => {
+                e.issues.extend(derived);
+                Err(e)
+            }
+        }
+        .map_err(|source| ViewError::Invalid {
             name: name.clone(),
             source,
         })?;
@@ -119,6 +128,31 @@ pub fn dead_letter_topic(view: &MaterializedView) -> String {
         let name = view.metadata.name.as_deref().unwrap_or_default();
         format!("{}.{name}.dlq", view.spec.source.kafka.topic)
     })
+}
+
+/// Problems of names derived from the manifest (not from the spec alone):
+/// the default dead-letter topic must be a topic Kafka accepts.
+fn derived_name_issues(view: &MaterializedView) -> Vec<SpecIssue> {
+    let named = view
+        .spec
+        .dead_letter
+        .as_ref()
+        .and_then(|d| d.topic.as_ref());
+    let source = &view.spec.source.kafka.topic;
+    // A bad source topic is reported on its own field.
+    if named.is_some() || crate::engine::source::topic_name_problem(source).is_some() {
+        return Vec::new();
+    }
+    let topic = dead_letter_topic(view);
+    match crate::engine::source::topic_name_problem(&topic) {
+        Some(problem) => vec![SpecIssue {
+            path: "spec.deadLetter.topic".into(),
+            message: format!(
+                "the default dead-letter topic (<source topic>.<view name>.dlq) {problem}; set spec.deadLetter.topic to a shorter name"
+            ),
+        }],
+        None => Vec::new(),
+    }
 }
 
 /// Offsets of a revision are also committed to this group, so standard lag

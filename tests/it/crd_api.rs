@@ -163,6 +163,24 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
                     Err(e) => e.to_string(),
                 }
             }
+            // Names derived from the whole manifest (the view's name too).
+            ("view", Ok(created)) => {
+                let view: matview::crd::MaterializedView =
+                    match serde_json::to_value(&created).and_then(serde_json::from_value) {
+                        Ok(view) => view,
+                        Err(e) => {
+                            failures.push(format!("{}: stored view: {e}", path.display()));
+                            continue;
+                        }
+                    };
+                match matview::view::ValidatedView::new(&view) {
+                    Ok(_) => {
+                        failures.push(format!("{}: validated without error", path.display()));
+                        continue;
+                    }
+                    Err(e) => matview::errors::chain(&e),
+                }
+            }
             (by, outcome) => panic!("{}: unexpected {by} / {outcome:?}", path.display()),
         };
         if !message.contains(&expect) {
