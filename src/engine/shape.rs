@@ -48,6 +48,8 @@ pub enum EventError {
     },
     #[error("explode target at {path} is not an array but {found}")]
     ExplodeNotArray { path: String, found: &'static str },
+    #[error("row key at {path} is empty: no request could read the row back")]
+    EmptyKey { path: String },
     #[error("number for {what} at {path} {problem}")]
     BadNumber {
         what: String,
@@ -66,6 +68,7 @@ impl EventError {
             EventError::WrongType { .. } => "wrong-type",
             EventError::ExplodeNotArray { .. } => "explode-not-array",
             EventError::BadNumber { .. } => "bad-number",
+            EventError::EmptyKey { .. } => "empty-key",
         }
     }
 }
@@ -130,6 +133,11 @@ impl CompiledView {
             "row key",
             self.key.as_str(),
         )?;
+        if key.is_empty() {
+            return Err(EventError::EmptyKey {
+                path: self.key.as_str().into(),
+            });
+        }
         let id = match &self.id {
             Some(p) => identity(p.resolve(event, element), "record id", p.as_str())?,
             None => format!("{}-{}-{}", position.partition, position.offset, index),

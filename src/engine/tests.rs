@@ -84,6 +84,8 @@ fn bad_events_are_rejected_whole_with_the_reason() {
         (json!({"userId": ["u1"], "orderId": "o", "items": [{"itemId": "a", "name": "x", "price": 1}]}).to_string().into_bytes(),
             "wrong-type", "row key at ^/userId"),
         (vec![b' '; 2 << 20], "too-large", "over the limit of 1048576"),
+        (json!({"userId": "", "orderId": "o", "items": [{"itemId": "a", "name": "x", "price": 1}]}).to_string().into_bytes(),
+            "empty-key", "row key at ^/userId is empty"),
     ];
     for (bytes, reason, text) in cases {
         let err = view.shape(&bytes, at(1)).expect_err("must be rejected");

@@ -153,6 +153,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         (json!({"orderId": "o", "userId": "u1", "items": [{"itemId": "t", "name": "pen", "price": "cheap"}]}).to_string().into_bytes(), Some("wrong-type")),
         (json!({"orderId": "o", "userId": "u1", "items": "none"}).to_string().into_bytes(), Some("explode-not-array")),
         (oversized.to_string().into_bytes(), Some("too-large")),
+        (json!({"orderId": "e", "userId": "", "items": [{"itemId": "e", "name": "pen", "price": 1}]}).to_string().into_bytes(), Some("empty-key")),
         (good(3).to_string().into_bytes(), None),
     ];
     let events: Vec<(String, Vec<u8>)> = sequence
