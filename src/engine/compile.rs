@@ -6,8 +6,9 @@ use std::fmt;
 
 use super::pointer::FieldPointer;
 pub use super::rules::{CompiledClassify, CompiledRule, GroupId, Predicate, Scalar, ValueKind};
-use super::source;
+use super::{quantity, source};
 use crate::crd::{FieldType, Keep, MaterializedViewSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// Default largest event: 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
@@ -119,6 +120,48 @@ fn check_kafka(spec: &MaterializedViewSpec, issues: &mut Issues) {
     }
 }
 
+/// What the API server would refuse in the projector pods' resources: a
+/// value that is not a quantity, or a request above its limit.
+fn check_resources(spec: &MaterializedViewSpec, issues: &mut Issues) {
+    let Some(resources) = spec.projector.as_ref().and_then(|p| p.resources.as_ref()) else {
+        return;
+    };
+    let requests = quantities("requests", resources.requests.as_ref(), issues);
+    let limits = quantities("limits", resources.limits.as_ref(), issues);
+    for (name, (request, request_text)) in &requests {
+        if let Some((limit, limit_text)) = limits.get(name)
+            && request > limit
+        {
+            issues.add(
+                format!("spec.projector.resources.requests[{name}]"),
+                format!("{request_text} is above the limit {limit_text}; lower the request or raise the limit"),
+            );
+        }
+    }
+}
+
+/// The values of one resource list, each with its text; reports the ones
+/// that are not quantities.
+fn quantities(
+    kind: &str,
+    list: Option<&std::collections::BTreeMap<String, Quantity>>,
+    issues: &mut Issues,
+) -> std::collections::BTreeMap<String, (super::Decimal, String)> {
+    let mut values = std::collections::BTreeMap::new();
+    for (name, Quantity(text)) in list.into_iter().flatten() {
+        match quantity::parse_quantity(text) {
+            Some(v) => {
+                values.insert(name.clone(), (v, text.clone()));
+            }
+            None => issues.add(
+                format!("spec.projector.resources.{kind}[{name}]"),
+                format!("{text:?} is not a quantity; write it like 500m, 256Mi or 2"),
+            ),
+        }
+    }
+    values
+}
+
 /// Compiles a spec, or returns every problem in it.
 pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError> {
     let mut issues = Issues(Vec::new());
@@ -160,6 +203,7 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         .as_ref()
         .map(|items| compile_items(items, &fields, &mut issues));
     check_kafka(spec, &mut issues);
+    check_resources(spec, &mut issues);
 
     match (key, classify_field) {
         (Some(key), Some(field)) if issues.0.is_empty() => Ok(CompiledView {

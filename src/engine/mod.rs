@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod decimal;
 pub mod pointer;
+pub mod quantity;
 pub mod revision;
 pub mod row;
 pub mod rules;
