@@ -11,6 +11,7 @@ pub mod quantity;
 pub mod revision;
 pub mod row;
 pub mod rules;
+pub mod satisfy;
 pub mod shape;
 pub mod source;
 pub mod view;

@@ -102,9 +102,15 @@ impl Scalar {
 pub(super) fn compile_rule(
     rule: &ClassifyRule,
     path: &str,
-    report: &mut dyn FnMut(String, String),
+    outer_report: &mut dyn FnMut(String, String),
     kinds: &mut Vec<(String, ValueKind)>,
 ) -> Vec<Predicate> {
+    // A rule already reported is not also called unmatchable.
+    let mut reported = false;
+    let report: &mut dyn FnMut(String, String) = &mut |at, message| {
+        reported = true;
+        outer_report(at, message);
+    };
     let mut predicates = Vec::new();
     let mut one = |name: &str,
                    value: &Option<Value>,
@@ -166,6 +172,13 @@ pub(super) fn compile_rule(
     predicates.extend(not_in.map(Predicate::NotIn));
     predicates.extend(rule.exists.map(Predicate::Exists));
     predicates.extend(rule.missing.map(|m| Predicate::Exists(!m)));
+    if !reported && !super::satisfy::can_match(&predicates) {
+        outer_report(
+            path.to_string(),
+            "no value can match this rule: its comparators contradict each other; fix or remove it"
+                .into(),
+        );
+    }
     predicates
 }
 
@@ -235,7 +248,7 @@ fn compare(value: &Operand<'_>, constant: &Scalar) -> Option<Ordering> {
     }
 }
 
-fn holds(predicate: &Predicate, value: Option<&Operand<'_>>) -> bool {
+pub(super) fn holds(predicate: &Predicate, value: Option<&Operand<'_>>) -> bool {
     use Ordering::*;
     let ord = |c: &Scalar| value.and_then(|v| compare(v, c));
     match predicate {
