@@ -33,9 +33,40 @@ where
         + DeserializeOwned,
     K::DynamicType: Default,
 {
+    apply_with(client, ns, object, &apply_params()).await
+}
+
+/// The same apply as a dry run: the API server checks the object (schema,
+/// admission) and stores nothing.
+pub async fn dry_run_apply<K>(client: &Client, ns: &str, object: &K) -> Result<(), kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    apply_with(client, ns, object, &apply_params().dry_run()).await
+}
+
+async fn apply_with<K>(
+    client: &Client,
+    ns: &str,
+    object: &K,
+    params: &PatchParams,
+) -> Result<(), kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+    K::DynamicType: Default,
+{
     let name = object.meta().name.clone().unwrap_or_default();
     Api::<K>::namespaced(client.clone(), ns)
-        .patch(&name, &apply_params(), &Patch::Apply(object))
+        .patch(&name, params, &Patch::Apply(object))
         .await?;
     Ok(())
 }

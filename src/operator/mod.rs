@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod projectors;
 mod reconcile;
+pub mod refusal;
 pub mod run;
 pub mod status;
 

@@ -21,6 +21,7 @@ use super::desired::desired_objects;
 use super::k8s;
 use super::kafka::{self, KafkaError};
 use super::projectors::view_totals;
+use super::refusal;
 use super::status::{self, Observed, ViewTotals};
 use crate::crd::{MaterializedView, MaterializedViewStatus, Phase};
 use crate::view::{ValidatedView, ViewError, shard_count};
@@ -41,6 +42,14 @@ pub(super) async fn apply(
             return Ok(Action::await_change());
         }
     };
+    // A changed spec is first tried as a dry run: what the API server would
+    // refuse becomes InvalidSpec before any workload is touched.
+    if spec_changed(&view)
+        && let Err(refused) = dry_run_desired(&ctx, &view, &validated).await?
+    {
+        run.finish_refused(refused).await?;
+        return Ok(Action::await_change());
+    }
     let source = match check_source(&ctx, &view, &validated).await? {
         Ok(source) => source,
         Err(missing) => {
@@ -130,11 +139,16 @@ impl<'a> Reconciling<'a> {
     }
 
     /// An invalid spec changes no workload; the running revision keeps serving.
-    async fn finish_invalid(mut self, error: &ViewError) -> Result<(), ReconcileError> {
+    async fn finish_invalid(self, error: &ViewError) -> Result<(), ReconcileError> {
         let message = match error {
             ViewError::Invalid { source, .. } => source.to_string(),
             ViewError::Unnamed => error.to_string(),
         };
+        self.finish_refused(message).await
+    }
+
+    /// A spec refused (by compilation or by the API server's dry run).
+    async fn finish_refused(mut self, message: String) -> Result<(), ReconcileError> {
         self.observed.spec = Err(message.clone());
         self.observe_active().await?;
         self.finish(Announce::InvalidSpec(message)).await?;
@@ -254,6 +268,60 @@ async fn check_source(
         servers,
         partitions,
     }))
+}
+
+/// Whether the spec changed since status last described it.
+fn spec_changed(view: &MaterializedView) -> bool {
+    let observed = view.status.as_ref().and_then(|s| s.observed_generation);
+    observed.is_none() || observed != view.metadata.generation
+}
+
+/// Dry-run apply of the current revision's objects; `Err` says, in terms
+/// of the view, what the API server refused.
+async fn dry_run_desired(
+    ctx: &Context,
+    view: &MaterializedView,
+    validated: &ValidatedView,
+) -> Result<Result<(), String>, kube::Error> {
+    let ns = &validated.namespace;
+    let client = &ctx.client;
+    let objects = desired_objects(view, &validated.revision, &ctx.settings);
+    let mut tried = vec![
+        (
+            "ConfigMap",
+            objects.config_map.name_any(),
+            k8s::dry_run_apply(client, ns, &objects.config_map).await,
+        ),
+        (
+            "Service",
+            objects.service.name_any(),
+            k8s::dry_run_apply(client, ns, &objects.service).await,
+        ),
+    ];
+    for set in &objects.stateful_sets {
+        tried.push((
+            "StatefulSet",
+            set.name_any(),
+            k8s::dry_run_apply(client, ns, set).await,
+        ));
+    }
+    for pdb in &objects.disruption_budgets {
+        tried.push((
+            "PodDisruptionBudget",
+            pdb.name_any(),
+            k8s::dry_run_apply(client, ns, pdb).await,
+        ));
+    }
+    for (kind, name, outcome) in tried {
+        match outcome {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if refusal::is_refusal(&status) => {
+                return Ok(Err(refusal::describe(kind, &name, &status)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Server-side apply of the current revision's objects.

@@ -173,6 +173,43 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
         "an invalid view must not get workloads"
     );
 
+    // Valid for the CRD, refused by the API server in the StatefulSet: the
+    // dry run turns it into InvalidSpec naming the view's field, no workload.
+    let mut refused = shop_view(env, "refused", &topic, &unique_name("refused-dlq"));
+    let toleration: k8s_openapi::api::core::v1::Toleration =
+        serde_json::from_value(serde_json::json!({"key": "dedicated", "operator": "Sometimes"}))
+            .expect("toleration");
+    refused.spec.projector = Some(matview::crd::ProjectorPod {
+        tolerations: Some(vec![toleration]),
+        ..Default::default()
+    });
+    views
+        .create(&PostParams::default(), &refused)
+        .await
+        .expect("the CRD accepts it");
+    let failed = eventually("refused → Failed", Duration::from_secs(30), || {
+        let views = views.clone();
+        async move {
+            let v = views.get("refused").await.ok()?;
+            (v.status.as_ref()?.phase == Some(Phase::Failed)).then_some(v)
+        }
+    })
+    .await;
+    let (_, reason, message) = condition(&failed, ConditionType::Ready).expect("Ready condition");
+    assert_eq!(reason, "InvalidSpec");
+    assert!(
+        message.contains("spec.projector.tolerations") && message.contains("Sometimes"),
+        "{message}"
+    );
+    let refused_sets = sets
+        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}=refused")))
+        .await
+        .expect("list");
+    assert!(
+        refused_sets.items.is_empty(),
+        "a refused view gets no workload"
+    );
+
     // A source topic that does not exist yet, then appears.
     let later = unique_name("later");
     views
