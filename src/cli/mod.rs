@@ -4,7 +4,7 @@ mod dev;
 mod gateway;
 mod operator;
 mod projector;
-mod validate;
+pub mod validate;
 
 use std::path::PathBuf;
 

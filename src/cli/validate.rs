@@ -94,12 +94,16 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
             .and_then(|n| n.as_str())
             .unwrap_or("<unnamed>")
             .to_string();
-        let envelope = envelope_problems(&value);
-        if !envelope.is_empty() {
-            verdicts.push(Verdict::Invalid {
-                name,
-                problems: envelope,
-            });
+        let mut problems = envelope_problems(&value);
+        if problems.is_empty() {
+            // The API server's schema and CEL rules, from the CRD itself.
+            match serde_json::to_value(&value) {
+                Ok(json) => problems.extend(crate::crd::offline::check(&json)),
+                Err(e) => problems.push(format!("not a JSON-compatible document: {e}")),
+            }
+        }
+        if !problems.is_empty() {
+            verdicts.push(Verdict::Invalid { name, problems });
             continue;
         }
         let view: MaterializedView = match serde_yaml::from_value(value) {

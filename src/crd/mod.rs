@@ -1,6 +1,7 @@
 //! The `MaterializedView` API: Rust types (spec, status), their schema with
 //! CEL rules, and the CRD manifest generated from them (`matview crd`).
 
+pub mod offline;
 pub mod schema;
 pub mod spec;
 pub mod status;

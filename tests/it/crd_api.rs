@@ -131,6 +131,15 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
                 .to_string()
         };
         let (by, expect) = (header("rejected-by"), header("expect"));
+        // `matview validate` must give the same verdict offline, naming the field.
+        match matview::cli::validate::check_text(&text).as_slice() {
+            [matview::cli::validate::Verdict::Invalid { problems, .. }]
+                if problems.iter().any(|p| p.contains(&expect)) => {}
+            other => failures.push(format!(
+                "{}: matview validate says {other:?}, not invalid at {expect}",
+                path.display()
+            )),
+        }
         let mut obj = load(path, &ns.name);
         obj.metadata.name = Some(format!("bad-{i}"));
         let outcome = api.create(&PostParams::default(), &obj).await;
