@@ -24,6 +24,8 @@ pub fn check(manifest: &Value) -> Vec<String> {
     } else if manifest.get("spec").is_none() {
         problems.push("spec: Required value".into());
     }
+    // Rules on the whole object (they may read metadata.name).
+    check_rules(schema, manifest, "", &mut problems);
     problems
 }
 
@@ -236,18 +238,19 @@ fn check_rules(schema: &Value, value: &Value, path: &str, problems: &mut Vec<Str
         let Some(expression) = rule.get("rule").and_then(Value::as_str) else {
             continue;
         };
-        let at = format!(
-            "{path}{}",
-            rule.get("fieldPath")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        );
+        let field = rule
+            .get("fieldPath")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let at = format!("{path}{field}").trim_start_matches('.').to_string();
         let message = rule
             .get("message")
             .and_then(Value::as_str)
             .map_or_else(|| format!("failed rule: {expression}"), str::to_string);
         match evaluate(expression, value) {
             Ok(true) => {}
+            // A rule on the whole object names its field in its message.
+            Ok(false) if at.is_empty() => problems.push(message),
             Ok(false) => problems.push(format!("{at}: Invalid value: {message}")),
             Err(e) => problems.push(format!(
                 "{at}: cannot evaluate the rule {expression:?}: {e}"

@@ -29,6 +29,7 @@ use super::status::MaterializedViewStatus;
     shortname = "mview",
     category = "matview",
     status = "MaterializedViewStatus",
+    validation = Rule::new("self.metadata.name.size() <= 63").message("metadata.name: a view name has at most 63 characters, since it becomes a label value of the view's objects"),
     doc = "A MaterializedView keeps a queryable read model of a Kafka topic: events become records, records are classified into groups, and each row (one per key) holds per-group counts, sums and items.",
     printcolumn(
         name = "Topic",
