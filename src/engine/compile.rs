@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::pointer::FieldPointer;
 pub use super::rules::{CompiledClassify, CompiledRule, GroupId, Predicate, Scalar, ValueKind};
-use super::{quantity, source};
+use super::{explode_check, quantity, source};
 use crate::crd::{FieldType, Keep, MaterializedViewSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -184,6 +184,24 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         .as_deref()
         .and_then(|t| pointer("spec.records.id", t, &mut issues));
     let mut fields = compile_fields(records, &mut issues);
+    if let Some(explode) = &explode {
+        let keys = [
+            ("spec.records.key", key.as_ref()),
+            ("spec.records.id", id.as_ref()),
+        ];
+        for (path, pointer) in keys {
+            if let Some(problem) =
+                pointer.and_then(|p| explode_check::contradiction(explode, p, None))
+            {
+                issues.add(path, problem);
+            }
+        }
+        for f in &fields {
+            if let Some(problem) = explode_check::contradiction(explode, &f.pointer, Some(f.kind)) {
+                issues.add(format!("spec.records.fields.{}", f.name), problem);
+            }
+        }
+    }
     let (groups, otherwise) = compile_groups(&spec.classify, &mut issues);
     let classify_field = field_index(&fields, &spec.classify.field);
     if classify_field.is_none() {

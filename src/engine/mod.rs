@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod decimal;
+mod explode_check;
 pub mod pointer;
 pub mod quantity;
 pub mod revision;

@@ -52,6 +52,11 @@ impl FieldPointer {
         &self.text
     }
 
+    /// The unescaped reference tokens.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
     /// Resolves against `element` or `event` by scope; `None` when absent.
     pub fn resolve<'v>(&self, event: &'v Value, element: &'v Value) -> Option<&'v Value> {
         let mut current = match self.scope {
