@@ -368,3 +368,66 @@ async fn matview_broker_serves_on_its_own_and_stops_on_sigterm() {
         "the log is on disk"
     );
 }
+
+/// Admission's topic rules (`engine::source`) are Kafka's: the real broker
+/// and the embedded one refuse exactly the names admission refuses, and a
+/// name colliding by '.' and '_'.
+#[tokio::test]
+async fn kafka_and_the_embedded_broker_refuse_what_admission_refuses() {
+    use matview::engine::source::{topic_name_problem, topics_collide};
+    let env = crate::support::TestEnv::with_kafka();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (embedded, stop) = start(dir.path()).await;
+    let base = crate::support::unique_name("names");
+    let long = "n".repeat(250);
+    let candidates = [
+        "..".to_string(),
+        ".".to_string(),
+        format!("{base} space"),
+        long.clone(),
+        format!("{base}.ok_name-1"),
+        "n".repeat(249),
+    ];
+    for servers in [env.kafka_bootstrap.clone(), embedded.bootstrap_servers()] {
+        for name in &candidates {
+            let created = create(
+                &servers,
+                &[NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+            )
+            .await;
+            // The 249-character name may exist from an earlier run on the test broker.
+            let accepted = matches!(
+                created[0],
+                Ok(_) | Err(RDKafkaErrorCode::TopicAlreadyExists)
+            );
+            assert_eq!(
+                accepted,
+                topic_name_problem(name).is_none(),
+                "{servers}: {name:.20}… → {:?}",
+                created[0]
+            );
+        }
+        let (dotted, underscored) = (
+            format!("{base}.x{}", servers.len()),
+            format!("{base}_x{}", servers.len()),
+        );
+        assert!(topics_collide(&dotted, &underscored));
+        let first = create(
+            &servers,
+            &[NewTopic::new(&dotted, 1, TopicReplication::Fixed(1))],
+        )
+        .await;
+        assert!(first[0].is_ok(), "{first:?}");
+        let second = create(
+            &servers,
+            &[NewTopic::new(&underscored, 1, TopicReplication::Fixed(1))],
+        )
+        .await;
+        assert!(
+            second[0].is_err(),
+            "{servers}: {underscored} collides with {dotted}"
+        );
+    }
+    stop.cancel();
+    embedded.stopped().await;
+}
