@@ -23,47 +23,50 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
-/// Server-side apply of a namespaced object, forced: the operator owns its fields.
-pub async fn apply<K>(client: &Client, ns: &str, object: &K) -> Result<(), kube::Error>
-where
-    K: Resource<Scope = NamespaceResourceScope>
+/// A namespaced object the operator applies.
+pub trait Applicable:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + Serialize
+    + DeserializeOwned
+{
+}
+
+impl<K> Applicable for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + std::fmt::Debug
         + Serialize
-        + DeserializeOwned,
-    K::DynamicType: Default,
+        + DeserializeOwned
 {
+}
+
+/// Server-side apply of a namespaced object, forced: the operator owns its fields.
+pub async fn apply<K: Applicable>(
+    client: &Client,
+    ns: &str,
+    object: &K,
+) -> Result<(), kube::Error> {
     apply_with(client, ns, object, &apply_params()).await
 }
 
 /// The same apply as a dry run: the API server checks the object (schema,
 /// admission) and stores nothing.
-pub async fn dry_run_apply<K>(client: &Client, ns: &str, object: &K) -> Result<(), kube::Error>
-where
-    K: Resource<Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + Serialize
-        + DeserializeOwned,
-    K::DynamicType: Default,
-{
+pub async fn dry_run_apply<K: Applicable>(
+    client: &Client,
+    ns: &str,
+    object: &K,
+) -> Result<(), kube::Error> {
     apply_with(client, ns, object, &apply_params().dry_run()).await
 }
 
-async fn apply_with<K>(
+async fn apply_with<K: Applicable>(
     client: &Client,
     ns: &str,
     object: &K,
     params: &PatchParams,
-) -> Result<(), kube::Error>
-where
-    K: Resource<Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + Serialize
-        + DeserializeOwned,
-    K::DynamicType: Default,
-{
+) -> Result<(), kube::Error> {
     let name = object.meta().name.clone().unwrap_or_default();
     Api::<K>::namespaced(client.clone(), ns)
         .patch(&name, params, &Patch::Apply(object))

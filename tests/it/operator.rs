@@ -149,29 +149,8 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
     // Invalid but schema-valid: a condition that says what to fix, no workload.
     let mut bad = shop_view(env, "bad", &topic, &unique_name("bad-dlq"));
     bad.spec.classify.rules[1].gte = Some(serde_json::json!(60));
-    views
-        .create(&PostParams::default(), &bad)
-        .await
-        .expect("schema accepts it");
-    let failed = eventually("phase Failed", Duration::from_secs(30), || {
-        let views = views.clone();
-        async move {
-            let v = views.get("bad").await.ok()?;
-            (v.status.as_ref()?.phase == Some(Phase::Failed)).then_some(v)
-        }
-    })
-    .await;
-    let (_, reason, message) = condition(&failed, ConditionType::Ready).expect("Ready condition");
-    assert_eq!(reason, "InvalidSpec");
+    let message = refused_without_workload(&views, &sets, &bad).await;
     assert!(message.contains("spec.classify.rules[1]"), "{message}");
-    let bad_sets = sets
-        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}=bad")))
-        .await
-        .expect("list");
-    assert!(
-        bad_sets.items.is_empty(),
-        "an invalid view must not get workloads"
-    );
 
     // Valid for the CRD, refused by the API server in the StatefulSet: the
     // dry run turns it into InvalidSpec naming the view's field, no workload.
@@ -183,31 +162,10 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
         tolerations: Some(vec![toleration]),
         ..Default::default()
     });
-    views
-        .create(&PostParams::default(), &refused)
-        .await
-        .expect("the CRD accepts it");
-    let failed = eventually("refused → Failed", Duration::from_secs(30), || {
-        let views = views.clone();
-        async move {
-            let v = views.get("refused").await.ok()?;
-            (v.status.as_ref()?.phase == Some(Phase::Failed)).then_some(v)
-        }
-    })
-    .await;
-    let (_, reason, message) = condition(&failed, ConditionType::Ready).expect("Ready condition");
-    assert_eq!(reason, "InvalidSpec");
+    let message = refused_without_workload(&views, &sets, &refused).await;
     assert!(
         message.contains("spec.projector.tolerations") && message.contains("Sometimes"),
         "{message}"
-    );
-    let refused_sets = sets
-        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}=refused")))
-        .await
-        .expect("list");
-    assert!(
-        refused_sets.items.is_empty(),
-        "a refused view gets no workload"
     );
 
     // A source topic that does not exist yet, then appears.
@@ -291,6 +249,40 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
     })
     .await;
     kafka_topic_exists(env, &dlq, false).await;
+}
+
+/// Creates a view the CRD accepts but that cannot run; waits for phase
+/// Failed with reason InvalidSpec and no StatefulSet; returns the message.
+async fn refused_without_workload(
+    views: &Api<MaterializedView>,
+    sets: &Api<StatefulSet>,
+    view: &MaterializedView,
+) -> String {
+    let name = view.metadata.name.clone().expect("a name");
+    views
+        .create(&PostParams::default(), view)
+        .await
+        .expect("the CRD accepts it");
+    let failed = eventually(
+        &format!("{name} → Failed"),
+        Duration::from_secs(30),
+        || {
+            let (views, name) = (views.clone(), name.clone());
+            async move {
+                let v = views.get(&name).await.ok()?;
+                (v.status.as_ref()?.phase == Some(Phase::Failed)).then_some(v)
+            }
+        },
+    )
+    .await;
+    let (_, reason, message) = condition(&failed, ConditionType::Ready).expect("Ready condition");
+    assert_eq!(reason, "InvalidSpec", "{message}");
+    let workloads = sets
+        .list(&ListParams::default().labels(&format!("{LABEL_VIEW}={name}")))
+        .await
+        .expect("list");
+    assert!(workloads.items.is_empty(), "{name} must not get workloads");
+    message
 }
 
 async fn kafka_topic_exists(env: &TestEnv, topic: &str, expected: bool) {
