@@ -23,7 +23,7 @@ pub struct MaterializedViewStatus {
     /// Revision being built to replace the active one (blue/green), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_revision: Option<String>,
-    /// Events of the source topic not yet applied by the active revision, summed over partitions.
+    /// Events of the source topic not yet applied by the active revision, summed over partitions; absent (unknown, not 0) until the revision has consumed and committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
     /// Rows in the active revision.

@@ -142,13 +142,25 @@ pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(
     Ok(())
 }
 
+/// A consumer group's lag on a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLag {
+    /// Events not committed, summed over partitions (from the start of a
+    /// partition the group never committed).
+    pub events: i64,
+    /// Whether the group committed anything: before that, lag is unknown to
+    /// readers of status (not zero), though `events` still says how far a
+    /// new revision has to go.
+    pub measured: bool,
+}
+
 /// Events of `topic` the consumer group has not committed, summed over partitions.
 pub async fn group_lag(
     servers: &str,
     group: &str,
     topic: &str,
     partitions: i32,
-) -> Result<i64, KafkaError> {
+) -> Result<GroupLag, KafkaError> {
     let (servers, group, topic) = (servers.to_string(), group.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = client_config(&servers)
@@ -162,18 +174,21 @@ pub async fn group_lag(
         let committed = consumer
             .committed_offsets(tpl, TIMEOUT)
             .map_err(|e| unreachable(&servers, e))?;
-        let mut lag = 0;
+        let (mut events, mut measured) = (0, false);
         for p in 0..partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, p, TIMEOUT)
                 .map_err(|e| unreachable(&servers, e))?;
             let at = match committed.find_partition(&topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
+                Some(Offset::Offset(o)) => {
+                    measured = true;
+                    o
+                }
                 _ => low,
             };
-            lag += (high - at).max(0);
+            events += (high - at).max(0);
         }
-        Ok(lag)
+        Ok(GroupLag { events, measured })
     })
     .await
     .map_err(KafkaError::Task)?

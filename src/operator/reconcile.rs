@@ -195,10 +195,13 @@ impl<'a> Reconciling<'a> {
         )
         .await;
         let group = validated.consumer_group(&revisions.active);
+        // Unknown (absent) until the active revision has committed.
         self.observed.lag =
             kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
                 .await
-                .ok();
+                .ok()
+                .filter(|lag| lag.measured)
+                .map(|lag| lag.events);
         Ok(())
     }
 
@@ -370,7 +373,7 @@ async fn switch_revision(
     let group = validated.consumer_group(current);
     let lag = kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
         .await
-        .unwrap_or(i64::MAX);
+        .map_or(i64::MAX, |lag| lag.events);
     if !(ready.all_ready() && lag <= 0) {
         run.observed.target = Some(ready);
         return Ok(Revisions {
