@@ -213,17 +213,28 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
         let message = format!("{counts}; every shard still serves");
         (Phase::Degraded, "ReplicasUnavailable", message)
     } else {
-        let message = format!("{counts}; catching up with the topic");
+        // Counts only: why pods are not ready is not known here.
+        let message = format!("{counts}; the view serves once every shard has a ready projector");
         (Phase::Building, "Building", message)
     };
     c.set(ConditionType::Ready, a.serving(), reason, message);
-    let degraded = phase == Phase::Degraded;
-    let degraded_reason = if degraded {
-        "ReplicasUnavailable"
-    } else {
-        "AllReplicasReady"
+    // Degraded speaks of serving capacity; a view not serving yet is not
+    // degraded, and its reason must not claim ready replicas.
+    let (degraded, degraded_reason, degraded_message) = match phase {
+        Phase::Degraded => (true, "ReplicasUnavailable", counts.clone()),
+        Phase::Ready => (false, "AllReplicasReady", counts.clone()),
+        _ => (
+            false,
+            "NotServingYet",
+            format!("{counts}; nothing serves yet"),
+        ),
     };
-    c.set(ConditionType::Degraded, degraded, degraded_reason, "");
+    c.set(
+        ConditionType::Degraded,
+        degraded,
+        degraded_reason,
+        degraded_message,
+    );
     match (&o.target_revision, o.target) {
         (Some(target), Some(t)) => {
             let message = format!(
@@ -293,6 +304,27 @@ mod tests {
         assert_eq!(compute(None, &o, now()).phase, Some(Phase::Degraded));
         o.active.shards_serving = 1;
         assert_eq!(compute(None, &o, now()).phase, Some(Phase::Building));
+
+        // Nothing ready: Building, and no condition claims otherwise.
+        o.active.ready_replicas = 0;
+        o.active.shards_serving = 0;
+        let s = compute(None, &o, now());
+        assert_eq!(s.phase, Some(Phase::Building));
+        let (status, reason) = ready(&s, ConditionType::Degraded);
+        assert_eq!(
+            (status, reason.as_str()),
+            (ConditionStatus::False, "NotServingYet")
+        );
+        let message = &s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Ready)
+            .expect("Ready")
+            .message;
+        assert!(
+            message.starts_with("0/4 projectors ready") && !message.contains("catching up"),
+            "{message}"
+        );
 
         let mut o = observed();
         o.target_revision = Some("bbb".into());
