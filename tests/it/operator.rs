@@ -66,8 +66,8 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
         ("create", "pods", "no"),
         ("delete", "materializedviews.matview.dev", "no"),
     ] {
-        let out = std::process::Command::new(env.kube_bin.join("kubectl"))
-            .env("KUBECONFIG", &env.kubeconfig)
+        let out = env
+            .kubectl()
             .args([
                 "auth", "can-i", verb, resource, "-n", &ns.name, "--as", &user,
             ])
@@ -437,8 +437,8 @@ async fn a_kafka_failure_is_reported_with_its_reason_in_events_and_metrics() {
     let reasons = eventually("a KafkaError Event", Duration::from_secs(90), || {
         let ns = ns.name.clone();
         async move {
-            let out = std::process::Command::new(env.kube_bin.join("kubectl"))
-                .env("KUBECONFIG", &env.kubeconfig)
+            let out = env
+                .kubectl()
                 .args(["get", "events", "-n", &ns, "-o"])
                 .arg("jsonpath={range .items[*]}{.type}/{.reason}: {.message}{\"\\n\"}{end}")
                 .output()

@@ -50,10 +50,12 @@ impl TestEnv {
         env
     }
 
-    /// `kubectl` with the environment's admin kubeconfig.
+    /// `kubectl` with the environment's admin kubeconfig; no request waits
+    /// forever on a busy API server.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.kube_bin.join("kubectl"));
-        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--request-timeout=30s");
         cmd
     }
 
