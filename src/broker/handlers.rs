@@ -2,6 +2,7 @@
 //! decoded request into a response; fields that exist only in some versions
 //! are set only for those (the encoder refuses others).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -159,18 +160,28 @@ impl ResponseKind {
 }
 
 /// Answers one request; `None` when the client wants no answer (acks=0).
-pub async fn handle(state: &State, request: RequestKind, version: i16) -> Option<ResponseKind> {
+pub async fn handle(
+    state: &Arc<State>,
+    request: RequestKind,
+    version: i16,
+) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::ApiVersions => ResponseKind::ApiVersions(api_versions(0)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(state, &r, version)),
         RequestKind::Produce(r) => {
-            let response = produce(state, &r);
-            if r.acks == 0 {
+            // Writes and fsyncs off the async workers, which also serve
+            // the gateway and the page in `matview dev`.
+            let shared = Arc::clone(state);
+            let (response, acks) =
+                tokio::task::spawn_blocking(move || (produce(&shared, &r), r.acks))
+                    .await
+                    .ok()?;
+            if acks == 0 {
                 return None;
             }
             ResponseKind::Produce(response)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(state, &r, version).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(state, Arc::new(r), version).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(state, &r)),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator(state, &r))
@@ -341,15 +352,24 @@ fn read_partitions(
 
 /// Answers at once when there is data (or an error), else waits for an
 /// append up to the client's `max_wait_ms`.
-async fn fetch(state: &State, request: &FetchRequest, version: i16) -> FetchResponse {
+async fn fetch(state: &Arc<State>, request: Arc<FetchRequest>, version: i16) -> FetchResponse {
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0).max(1);
+    // File reads wait on a partition's lock during an fsync: off the workers.
+    let read = || {
+        let (shared, request) = (Arc::clone(state), Arc::clone(&request));
+        async move {
+            tokio::task::spawn_blocking(move || read_partitions(&shared, &request, version))
+                .await
+                .unwrap_or_default()
+        }
+    };
     loop {
         let appended = state.log.appended().notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (topics, total, failed) = read_partitions(state, request, version);
+        let (topics, total, failed) = read().await;
         if total >= min_bytes || failed || tokio::time::Instant::now() >= deadline {
             return FetchResponse::default().with_responses(topics);
         }
@@ -359,7 +379,7 @@ async fn fetch(state: &State, request: &FetchRequest, version: i16) -> FetchResp
             () = state.cancel.cancelled() => {}
         }
         if state.cancel.is_cancelled() {
-            let (topics, _, _) = read_partitions(state, request, version);
+            let (topics, _, _) = read().await;
             return FetchResponse::default().with_responses(topics);
         }
     }

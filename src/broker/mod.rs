@@ -199,7 +199,7 @@ async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
 }
 
 /// Decodes a request frame and encodes the length-prefixed answer.
-async fn answer(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+async fn answer(state: &Arc<State>, mut frame: Bytes) -> Result<Option<Bytes>, String> {
     if frame.len() < 8 {
         return Err("request too short".into());
     }

@@ -22,10 +22,14 @@ try {
   const before = await page.evaluate(count);
   await page.waitForFunction(() => !document.querySelector("#order-section").hidden, { timeout: 10000 });
   await page.click("#order-form button[type=submit]");
+  // Generous: the suite runs in parallel on a loaded 2-core machine.
   await page.waitForFunction((b) => Number(document.querySelector('[data-group="cheap"] .count').textContent) === b + 1,
-    { timeout: 30000 }, before);
+    { timeout: 90000 }, before).catch(async (e) => {
+      const shown = await page.$eval("#order-result", (el) => el.textContent).catch(() => "?");
+      throw new Error(`the cheap count did not go up; the order form says: ${shown}`, { cause: e });
+    });
   await page.waitForFunction(() => /visible after \d+ ms/.test(document.querySelector("#order-result").textContent),
-    { timeout: 30000 });
+    { timeout: 90000 });
   const after = await page.evaluate(count);
   const result = await page.$eval("#order-result", (el) => el.textContent);
   await page.screenshot({ path: screenshot });
