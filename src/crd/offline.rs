@@ -13,7 +13,9 @@ use super::MaterializedView;
 /// Every problem the API server would report for this manifest, as
 /// `<field path>: <what is wrong>`.
 pub fn check(manifest: &Value) -> Vec<String> {
-    let crd = serde_json::to_value(MaterializedView::crd()).unwrap_or_default();
+    // The CRD is the same for every document: rendered once.
+    static CRD: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let crd = CRD.get_or_init(|| serde_json::to_value(MaterializedView::crd()).unwrap_or_default());
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let mut problems = Vec::new();
     // The envelope (apiVersion, kind, metadata) is checked by the caller.
@@ -50,7 +52,6 @@ fn type_ok(expected: &str, value: &Value) -> bool {
 
 fn walk(schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
     let flag = |key: &str| schema.get(key).and_then(Value::as_bool) == Some(true);
-    let number = |key: &str| schema.get(key).and_then(Value::as_f64);
     if value.is_null() {
         if !flag("nullable") {
             problems.push(format!("{path}: Invalid value: null: must not be null"));
@@ -89,47 +90,48 @@ fn walk(schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
     }
     match value {
         Value::String(s) => check_string(schema, s, path, problems),
-        Value::Number(n) => {
-            let v = n.as_f64().unwrap_or_default();
-            if number("minimum").is_some_and(|min| v < min) {
-                problems.push(format!(
-                    "{path}: Invalid value: {v}: should be greater than or equal to {}",
-                    number("minimum").unwrap_or_default()
-                ));
-            }
-            if number("maximum").is_some_and(|max| v > max) {
-                problems.push(format!(
-                    "{path}: Invalid value: {v}: should be less than or equal to {}",
-                    number("maximum").unwrap_or_default()
-                ));
-            }
-        }
-        Value::Array(items) => {
-            if number("minItems").is_some_and(|m| (items.len() as f64) < m) {
-                problems.push(format!(
-                    "{path}: Invalid value: must have at least {} items",
-                    number("minItems").unwrap_or_default()
-                ));
-            }
-            if number("maxItems").is_some_and(|m| (items.len() as f64) > m) {
-                problems.push(format!(
-                    "{path}: Too many: {}: must have at most {} items",
-                    items.len(),
-                    number("maxItems").unwrap_or_default()
-                ));
-            }
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    walk(item_schema, item, &format!("{path}[{i}]"), problems);
-                }
-            }
-        }
+        Value::Number(n) => check_number(schema, n.as_f64().unwrap_or_default(), path, problems),
+        Value::Array(items) => check_array(schema, items, path, problems),
         Value::Object(map) => check_object(schema, map, path, problems),
         Value::Bool(_) | Value::Null => {}
     }
     // CEL rules run on values that passed the structural checks.
     if problems.len() == before {
         check_rules(schema, &with_defaults(schema, value), path, problems);
+    }
+}
+
+fn check_number(schema: &Value, v: f64, path: &str, problems: &mut Vec<String>) {
+    let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
+    if let Some(min) = bound("minimum").filter(|min| v < *min) {
+        problems.push(format!(
+            "{path}: Invalid value: {v}: should be greater than or equal to {min}"
+        ));
+    }
+    if let Some(max) = bound("maximum").filter(|max| v > *max) {
+        problems.push(format!(
+            "{path}: Invalid value: {v}: should be less than or equal to {max}"
+        ));
+    }
+}
+
+fn check_array(schema: &Value, items: &[Value], path: &str, problems: &mut Vec<String>) {
+    let count = |key: &str| schema.get(key).and_then(Value::as_u64);
+    let len = items.len() as u64;
+    if let Some(min) = count("minItems").filter(|min| len < *min) {
+        problems.push(format!(
+            "{path}: Invalid value: must have at least {min} items"
+        ));
+    }
+    if let Some(max) = count("maxItems").filter(|max| len > *max) {
+        problems.push(format!(
+            "{path}: Too many: {len}: must have at most {max} items"
+        ));
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            walk(item_schema, item, &format!("{path}[{i}]"), problems);
+        }
     }
 }
 

@@ -127,19 +127,7 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         })?;
     // The broker outlives the projectors, so their last commits reach it.
     let broker_stop = CancellationToken::new();
-    let broker = match &config.bootstrap_servers {
-        Some(_) => None,
-        None => Some(runtime.block_on(EmbeddedBroker::start(
-            &config.data_dir.join(BROKER_DIR),
-            config.broker_listen,
-            broker_stop.clone(),
-        ))?),
-    };
-    let servers = match (&broker, &config.bootstrap_servers) {
-        (Some(b), _) => b.bootstrap_servers(),
-        (None, Some(s)) => s.clone(),
-        (None, None) => String::new(),
-    };
+    let (broker, servers) = runtime.block_on(kafka(&config, &broker_stop))?;
     runtime.block_on(ensure_topics(&servers, &views))?;
     let cancel = CancellationToken::new();
     let mut projectors = Vec::new();
@@ -201,6 +189,21 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         address: config.listen,
         source,
     })
+}
+
+/// The Kafka to use: the given one, or the embedded broker started under
+/// the data directory; with its bootstrap servers.
+async fn kafka(
+    config: &DevConfig,
+    stop: &CancellationToken,
+) -> Result<(Option<EmbeddedBroker>, String), DevError> {
+    if let Some(servers) = &config.bootstrap_servers {
+        return Ok((None, servers.clone()));
+    }
+    let data = config.data_dir.join(BROKER_DIR);
+    let broker = EmbeddedBroker::start(&data, config.broker_listen, stop.clone()).await?;
+    let servers = broker.bootstrap_servers();
+    Ok((Some(broker), servers))
 }
 
 /// The gateway over the dev views, with authorization off.

@@ -162,6 +162,26 @@ fn quantities(
     values
 }
 
+/// Key, id and field paths that the explode target makes unsatisfiable.
+fn check_explode_paths(
+    explode: &FieldPointer,
+    [key, id]: [Option<&FieldPointer>; 2],
+    fields: &[CompiledField],
+    issues: &mut Issues,
+) {
+    for (path, pointer) in [("spec.records.key", key), ("spec.records.id", id)] {
+        if let Some(problem) = pointer.and_then(|p| explode_check::contradiction(explode, p, None))
+        {
+            issues.add(path, problem);
+        }
+    }
+    for f in fields {
+        if let Some(problem) = explode_check::contradiction(explode, &f.pointer, Some(f.kind)) {
+            issues.add(format!("spec.records.fields.{}", f.name), problem);
+        }
+    }
+}
+
 /// Compiles a spec, or returns every problem in it.
 pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError> {
     let mut issues = Issues(Vec::new());
@@ -185,22 +205,7 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         .and_then(|t| pointer("spec.records.id", t, &mut issues));
     let mut fields = compile_fields(records, &mut issues);
     if let Some(explode) = &explode {
-        let keys = [
-            ("spec.records.key", key.as_ref()),
-            ("spec.records.id", id.as_ref()),
-        ];
-        for (path, pointer) in keys {
-            if let Some(problem) =
-                pointer.and_then(|p| explode_check::contradiction(explode, p, None))
-            {
-                issues.add(path, problem);
-            }
-        }
-        for f in &fields {
-            if let Some(problem) = explode_check::contradiction(explode, &f.pointer, Some(f.kind)) {
-                issues.add(format!("spec.records.fields.{}", f.name), problem);
-            }
-        }
+        check_explode_paths(explode, [key.as_ref(), id.as_ref()], &fields, &mut issues);
     }
     let (groups, otherwise) = compile_groups(&spec.classify, &mut issues);
     let classify_field = field_index(&fields, &spec.classify.field);
