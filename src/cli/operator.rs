@@ -18,6 +18,10 @@ pub struct OperatorArgs {
     /// Use these Kafka bootstrap servers for every view (instead of each view's own).
     #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP_OVERRIDE")]
     pub kafka_bootstrap_override: Option<String>,
+    /// Base URL of the query gateway (e.g. http://matview-gateway.matview.svc:8080);
+    /// each view's status then gives its URL there.
+    #[arg(long, env = "MATVIEW_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "MATVIEW_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
@@ -61,6 +65,7 @@ impl OperatorArgs {
         OperatorConfig {
             settings,
             kafka_override: self.kafka_bootstrap_override,
+            gateway_url: self.gateway_url,
             listen: self.listen,
             concurrency: self.concurrency.max(1),
             namespace: self.namespace,

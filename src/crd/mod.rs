@@ -15,6 +15,9 @@ pub use status::{Condition, ConditionStatus, ConditionType, MaterializedViewStat
 
 use kube::CustomResourceExt;
 
+/// What the operator and the gateway say (log, /readyz) while the CRD is missing.
+pub const CRD_MISSING: &str = "the MaterializedView CRD is not installed (apply crds/materializedview.yaml or install the chart)";
+
 /// Errors generating the CRD manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {

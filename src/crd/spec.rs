@@ -44,6 +44,12 @@ use super::status::MaterializedViewStatus;
         description = "Whether the active revision serves reads"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why it is, or is not, ready (kubectl describe shows the message)"
+    ),
+    printcolumn(
         name = "Phase",
         type_ = "string",
         json_path = ".status.phase",

@@ -26,21 +26,23 @@ pub struct MaterializedViewStatus {
     /// Events of the source topic not yet applied by the active revision, summed over partitions; absent (unknown, not 0) until the revision has consumed and committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
-    /// Rows in the active revision.
+    /// Rows in the active revision; absent until its projectors answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<i64>,
-    /// Records applied by the active revision.
+    /// Records applied by the active revision; absent until its projectors answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_applied: Option<i64>,
-    /// Events sent to the dead-letter topic.
+    /// Events of the active revision sent to the dead-letter topic; absent until its projectors answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_lettered: Option<i64>,
     /// Projector pods ready, over all shards of the active revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
-    /// Path of the view on the query gateway.
+    /// URL of the view on the query gateway; set only when the operator is
+    /// told where the gateway is (`--gateway-url`; the chart does so when it
+    /// installs the gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub url: Option<String>,
 }
 
 /// Lifecycle phase of a view.

@@ -59,6 +59,8 @@ pub struct Directory {
     snapshot: RwLock<Arc<Snapshot>>,
     revisions: Mutex<HashMap<(String, String, String), Arc<RevisionInfo>>>,
     synced: AtomicBool,
+    /// The MaterializedView CRD was not found at the last attempt to watch.
+    crd_missing: Arc<AtomicBool>,
 }
 
 fn key_of(view: &MaterializedView) -> ViewKey {
@@ -75,6 +77,7 @@ impl Directory {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             revisions: Mutex::new(HashMap::new()),
             synced: AtomicBool::new(true),
+            crd_missing: Arc::default(),
         });
         directory.publish(
             views
@@ -127,6 +130,7 @@ impl Directory {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             revisions: Mutex::new(HashMap::new()),
             synced: AtomicBool::new(false),
+            crd_missing: Arc::default(),
         });
         let changed = Arc::new(Notify::new());
         let view_events = reflector::reflector(
@@ -137,8 +141,13 @@ impl Directory {
             pods_writer,
             watcher(pods_api, watcher::Config::default().labels(PROJECTOR_PODS)).default_backoff(),
         );
-        spawn_notifier(view_events, changed.clone(), "materializedviews");
-        spawn_notifier(pod_events, changed.clone(), "pods");
+        spawn_notifier(
+            view_events,
+            changed.clone(),
+            "materializedviews",
+            Some(directory.crd_missing.clone()),
+        );
+        spawn_notifier(pod_events, changed.clone(), "pods", None);
         let rebuilder = directory.clone();
         tokio::spawn(async move {
             let _ = views.wait_until_ready().await;
@@ -151,6 +160,11 @@ impl Directory {
             }
         });
         directory
+    }
+
+    /// True while the MaterializedView CRD is not installed.
+    pub fn crd_missing(&self) -> bool {
+        self.crd_missing.load(Ordering::Acquire)
     }
 
     /// True once both watches have listed everything and routes are built.
@@ -243,16 +257,47 @@ impl Directory {
     }
 }
 
-fn spawn_notifier<S, T, E>(events: S, changed: Arc<Notify>, what: &'static str)
-where
-    S: futures::Stream<Item = Result<T, E>> + Send + 'static,
-    E: std::fmt::Display,
+/// Whether a watch failed because its resource type does not exist.
+fn type_missing(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 404,
+        watcher::Error::WatchError(status) => status.code == 404,
+        _ => false,
+    }
+}
+
+/// Wakes the rebuilder on every event; `missing` says whether the watched
+/// type (the CRD) was found missing at the last attempt.
+fn spawn_notifier<S, T>(
+    events: S,
+    changed: Arc<Notify>,
+    what: &'static str,
+    missing: Option<Arc<AtomicBool>>,
+) where
+    S: futures::Stream<Item = Result<T, watcher::Error>> + Send + 'static,
 {
     tokio::spawn(async move {
         futures::pin_mut!(events);
+        let mut missing_logged = false;
         while let Some(event) = events.next().await {
-            if let Err(e) = event {
-                warn!(error = %e, watch = what, "watch error (retrying)");
+            match (&event, &missing) {
+                (Err(e), Some(missing)) if type_missing(e) => {
+                    missing.store(true, Ordering::Release);
+                    if !missing_logged {
+                        warn!("{}; waiting for it", crate::crd::CRD_MISSING);
+                        missing_logged = true;
+                    }
+                }
+                (Err(e), _) => warn!(error = %e, watch = what, "watch error (retrying)"),
+                (Ok(_), Some(missing)) => {
+                    if missing.swap(false, Ordering::AcqRel) {
+                        tracing::info!("the MaterializedView CRD is installed");
+                    }
+                    missing_logged = false;
+                }
+                (Ok(_), None) => {}
             }
             changed.notify_one();
         }

@@ -118,6 +118,13 @@ async fn get_view(
 async fn readyz(State(st): State<Arc<GatewayState>>) -> Response {
     if st.directory.synced() {
         Json(json!({"status": "ready"})).into_response()
+    } else if st.directory.crd_missing() {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            crate::crd::CRD_MISSING,
+        )
+        .into_response()
     } else {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

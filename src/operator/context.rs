@@ -22,6 +22,11 @@ pub struct Context {
     pub recorder: Recorder,
     /// Replaces every view's bootstrap servers (for tests and single-cluster installs).
     pub kafka_override: Option<String>,
+    /// Base URL of the query gateway, for each view's `status.url`.
+    pub gateway_url: Option<String>,
+    /// The pod problem last announced as a Warning, per view UID: one Event
+    /// per new problem, not one per reconcile.
+    pub warned: Mutex<HashMap<String, String>>,
     /// Consecutive failures per view, for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     pub metrics: super::metrics::OperatorMetrics,

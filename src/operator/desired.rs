@@ -377,6 +377,8 @@ fn pod_template(
                 readiness_probe: Some(probe("/readyz", 1)),
                 liveness_probe: Some(probe("/healthz", 6)),
                 resources: projector.resources,
+                // A projector that exits says why on stderr; status quotes it.
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
                 volume_mounts: Some(mounts),
                 security_context: Some(SecurityContext {
                     run_as_non_root: Some(true),

@@ -6,6 +6,7 @@
 pub mod context;
 pub mod controller;
 pub mod desired;
+pub mod diagnosis;
 pub mod k8s;
 pub mod kafka;
 pub mod leader;

@@ -1,5 +1,5 @@
-//! Talking to a view's projectors: their typed stats, and distinct row keys
-//! across shards. Pods are found by label; each is asked at its pod IP.
+//! Talking to a view's projectors: their pods and typed stats, why they are
+//! not ready, and distinct row keys across shards. Pods are found by label; each is asked at its pod IP.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,6 +8,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 
 use super::desired::{HTTP_PORT, LABEL_SHARD};
+use super::diagnosis::{Diagnosis, PodState, diagnose, pod_state};
 use super::k8s::revision_selector;
 use super::status::ViewTotals;
 use crate::api::ProjectorClient;
@@ -23,34 +24,63 @@ pub fn pod_url(pod: &Pod) -> Option<String> {
     Some(format!("http://{ip}:{HTTP_PORT}"))
 }
 
-/// Sum over shards of the best-informed replica's stats. When the topic is
-/// not keyed by the row key, a row can have parts in several shards, so rows
-/// are counted as distinct keys over all shards — unless `known` (the last
-/// figures of the same revision) shows no record was applied since.
-pub async fn view_totals(
+/// One pod of a revision and what its projector said, if it answered.
+pub struct ObservedPod {
+    pub pod: Pod,
+    pub stats: Option<ProjectorStats>,
+}
+
+/// The pods of one revision, each asked for its stats (all at once).
+pub async fn revision_pods(
     client: &Client,
     projectors: &ProjectorClient,
     ns: &str,
     view: &str,
     revision: &str,
+) -> Result<Vec<ObservedPod>, kube::Error> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&revision_selector(view, revision)))
+        .await?;
+    let asked = pods.items.into_iter().map(|pod| async move {
+        let stats = match pod_url(&pod) {
+            Some(url) => projectors.stats(&url).await.ok(),
+            None => None,
+        };
+        ObservedPod { pod, stats }
+    });
+    Ok(futures::future::join_all(asked).await)
+}
+
+/// Why the revision's pods are not all ready, if they are not.
+pub fn diagnose_pods(pods: &[ObservedPod], desired: i32) -> Option<Diagnosis> {
+    let states: Vec<PodState> = pods
+        .iter()
+        .map(|p| pod_state(&p.pod, p.stats.as_ref().map(|s| s.lag)))
+        .collect();
+    diagnose(&states, desired)
+}
+
+/// Sum over shards of the best-informed replica's stats. When the topic is
+/// not keyed by the row key, a row can have parts in several shards, so rows
+/// are counted as distinct keys over all shards — unless `known` (the last
+/// figures of the same revision) shows no record was applied since.
+pub async fn view_totals(
+    projectors: &ProjectorClient,
+    pods: &[ObservedPod],
     keyed_by_row_key: bool,
     known: Option<ViewTotals>,
 ) -> Option<ViewTotals> {
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&revision_selector(view, revision)))
-        .await
-        .ok()?;
-    let mut best: BTreeMap<String, (ProjectorStats, String)> = BTreeMap::new();
-    for pod in &pods.items {
-        let shard = pod
+    let mut best: BTreeMap<String, (&ProjectorStats, String)> = BTreeMap::new();
+    for observed in pods {
+        let shard = observed
+            .pod
             .metadata
             .labels
             .as_ref()
             .and_then(|l| l.get(LABEL_SHARD))
             .cloned()
             .unwrap_or_default();
-        let Some(url) = pod_url(pod) else { continue };
-        let Ok(stats) = projectors.stats(&url).await else {
+        let (Some(url), Some(stats)) = (pod_url(&observed.pod), observed.stats.as_ref()) else {
             continue;
         };
         let better = best
@@ -63,7 +93,7 @@ pub async fn view_totals(
     if best.is_empty() {
         return None;
     }
-    let mut totals = sum_stats(best.values().map(|(s, _)| s));
+    let mut totals = sum_stats(best.values().map(|(s, _)| *s));
     // Reading every shard's keys is the expensive part: only when records moved.
     match known.filter(|k| k.records_applied == totals.records_applied) {
         Some(known) => totals.rows = known.rows,

@@ -20,7 +20,7 @@ use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_k
 use super::desired::desired_objects;
 use super::k8s;
 use super::kafka::{self, KafkaError};
-use super::projectors::view_totals;
+use super::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
 use super::refusal;
 use super::status::{self, Observed, ViewTotals};
 use crate::crd::{MaterializedView, MaterializedViewStatus, Phase};
@@ -103,6 +103,8 @@ struct Reconciling<'a> {
     name: String,
     previous: Option<MaterializedViewStatus>,
     observed: Observed,
+    /// The active revision's pods, with their projectors' stats.
+    active_pods: Vec<ObservedPod>,
 }
 
 impl<'a> Reconciling<'a> {
@@ -112,7 +114,12 @@ impl<'a> Reconciling<'a> {
         let previous = ctx.last_status(view);
         let observed = Observed {
             generation: view.metadata.generation,
-            path: format!("/v1/namespaces/{ns}/views/{name}"),
+            url: ctx.gateway_url.as_ref().map(|base| {
+                format!(
+                    "{}/v1/namespaces/{ns}/views/{name}",
+                    base.trim_end_matches('/')
+                )
+            }),
             active_revision: previous.as_ref().and_then(|s| s.active_revision.clone()),
             ..Default::default()
         };
@@ -124,16 +131,22 @@ impl<'a> Reconciling<'a> {
             name,
             previous,
             observed,
+            active_pods: Vec::new(),
         }
     }
 
-    /// Readiness of the revision that serves now (if any).
+    /// Readiness of the revision that serves now (if any), its pods, and
+    /// why they are not all ready.
     async fn observe_active(&mut self) -> Result<(), kube::Error> {
         if let Some(active) = &self.observed.active_revision {
             let shards = shard_count(self.view.spec.shards);
+            let client = &self.ctx.client;
             self.observed.active =
-                k8s::revision_readiness(&self.ctx.client, &self.ns, &self.name, active, shards)
-                    .await?;
+                k8s::revision_readiness(client, &self.ns, &self.name, active, shards).await?;
+            self.active_pods =
+                revision_pods(client, &self.ctx.projectors, &self.ns, &self.name, active).await?;
+            self.observed.active_pods =
+                diagnose_pods(&self.active_pods, self.observed.active.desired_replicas);
         }
         Ok(())
     }
@@ -185,11 +198,8 @@ impl<'a> Reconciling<'a> {
                 })
             });
         self.observed.stats = view_totals(
-            &self.ctx.client,
             &self.ctx.projectors,
-            &self.ns,
-            &self.name,
-            &revisions.active,
+            &self.active_pods,
             validated.keyed_by_row_key,
             known,
         )
@@ -232,11 +242,47 @@ impl<'a> Reconciling<'a> {
         if let Some((type_, reason, note)) = event {
             publish(self.ctx, self.view, type_, reason, note).await;
         }
+        self.announce_pod_problem().await;
         k8s::patch_status(&self.api, &self.name, &new).await?;
         self.ctx
             .wrote_active(self.view, new.active_revision.as_ref());
         self.ctx.metrics.phase(&view_key(self.view), new.phase);
         Ok(new)
+    }
+}
+
+impl Reconciling<'_> {
+    /// A Warning Event when a revision's pods have a new problem a person
+    /// must fix (unschedulable, image, crash loop, …); once per problem.
+    async fn announce_pod_problem(&self) {
+        let Some(uid) = self.view.metadata.uid.clone() else {
+            return;
+        };
+        let o = &self.observed;
+        let problem = [
+            (&o.active_revision, &o.active_pods),
+            (&o.target_revision, &o.target_pods),
+        ]
+        .into_iter()
+        .find_map(|(revision, why)| {
+            let why = why.as_ref().filter(|d| d.needs_attention)?;
+            Some((revision.clone().unwrap_or_default(), why.clone()))
+        });
+        let key = problem
+            .as_ref()
+            .map(|(revision, why)| format!("{revision}/{}", why.reason));
+        let fresh = match (self.ctx.warned.lock(), key) {
+            (Ok(mut warned), Some(key)) => warned.insert(uid, key.clone()) != Some(key),
+            (Ok(mut warned), None) => {
+                warned.remove(&uid);
+                false
+            }
+            (Err(_), _) => false,
+        };
+        if fresh && let Some((revision, why)) = problem {
+            let note = format!("revision {revision}: {}", why.message);
+            publish(self.ctx, self.view, EventType::Warning, why.reason, note).await;
+        }
     }
 }
 
@@ -375,6 +421,8 @@ async fn switch_revision(
         .await
         .map_or(i64::MAX, |lag| lag.events);
     if !(ready.all_ready() && lag <= 0) {
+        let pods = revision_pods(&ctx.client, &ctx.projectors, &run.ns, &run.name, current).await?;
+        run.observed.target_pods = diagnose_pods(&pods, ready.desired_replicas);
         run.observed.target = Some(ready);
         return Ok(Revisions {
             active,

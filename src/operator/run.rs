@@ -4,22 +4,27 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
 use super::controller::{Context, error_policy, reconcile};
-use super::desired::PodSettings;
-use crate::crd::MaterializedView;
+use super::desired::{LABEL_VIEW, PodSettings};
+use crate::crd::{CRD_MISSING, MaterializedView};
 
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
     pub settings: PodSettings,
     pub kafka_override: Option<String>,
+    /// Base URL of the query gateway, for each view's `status.url`.
+    pub gateway_url: Option<String>,
     pub listen: SocketAddr,
     pub concurrency: u16,
     /// Watch one namespace only (default: all).
@@ -58,18 +63,28 @@ async fn shutdown_signal() {
 async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     let client = Client::try_default().await?;
     let ctx = context(&client, &config);
-    let (views, sets): (Api<MaterializedView>, Api<StatefulSet>) = match &config.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
-    // Fail fast with a clear message when the CRD is missing or RBAC forbids.
-    views
-        .list(&kube::api::ListParams::default().limit(1))
-        .await?;
-    serve_health(&config, ctx.clone()).await?;
+    let (views, sets, pods): (Api<MaterializedView>, Api<StatefulSet>, Api<Pod>) =
+        match &config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));
+    serve_health(&config, ctx.clone(), waiting.clone()).await?;
+    tokio::select! {
+        found = wait_for_crd(&views) => found?,
+        _ = shutdown_signal() => return Ok(()),
+    }
+    if let Ok(mut waiting) = waiting.lock() {
+        *waiting = None;
+    }
     info!(listen = %config.listen, namespace = ?config.namespace, "operator starting");
     // Only the leader reconciles; losing the lease stops this replica.
     let lost = Arc::new(tokio::sync::Notify::new());
@@ -91,9 +106,13 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         }
     };
     Controller::new(views, watcher::Config::default())
-        .owns(
-            sets,
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=matview-operator"),
+        .owns(sets, watcher::Config::default().labels(MANAGED))
+        // Pods are owned by StatefulSets, not views: their view label maps a
+        // pod's change (scheduled, crashing, ready) to its view's reconcile.
+        .watches(
+            pods,
+            watcher::Config::default().labels(MANAGED),
+            view_of_pod,
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop)
@@ -111,6 +130,45 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     Ok(())
 }
 
+const CRD_CHECKING: &str = "checking that the MaterializedView CRD is installed";
+/// How often a missing CRD is looked for again, and how often that is logged.
+const CRD_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+const CRD_LOG_EVERY: u32 = 15;
+
+/// Returns once views can be listed. A missing CRD (installed after the
+/// operator, or by the same `kubectl apply`) is waited for; anything else
+/// (RBAC, an unreachable API server) fails at once with its cause.
+async fn wait_for_crd(views: &Api<MaterializedView>) -> Result<(), OperatorError> {
+    let mut tries = 0u32;
+    loop {
+        match views.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => {
+                if tries > 0 {
+                    info!("the MaterializedView CRD is installed: starting");
+                }
+                return Ok(());
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                if tries.is_multiple_of(CRD_LOG_EVERY) {
+                    warn!("{CRD_MISSING}; waiting for it");
+                }
+                tries += 1;
+                tokio::time::sleep(CRD_RETRY).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Label selector of every object the operator manages.
+const MANAGED: &str = "app.kubernetes.io/managed-by=matview-operator";
+
+fn view_of_pod(pod: Pod) -> Option<ObjectRef<MaterializedView>> {
+    let view = pod.metadata.labels.as_ref()?.get(LABEL_VIEW)?;
+    let ns = pod.metadata.namespace.as_deref()?;
+    Some(ObjectRef::new(view).within(ns))
+}
+
 fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
     let reporter = Reporter {
         controller: "matview-operator".into(),
@@ -121,6 +179,8 @@ fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
         settings: config.settings.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         kafka_override: config.kafka_override.clone(),
+        gateway_url: config.gateway_url.clone(),
+        warned: Mutex::new(Default::default()),
         failures: Mutex::new(Default::default()),
         metrics: Default::default(),
         projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
@@ -129,7 +189,12 @@ fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
 }
 
 /// `/healthz`, `/readyz` and `/metrics`, until SIGTERM.
-async fn serve_health(config: &OperatorConfig, ctx: Arc<Context>) -> Result<(), OperatorError> {
+/// `/readyz` fails with `waiting` while it holds a reason.
+async fn serve_health(
+    config: &OperatorConfig,
+    ctx: Arc<Context>,
+    waiting: Arc<Mutex<Option<String>>>,
+) -> Result<(), OperatorError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| OperatorError::Listen {
@@ -138,7 +203,18 @@ async fn serve_health(config: &OperatorConfig, ctx: Arc<Context>) -> Result<(), 
         })?;
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let why = waiting.lock().ok().and_then(|w| w.clone());
+                async move {
+                    match why {
+                        None => (StatusCode::OK, "ok".to_string()),
+                        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+                    }
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(move || {

@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::diagnosis::Diagnosis;
 use crate::crd::status::set_condition;
 use crate::crd::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
 
@@ -82,7 +83,12 @@ pub struct Observed {
     pub target: Option<Readiness>,
     pub lag: Option<i64>,
     pub stats: Option<ViewTotals>,
-    pub path: String,
+    /// Why the active revision's projectors are not all ready.
+    pub active_pods: Option<Diagnosis>,
+    /// Why the target revision's projectors are not all ready.
+    pub target_pods: Option<Diagnosis>,
+    /// The view's address on the query gateway, when the operator knows one.
+    pub url: Option<String>,
 }
 
 impl Default for Observed {
@@ -97,7 +103,9 @@ impl Default for Observed {
             target: None,
             lag: None,
             stats: None,
-            path: String::new(),
+            active_pods: None,
+            target_pods: None,
+            url: None,
         }
     }
 }
@@ -145,7 +153,7 @@ pub fn compute(
 ) -> MaterializedViewStatus {
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = o.generation;
-    status.path = Some(o.path.clone());
+    status.url = o.url.clone();
     let serving_before = status.active_revision.is_some();
     let mut c = Setter {
         status: &mut status,
@@ -207,21 +215,35 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
         "{}/{} projectors ready",
         a.ready_replicas, a.desired_replicas
     );
+    let why = o.active_pods.as_ref();
+    let with_cause = |base: String| match why {
+        Some(d) => format!("{base}: {}", d.message),
+        None => base,
+    };
     let (phase, reason, message) = if a.all_ready() {
         (Phase::Ready, "CaughtUp", format!("{counts} and caught up"))
     } else if a.serving() {
-        let message = format!("{counts}; every shard still serves");
+        let message = with_cause(format!("{counts}; every shard still serves"));
         (Phase::Degraded, "ReplicasUnavailable", message)
     } else {
-        // Counts only: why pods are not ready is not known here.
-        let message = format!("{counts}; the view serves once every shard has a ready projector");
-        (Phase::Building, "Building", message)
+        match why {
+            Some(d) => (Phase::Building, d.reason, with_cause(counts.clone())),
+            None => {
+                let message =
+                    format!("{counts}; the view serves once every shard has a ready projector");
+                (Phase::Building, "Building", message)
+            }
+        }
     };
     c.set(ConditionType::Ready, a.serving(), reason, message);
-    // Degraded speaks of serving capacity; a view not serving yet is not
-    // degraded, and its reason must not claim ready replicas.
+    // Degraded speaks of the active revision's serving capacity; a view not
+    // serving yet is not degraded, and its reason must not claim ready replicas.
     let (degraded, degraded_reason, degraded_message) = match phase {
-        Phase::Degraded => (true, "ReplicasUnavailable", counts.clone()),
+        Phase::Degraded => (
+            true,
+            why.map_or("ReplicasUnavailable", |d| d.reason),
+            with_cause(counts.clone()),
+        ),
         Phase::Ready => (false, "AllReplicasReady", counts.clone()),
         _ => (
             false,
@@ -235,139 +257,57 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
         degraded_reason,
         degraded_message,
     );
-    match (&o.target_revision, o.target) {
-        (Some(target), Some(t)) => {
-            let message = format!(
-                "revision {target}: {}/{} projectors ready; the active revision keeps serving",
-                t.ready_replicas, t.desired_replicas
-            );
-            c.set(ConditionType::Progressing, true, "Rebuilding", message);
-            Phase::Rebuilding
+    progressing(c, o, phase)
+}
+
+/// What is being built, or why it cannot be: a build stuck on something a
+/// person must fix is not progressing.
+fn progressing(c: &mut Setter<'_>, o: &Observed, phase: Phase) -> Phase {
+    let built = match (&o.target_revision, o.target) {
+        (Some(target), Some(t)) => Some((
+            target.as_str(),
+            t,
+            o.target_pods.as_ref(),
+            "; the active revision keeps serving",
+            Phase::Rebuilding,
+        )),
+        _ if phase == Phase::Building => o
+            .active_revision
+            .as_deref()
+            .map(|r| (r, o.active, o.active_pods.as_ref(), "", Phase::Building)),
+        _ => None,
+    };
+    let Some((revision, r, why, serving, phase)) = built else {
+        let message = match &o.active_revision {
+            Some(r) => format!("revision {r} serves; nothing is being built"),
+            None => "nothing is being built".into(),
+        };
+        c.set(ConditionType::Progressing, false, "Stable", message);
+        return phase;
+    };
+    let counts = format!(
+        "{}/{} projectors ready",
+        r.ready_replicas, r.desired_replicas
+    );
+    let cause = why.map(|d| format!(": {}", d.message)).unwrap_or_default();
+    match why.filter(|d| d.needs_attention) {
+        Some(d) => {
+            let message = format!("revision {revision} is stuck, {counts}{cause}{serving}");
+            c.set(ConditionType::Progressing, false, d.reason, message);
         }
-        _ => {
-            let building = phase == Phase::Building;
-            let reason = if building { "Building" } else { "Stable" };
-            c.set(ConditionType::Progressing, building, reason, "");
-            phase
+        None => {
+            let reason = if phase == Phase::Rebuilding {
+                "Rebuilding"
+            } else {
+                "Building"
+            };
+            let message = format!("building revision {revision}, {counts}{cause}{serving}");
+            c.set(ConditionType::Progressing, true, reason, message);
         }
     }
+    phase
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now() -> Time {
-        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("time"))
-    }
-
-    fn ready(r: &MaterializedViewStatus, t: ConditionType) -> (ConditionStatus, String) {
-        let c = r
-            .conditions
-            .iter()
-            .find(|c| c.type_ == t)
-            .expect("condition");
-        (c.status, c.reason.clone())
-    }
-
-    fn observed() -> Observed {
-        Observed {
-            generation: Some(3),
-            spec: Ok(()),
-            source: Ok(4),
-            active_revision: Some("aaa".into()),
-            active: Readiness {
-                shards: 2,
-                shards_found: 2,
-                shards_serving: 2,
-                ready_replicas: 4,
-                desired_replicas: 4,
-            },
-            path: "/v1/namespaces/shop/views/v".into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn phases_follow_readiness() {
-        let s = compute(None, &observed(), now());
-        assert_eq!(s.phase, Some(Phase::Ready));
-        assert_eq!(
-            ready(&s, ConditionType::Ready),
-            (ConditionStatus::True, "CaughtUp".into())
-        );
-        assert_eq!(s.observed_generation, Some(3));
-
-        let mut o = observed();
-        o.active.ready_replicas = 3;
-        o.active.shards_serving = 2;
-        assert_eq!(compute(None, &o, now()).phase, Some(Phase::Degraded));
-        o.active.shards_serving = 1;
-        assert_eq!(compute(None, &o, now()).phase, Some(Phase::Building));
-
-        // Nothing ready: Building, and no condition claims otherwise.
-        o.active.ready_replicas = 0;
-        o.active.shards_serving = 0;
-        let s = compute(None, &o, now());
-        assert_eq!(s.phase, Some(Phase::Building));
-        let (status, reason) = ready(&s, ConditionType::Degraded);
-        assert_eq!(
-            (status, reason.as_str()),
-            (ConditionStatus::False, "NotServingYet")
-        );
-        let message = &s
-            .conditions
-            .iter()
-            .find(|c| c.type_ == ConditionType::Ready)
-            .expect("Ready")
-            .message;
-        assert!(
-            message.starts_with("0/4 projectors ready") && !message.contains("catching up"),
-            "{message}"
-        );
-
-        let mut o = observed();
-        o.target_revision = Some("bbb".into());
-        o.target = Some(Readiness {
-            shards: 2,
-            shards_found: 2,
-            ..Default::default()
-        });
-        let s = compute(None, &o, now());
-        assert_eq!(s.phase, Some(Phase::Rebuilding));
-        assert_eq!(s.target_revision.as_deref(), Some("bbb"));
-        assert_eq!(
-            ready(&s, ConditionType::Ready).0,
-            ConditionStatus::True,
-            "the active revision keeps serving"
-        );
-    }
-
-    #[test]
-    fn invalid_spec_and_missing_source_say_what_to_fix() {
-        let mut o = observed();
-        o.spec = Err("spec.classify.rules[1]: no value can match".into());
-        let s = compute(None, &o, now());
-        assert_eq!(s.phase, Some(Phase::Failed));
-        let c = s
-            .conditions
-            .iter()
-            .find(|c| c.type_ == ConditionType::Ready)
-            .expect("ready");
-        assert!(
-            c.message.contains("spec.classify.rules[1]"),
-            "{}",
-            c.message
-        );
-
-        let mut o = observed();
-        o.active = Readiness::default();
-        o.source = Err("topic orders does not exist".into());
-        let s = compute(None, &o, now());
-        assert_eq!(s.phase, Some(Phase::Pending));
-        assert_eq!(
-            ready(&s, ConditionType::SourceReady),
-            (ConditionStatus::False, "TopicUnavailable".into())
-        );
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;

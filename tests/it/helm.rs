@@ -270,15 +270,26 @@ async fn helm_install_serves_a_view_upgrades_and_uninstalls_cleanly() {
         .await
         .expect("view");
     let expected = reference(&placed);
-    eventually(
+    let ready = eventually(
         "the view Ready with every row",
         Duration::from_secs(120),
         || async {
             let s = views.get("items-by-price").await.ok()?.status?;
-            (s.phase == Some(Phase::Ready) && s.rows == Some(expected.len() as i64)).then_some(())
+            (s.phase == Some(Phase::Ready) && s.rows == Some(expected.len() as i64)).then_some(s)
         },
     )
     .await;
+    // The chart tells the operator where its gateway is; status says it.
+    assert_eq!(
+        ready.url.as_deref(),
+        Some(
+            format!(
+                "http://{fullname}-gateway.{0}.svc:8080/v1/namespaces/{0}/views/items-by-price",
+                ns.name
+            )
+            .as_str()
+        )
+    );
 
     // Read a row through the chart's gateway with a reader bound to the chart's role.
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns.name);

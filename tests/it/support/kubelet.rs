@@ -20,6 +20,11 @@ use serde_json::json;
 /// Pause before an exited container starts again (a kubelet's back-off starts
 /// at 10 s); long enough for the operator to see the pod unready.
 const RESTART_PAUSE: Duration = Duration::from_secs(5);
+/// A container that exits sooner than this after starting crash-loops: the
+/// pause doubles, up to 8 × RESTART_PAUSE, as a kubelet's back-off does.
+const FAST_EXIT: Duration = Duration::from_secs(3);
+/// With FallbackToLogsOnError, a kubelet quotes at most this much of the log.
+const TERMINATION_LOG_BYTES: usize = 2048;
 
 /// Loopback addresses handed out to pods: 127.0.1.1, 127.0.1.2, … (never .0)
 static NEXT_ADDRESS: AtomicU32 = AtomicU32::new(1 << 8);
@@ -45,6 +50,26 @@ struct Running {
     env: Vec<(String, String)>,
     log: PathBuf,
     probe: Option<(String, u16)>,
+    started_at: Instant,
+    /// Exits within FAST_EXIT of starting, in a row: the back-off doubles.
+    fast_exits: u32,
+    /// Exit code and termination message of the last exit.
+    last_exit: Option<(i32, String)>,
+    /// What status last said, so unchanged states are not written again.
+    reported: Option<Shown>,
+}
+
+/// What the kubelet reports about a pod's container.
+#[derive(Debug, Clone, PartialEq)]
+enum Shown {
+    Running {
+        ready: bool,
+        restarts: i32,
+    },
+    /// Exited; waiting out the back-off before starting again.
+    CrashLoop {
+        restarts: i32,
+    },
 }
 
 pub struct ProcessKubelet {
@@ -134,6 +159,9 @@ impl Drop for ProcessKubelet {
     }
 }
 
+#[path = "kubelet_status.rs"]
+mod status;
+
 struct Loop {
     client: Client,
     namespace: String,
@@ -159,8 +187,8 @@ impl Loop {
         let status = json!({"status": {
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "process kubelet",
                             "lastHeartbeatTime": now, "lastTransitionTime": now}],
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+            "allocatable": super::node_rules::ALLOCATABLE.iter().copied().collect::<BTreeMap<_, _>>(),
+            "capacity": super::node_rules::ALLOCATABLE.iter().copied().collect::<BTreeMap<_, _>>(),
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
         }});
         let _ = nodes
@@ -192,6 +220,7 @@ impl Loop {
                 continue;
             }
             match spec.node_name.as_deref() {
+                None if self.refuse_to_schedule(&api, &pod).await => {}
                 None => {
                     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                                          "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}});
@@ -354,6 +383,9 @@ impl Loop {
             .lock()
             .map(|p| p.contains_key(&name))
             .unwrap_or(true);
+        if !known && self.refuse_to_pull(api, pod, container).await {
+            return;
+        }
         if !known {
             let ip = next_address();
             let dir = self.work.join("pods").join(&name);
@@ -393,30 +425,44 @@ impl Loop {
                         env,
                         log,
                         probe,
+                        started_at: Instant::now(),
+                        fast_exits: 0,
+                        last_exit: None,
+                        reported: None,
                     },
                 );
             }
-            self.report(api, &name, &ip, false, 0).await;
+            self.report(api, &name, &ip).await;
             return;
         }
         // Exited containers restart after a pause, like a kubelet's backoff.
-        let (ip, probe, restarts, was_ready, alive) = {
+        let (ip, probe, alive) = {
             let Ok(mut pods) = self.pods.lock() else {
                 return;
             };
             let Some(r) = pods.get_mut(&name) else { return };
-            let alive = matches!(r.child.try_wait(), Ok(None));
-            if !alive {
-                let exited = *r.exited_at.get_or_insert_with(Instant::now);
-                if exited.elapsed() > RESTART_PAUSE
-                    && let Ok(child) = spawn(&r.program, &r.args, &r.env, &r.log)
-                {
-                    r.child = child;
-                    r.restarts += 1;
-                    r.exited_at = None;
+            let alive = match r.child.try_wait() {
+                Ok(None) => true,
+                Ok(Some(exit)) => {
+                    if r.exited_at.is_none() {
+                        status::exited(r, exit);
+                    }
+                    false
                 }
+                Err(_) => false,
+            };
+            if !alive
+                && let Some(exited_at) = r.exited_at
+                && exited_at.elapsed()
+                    > RESTART_PAUSE * 2u32.pow(r.fast_exits.saturating_sub(1).min(3))
+                && let Ok(child) = spawn(&r.program, &r.args, &r.env, &r.log)
+            {
+                r.child = child;
+                r.restarts += 1;
+                r.exited_at = None;
+                r.started_at = Instant::now();
             }
-            (r.ip.clone(), r.probe.clone(), r.restarts, r.ready, alive)
+            (r.ip.clone(), r.probe.clone(), alive)
         };
         let ready = alive
             && match probe {
@@ -428,33 +474,12 @@ impl Loop {
                     .is_ok_and(|r| r.status().is_success()),
                 None => true,
             };
-        if ready != was_ready || !alive {
-            if let Ok(mut pods) = self.pods.lock()
-                && let Some(r) = pods.get_mut(&name)
-            {
-                r.ready = ready;
-            }
-            self.report(api, &name, &ip, ready, restarts).await;
+        if let Ok(mut pods) = self.pods.lock()
+            && let Some(r) = pods.get_mut(&name)
+        {
+            r.ready = ready;
         }
-    }
-
-    async fn report(&self, api: &Api<Pod>, name: &str, ip: &str, ready: bool, restarts: i32) {
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let flag = if ready { "True" } else { "False" };
-        let status = json!({"status": {
-            "phase": "Running", "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
-                {"type": "Ready", "status": flag, "lastTransitionTime": now},
-            ],
-            "containerStatuses": [{"name": "projector", "ready": ready, "started": true, "restartCount": restarts,
-                                   "image": "matview", "imageID": "", "state": {"running": {"startedAt": now}}}],
-        }});
-        let _ = api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-            .await;
+        self.report(api, &name, &ip).await;
     }
 }
 

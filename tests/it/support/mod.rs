@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod kafka;
 pub mod kube;
 pub mod kubelet;
+pub mod node_rules;
 pub mod operator;
 pub mod projector;
 
