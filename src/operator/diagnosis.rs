@@ -102,14 +102,16 @@ pub fn pod_state(pod: &Pod, lag: Option<i64>) -> PodState {
     });
     if let Some(condition) = unscheduled {
         let message = condition.message.clone().unwrap_or_default();
+        // The scheduler's preemption postscript says nothing to fix.
+        let message = message.split(" preemption:").next().unwrap_or_default();
         // The scheduler's words for claims that are not bound.
         return if message.contains("PersistentVolumeClaim") {
             PodState::VolumeClaimPending {
-                message: detail(&message),
+                message: detail(message),
             }
         } else {
             PodState::Unschedulable {
-                message: detail(&message),
+                message: detail(message),
             }
         };
     }
@@ -232,8 +234,13 @@ fn describe(first: &PodState, unready: &[&PodState], count: usize, desired: i32)
             } else {
                 format!(": {message}")
             };
+            let restarted = match restarts {
+                0 => String::new(),
+                1 => ", restarted once".into(),
+                n => format!(", restarted {n} times"),
+            };
             format!(
-                "{n} CrashLoopBackOff, exit code {exit_code} after {restarts} restarts{said} (kubectl logs {pod} --previous)"
+                "{n} CrashLoopBackOff, exit code {exit_code}{restarted}{said} (kubectl logs {pod} --previous)"
             )
         }
         PodState::Waiting { reason, message } => format!("{n} {reason}: {message}"),

@@ -13,7 +13,7 @@ fn pod(status: serde_json::Value) -> Pod {
 fn unschedulable() -> Pod {
     pod(json!({"phase": "Pending", "conditions": [{
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-        "message": "0/1 nodes are available: 1 Insufficient memory."}]}))
+        "message": "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."}]}))
 }
 
 fn waiting(reason: &str, message: &str) -> Pod {
@@ -143,7 +143,7 @@ fn diagnoses_name_the_leading_cause_with_counts() {
             "CrashLoopBackOff",
             true,
             vec![
-                "1/4 CrashLoopBackOff, exit code 1 after 3 restarts: error: cannot create the Kafka consumer",
+                "1/4 CrashLoopBackOff, exit code 1, restarted 3 times: error: cannot create the Kafka consumer",
                 "kubectl logs shop-abc-s0-0 --previous",
                 "; also 2/4 catching up",
             ],

@@ -79,7 +79,7 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));
     serve_health(&config, ctx.clone(), waiting.clone()).await?;
     tokio::select! {
-        found = wait_for_crd(&views) => found?,
+        found = wait_for_crd(&views, &waiting) => found?,
         _ = shutdown_signal() => return Ok(()),
     }
     if let Ok(mut waiting) = waiting.lock() {
@@ -138,7 +138,10 @@ const CRD_LOG_EVERY: u32 = 15;
 /// Returns once views can be listed. A missing CRD (installed after the
 /// operator, or by the same `kubectl apply`) is waited for; anything else
 /// (RBAC, an unreachable API server) fails at once with its cause.
-async fn wait_for_crd(views: &Api<MaterializedView>) -> Result<(), OperatorError> {
+async fn wait_for_crd(
+    views: &Api<MaterializedView>,
+    waiting: &Mutex<Option<String>>,
+) -> Result<(), OperatorError> {
     let mut tries = 0u32;
     loop {
         match views.list(&kube::api::ListParams::default().limit(1)).await {
@@ -149,6 +152,9 @@ async fn wait_for_crd(views: &Api<MaterializedView>) -> Result<(), OperatorError
                 return Ok(());
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {
+                if let Ok(mut waiting) = waiting.lock() {
+                    *waiting = Some(CRD_MISSING.to_string());
+                }
                 if tries.is_multiple_of(CRD_LOG_EVERY) {
                     warn!("{CRD_MISSING}; waiting for it");
                 }

@@ -147,7 +147,7 @@ fn cases() -> Vec<Case> {
     use ConditionStatus::{False, True};
     use ConditionType::{Degraded, Progressing, Ready};
     let unschedulable = "4/4 Pending: 0/1 nodes are available: 1 Insufficient memory.";
-    let crash = "1/4 CrashLoopBackOff, exit code 1 after 3 restarts: error: bad property";
+    let crash = "1/4 CrashLoopBackOff, exit code 1, restarted 3 times: error: bad property";
     vec![
         Case {
             situation: "every pod unschedulable",

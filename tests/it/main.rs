@@ -17,3 +17,4 @@ mod smoke_kafka;
 mod smoke_kube;
 mod smoke_tools;
 mod support;
+mod troubles;

@@ -16,7 +16,7 @@ use crate::support::kubelet::ProcessKubelet;
 use crate::support::operator;
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
-fn shop_view(env: &TestEnv, name: &str, topic: &str, dlq: &str) -> MaterializedView {
+pub(crate) fn shop_view(env: &TestEnv, name: &str, topic: &str, dlq: &str) -> MaterializedView {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/items-by-price.yaml"
@@ -35,7 +35,7 @@ fn shop_view(env: &TestEnv, name: &str, topic: &str, dlq: &str) -> MaterializedV
     view
 }
 
-fn condition(
+pub(crate) fn condition(
     view: &MaterializedView,
     t: ConditionType,
 ) -> Option<(ConditionStatus, String, String)> {

@@ -5,6 +5,7 @@
 pub mod gateway;
 pub mod kafka;
 pub mod kube;
+pub mod kube_apiserver;
 pub mod kubelet;
 pub mod node_rules;
 pub mod operator;
@@ -32,6 +33,10 @@ pub struct TestEnv {
     pub schemathesis_bin: PathBuf,
     /// The puppeteer-core module (drives Chromium in the browser test).
     pub puppeteer_core: PathBuf,
+    /// etcd's client URL (a test may run its own API server on it).
+    pub etcd: String,
+    /// The environment's CA and certificates.
+    pub pki: PathBuf,
 }
 
 impl TestEnv {
@@ -95,6 +100,8 @@ fn load() -> Result<TestEnv, String> {
         helm_bin: var("MATVIEW_HELM_BIN")?.into(),
         schemathesis_bin: var("MATVIEW_SCHEMATHESIS_BIN")?.into(),
         puppeteer_core: var("MATVIEW_PUPPETEER_CORE")?.into(),
+        etcd: var("MATVIEW_ETCD")?,
+        pki: var("MATVIEW_TESTENV_PKI")?.into(),
     })
 }
 

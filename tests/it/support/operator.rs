@@ -44,11 +44,24 @@ pub fn start_with_lease(
     identity: &str,
     lease_seconds: u64,
 ) -> OperatorProcess {
+    start_with_args(kubeconfig, namespace, log, identity, lease_seconds, &[])
+}
+
+/// Like [`start_with_lease`], with more arguments of `matview operator`.
+pub fn start_with_args(
+    kubeconfig: &Path,
+    namespace: &str,
+    log: &Path,
+    identity: &str,
+    lease_seconds: u64,
+    args: &[&str],
+) -> OperatorProcess {
     let address = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))
         .args(["operator", "--namespace", namespace, "--log-format", "text"])
         .args(["--lease-duration-seconds", &lease_seconds.to_string()])
         .args(["--listen", &address])
+        .args(args)
         .env("MATVIEW_POD_NAME", identity)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
