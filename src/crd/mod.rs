@@ -84,7 +84,8 @@ mod tests {
         assert_eq!(
             columns,
             [
-                "Topic", "Ready", "Phase", "Lag", "Rows", "Revision", "Age", "Shards", "Replicas"
+                "Topic", "Ready", "Reason", "Phase", "Lag", "Rows", "Revision", "Age", "Shards",
+                "Replicas"
             ]
         );
     }

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// Longest detail quoted from a scheduler, kubelet or container message.
-const MAX_DETAIL: usize = 240;
+const MAX_DETAIL: usize = 300;
 
 /// What one projector pod is doing, most serious first (the order is the
 /// order of importance).

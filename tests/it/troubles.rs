@@ -20,18 +20,31 @@ use crate::support::kube_apiserver::EmptyCluster;
 use crate::support::kubelet::ProcessKubelet;
 use crate::support::{TestEnv, eventually, gateway, kafka, operator, run_ok, unique_name};
 
-/// Waits until the view's Ready condition has `reason`; returns its message.
-async fn ready_reason(views: &Api<MaterializedView>, name: &str, reason: &str) -> String {
-    eventually(
-        &format!("{name}: Ready=False with reason {reason}"),
+/// Waits until the view's Ready condition has `reason` and a message that
+/// contains `words` (pods reach their state one by one); returns the message.
+async fn ready_reason(
+    views: &Api<MaterializedView>,
+    name: &str,
+    reason: &str,
+    words: &str,
+) -> String {
+    let last = std::sync::Mutex::new(String::new());
+    let what = format!("{name}: Ready=False, reason {reason}, message with {words:?}");
+    let found = tokio::time::timeout(
         Duration::from_secs(90),
-        || async {
+        // The outer deadline comes first, to report what was last seen.
+        eventually(&what, Duration::from_secs(120), || async {
             let view = views.get(name).await.ok()?;
             let (status, why, message) = condition(&view, ConditionType::Ready)?;
-            (status == ConditionStatus::False && why == reason).then_some(message)
-        },
+            if let Ok(mut last) = last.lock() {
+                *last = format!("{status:?} {why}: {message}");
+            }
+            (status == ConditionStatus::False && why == reason && message.contains(words))
+                .then_some(message)
+        }),
     )
-    .await
+    .await;
+    found.unwrap_or_else(|_| panic!("{what}; last seen: {:?}", last.lock().map(|l| l.clone())))
 }
 
 /// `kubectl describe mv`, printed for the README's troubleshooting section.
@@ -123,7 +136,7 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
             .expect("view");
     }
 
-    let message = ready_reason(&views, "too-big", "Unschedulable").await;
+    let message = ready_reason(&views, "too-big", "Unschedulable", "2/2 Pending").await;
     assert!(
         message.starts_with(
             "0/2 projectors ready: 2/2 Pending: 0/1 nodes are available: 1 Insufficient memory."
@@ -144,21 +157,19 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
         condition(&view, ConditionType::Progressing).map(|c| (c.0, c.1)),
         Some((ConditionStatus::False, "Unschedulable".to_string()))
     );
-    let row = run_ok(
-        env.kubectl()
-            .args(["get", "mv", "too-big", "-n", &ns.name, "--no-headers"]),
-    );
+    let row = run_ok(env.kubectl().args(["get", "mv", "-n", &ns.name]));
+    eprintln!("--- kubectl get mv\n{row}");
     assert!(row.contains("Unschedulable"), "kubectl get mv: {row}");
     let text = describe(env, &ns.name, "too-big");
     assert!(text.contains("Insufficient memory"), "{text}");
 
-    let message = ready_reason(&views, "pinned", "Unschedulable").await;
+    let message = ready_reason(&views, "pinned", "Unschedulable", "Pending").await;
     assert!(
         message.contains("1 node(s) didn't match Pod's node affinity/selector"),
         "{message}"
     );
 
-    let message = ready_reason(&views, "crashing", "CrashLoopBackOff").await;
+    let message = ready_reason(&views, "crashing", "CrashLoopBackOff", "exit code").await;
     assert!(
         message.contains("CrashLoopBackOff, exit code 1"),
         "{message}"
@@ -221,9 +232,9 @@ async fn an_image_that_cannot_be_pulled_is_named_in_status() {
         .create(&PostParams::default(), &view)
         .await
         .expect("view");
-    let message = ready_reason(&views, "unpulled", "ImagePullBackOff").await;
+    let message = ready_reason(&views, "unpulled", "ImagePullBackOff", "2/2 cannot pull").await;
     assert!(
-        message.contains("/2 cannot pull the projector image")
+        message.contains("2/2 cannot pull the projector image")
             && message.contains(image)
             && message.contains("--projector-image"),
         "{message}"
