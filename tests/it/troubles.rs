@@ -129,7 +129,13 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
         )])),
         ..Default::default()
     });
-    for view in [&big, &crashing, &pinned] {
+    // Storage of a class the cluster does not have: the claims stay unbound.
+    let mut unbound = shop_view(env, "unbound", &topic, &unique_name("unbound-dlq"));
+    unbound.spec.projector = Some(matview::crd::ProjectorPod {
+        storage_class_name: Some("no-such-class".into()),
+        ..Default::default()
+    });
+    for view in [&big, &crashing, &pinned, &unbound] {
         views
             .create(&PostParams::default(), view)
             .await
@@ -166,6 +172,13 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
     let message = ready_reason(&views, "pinned", "Unschedulable", "Pending").await;
     assert!(
         message.contains("1 node(s) didn't match Pod's node affinity/selector"),
+        "{message}"
+    );
+
+    let message = ready_reason(&views, "unbound", "VolumeClaimPending", "2/2 Pending").await;
+    assert!(
+        message.contains("unbound immediate PersistentVolumeClaims")
+            && message.contains("spec.projector.storageClassName"),
         "{message}"
     );
 

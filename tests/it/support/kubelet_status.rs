@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -17,7 +18,11 @@ impl Loop {
     /// PodScheduled=False, reason Unschedulable (written once).
     pub(super) async fn refuse_to_schedule(&self, api: &Api<Pod>, pod: &Pod) -> bool {
         let labels = BTreeMap::from([("kubernetes.io/hostname".to_string(), self.node.clone())]);
-        let Some(message) = crate::support::node_rules::unschedulable(pod, &labels) else {
+        let refusal = match self.unbound_claim(pod).await {
+            Some(message) => Some(message),
+            None => crate::support::node_rules::unschedulable(pod, &labels),
+        };
+        let Some(message) = refusal else {
             return false;
         };
         let said = pod
@@ -42,6 +47,33 @@ impl Loop {
                 .await;
         }
         true
+    }
+
+    /// A claim of the pod that no volume can bind: its StorageClass does not
+    /// exist (here no class provisions anything, and the test environment's
+    /// claims without a class count as bound by their local directory).
+    async fn unbound_claim(&self, pod: &Pod) -> Option<String> {
+        let claims: Api<PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let classes: Api<StorageClass> = Api::all(self.client.clone());
+        for volume in pod.spec.as_ref()?.volumes.iter().flatten() {
+            let Some(claim) = &volume.persistent_volume_claim else {
+                continue;
+            };
+            let Ok(claim) = claims.get(&claim.claim_name).await else {
+                continue;
+            };
+            let class = claim
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone());
+            if let Some(class) = class
+                && matches!(classes.get_opt(&class).await, Ok(None))
+            {
+                return Some(crate::support::node_rules::UNBOUND_CLAIMS.to_string());
+            }
+        }
+        None
     }
 
     /// A pod whose image cannot be pulled waits in ImagePullBackOff (written once).

@@ -14,6 +14,10 @@ pub const ALLOCATABLE: [(&str, &str); 3] = [("cpu", "64"), ("memory", "256Gi"), 
 const NO_PREEMPTION: &str =
     "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
 
+/// The scheduler's message for a pod whose claims cannot be bound.
+pub const UNBOUND_CLAIMS: &str = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. \
+     preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
+
 /// The scheduler's message when `pod` cannot go to a node labelled `labels`.
 pub fn unschedulable(pod: &Pod, labels: &BTreeMap<String, String>) -> Option<String> {
     let spec = pod.spec.as_ref()?;
