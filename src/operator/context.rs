@@ -35,6 +35,9 @@ pub struct Context {
     /// cache may lag behind it, and a stale read must never switch a view
     /// back to a revision it left (only the leader writes status).
     pub written_active: Mutex<HashMap<String, String>>,
+    /// The phase this process last wrote, per view UID: a stale read must not
+    /// announce the same phase change twice.
+    pub written_phase: Mutex<HashMap<String, crate::crd::Phase>>,
 }
 
 impl Context {
@@ -53,7 +56,26 @@ impl Context {
         {
             status.active_revision = Some(written);
         }
+        if let Some(phase) = self
+            .written_phase
+            .lock()
+            .ok()
+            .and_then(|w| w.get(uid).copied())
+        {
+            status.phase = Some(phase);
+        }
         Some(status)
+    }
+
+    pub fn wrote_phase(&self, view: &MaterializedView, phase: Option<crate::crd::Phase>) {
+        let (Some(uid), Ok(mut written)) = (view.metadata.uid.as_ref(), self.written_phase.lock())
+        else {
+            return;
+        };
+        match phase {
+            Some(p) => written.insert(uid.clone(), p),
+            None => written.remove(uid),
+        };
     }
 
     pub fn wrote_active(&self, view: &MaterializedView, revision: Option<&String>) {

@@ -87,6 +87,10 @@ fn backoff(attempts: u32) -> Duration {
 async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     ctx.metrics.forget(&view_key(&view));
     ctx.wrote_active(&view, None);
+    ctx.wrote_phase(&view, None);
+    if let (Some(uid), Ok(mut warned)) = (view.metadata.uid.as_ref(), ctx.warned.lock()) {
+        warned.remove(uid);
+    }
     if view.spec.deletion_policy != DeletionPolicy::Delete {
         return Ok(Action::await_change());
     }

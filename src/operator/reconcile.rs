@@ -246,6 +246,7 @@ impl<'a> Reconciling<'a> {
         k8s::patch_status(&self.api, &self.name, &new).await?;
         self.ctx
             .wrote_active(self.view, new.active_revision.as_ref());
+        self.ctx.wrote_phase(self.view, new.phase);
         self.ctx.metrics.phase(&view_key(self.view), new.phase);
         Ok(new)
     }

@@ -191,6 +191,7 @@ fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
         metrics: Default::default(),
         projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
         written_active: Mutex::new(Default::default()),
+        written_phase: Mutex::new(Default::default()),
     })
 }
 
