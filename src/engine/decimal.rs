@@ -24,6 +24,8 @@ pub enum DecimalError {
     Syntax,
     #[error("is out of range (magnitude must stay below 1e29)")]
     OutOfRange,
+    #[error("has more than 9 fraction digits (sums keep exactly 9; round it where it is produced)")]
+    TooPrecise,
 }
 
 impl Decimal {
@@ -69,8 +71,19 @@ impl Decimal {
         Decimal::parse(&format!("{f}"))
     }
 
-    /// Parses `-12.50`, `3`, `1e3`, `2.5E-2`.
+    /// Parses `-12.50`, `3`, `1e3`, `2.5E-2`; more than 9 fraction digits
+    /// are rounded half away from zero.
     pub fn parse(text: &str) -> Result<Decimal, DecimalError> {
+        Decimal::parse_with(text, true)
+    }
+
+    /// Like [`Decimal::parse`], but a value that would need rounding is an
+    /// error: what an event carries is kept exactly or refused.
+    pub fn parse_exact(text: &str) -> Result<Decimal, DecimalError> {
+        Decimal::parse_with(text, false)
+    }
+
+    fn parse_with(text: &str, round: bool) -> Result<Decimal, DecimalError> {
         let text = text.trim();
         let (negative, body) = match text.as_bytes().first() {
             Some(b'-') => (true, &text[1..]),
@@ -79,7 +92,25 @@ impl Decimal {
         };
         let (mantissa, exponent) = match body.find(['e', 'E']) {
             Some(i) => {
-                let exp: i32 = body[i + 1..].parse().map_err(|_| DecimalError::Syntax)?;
+                let exp_text = &body[i + 1..];
+                let exp: i32 = match exp_text.parse() {
+                    Ok(exp) => exp,
+                    // Digits beyond i32: far outside the range either way.
+                    Err(_)
+                        if exp_text
+                            .trim_start_matches(['+', '-'])
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                            && !exp_text.trim_start_matches(['+', '-']).is_empty() =>
+                    {
+                        if exp_text.starts_with('-') {
+                            i32::MIN / 2
+                        } else {
+                            return Err(DecimalError::OutOfRange);
+                        }
+                    }
+                    Err(_) => return Err(DecimalError::Syntax),
+                };
                 (&body[..i], exp)
             }
             None => (body, 0),
@@ -115,13 +146,17 @@ impl Decimal {
                 .and_then(|v| v.checked_add(i128::from(b - b'0')))
                 .ok_or(DecimalError::OutOfRange)?;
         }
-        if shift >= 0 {
+        // Zero stays zero however large the exponent (and must not loop on it).
+        if shift >= 0 && value != 0 {
             for _ in 0..shift {
                 value = value.checked_mul(10).ok_or(DecimalError::OutOfRange)?;
             }
         } else {
-            // Round half away from zero on the first dropped digit.
             let dropped_at = significant.len();
+            if !round && digits.as_bytes()[dropped_at..].iter().any(|&b| b != b'0') {
+                return Err(DecimalError::TooPrecise);
+            }
+            // Round half away from zero on the first dropped digit.
             if let Some(&first_dropped) = digits.as_bytes().get(dropped_at)
                 && first_dropped >= b'5'
             {

@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod decimal;
 mod explode_check;
+pub mod json;
 pub mod pointer;
 pub mod quantity;
 pub mod revision;
@@ -26,3 +27,6 @@ pub use view::{GroupView, RowView};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod exact_tests;

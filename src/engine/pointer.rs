@@ -58,6 +58,19 @@ impl FieldPointer {
     }
 
     /// Resolves against `element` or `event` by scope; `None` when absent.
+    /// The pointed-at value in an event read with [`super::json::Level`].
+    pub fn resolve_raw<'a>(
+        &self,
+        event: &super::json::Level<'a>,
+        element: &super::json::Level<'a>,
+    ) -> Option<&'a serde_json::value::RawValue> {
+        let level = match self.scope {
+            Scope::Event => event,
+            Scope::Element => element,
+        };
+        super::json::resolve(level, &self.tokens)
+    }
+
     pub fn resolve<'v>(&self, event: &'v Value, element: &'v Value) -> Option<&'v Value> {
         let mut current = match self.scope {
             Scope::Event => event,

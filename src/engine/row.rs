@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::decimal::Decimal;
+use super::json::RawJson;
 use super::rules::GroupId;
 use super::shape::{Position, Record};
 
@@ -14,7 +13,7 @@ use super::shape::{Position, Record};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
     pub group: Option<GroupId>,
-    pub fields: Vec<Value>,
+    pub fields: Vec<RawJson>,
     pub sums: Vec<Decimal>,
     pub version: Position,
 }
@@ -145,7 +144,7 @@ mod tests {
             key: "u1".into(),
             id: id.into(),
             group,
-            fields: vec![Value::from(price)],
+            fields: vec![RawJson::number(Decimal::from_i64(price))],
             sums: vec![Decimal::from_i64(price)],
             version: Position {
                 partition: 0,

@@ -2,10 +2,11 @@
 //! classified. An event with any bad part is rejected whole, with the reason.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::compile::CompiledView;
 use super::decimal::Decimal;
+use super::json::{JsonKind, Level, RawJson};
 use super::rules::{GroupId, Operand, ValueKind, classify};
 
 /// Where an event sits in its topic; also the version of the records it yields
@@ -23,8 +24,9 @@ pub struct Record {
     pub id: String,
     /// `None`: matched no rule and the view has no `otherwise` group.
     pub group: Option<GroupId>,
-    /// Field values in [`CompiledView::fields`] order (null when optional and absent).
-    pub fields: Vec<Value>,
+    /// Field values in [`CompiledView::fields`] order (null when optional
+    /// and absent), as the exact JSON text the event carried.
+    pub fields: Vec<RawJson>,
     /// Values of the summed fields, in `aggregate.sum` order.
     pub sums: Vec<Decimal>,
     pub version: Position,
@@ -73,17 +75,6 @@ impl EventError {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 impl CompiledView {
     /// Turns one event into its records, or says why it cannot.
     pub fn shape(&self, bytes: &[u8], position: Position) -> Result<Vec<Record>, EventError> {
@@ -93,29 +84,30 @@ impl CompiledView {
                 max: self.max_event_bytes,
             });
         }
-        let event: Value = serde_json::from_slice(bytes).map_err(|e| EventError::NotJson {
-            detail: e.to_string(),
-        })?;
+        let not_json = |detail: String| EventError::NotJson { detail };
+        let text = std::str::from_utf8(bytes).map_err(|e| not_json(e.to_string()))?;
+        // Validates the whole event once; members are then read as slices.
+        let root: &RawValue = serde_json::from_str(text).map_err(|e| not_json(e.to_string()))?;
+        let event = Level::of(root);
         match &self.explode {
             None => Ok(vec![self.record(&event, &event, position, 0)?]),
             Some(pointer) => {
-                let target =
-                    pointer
-                        .resolve(&event, &event)
-                        .ok_or_else(|| EventError::MissingField {
-                            what: "explode array".into(),
-                            path: pointer.as_str().into(),
-                        })?;
-                let Value::Array(elements) = target else {
+                let target = pointer.resolve_raw(&event, &event).ok_or_else(|| {
+                    EventError::MissingField {
+                        what: "explode array".into(),
+                        path: pointer.as_str().into(),
+                    }
+                })?;
+                let Level::Array(elements) = Level::of(target) else {
                     return Err(EventError::ExplodeNotArray {
                         path: pointer.as_str().into(),
-                        found: type_name(target),
+                        found: JsonKind::of(target.get()).describe(),
                     });
                 };
                 elements
                     .iter()
                     .enumerate()
-                    .map(|(i, element)| self.record(&event, element, position, i))
+                    .map(|(i, element)| self.record(&event, &Level::of(element), position, i))
                     .collect()
             }
         }
@@ -123,13 +115,13 @@ impl CompiledView {
 
     fn record(
         &self,
-        event: &Value,
-        element: &Value,
+        event: &Level<'_>,
+        element: &Level<'_>,
         position: Position,
         index: usize,
     ) -> Result<Record, EventError> {
         let key = identity(
-            self.key.resolve(event, element),
+            self.key.resolve_raw(event, element),
             "row key",
             self.key.as_str(),
         )?;
@@ -139,14 +131,18 @@ impl CompiledView {
             });
         }
         let id = match &self.id {
-            Some(p) => identity(p.resolve(event, element), "record id", p.as_str())?,
+            Some(p) => identity(p.resolve_raw(event, element), "record id", p.as_str())?,
             None => format!("{}-{}-{}", position.partition, position.offset, index),
         };
         let mut fields = Vec::with_capacity(self.fields.len());
         for field in &self.fields {
-            let value = match field.pointer.resolve(event, element) {
-                None | Some(Value::Null) if field.optional => Value::Null,
-                None | Some(Value::Null) => {
+            let found = field
+                .pointer
+                .resolve_raw(event, element)
+                .filter(|v| JsonKind::of(v.get()) != JsonKind::Null);
+            let value = match found {
+                None if field.optional => RawJson::null(),
+                None => {
                     return Err(EventError::MissingField {
                         what: format!("field {:?}", field.name),
                         path: field.pointer.as_str().into(),
@@ -156,29 +152,31 @@ impl CompiledView {
             };
             fields.push(value);
         }
-        let mut sums = Vec::with_capacity(self.aggregate.sums.len());
-        for &fi in &self.aggregate.sums {
-            let sum = match &fields[fi] {
-                Value::Number(n) => Decimal::from_json(n).map_err(|e| EventError::BadNumber {
+        let number = |fi: usize| -> Result<Option<Decimal>, EventError> {
+            fields[fi]
+                .as_decimal()
+                .transpose()
+                .map_err(|e| EventError::BadNumber {
                     what: format!("field {:?}", self.fields[fi].name),
                     path: self.fields[fi].pointer.as_str().into(),
-                    problem: e.to_string(),
-                })?,
-                _ => Decimal::ZERO, // optional and absent
-            };
-            sums.push(sum);
+                    problem: format!("{} {e}", fields[fi].text()),
+                })
+        };
+        let mut sums = Vec::with_capacity(self.aggregate.sums.len());
+        for &fi in &self.aggregate.sums {
+            // Absent optional fields add nothing.
+            sums.push(number(fi)?.unwrap_or(Decimal::ZERO));
         }
-        let operand = match &fields[self.classify.field] {
-            Value::Null => None,
-            Value::Number(n) => Some(Operand::Number(Decimal::from_json(n).map_err(|e| {
-                EventError::BadNumber {
-                    what: format!("field {:?}", self.fields[self.classify.field].name),
-                    path: self.fields[self.classify.field].pointer.as_str().into(),
-                    problem: e.to_string(),
-                }
-            })?)),
-            Value::String(s) => Some(Operand::String(s)),
-            Value::Bool(b) => Some(Operand::Boolean(*b)),
+        let classified = &fields[self.classify.field];
+        let text;
+        let operand = match classified.kind() {
+            JsonKind::Null => None,
+            JsonKind::Number => number(self.classify.field)?.map(Operand::Number),
+            JsonKind::String => {
+                text = classified.as_string().unwrap_or_default();
+                Some(Operand::String(&text))
+            }
+            JsonKind::Bool => classified.as_bool().map(Operand::Boolean),
             _ => Some(Operand::Other),
         };
         let group = classify(&self.classify, operand.as_ref());
@@ -193,49 +191,64 @@ impl CompiledView {
     }
 }
 
-/// A key or id: a string, or a number written as text.
-fn identity(value: Option<&Value>, what: &str, path: &str) -> Result<String, EventError> {
-    match value {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
-        None | Some(Value::Null) => Err(EventError::MissingField {
-            what: what.into(),
-            path: path.into(),
-        }),
-        Some(other) => Err(EventError::WrongType {
+/// A key or id: a string, or a number written as its text.
+fn identity(value: Option<&RawValue>, what: &str, path: &str) -> Result<String, EventError> {
+    let missing = || EventError::MissingField {
+        what: what.into(),
+        path: path.into(),
+    };
+    let Some(value) = value else {
+        return Err(missing());
+    };
+    match JsonKind::of(value.get()) {
+        JsonKind::String => RawJson::borrowed(value)
+            .as_string()
+            .map(|s| s.into_owned())
+            .ok_or_else(missing),
+        JsonKind::Number => Ok(value.get().to_string()),
+        JsonKind::Null => Err(missing()),
+        other => Err(EventError::WrongType {
             what: what.into(),
             path: path.into(),
             expected: "a string or a number",
-            found: type_name(other),
+            found: other.describe(),
         }),
     }
 }
 
 /// Checks a value against its field's kind; numeric strings become numbers.
-fn typed(value: &Value, kind: ValueKind, name: &str, path: &str) -> Result<Value, EventError> {
-    let ok = match (kind, value) {
+fn typed(value: &RawValue, kind: ValueKind, name: &str, path: &str) -> Result<RawJson, EventError> {
+    let found = JsonKind::of(value.get());
+    let bad_number = |problem: String| EventError::BadNumber {
+        what: format!("field {name:?}"),
+        path: path.into(),
+        problem,
+    };
+    let ok = match (kind, found) {
         (ValueKind::Any, _) => true,
-        (ValueKind::Number | ValueKind::NumericString, Value::Number(_)) => true,
-        (ValueKind::NumericString, Value::String(s)) => {
-            let d = Decimal::parse(s).map_err(|e| EventError::BadNumber {
-                what: format!("field {name:?}"),
-                path: path.into(),
-                problem: format!("{s:?} {e}"),
-            })?;
-            return Ok(d.to_json());
+        (ValueKind::Number | ValueKind::NumericString, JsonKind::Number) => {
+            // Kept as written, once known to be an exact decimal.
+            Decimal::parse_exact(value.get())
+                .map_err(|e| bad_number(format!("{} {e}", value.get())))?;
+            true
         }
-        (ValueKind::String, Value::String(_)) => true,
-        (ValueKind::Boolean, Value::Bool(_)) => true,
+        (ValueKind::NumericString, JsonKind::String) => {
+            let raw = RawJson::borrowed(value);
+            let text = raw.as_string().unwrap_or_default();
+            let d = Decimal::parse_exact(&text).map_err(|e| bad_number(format!("{text:?} {e}")))?;
+            return Ok(RawJson::number(d));
+        }
+        (ValueKind::String, JsonKind::String) => true,
+        (ValueKind::Boolean, JsonKind::Bool) => true,
         _ => false,
     };
-    if ok {
-        Ok(value.clone())
-    } else {
-        Err(EventError::WrongType {
+    if !ok {
+        return Err(EventError::WrongType {
             what: format!("field {name:?}"),
             path: path.into(),
             expected: kind.describe(),
-            found: type_name(value),
-        })
+            found: found.describe(),
+        });
     }
+    Ok(RawJson::borrowed(value))
 }

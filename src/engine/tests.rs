@@ -60,7 +60,8 @@ fn shop_event_becomes_classified_records() {
     // Fields in name order: name, orderId, price.
     assert_eq!(
         records[0].fields,
-        vec![json!("pen"), json!("o1"), json!(1.5)]
+        vec![json!("pen").into(), json!("o1").into(), json!(1.5).into()]
+            as Vec<crate::engine::json::RawJson>
     );
     assert_eq!(
         records[3].sums,
@@ -231,7 +232,7 @@ prop_compose! {
             key: "k".into(),
             id: format!("id{id}"),
             group,
-            fields: vec![Value::from(cents)],
+            fields: vec![Value::from(cents).into()],
             sums: vec![Decimal::parse(&format!("{}.{:02}", cents / 100, cents % 100)).expect("decimal")],
             version: Position { partition, offset: i as i64 },
         }).collect()
@@ -283,7 +284,7 @@ proptest! {
         // Shards hold disjoint ids (each id lives in one partition here).
         let rs: Vec<Record> = rs.into_iter().map(|mut r| {
             r.version.partition = (r.id.len() as i32 + r.id.as_bytes()[2] as i32) % 3;
-            r.fields = vec![json!("n"), json!("o"), r.fields[0].clone()];
+            r.fields = vec![json!("n").into(), json!("o").into(), r.fields[0].clone()];
             r
         }).collect();
         let shard = |p: i32| fold(&rs.iter().filter(|r| r.version.partition == p).cloned().collect::<Vec<_>>(), 3);

@@ -6,10 +6,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::compile::CompiledView;
 use super::decimal::Decimal;
+use super::json::{JsonKind, RawJson};
 use super::row::Row;
 use crate::crd::Keep;
 
@@ -20,13 +20,17 @@ pub struct RowView {
     pub groups: BTreeMap<String, GroupView>,
 }
 
+/// One kept record: its `id` and fields, values as the event carried them.
+pub type Item = BTreeMap<String, RawJson>;
+
 /// One group of a row as served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupView {
     /// Records of the row in this group (with `aggregate.count`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
-    /// Exact decimal sums by field (with `aggregate.sum`).
+    /// Exact decimal sums by field (with `aggregate.sum`), written as JSON
+    /// numbers with every digit (read them with a decimal type to stay exact).
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
@@ -36,7 +40,7 @@ pub struct GroupView {
     pub sum: BTreeMap<String, Decimal>,
     /// The kept records, each with its `id` and fields (with `aggregate.items`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<Map<String, Value>>>,
+    pub items: Option<Vec<Item>>,
     /// True when more records exist than the items listed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -63,8 +67,8 @@ impl CompiledView {
                     .iter()
                     .filter(|(_, r)| r.group.map(usize::from) == Some(g))
                     .map(|(id, r)| {
-                        let mut item = Map::with_capacity(r.fields.len() + 1);
-                        item.insert("id".into(), Value::String(id.clone()));
+                        let mut item = Item::new();
+                        item.insert("id".into(), RawJson::string(id));
                         for (field, value) in self.fields.iter().zip(&r.fields) {
                             item.insert(field.name.clone(), value.clone());
                         }
@@ -139,40 +143,44 @@ impl CompiledView {
 }
 
 /// Orders JSON values: absent < null < booleans < numbers < strings < others;
-/// numbers by value, strings by bytes.
-pub fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
-    fn rank(v: Option<&Value>) -> u8 {
-        match v {
+/// numbers by exact value, strings by bytes.
+pub fn compare_values(a: Option<&RawJson>, b: Option<&RawJson>) -> Ordering {
+    fn rank(v: Option<&RawJson>) -> u8 {
+        match v.map(RawJson::kind) {
             None => 0,
-            Some(Value::Null) => 1,
-            Some(Value::Bool(_)) => 2,
-            Some(Value::Number(_)) => 3,
-            Some(Value::String(_)) => 4,
+            Some(JsonKind::Null) => 1,
+            Some(JsonKind::Bool) => 2,
+            Some(JsonKind::Number) => 3,
+            Some(JsonKind::String) => 4,
             Some(_) => 5,
         }
     }
-    match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => {
-            match (Decimal::from_json(x), Decimal::from_json(y)) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => x
-                    .as_f64()
-                    .unwrap_or(0.0)
-                    .total_cmp(&y.as_f64().unwrap_or(0.0)),
+    let (Some(x), Some(y)) = (a, b) else {
+        return rank(a).cmp(&rank(b));
+    };
+    match (x.kind(), y.kind()) {
+        (JsonKind::Number, JsonKind::Number) => {
+            match (x.as_decimal(), y.as_decimal()) {
+                (Some(Ok(x)), Some(Ok(y))) => x.cmp(&y),
+                // Stored numbers are exact decimals; text order keeps it total.
+                _ => x.text().cmp(y.text()),
             }
         }
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (JsonKind::String, JsonKind::String) => x.as_string().cmp(&y.as_string()),
+        (JsonKind::Bool, JsonKind::Bool) => x.as_bool().cmp(&y.as_bool()),
         _ => rank(a).cmp(&rank(b)),
     }
 }
 
-/// Sums serialize as JSON numbers, exact in the text when they fit a float.
+/// Sums serialize as JSON numbers written from the decimal's digits, and
+/// are read back from the number's text: exact both ways.
 mod decimal_map {
     use std::collections::BTreeMap;
 
     use serde::de::Error as _;
+    use serde::ser::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::value::RawValue;
 
     use super::Decimal;
 
@@ -180,18 +188,25 @@ mod decimal_map {
         map: &BTreeMap<String, Decimal>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        s.collect_map(map.iter().map(|(k, v)| (k, v.to_json())))
+        let mut numbers = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            numbers.push((
+                k,
+                RawValue::from_string(v.to_string()).map_err(S::Error::custom)?,
+            ));
+        }
+        s.collect_map(numbers)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<String, Decimal>, D::Error> {
-        let raw = BTreeMap::<String, serde_json::Number>::deserialize(d)?;
+        let raw = BTreeMap::<String, Box<RawValue>>::deserialize(d)?;
         raw.into_iter()
             .map(|(k, n)| {
-                Decimal::from_json(&n)
+                Decimal::parse_exact(n.get())
                     .map(|v| (k, v))
-                    .map_err(D::Error::custom)
+                    .map_err(|e| D::Error::custom(format!("sum {} {e}", n.get())))
             })
             .collect()
     }

@@ -385,9 +385,12 @@ mod tests {
             let record = StoredRecord {
                 group,
                 fields: vec![
-                    serde_json::json!("pen"),
-                    serde_json::json!(1.5),
-                    serde_json::Value::Null,
+                    serde_json::json!("pen").into(),
+                    serde_json::json!(1.5).into(),
+                    crate::engine::json::RawJson::number(
+                        Decimal::parse_exact("12345678901234567890.123456789").expect("exact"),
+                    ),
+                    crate::engine::json::RawJson::null(),
                 ],
                 sums: vec![
                     Decimal::parse("-12.345").expect("decimal"),
@@ -416,7 +419,7 @@ mod store_tests {
             key: key.into(),
             id: id.into(),
             group: Some(group),
-            fields: vec![serde_json::json!(price)],
+            fields: vec![serde_json::json!(price).into()],
             sums: vec![Decimal::from_i64(price)],
             version: Position {
                 partition: 0,

@@ -154,6 +154,10 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         (json!({"orderId": "o", "userId": "u1", "items": "none"}).to_string().into_bytes(), Some("explode-not-array")),
         (oversized.to_string().into_bytes(), Some("too-large")),
         (json!({"orderId": "e", "userId": "", "items": [{"itemId": "e", "name": "pen", "price": 1}]}).to_string().into_bytes(), Some("empty-key")),
+        // Numbers: exact when the decimal holds them, refused when it cannot.
+        (br#"{"orderId": "n1", "userId": "u2", "items": [{"itemId": "big", "name": "pen", "price": 12345678901234567890.123456789}]}"#.to_vec(), None),
+        (br#"{"orderId": "n2", "userId": "u2", "items": [{"itemId": "huge", "name": "pen", "price": 1e400}]}"#.to_vec(), Some("bad-number")),
+        (br#"{"orderId": "n3", "userId": "u2", "items": [{"itemId": "fine", "name": "pen", "price": 0.1234567891}]}"#.to_vec(), Some("bad-number")),
         (good(3).to_string().into_bytes(), None),
     ];
     let events: Vec<(String, Vec<u8>)> = sequence
@@ -172,6 +176,15 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         row["groups"]["cheap"]["count"], 3,
         "the valid events around the bad ones: {row}"
     );
+    // Served with every digit, as the sum and as the item's price.
+    let text = projector.get_text("/v1/rows/u2").await.expect("row u2");
+    for exact in [
+        r#""sum":{"price":12345678901234567890.123456789}"#,
+        r#""price":12345678901234567890.123456789"#,
+    ] {
+        assert!(text.contains(exact), "{exact} in {text}");
+    }
+    assert!(!text.contains("huge") && !text.contains("fine"), "{text}");
 
     let consumer: BaseConsumer = kafka::client_config(env)
         .set("group.id", unique_name("dlq-reader"))

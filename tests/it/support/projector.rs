@@ -239,6 +239,16 @@ impl Projector {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The body as text: numbers exactly as served.
+    pub async fn get_text(&self, path: &str) -> Option<String> {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
     pub async fn get(&self, path: &str) -> Option<(u16, Value)> {
         let response = reqwest::get(format!("{}{path}", self.base)).await.ok()?;
         let status = response.status().as_u16();
