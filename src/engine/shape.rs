@@ -52,6 +52,10 @@ pub enum EventError {
     ExplodeNotArray { path: String, found: &'static str },
     #[error("row key at {path} is empty: no request could read the row back")]
     EmptyKey { path: String },
+    #[error(
+        "row key at {path} is {key:?}, a URL dot segment that clients rewrite: no request could read the row back"
+    )]
+    UnaddressableKey { path: String, key: String },
     #[error("number for {what} at {path} {problem}")]
     BadNumber {
         what: String,
@@ -71,6 +75,7 @@ impl EventError {
             EventError::ExplodeNotArray { .. } => "explode-not-array",
             EventError::BadNumber { .. } => "bad-number",
             EventError::EmptyKey { .. } => "empty-key",
+            EventError::UnaddressableKey { .. } => "unaddressable-key",
         }
     }
 }
@@ -128,6 +133,13 @@ impl CompiledView {
         if key.is_empty() {
             return Err(EventError::EmptyKey {
                 path: self.key.as_str().into(),
+            });
+        }
+        // Every other key is read back percent-encoded in the URL path.
+        if key == "." || key == ".." {
+            return Err(EventError::UnaddressableKey {
+                path: self.key.as_str().into(),
+                key,
             });
         }
         let id = match &self.id {
@@ -204,7 +216,12 @@ fn identity(value: Option<&RawValue>, what: &str, path: &str) -> Result<String, 
         JsonKind::String => RawJson::borrowed(value)
             .as_string()
             .map(|s| s.into_owned())
-            .ok_or_else(missing),
+            .ok_or_else(|| EventError::WrongType {
+                what: what.into(),
+                path: path.into(),
+                expected: "a string or a number",
+                found: "a string that is not valid Unicode",
+            }),
         JsonKind::Number => Ok(value.get().to_string()),
         JsonKind::Null => Err(missing()),
         other => Err(EventError::WrongType {

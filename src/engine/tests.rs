@@ -87,6 +87,12 @@ fn bad_events_are_rejected_whole_with_the_reason() {
         (vec![b' '; 2 << 20], "too-large", "over the limit of 1048576"),
         (json!({"userId": "", "orderId": "o", "items": [{"itemId": "a", "name": "x", "price": 1}]}).to_string().into_bytes(),
             "empty-key", "row key at ^/userId is empty"),
+        (json!({"userId": "..", "orderId": "o", "items": [{"itemId": "a", "name": "x", "price": 1}]}).to_string().into_bytes(),
+            "unaddressable-key", "a URL dot segment"),
+        (br#"{"userId": "\ud800", "orderId": "o", "items": [{"itemId": "a", "name": "x", "price": 1}]}"#.to_vec(),
+            "wrong-type", "not valid Unicode"),
+        (json!({"userId": "u", "orderId": "o", "items": [{"itemId": "a", "name": "x", "price": 1e300}]}).to_string().into_bytes(),
+            "bad-number", "is out of range"),
     ];
     for (bytes, reason, text) in cases {
         let err = view.shape(&bytes, at(1)).expect_err("must be rejected");

@@ -158,8 +158,16 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         (br#"{"orderId": "n1", "userId": "u2", "items": [{"itemId": "big", "name": "pen", "price": 12345678901234567890.123456789}]}"#.to_vec(), None),
         (br#"{"orderId": "n2", "userId": "u2", "items": [{"itemId": "huge", "name": "pen", "price": 1e400}]}"#.to_vec(), Some("bad-number")),
         (br#"{"orderId": "n3", "userId": "u2", "items": [{"itemId": "fine", "name": "pen", "price": 0.1234567891}]}"#.to_vec(), Some("bad-number")),
+        (json!({"orderId": "dots", "userId": "..", "items": [{"itemId": "d", "name": "pen", "price": 1}]}).to_string().into_bytes(), Some("unaddressable-key")),
         (good(3).to_string().into_bytes(), None),
     ];
+    // Keys a URL must encode: each is read back by key below.
+    let awkward = ["a/b", "x y", "é?#%", "~", "...", "%2F"];
+    let mut sequence = sequence;
+    for (i, key) in awkward.iter().enumerate() {
+        let event = json!({"orderId": format!("w{i}"), "userId": key, "items": [{"itemId": format!("w{i}"), "name": "pen", "price": 3}]});
+        sequence.push((event.to_string().into_bytes(), None));
+    }
     let events: Vec<(String, Vec<u8>)> = sequence
         .iter()
         .enumerate()
@@ -185,6 +193,26 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         assert!(text.contains(exact), "{exact} in {text}");
     }
     assert!(!text.contains("huge") && !text.contains("fine"), "{text}");
+    for key in awkward {
+        let encoded: String = key
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, row) = projector
+            .get(&format!("/v1/rows/{encoded}"))
+            .await
+            .expect("row");
+        assert_eq!(
+            (status, &row["key"]),
+            (200, &json!(key)),
+            "{key} as {encoded}"
+        );
+    }
 
     let consumer: BaseConsumer = kafka::client_config(env)
         .set("group.id", unique_name("dlq-reader"))
