@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway
+.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator
 
 test:
 	hack/test.sh
@@ -34,6 +34,11 @@ bench-projector: testenv
 	. .testenv/testenv.env; target/release/matview bench projector \
 	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --events $(BENCH_EVENTS) \
 	  --broker-pid $$(cat .testenv/pids/kafka)
+
+# Operator at scale: N views, one operator, time until every view is reconciled.
+BENCH_VIEWS ?= 1000
+bench-operator: testenv
+	python3 hack/bench-operator.py $(BENCH_VIEWS)
 
 # Gateway benchmark: two projectors behind the gateway, all on this machine.
 BENCH_KEYS ?= 100000

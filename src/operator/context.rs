@@ -31,6 +31,10 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     pub metrics: super::metrics::OperatorMetrics,
     pub projectors: ProjectorClient,
+    /// What this process last applied and cleaned up, per view UID.
+    pub memo: super::pacing::ReconcileMemo,
+    /// Kafka clients kept across reconciles.
+    pub kafka: super::kafka::KafkaClients,
     /// The active revision this process last wrote, per view UID. The watch
     /// cache may lag behind it, and a stale read must never switch a view
     /// back to a revision it left (only the leader writes status).

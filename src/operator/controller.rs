@@ -88,6 +88,9 @@ async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Actio
     ctx.metrics.forget(&view_key(&view));
     ctx.wrote_active(&view, None);
     ctx.wrote_phase(&view, None);
+    if let Some(uid) = view.metadata.uid.as_ref() {
+        ctx.memo.forget(uid);
+    }
     if let (Some(uid), Ok(mut warned)) = (view.metadata.uid.as_ref(), ctx.warned.lock()) {
         warned.remove(uid);
     }
@@ -111,6 +114,7 @@ async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Actio
         .collect();
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     kafka::delete(&servers, &[&dlq], &group_refs).await?;
+    ctx.kafka.forget_topic(&servers, &dlq);
     publish(
         &ctx,
         &view,

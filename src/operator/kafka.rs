@@ -1,7 +1,9 @@
 //! The operator's Kafka edge: is the source there, create the dead-letter
 //! topic, measure a consumer group's lag, delete what a view owns.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -29,6 +31,8 @@ pub enum KafkaError {
     },
     #[error("a Kafka metadata task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("the operator's Kafka client cache is unusable after a panic")]
+    Poisoned,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,13 +66,77 @@ fn refused(
     }
 }
 
-/// Partition count of a topic, off the async runtime (metadata calls block).
-pub async fn partitions(servers: &str, topic: &str) -> Result<i32, KafkaError> {
+/// How long a dead-letter topic known to exist is not asked about again.
+const ENSURED_FOR: Duration = Duration::from_secs(600);
+
+/// Kafka clients kept across reconciles: one metadata client per cluster
+/// (bootstrap servers), and the topics already ensured. A reconcile then
+/// makes at most one metadata request on an open connection.
+#[derive(Default)]
+pub struct KafkaClients {
+    metadata: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    ensured: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl KafkaClients {
+    fn metadata_client(&self, servers: &str) -> Result<Arc<BaseConsumer>, KafkaError> {
+        let mut clients = self.metadata.lock().map_err(|_| KafkaError::Poisoned)?;
+        if let Some(client) = clients.get(servers) {
+            return Ok(client.clone());
+        }
+        let client: BaseConsumer = client_config(servers)
+            .create()
+            .map_err(|e| unreachable(servers, e))?;
+        let client = Arc::new(client);
+        clients.insert(servers.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// Partition count of a topic, off the async runtime (metadata calls block).
+    pub async fn partitions(&self, servers: &str, topic: &str) -> Result<i32, KafkaError> {
+        let consumer = self.metadata_client(servers)?;
+        partitions_with(consumer, servers, topic).await
+    }
+
+    /// Creates the topic unless it exists (or was seen to exist lately).
+    pub async fn ensure_topic(
+        &self,
+        servers: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<bool, KafkaError> {
+        let key = (servers.to_string(), topic.to_string());
+        let fresh = self
+            .ensured
+            .lock()
+            .ok()
+            .and_then(|e| e.get(&key).copied())
+            .is_some_and(|at| at.elapsed() < ENSURED_FOR);
+        if fresh {
+            return Ok(false);
+        }
+        let created = ensure_topic(servers, topic, partitions).await?;
+        if let Ok(mut ensured) = self.ensured.lock() {
+            ensured.insert(key, Instant::now());
+        }
+        Ok(created)
+    }
+
+    /// After deleting a topic: the next ensure asks Kafka again.
+    pub fn forget_topic(&self, servers: &str, topic: &str) {
+        if let Ok(mut ensured) = self.ensured.lock() {
+            ensured.remove(&(servers.to_string(), topic.to_string()));
+        }
+    }
+}
+
+async fn partitions_with(
+    consumer: Arc<BaseConsumer>,
+    servers: &str,
+    topic: &str,
+) -> Result<i32, KafkaError> {
     let (servers, topic) = (servers.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = client_config(&servers)
-            .create()
-            .map_err(|e| unreachable(&servers, e))?;
         let metadata = consumer
             .fetch_metadata(Some(&topic), TIMEOUT)
             .map_err(|e| unreachable(&servers, e))?;
@@ -91,7 +159,7 @@ fn admin(servers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError>
 }
 
 /// Creates the topic unless it exists.
-pub async fn ensure_topic(servers: &str, topic: &str, partitions: i32) -> Result<bool, KafkaError> {
+async fn ensure_topic(servers: &str, topic: &str, partitions: i32) -> Result<bool, KafkaError> {
     let admin = admin(servers)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));

@@ -22,6 +22,33 @@ struct Reason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Verb {
+    verb: &'static str,
+}
+
+/// Counts the operator's requests to the Kubernetes API by verb (a layer
+/// of its client), for the scale benchmark and for operators of operators.
+#[derive(Clone, Default)]
+pub struct ApiRequests(Family<Verb, Counter>);
+
+impl ApiRequests {
+    pub fn count(&self, method: &http::Method, query: Option<&str>) {
+        let watch =
+            query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        let verb = match *method {
+            _ if watch => "watch",
+            http::Method::GET => "get",
+            http::Method::POST => "create",
+            http::Method::PATCH => "patch",
+            http::Method::PUT => "update",
+            http::Method::DELETE => "delete",
+            _ => "other",
+        };
+        self.0.get_or_create(&Verb { verb }).inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: String,
 }
@@ -32,6 +59,7 @@ pub struct OperatorMetrics {
     duration: Histogram,
     errors: Family<Reason, Counter>,
     views: Family<PhaseLabel, Gauge>,
+    pub api_requests: ApiRequests,
     /// Each view's phase as last counted, to move it between gauges.
     phases: Mutex<BTreeMap<String, String>>,
 }
@@ -55,12 +83,19 @@ impl Default for OperatorMetrics {
             errors.clone(),
         );
         registry.register("views", "Views by phase", views.clone());
+        let api_requests = ApiRequests::default();
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API by verb (watch, get, create, patch, update, delete)",
+            api_requests.0.clone(),
+        );
         OperatorMetrics {
             registry,
             reconciles,
             duration,
             errors,
             views,
+            api_requests,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -121,6 +156,11 @@ impl OperatorMetrics {
             }
             self.count(&new, 1);
         }
+    }
+
+    /// Views this operator has counted (for pacing periodic work).
+    pub fn view_count(&self) -> usize {
+        self.phases.lock().map(|p| p.len()).unwrap_or(0)
     }
 
     pub fn render(&self) -> String {

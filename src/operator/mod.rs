@@ -11,6 +11,8 @@ pub mod k8s;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
+mod objects;
+pub mod pacing;
 pub mod projectors;
 mod reconcile;
 pub mod refusal;

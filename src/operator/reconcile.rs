@@ -4,31 +4,23 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Client, ResourceExt};
 use tracing::info;
 
 use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_key};
-use super::desired::desired_objects;
 use super::k8s;
 use super::kafka::{self, KafkaError};
+use super::objects::{apply_desired, delete_orphans, dry_run_desired};
+use super::pacing::{REAPPLY_EVERY, requeue_after};
 use super::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
-use super::refusal;
 use super::status::{self, Observed, ViewTotals};
 use crate::crd::{MaterializedView, MaterializedViewStatus, Phase};
 use crate::view::{ValidatedView, ViewError, shard_count};
-
-/// Requeue of a view that is not Ready yet, and of one that is.
-const REQUEUE_PROGRESSING: Duration = Duration::from_secs(5);
-const REQUEUE_READY: Duration = Duration::from_secs(30);
 
 pub(super) async fn apply(
     view: Arc<MaterializedView>,
@@ -54,21 +46,40 @@ pub(super) async fn apply(
         Ok(source) => source,
         Err(missing) => {
             run.finish_without_source(&missing).await?;
-            return Ok(Action::requeue(REQUEUE_PROGRESSING));
+            let uid = view.metadata.uid.clone().unwrap_or_default();
+            let count = ctx.metrics.view_count();
+            return Ok(Action::requeue(requeue_after(false, count, &uid)));
         }
     };
     run.observed.source = Ok(source.partitions);
-    apply_desired(&ctx.client, &ctx, &view, &validated).await?;
+    let uid = view.metadata.uid.clone().unwrap_or_default();
+    // Server-side apply is idempotent; skipping an unchanged one saves a
+    // request per object on every periodic reconcile.
+    let applied = (view.metadata.generation, validated.revision.clone());
+    if ctx.memo.needs_apply(&uid, &applied, REAPPLY_EVERY) {
+        apply_desired(&ctx.client, &ctx, &view, &validated).await?;
+        ctx.memo.applied(&uid, applied);
+    }
     let revisions = switch_revision(&mut run, &validated, &source).await?;
-    delete_orphans(&ctx.client, &validated, &source, &revisions).await?;
+    let keep = revisions.keep();
+    if ctx.memo.needs_cleanup(&uid, &keep) {
+        delete_orphans(&ctx.client, &validated, &source.servers, &keep).await?;
+        ctx.memo.cleaned(&uid, keep);
+    }
     run.observe_serving(&validated, &source, &revisions).await?;
+    if run.observed.active_revision.as_deref() == Some(validated.revision.as_str())
+        && run.observed.active.shards_found < run.observed.active.shards
+    {
+        // An object went missing (deleted by hand): apply again next time.
+        ctx.memo.forget(&uid);
+    }
     let status = run.finish(Announce::PhaseChange).await?;
     let settled = revisions.retiring.is_none() && status.phase == Some(Phase::Ready);
-    Ok(Action::requeue(if settled {
-        REQUEUE_READY
-    } else {
-        REQUEUE_PROGRESSING
-    }))
+    Ok(Action::requeue(requeue_after(
+        settled,
+        ctx.metrics.view_count(),
+        &uid,
+    )))
 }
 
 /// The source topic as found.
@@ -85,6 +96,20 @@ struct Revisions {
     /// Switched off in this reconcile: kept until the next one, so readers
     /// (the gateway) see the new active revision in status before its pods go.
     retiring: Option<String>,
+}
+
+impl Revisions {
+    /// The revisions whose objects stay.
+    fn keep(&self) -> BTreeSet<String> {
+        [
+            Some(self.active.clone()),
+            self.target.clone(),
+            self.retiring.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 /// What Event a status change announces.
@@ -205,13 +230,19 @@ impl<'a> Reconciling<'a> {
         )
         .await;
         let group = validated.consumer_group(&revisions.active);
-        // Unknown (absent) until the active revision has committed.
-        self.observed.lag =
+        // Unknown (absent) until the active revision has committed; with no
+        // projector answering, nothing can have been committed lately: no
+        // Kafka request for a view whose pods do not run.
+        let running = self.active_pods.iter().any(|p| p.stats.is_some());
+        self.observed.lag = if running {
             kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
                 .await
                 .ok()
                 .filter(|lag| lag.measured)
-                .map(|lag| lag.events);
+                .map(|lag| lag.events)
+        } else {
+            None
+        };
         Ok(())
     }
 
@@ -304,13 +335,13 @@ async fn check_source(
     validated: &ValidatedView,
 ) -> Result<Result<SourceTopic, KafkaError>, ReconcileError> {
     let servers = bootstrap_servers(view, ctx).await?;
-    let partitions = match kafka::partitions(&servers, &validated.topic).await {
+    let partitions = match ctx.kafka.partitions(&servers, &validated.topic).await {
         Ok(n) => n,
         Err(missing @ KafkaError::MissingTopic(_)) => return Ok(Err(missing)),
         Err(e) => return Err(e.into()),
     };
     let dlq = &validated.dead_letter_topic;
-    if kafka::ensure_topic(&servers, dlq, 1).await? {
+    if ctx.kafka.ensure_topic(&servers, dlq, 1).await? {
         let note = format!("created topic {dlq}");
         publish(ctx, view, EventType::Normal, "DeadLetterTopicCreated", note).await;
     }
@@ -324,74 +355,6 @@ async fn check_source(
 fn spec_changed(view: &MaterializedView) -> bool {
     let observed = view.status.as_ref().and_then(|s| s.observed_generation);
     observed.is_none() || observed != view.metadata.generation
-}
-
-/// Dry-run apply of the current revision's objects; `Err` says, in terms
-/// of the view, what the API server refused.
-async fn dry_run_desired(
-    ctx: &Context,
-    view: &MaterializedView,
-    validated: &ValidatedView,
-) -> Result<Result<(), String>, kube::Error> {
-    let ns = &validated.namespace;
-    let client = &ctx.client;
-    let objects = desired_objects(view, &validated.revision, &ctx.settings);
-    let mut tried = vec![
-        (
-            "ConfigMap",
-            objects.config_map.name_any(),
-            k8s::dry_run_apply(client, ns, &objects.config_map).await,
-        ),
-        (
-            "Service",
-            objects.service.name_any(),
-            k8s::dry_run_apply(client, ns, &objects.service).await,
-        ),
-    ];
-    for set in &objects.stateful_sets {
-        tried.push((
-            "StatefulSet",
-            set.name_any(),
-            k8s::dry_run_apply(client, ns, set).await,
-        ));
-    }
-    for pdb in &objects.disruption_budgets {
-        tried.push((
-            "PodDisruptionBudget",
-            pdb.name_any(),
-            k8s::dry_run_apply(client, ns, pdb).await,
-        ));
-    }
-    for (kind, name, outcome) in tried {
-        match outcome {
-            Ok(()) => {}
-            Err(kube::Error::Api(status)) if refusal::is_refusal(&status) => {
-                return Ok(Err(refusal::describe(kind, &name, &status)));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Ok(()))
-}
-
-/// Server-side apply of the current revision's objects.
-async fn apply_desired(
-    client: &Client,
-    ctx: &Context,
-    view: &MaterializedView,
-    validated: &ValidatedView,
-) -> Result<(), kube::Error> {
-    let ns = &validated.namespace;
-    let objects = desired_objects(view, &validated.revision, &ctx.settings);
-    k8s::apply(client, ns, &objects.config_map).await?;
-    k8s::apply(client, ns, &objects.service).await?;
-    for set in &objects.stateful_sets {
-        k8s::apply(client, ns, set).await?;
-    }
-    for pdb in &objects.disruption_budgets {
-        k8s::apply(client, ns, pdb).await?;
-    }
-    Ok(())
 }
 
 /// Blue/green: the active revision serves until the current one is ready and
@@ -418,9 +381,14 @@ async fn switch_revision(
     let ready =
         k8s::revision_readiness(&ctx.client, &run.ns, &run.name, current, validated.shards).await?;
     let group = validated.consumer_group(current);
-    let lag = kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
-        .await
-        .map_or(i64::MAX, |lag| lag.events);
+    // The group's lag matters only once every projector of the target is ready.
+    let lag = if ready.all_ready() {
+        kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
+            .await
+            .map_or(i64::MAX, |lag| lag.events)
+    } else {
+        i64::MAX
+    };
     if !(ready.all_ready() && lag <= 0) {
         let pods = revision_pods(&ctx.client, &ctx.projectors, &run.ns, &run.name, current).await?;
         run.observed.target_pods = diagnose_pods(&pods, ready.desired_replicas);
@@ -439,37 +407,6 @@ async fn switch_revision(
         target: None,
         retiring: Some(active),
     })
-}
-
-/// Any other revision's objects: a replaced pending target, a switched-off
-/// one; and the consumer groups of revisions whose workloads went.
-async fn delete_orphans(
-    client: &Client,
-    validated: &ValidatedView,
-    source: &SourceTopic,
-    revisions: &Revisions,
-) -> Result<(), kube::Error> {
-    let (ns, view) = (validated.namespace.as_str(), validated.name.as_str());
-    let keep: BTreeSet<String> = [
-        Some(revisions.active.clone()),
-        revisions.target.clone(),
-        revisions.retiring.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let gone = k8s::delete_revisions_except::<StatefulSet>(client, ns, view, &keep).await?;
-    k8s::delete_revisions_except::<PodDisruptionBudget>(client, ns, view, &keep).await?;
-    k8s::delete_revisions_except::<Service>(client, ns, view, &keep).await?;
-    k8s::delete_revisions_except::<ConfigMap>(client, ns, view, &keep).await?;
-    if !gone.is_empty() {
-        info!(view = %validated.key(), revisions = ?gone, "deleted workloads of other revisions");
-        let groups: Vec<String> = gone.iter().map(|r| validated.consumer_group(r)).collect();
-        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        // Only bookkeeping for lag tools: a failure here must not stop reconcile.
-        let _ = kafka::delete(&source.servers, &[], &groups).await;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

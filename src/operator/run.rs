@@ -61,8 +61,9 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
-    let client = Client::try_default().await?;
-    let ctx = context(&client, &config);
+    let metrics = super::metrics::OperatorMetrics::default();
+    let client = counted_client(metrics.api_requests.clone()).await?;
+    let ctx = context(&client, &config, metrics);
     let (views, sets, pods): (Api<MaterializedView>, Api<StatefulSet>, Api<Pod>) =
         match &config.namespace {
             Some(ns) => (
@@ -175,7 +176,26 @@ fn view_of_pod(pod: Pod) -> Option<ObjectRef<MaterializedView>> {
     Some(ObjectRef::new(view).within(ns))
 }
 
-fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
+/// The in-cluster or kubeconfig client, each request counted by verb.
+async fn counted_client(requests: super::metrics::ApiRequests) -> Result<Client, OperatorError> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| OperatorError::Kube(kube::Error::InferConfig(e)))?;
+    let counting =
+        tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+            requests.count(request.method(), request.uri().query());
+            request
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&counting)
+        .build())
+}
+
+fn context(
+    client: &Client,
+    config: &OperatorConfig,
+    metrics: super::metrics::OperatorMetrics,
+) -> Arc<Context> {
     let reporter = Reporter {
         controller: "matview-operator".into(),
         instance: std::env::var("MATVIEW_POD_NAME").ok(),
@@ -188,10 +208,12 @@ fn context(client: &Client, config: &OperatorConfig) -> Arc<Context> {
         gateway_url: config.gateway_url.clone(),
         warned: Mutex::new(Default::default()),
         failures: Mutex::new(Default::default()),
-        metrics: Default::default(),
+        metrics,
         projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
         written_active: Mutex::new(Default::default()),
         written_phase: Mutex::new(Default::default()),
+        kafka: Default::default(),
+        memo: Default::default(),
     })
 }
 

@@ -1,0 +1,103 @@
+//! Pacing reconciles: skip work a view's last reconcile already did (the
+//! same objects applied, the same other revisions cleaned up), and spread
+//! periodic requeues by the number of views, with jitter.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Requeue of a view that is not Ready yet, and of one that is, plus a
+/// share per view: progress arrives by watches (StatefulSets, pods), so the
+/// periodic refresh of figures spreads out as views multiply.
+const REQUEUE_PROGRESSING: Duration = Duration::from_secs(5);
+const REQUEUE_READY: Duration = Duration::from_secs(30);
+const PER_VIEW_PROGRESSING: Duration = Duration::from_millis(50);
+const PER_VIEW_READY: Duration = Duration::from_millis(60);
+/// Apply the desired objects again at least this often, even when unchanged.
+pub const REAPPLY_EVERY: Duration = Duration::from_secs(600);
+
+/// Pure: the periodic requeue for `views` views, ±10 % by the view's UID so
+/// that views created together do not refresh together.
+pub fn requeue_after(settled: bool, views: usize, uid: &str) -> Duration {
+    let (base, per_view) = if settled {
+        (REQUEUE_READY, PER_VIEW_READY)
+    } else {
+        (REQUEUE_PROGRESSING, PER_VIEW_PROGRESSING)
+    };
+    let interval = base + per_view * u32::try_from(views).unwrap_or(u32::MAX);
+    let spread = uid
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 201;
+    interval.mul_f64(0.9 + f64::from(spread) / 1000.0)
+}
+
+/// What a view's last reconciles did, so unchanged work is skipped: applying
+/// the same objects again, listing other revisions' objects again.
+#[derive(Default)]
+pub struct ReconcileMemo {
+    /// (generation, revision) applied, and when.
+    applied: Mutex<HashMap<String, (Applied, Instant)>>,
+    /// Revisions kept by the last cleanup of other revisions' objects.
+    cleaned: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+type Applied = (Option<i64>, String);
+
+impl ReconcileMemo {
+    pub fn needs_apply(&self, uid: &str, what: &Applied, every: Duration) -> bool {
+        self.applied.lock().map_or(true, |a| {
+            a.get(uid)
+                .is_none_or(|(done, at)| done != what || at.elapsed() > every)
+        })
+    }
+
+    pub fn applied(&self, uid: &str, what: Applied) {
+        if let Ok(mut a) = self.applied.lock() {
+            a.insert(uid.to_string(), (what, Instant::now()));
+        }
+    }
+
+    pub fn needs_cleanup(&self, uid: &str, keep: &BTreeSet<String>) -> bool {
+        self.cleaned
+            .lock()
+            .map_or(true, |c| c.get(uid) != Some(keep))
+    }
+
+    pub fn cleaned(&self, uid: &str, keep: BTreeSet<String>) {
+        if let Ok(mut c) = self.cleaned.lock() {
+            c.insert(uid.to_string(), keep);
+        }
+    }
+
+    /// Everything about a view (deleted, or its objects changed under us).
+    pub fn forget(&self, uid: &str) {
+        if let Ok(mut a) = self.applied.lock() {
+            a.remove(uid);
+        }
+        if let Ok(mut c) = self.cleaned.lock() {
+            c.remove(uid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requeues_spread_with_the_number_of_views_and_between_views() {
+        let one = requeue_after(false, 1, "a");
+        let thousand = requeue_after(false, 1000, "a");
+        assert!(one < Duration::from_secs(6), "{one:?}");
+        assert!(
+            thousand > Duration::from_secs(45) && thousand < Duration::from_secs(61),
+            "{thousand:?}"
+        );
+        assert!(requeue_after(true, 1000, "a") > thousand);
+        let spread: BTreeSet<Duration> = (0..50)
+            .map(|i| requeue_after(true, 10, &format!("uid-{i}")))
+            .collect();
+        assert!(spread.len() > 20, "views refresh at different moments");
+    }
+}
