@@ -25,8 +25,8 @@ pub struct OperatorArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "MATVIEW_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
-    /// Views reconciled at once.
-    #[arg(long, default_value_t = 4)]
+    /// Views reconciled at once (reconciles wait on the network, not the CPU).
+    #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "MATVIEW_WATCH_NAMESPACE")]

@@ -33,6 +33,8 @@ pub struct Context {
     pub projectors: ProjectorClient,
     /// What this process last applied and cleaned up, per view UID.
     pub memo: super::pacing::ReconcileMemo,
+    /// Watch caches of the operator's StatefulSets and projector pods.
+    pub caches: super::caches::Caches,
     /// Kafka clients kept across reconciles.
     pub kafka: super::kafka::KafkaClients,
     /// The active revision this process last wrote, per view UID. The watch

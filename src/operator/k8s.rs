@@ -119,18 +119,21 @@ pub async fn patch_status(
     Ok(())
 }
 
-/// Readiness of one revision, from its StatefulSets.
+/// Readiness of one revision, from its StatefulSets (in the watch cache).
 pub async fn revision_readiness(
-    client: &Client,
+    caches: &super::caches::Caches,
     ns: &str,
     view: &str,
     revision: &str,
     shards: u32,
-) -> Result<Readiness, kube::Error> {
-    let sets = Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&revision_selector(view, revision)))
-        .await?;
-    Ok(Readiness::of_stateful_sets(shards, &sets.items))
+) -> Readiness {
+    let sets: Vec<StatefulSet> = caches
+        .stateful_sets(ns, view, revision)
+        .await
+        .into_iter()
+        .map(|s| (*s).clone())
+        .collect();
+    Readiness::of_stateful_sets(shards, &sets)
 }
 
 /// The label selector of a revision's objects and pods.

@@ -68,6 +68,8 @@ fn refused(
 
 /// How long a dead-letter topic known to exist is not asked about again.
 const ENSURED_FOR: Duration = Duration::from_secs(600);
+/// How long a topic's partition count is reused (a missing topic is not remembered).
+const PARTITIONS_FOR: Duration = Duration::from_secs(30);
 
 /// Kafka clients kept across reconciles: one metadata client per cluster
 /// (bootstrap servers), and the topics already ensured. A reconcile then
@@ -76,6 +78,7 @@ const ENSURED_FOR: Duration = Duration::from_secs(600);
 pub struct KafkaClients {
     metadata: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     ensured: Mutex<HashMap<(String, String), Instant>>,
+    partitions: Mutex<HashMap<(String, String), (i32, Instant)>>,
 }
 
 impl KafkaClients {
@@ -94,8 +97,23 @@ impl KafkaClients {
 
     /// Partition count of a topic, off the async runtime (metadata calls block).
     pub async fn partitions(&self, servers: &str, topic: &str) -> Result<i32, KafkaError> {
+        let key = (servers.to_string(), topic.to_string());
+        let known = self
+            .partitions
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&key).copied());
+        if let Some((count, at)) = known
+            && at.elapsed() < PARTITIONS_FOR
+        {
+            return Ok(count);
+        }
         let consumer = self.metadata_client(servers)?;
-        partitions_with(consumer, servers, topic).await
+        let count = partitions_with(consumer, servers, topic).await?;
+        if let Ok(mut p) = self.partitions.lock() {
+            p.insert(key, (count, Instant::now()));
+        }
+        Ok(count)
     }
 
     /// Creates the topic unless it exists (or was seen to exist lately).

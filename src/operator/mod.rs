@@ -3,6 +3,7 @@
 //! This part builds the desired objects of a revision as pure functions
 //! ([`desired::desired_objects`]); `matview render` prints them.
 
+pub mod caches;
 pub mod context;
 pub mod controller;
 pub mod desired;

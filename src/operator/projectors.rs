@@ -4,12 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Client;
-use kube::api::{Api, ListParams};
 
+use super::caches::Caches;
 use super::desired::{HTTP_PORT, LABEL_SHARD};
 use super::diagnosis::{Diagnosis, PodState, diagnose, pod_state};
-use super::k8s::revision_selector;
 use super::status::ViewTotals;
 use crate::api::ProjectorClient;
 use crate::api::projector::ProjectorStats;
@@ -30,25 +28,25 @@ pub struct ObservedPod {
     pub stats: Option<ProjectorStats>,
 }
 
-/// The pods of one revision, each asked for its stats (all at once).
+/// The pods of one revision (from the watch cache), each asked for its
+/// stats (all at once).
 pub async fn revision_pods(
-    client: &Client,
+    caches: &Caches,
     projectors: &ProjectorClient,
     ns: &str,
     view: &str,
     revision: &str,
-) -> Result<Vec<ObservedPod>, kube::Error> {
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&revision_selector(view, revision)))
-        .await?;
-    let asked = pods.items.into_iter().map(|pod| async move {
+) -> Vec<ObservedPod> {
+    let pods = caches.pods(ns, view, revision).await;
+    let asked = pods.into_iter().map(|pod| async move {
+        let pod = (*pod).clone();
         let stats = match pod_url(&pod) {
             Some(url) => projectors.stats(&url).await.ok(),
             None => None,
         };
         ObservedPod { pod, stats }
     });
-    Ok(futures::future::join_all(asked).await)
+    futures::future::join_all(asked).await
 }
 
 /// Why the revision's pods are not all ready, if they are not.

@@ -165,11 +165,11 @@ impl<'a> Reconciling<'a> {
     async fn observe_active(&mut self) -> Result<(), kube::Error> {
         if let Some(active) = &self.observed.active_revision {
             let shards = shard_count(self.view.spec.shards);
-            let client = &self.ctx.client;
+            let caches = &self.ctx.caches;
             self.observed.active =
-                k8s::revision_readiness(client, &self.ns, &self.name, active, shards).await?;
+                k8s::revision_readiness(caches, &self.ns, &self.name, active, shards).await;
             self.active_pods =
-                revision_pods(client, &self.ctx.projectors, &self.ns, &self.name, active).await?;
+                revision_pods(caches, &self.ctx.projectors, &self.ns, &self.name, active).await;
             self.observed.active_pods =
                 diagnose_pods(&self.active_pods, self.observed.active.desired_replicas);
         }
@@ -274,7 +274,11 @@ impl<'a> Reconciling<'a> {
             publish(self.ctx, self.view, type_, reason, note).await;
         }
         self.announce_pod_problem().await;
-        k8s::patch_status(&self.api, &self.name, &new).await?;
+        // An unchanged status is not written again: periodic reconciles of
+        // quiet views cost no write.
+        if self.previous.as_ref() != Some(&new) {
+            k8s::patch_status(&self.api, &self.name, &new).await?;
+        }
         self.ctx
             .wrote_active(self.view, new.active_revision.as_ref());
         self.ctx.wrote_phase(self.view, new.phase);
@@ -379,7 +383,7 @@ async fn switch_revision(
     }
     let ctx = run.ctx;
     let ready =
-        k8s::revision_readiness(&ctx.client, &run.ns, &run.name, current, validated.shards).await?;
+        k8s::revision_readiness(&ctx.caches, &run.ns, &run.name, current, validated.shards).await;
     let group = validated.consumer_group(current);
     // The group's lag matters only once every projector of the target is ready.
     let lag = if ready.all_ready() {
@@ -390,7 +394,7 @@ async fn switch_revision(
         i64::MAX
     };
     if !(ready.all_ready() && lag <= 0) {
-        let pods = revision_pods(&ctx.client, &ctx.projectors, &run.ns, &run.name, current).await?;
+        let pods = revision_pods(&ctx.caches, &ctx.projectors, &run.ns, &run.name, current).await;
         run.observed.target_pods = diagnose_pods(&pods, ready.desired_replicas);
         run.observed.target = Some(ready);
         return Ok(Revisions {

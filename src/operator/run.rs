@@ -9,12 +9,14 @@ use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
+use super::caches::Caches;
 use super::controller::{Context, error_policy, reconcile};
 use super::desired::{LABEL_VIEW, PodSettings};
 use crate::crd::{CRD_MISSING, MaterializedView};
@@ -63,7 +65,6 @@ async fn shutdown_signal() {
 async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
     let metrics = super::metrics::OperatorMetrics::default();
     let client = counted_client(metrics.api_requests.clone()).await?;
-    let ctx = context(&client, &config, metrics);
     let (views, sets, pods): (Api<MaterializedView>, Api<StatefulSet>, Api<Pod>) =
         match &config.namespace {
             Some(ns) => (
@@ -77,6 +78,22 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
                 Api::all(client.clone()),
             ),
         };
+    // The watches that trigger reconciles also keep the caches reconcile reads.
+    let (sets_cache, sets_writer) = reflector::store::<StatefulSet>();
+    let (pods_cache, pods_writer) = reflector::store::<Pod>();
+    let caches = Caches {
+        stateful_sets: sets_cache,
+        pods: pods_cache,
+    };
+    let ctx = context(&client, &config, metrics, caches);
+    let sets = watcher(sets, watcher::Config::default().labels(MANAGED))
+        .default_backoff()
+        .reflect(sets_writer)
+        .touched_objects();
+    let pods = watcher(pods, watcher::Config::default().labels(MANAGED))
+        .default_backoff()
+        .reflect(pods_writer)
+        .touched_objects();
     let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));
     serve_health(&config, ctx.clone(), waiting.clone()).await?;
     tokio::select! {
@@ -107,15 +124,17 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         }
     };
     Controller::new(views, watcher::Config::default())
-        .owns(sets, watcher::Config::default().labels(MANAGED))
+        .owns_stream(sets)
         // Pods are owned by StatefulSets, not views: their view label maps a
         // pod's change (scheduled, crashing, ready) to its view's reconcile.
-        .watches(
-            pods,
-            watcher::Config::default().labels(MANAGED),
-            view_of_pod,
+        .watches_stream(pods, view_of_pod)
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(config.concurrency)
+                // A burst of events about one view (its StatefulSet and pods
+                // being created) becomes one reconcile.
+                .debounce(std::time::Duration::from_millis(500)),
         )
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -195,6 +214,7 @@ fn context(
     client: &Client,
     config: &OperatorConfig,
     metrics: super::metrics::OperatorMetrics,
+    caches: Caches,
 ) -> Arc<Context> {
     let reporter = Reporter {
         controller: "matview-operator".into(),
@@ -214,6 +234,7 @@ fn context(
         written_phase: Mutex::new(Default::default()),
         kafka: Default::default(),
         memo: Default::default(),
+        caches,
     })
 }
 

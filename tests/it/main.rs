@@ -12,6 +12,7 @@ mod helm;
 mod image;
 mod operator;
 mod operator_objects;
+mod operator_scale;
 mod projector;
 mod smoke_kafka;
 mod smoke_kube;
