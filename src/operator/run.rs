@@ -13,7 +13,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 use super::caches::Caches;
@@ -86,12 +86,23 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         pods: pods_cache,
     };
     let ctx = context(&client, &config, metrics, caches);
+    // Cached objects keep only what reconcile reads (labels, replicas,
+    // status): a thousand views' pods and StatefulSets in little memory.
     let sets = watcher(sets, watcher::Config::default().labels(MANAGED))
         .default_backoff()
+        .modify(|set: &mut StatefulSet| {
+            set.managed_fields_mut().clear();
+            set.spec.template = Default::default();
+            set.spec.volume_claim_templates = None;
+        })
         .reflect(sets_writer)
         .touched_objects();
     let pods = watcher(pods, watcher::Config::default().labels(MANAGED))
         .default_backoff()
+        .modify(|pod: &mut Pod| {
+            pod.managed_fields_mut().clear();
+            pod.spec = None;
+        })
         .reflect(pods_writer)
         .touched_objects();
     let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));

@@ -4,26 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, PostParams};
-use matview::crd::MaterializedView;
+use kube::api::PostParams;
 
 use crate::operator::shop_view;
-use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
-use crate::support::{TestEnv, eventually, kafka, operator, unique_name};
+use crate::support::operator::OperatorFixture;
+use crate::support::{eventually, kafka, unique_name};
 
 const BUILDING: usize = 100;
 
 #[tokio::test]
 async fn a_new_view_is_reconciled_promptly_while_a_hundred_others_build() {
-    let env = TestEnv::with_kafka();
-    let client = admin_client(env).await;
-    install_matview_crd(&client).await;
-    let ns = TestNamespace::create(&client, "fair").await;
-    let logs = tempfile::tempdir().expect("tempdir");
-    let log = logs.path().join("operator.log");
-    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, logs.path()).await;
-    let _operator = operator::start(&kubeconfig, &ns.name, &log, "operator-0");
-    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    let fixture = OperatorFixture::start("fair", &[], false).await;
+    let env = fixture.env;
+    let views = fixture.views();
     let topic = kafka::create_topic(env, "fair", 1).await;
     let dlq = unique_name("fair-dlq");
     for i in 0..BUILDING {
@@ -62,6 +55,6 @@ async fn a_new_view_is_reconciled_promptly_while_a_hundred_others_build() {
     assert!(
         waited < Duration::from_secs(15),
         "{waited:?}: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        fixture.operator_log()
     );
 }

@@ -15,9 +15,8 @@ use kube::api::{Api, PostParams};
 use matview::crd::{CRD_MISSING, ConditionStatus, ConditionType, MaterializedView, Phase};
 
 use crate::operator::{condition, shop_view};
-use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
 use crate::support::kube_apiserver::EmptyCluster;
-use crate::support::kubelet::ProcessKubelet;
+use crate::support::operator::OperatorFixture;
 use crate::support::{TestEnv, eventually, gateway, kafka, operator, run_ok, unique_name};
 
 /// Waits until the view's Ready condition has `reason` and a message that
@@ -70,22 +69,9 @@ fn warnings(env: &TestEnv, ns: &str, view: &str) -> String {
 
 #[tokio::test]
 async fn unschedulable_and_crashing_projectors_are_named_in_status() {
-    let env = TestEnv::with_kafka();
-    let client = admin_client(env).await;
-    install_matview_crd(&client).await;
-    let ns = TestNamespace::create(&client, "troubles").await;
-    let logs = tempfile::tempdir().expect("tempdir");
-    let log = logs.path().join("operator.log");
-    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, logs.path()).await;
-    let _operator = operator::start(&kubeconfig, &ns.name, &log, "operator-0");
-    let _kubelet = ProcessKubelet::start(
-        client.clone(),
-        &ns.name,
-        env!("CARGO_BIN_EXE_matview").into(),
-        logs.path().to_path_buf(),
-    )
-    .await;
-    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    let fixture = OperatorFixture::start("troubles", &[], true).await;
+    let (env, client, ns) = (fixture.env, &fixture.client, &fixture.ns);
+    let views = fixture.views();
     let topic = kafka::create_topic(env, "troubles", 2).await;
 
     // More memory than any node has: Pending, unschedulable, in the scheduler's words.
@@ -215,30 +201,10 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
 
 #[tokio::test]
 async fn an_image_that_cannot_be_pulled_is_named_in_status() {
-    let env = TestEnv::with_kafka();
-    let client = admin_client(env).await;
-    install_matview_crd(&client).await;
-    let ns = TestNamespace::create(&client, "pull").await;
-    let logs = tempfile::tempdir().expect("tempdir");
-    let log = logs.path().join("operator.log");
-    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, logs.path()).await;
     let image = "registry.invalid/matview:0.0.0";
-    let _operator = operator::start_with_args(
-        &kubeconfig,
-        &ns.name,
-        &log,
-        "operator-0",
-        3,
-        &["--projector-image", image],
-    );
-    let _kubelet = ProcessKubelet::start(
-        client.clone(),
-        &ns.name,
-        env!("CARGO_BIN_EXE_matview").into(),
-        logs.path().to_path_buf(),
-    )
-    .await;
-    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
+    let fixture = OperatorFixture::start("pull", &["--projector-image", image], true).await;
+    let (env, ns) = (fixture.env, &fixture.ns);
+    let views = fixture.views();
     let topic = kafka::create_topic(env, "pull", 1).await;
     let view = shop_view(env, "unpulled", &topic, &unique_name("pull-dlq"));
     views

@@ -74,3 +74,63 @@ pub fn start_with_args(
         url: format!("http://{address}"),
     }
 }
+
+/// A namespace with an operator replica (under its least-privilege identity)
+/// and, when asked, a process kubelet: what operator tests start from.
+pub struct OperatorFixture {
+    pub env: &'static super::TestEnv,
+    pub client: kube::Client,
+    pub ns: super::kube::TestNamespace,
+    /// Held for the test's length (killed when dropped).
+    _operator: OperatorProcess,
+    log: std::path::PathBuf,
+    _kubelet: Option<super::kubelet::ProcessKubelet>,
+    /// Last: the processes above write in it.
+    _logs: tempfile::TempDir,
+}
+
+impl OperatorFixture {
+    /// `operator_args` go to `matview operator`; `kubelet` starts one.
+    pub async fn start(prefix: &str, operator_args: &[&str], kubelet: bool) -> OperatorFixture {
+        let env = super::TestEnv::with_kafka();
+        let client = super::kube::admin_client(env).await;
+        super::kube::install_matview_crd(&client).await;
+        let ns = super::kube::TestNamespace::create(&client, prefix).await;
+        let logs = tempfile::tempdir().expect("tempdir");
+        let log = logs.path().join("operator.log");
+        let (kubeconfig, _) =
+            super::kube::operator_identity(env, &client, &ns.name, logs.path()).await;
+        let operator = start_with_args(&kubeconfig, &ns.name, &log, "operator-0", 3, operator_args);
+        let kubelet = if kubelet {
+            Some(
+                super::kubelet::ProcessKubelet::start(
+                    client.clone(),
+                    &ns.name,
+                    env!("CARGO_BIN_EXE_matview").into(),
+                    logs.path().to_path_buf(),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        OperatorFixture {
+            env,
+            client,
+            ns,
+            _operator: operator,
+            log,
+            _kubelet: kubelet,
+            _logs: logs,
+        }
+    }
+
+    /// The views of the fixture's namespace.
+    pub fn views(&self) -> kube::Api<matview::crd::MaterializedView> {
+        kube::Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    pub fn operator_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
