@@ -63,7 +63,11 @@ pub(super) async fn apply(
     let revisions = switch_revision(&mut run, &validated, &source).await?;
     let keep = revisions.keep();
     if ctx.memo.needs_cleanup(&uid, &keep) {
-        delete_orphans(&ctx.client, &validated, &source.servers, &keep).await?;
+        // A view that never had a status never had another revision (what
+        // a former view of the same name left is garbage-collected).
+        if view.status.is_some() {
+            delete_orphans(&ctx.client, &validated, &source.servers, &keep).await?;
+        }
         ctx.memo.cleaned(&uid, keep);
     }
     run.observe_serving(&validated, &source, &revisions).await?;
