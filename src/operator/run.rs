@@ -139,13 +139,9 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         // Pods are owned by StatefulSets, not views: their view label maps a
         // pod's change (scheduled, crashing, ready) to its view's reconcile.
         .watches_stream(pods, view_of_pod)
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .concurrency(config.concurrency)
-                // A burst of events about one view (its StatefulSet and pods
-                // being created) becomes one reconcile.
-                .debounce(std::time::Duration::from_millis(500)),
-        )
+        // No debounce: trailing-edge debouncing keeps postponing a view whose
+        // pods keep changing, and status must follow them.
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
