@@ -13,6 +13,8 @@ const REQUEUE_PROGRESSING: Duration = Duration::from_secs(5);
 const REQUEUE_READY: Duration = Duration::from_secs(30);
 const PER_VIEW_PROGRESSING: Duration = Duration::from_millis(50);
 const PER_VIEW_READY: Duration = Duration::from_millis(60);
+/// How long a switched-off revision keeps its pods after the switch.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
 /// Apply the desired objects again at least this often, even when unchanged.
 pub const REAPPLY_EVERY: Duration = Duration::from_secs(600);
 
@@ -38,6 +40,10 @@ pub fn requeue_after(settled: bool, views: usize, uid: &str) -> Duration {
 pub struct ReconcileMemo {
     /// (generation, revision) applied, and when.
     applied: Mutex<HashMap<String, (Applied, Instant)>>,
+    /// A revision switched off, and when: it keeps its pods for a grace
+    /// period, however soon the next reconcile comes (watches trigger them
+    /// at once), so readers see the switch in status before its pods go.
+    retiring: Mutex<HashMap<String, (String, Instant)>>,
     /// Revisions kept by the last cleanup of other revisions' objects.
     cleaned: Mutex<HashMap<String, BTreeSet<String>>>,
 }
@@ -70,8 +76,46 @@ impl ReconcileMemo {
         }
     }
 
-    /// Everything about a view (deleted, or its objects changed under us).
+    /// The revision still retiring: `switched_off` when one was switched off
+    /// just now, else one switched off less than `grace` ago.
+    pub fn retiring(
+        &self,
+        uid: &str,
+        switched_off: Option<String>,
+        grace: Duration,
+    ) -> Option<String> {
+        let Ok(mut retiring) = self.retiring.lock() else {
+            return switched_off;
+        };
+        if let Some(revision) = switched_off {
+            retiring.insert(uid.to_string(), (revision.clone(), Instant::now()));
+            return Some(revision);
+        }
+        match retiring.get(uid) {
+            Some((revision, at)) if at.elapsed() < grace => Some(revision.clone()),
+            Some(_) => {
+                retiring.remove(uid);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// What was applied: apply again next time (an object went missing).
+    pub fn forget_applied(&self, uid: &str) {
+        if let Ok(mut a) = self.applied.lock() {
+            a.remove(uid);
+        }
+        if let Ok(mut c) = self.cleaned.lock() {
+            c.remove(uid);
+        }
+    }
+
+    /// Everything about a view (deleted).
     pub fn forget(&self, uid: &str) {
+        if let Ok(mut r) = self.retiring.lock() {
+            r.remove(uid);
+        }
         if let Ok(mut a) = self.applied.lock() {
             a.remove(uid);
         }

@@ -16,7 +16,7 @@ use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_k
 use super::k8s;
 use super::kafka::{self, KafkaError};
 use super::objects::{apply_desired, delete_orphans, dry_run_desired};
-use super::pacing::{REAPPLY_EVERY, requeue_after};
+use super::pacing::{REAPPLY_EVERY, RETIRE_GRACE, requeue_after};
 use super::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
 use super::status::{self, Observed, ViewTotals};
 use crate::crd::{MaterializedView, MaterializedViewStatus, Phase};
@@ -60,7 +60,11 @@ pub(super) async fn apply(
         apply_desired(&ctx.client, &ctx, &view, &validated).await?;
         ctx.memo.applied(&uid, applied);
     }
-    let revisions = switch_revision(&mut run, &validated, &source).await?;
+    let mut revisions = switch_revision(&mut run, &validated, &source).await?;
+    revisions.retiring = ctx
+        .memo
+        .retiring(&uid, revisions.retiring.take(), RETIRE_GRACE)
+        .filter(|r| *r != revisions.active);
     let keep = revisions.keep();
     if ctx.memo.needs_cleanup(&uid, &keep) {
         // A view that never had a status never had another revision (what
@@ -75,7 +79,7 @@ pub(super) async fn apply(
         && run.observed.active.shards_found < run.observed.active.shards
     {
         // An object went missing (deleted by hand): apply again next time.
-        ctx.memo.forget(&uid);
+        ctx.memo.forget_applied(&uid);
     }
     let status = run.finish(Announce::PhaseChange).await?;
     let settled = revisions.retiring.is_none() && status.phase == Some(Phase::Ready);

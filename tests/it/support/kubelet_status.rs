@@ -38,13 +38,7 @@ impl Loop {
             let status = json!({"status": {"phase": "Pending", "conditions": [
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                  "message": message, "lastTransitionTime": now}]}});
-            let _ = api
-                .patch_status(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&status),
-                )
-                .await;
+            write_status(api, &pod.name_any(), &status).await;
         }
         true
     }
@@ -103,13 +97,7 @@ impl Loop {
                     "image": image, "imageID": "",
                     "state": {"waiting": {"reason": "ImagePullBackOff", "message": message}}}],
             }});
-            let _ = api
-                .patch_status(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&status),
-                )
-                .await;
+            write_status(api, &pod.name_any(), &status).await;
         }
         true
     }
@@ -174,6 +162,13 @@ impl Loop {
             r.reported = Some(shown);
         }
     }
+}
+
+/// A merge patch of a pod's status; a failure is retried by the next sync.
+async fn write_status(api: &Api<Pod>, name: &str, status: &serde_json::Value) {
+    let _ = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await;
 }
 
 /// Records an exit: its code, the log's tail as the termination message
