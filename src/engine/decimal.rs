@@ -91,28 +91,7 @@ impl Decimal {
             _ => (false, text),
         };
         let (mantissa, exponent) = match body.find(['e', 'E']) {
-            Some(i) => {
-                let exp_text = &body[i + 1..];
-                let exp: i32 = match exp_text.parse() {
-                    Ok(exp) => exp,
-                    // Digits beyond i32: far outside the range either way.
-                    Err(_)
-                        if exp_text
-                            .trim_start_matches(['+', '-'])
-                            .bytes()
-                            .all(|b| b.is_ascii_digit())
-                            && !exp_text.trim_start_matches(['+', '-']).is_empty() =>
-                    {
-                        if exp_text.starts_with('-') {
-                            i32::MIN / 2
-                        } else {
-                            return Err(DecimalError::OutOfRange);
-                        }
-                    }
-                    Err(_) => return Err(DecimalError::Syntax),
-                };
-                (&body[..i], exp)
-            }
+            Some(i) => (&body[..i], exponent(&body[i + 1..])?),
             None => (body, 0),
         };
         let (int_part, frac_part) = match mantissa.split_once('.') {
@@ -193,6 +172,23 @@ impl Decimal {
         serde_json::Number::from_f64(self.to_f64())
             .map(serde_json::Value::Number)
             .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An exponent's value; one beyond i32 is far outside the range either way
+/// (a very negative one only drops digits, which the caller judges).
+fn exponent(text: &str) -> Result<i32, DecimalError> {
+    if let Ok(exp) = text.parse() {
+        return Ok(exp);
+    }
+    let digits = text.trim_start_matches(['+', '-']);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DecimalError::Syntax);
+    }
+    if text.starts_with('-') {
+        Ok(i32::MIN / 2)
+    } else {
+        Err(DecimalError::OutOfRange)
     }
 }
 

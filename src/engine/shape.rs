@@ -180,14 +180,11 @@ impl CompiledView {
             sums.push(number(fi)?.unwrap_or(Decimal::ZERO));
         }
         let classified = &fields[self.classify.field];
-        let text;
+        let text = classified.as_string();
         let operand = match classified.kind() {
             JsonKind::Null => None,
             JsonKind::Number => number(self.classify.field)?.map(Operand::Number),
-            JsonKind::String => {
-                text = classified.as_string().unwrap_or_default();
-                Some(Operand::String(&text))
-            }
+            JsonKind::String => Some(Operand::String(text.as_deref().unwrap_or_default())),
             JsonKind::Bool => classified.as_bool().map(Operand::Boolean),
             _ => Some(Operand::Other),
         };

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::Stream;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::Store;
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
 
 use super::desired::{LABEL_REVISION, LABEL_VIEW};
 
@@ -22,6 +24,45 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// The watches of objects labelled `selector` that trigger reconciles,
+    /// keeping the caches as they go. Cached objects keep only what
+    /// reconcile reads (labels, replicas, status): a thousand views' pods
+    /// and StatefulSets in little memory.
+    pub fn watch(
+        sets: Api<StatefulSet>,
+        pods: Api<Pod>,
+        selector: &str,
+    ) -> (
+        Caches,
+        impl Stream<Item = Result<StatefulSet, watcher::Error>> + Send + 'static,
+        impl Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
+    ) {
+        let (sets_cache, sets_writer) = reflector::store::<StatefulSet>();
+        let (pods_cache, pods_writer) = reflector::store::<Pod>();
+        let sets = watcher(sets, watcher::Config::default().labels(selector))
+            .default_backoff()
+            .modify(|set: &mut StatefulSet| {
+                set.managed_fields_mut().clear();
+                set.spec.template = Default::default();
+                set.spec.volume_claim_templates = None;
+            })
+            .reflect(sets_writer)
+            .touched_objects();
+        let pods = watcher(pods, watcher::Config::default().labels(selector))
+            .default_backoff()
+            .modify(|pod: &mut Pod| {
+                pod.managed_fields_mut().clear();
+                pod.spec = None;
+            })
+            .reflect(pods_writer)
+            .touched_objects();
+        let caches = Caches {
+            stateful_sets: sets_cache,
+            pods: pods_cache,
+        };
+        (caches, sets, pods)
+    }
+
     /// The StatefulSets of one revision of a view.
     pub async fn stateful_sets(
         &self,

@@ -116,12 +116,7 @@ impl ReconcileMemo {
         if let Ok(mut r) = self.retiring.lock() {
             r.remove(uid);
         }
-        if let Ok(mut a) = self.applied.lock() {
-            a.remove(uid);
-        }
-        if let Ok(mut c) = self.cleaned.lock() {
-            c.remove(uid);
-        }
+        self.forget_applied(uid);
     }
 }
 

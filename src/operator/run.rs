@@ -9,11 +9,10 @@ use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use tracing::{info, warn};
 
 use super::caches::Caches;
@@ -78,33 +77,8 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
                 Api::all(client.clone()),
             ),
         };
-    // The watches that trigger reconciles also keep the caches reconcile reads.
-    let (sets_cache, sets_writer) = reflector::store::<StatefulSet>();
-    let (pods_cache, pods_writer) = reflector::store::<Pod>();
-    let caches = Caches {
-        stateful_sets: sets_cache,
-        pods: pods_cache,
-    };
+    let (caches, sets, pods) = Caches::watch(sets, pods, MANAGED);
     let ctx = context(&client, &config, metrics, caches);
-    // Cached objects keep only what reconcile reads (labels, replicas,
-    // status): a thousand views' pods and StatefulSets in little memory.
-    let sets = watcher(sets, watcher::Config::default().labels(MANAGED))
-        .default_backoff()
-        .modify(|set: &mut StatefulSet| {
-            set.managed_fields_mut().clear();
-            set.spec.template = Default::default();
-            set.spec.volume_claim_templates = None;
-        })
-        .reflect(sets_writer)
-        .touched_objects();
-    let pods = watcher(pods, watcher::Config::default().labels(MANAGED))
-        .default_backoff()
-        .modify(|pod: &mut Pod| {
-            pod.managed_fields_mut().clear();
-            pod.spec = None;
-        })
-        .reflect(pods_writer)
-        .touched_objects();
     let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));
     serve_health(&config, ctx.clone(), waiting.clone()).await?;
     tokio::select! {
