@@ -715,7 +715,8 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
 
     // The stream stayed connected and mirrors exactly the final view.
     let expected_final = reference_with(&all_orders, 10.0);
-    let mirror = tokio::time::timeout(Duration::from_secs(60), mirror)
+    // Generous: on a loaded machine the stream settles late, but it must settle.
+    let mirror = tokio::time::timeout(Duration::from_secs(240), mirror)
         .await
         .expect("the mirror reaches the final view")
         .expect("mirror task");
