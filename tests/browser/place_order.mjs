@@ -1,5 +1,6 @@
 // Drives the page in headless Chromium: show a row, place an order through
-// the form, wait until the right group's count in the DOM goes up by one.
+// the form, wait until the right group's count in the DOM goes up by one
+// (with the order's answer held back until then) and the page says so.
 //   node place_order.mjs URL USER SCREENSHOT
 // PUPPETEER_CORE: path of the puppeteer-core package; CHROMIUM: the browser.
 const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
@@ -21,6 +22,11 @@ try {
   await page.waitForSelector('[data-group="cheap"] .count');
   const before = await page.evaluate(count);
   await page.waitForFunction(() => !document.querySelector("#order-section").hidden, { timeout: 10000 });
+  // Hold the order's answer until the stream has shown the item, so the page
+  // must cope with the row arriving before its own order's acknowledgement.
+  const cdp = await page.createCDPSession();
+  const held = new Promise((resolve) => cdp.on("Fetch.requestPaused", (e) => resolve(e.requestId)));
+  await cdp.send("Fetch.enable", { patterns: [{ urlPattern: "*/dev/orders", requestStage: "Response" }] });
   await page.click("#order-form button[type=submit]");
   // Generous: the suite runs in parallel on a loaded 2-core machine.
   await page.waitForFunction((b) => Number(document.querySelector('[data-group="cheap"] .count').textContent) === b + 1,
@@ -28,6 +34,7 @@ try {
       const shown = await page.$eval("#order-result", (el) => el.textContent).catch(() => "?");
       throw new Error(`the cheap count did not go up; the order form says: ${shown}`, { cause: e });
     });
+  await cdp.send("Fetch.continueRequest", { requestId: await held });
   await page.waitForFunction(() => /visible after \d+ ms/.test(document.querySelector("#order-result").textContent),
     { timeout: 90000 });
   const after = await page.evaluate(count);
