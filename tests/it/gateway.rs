@@ -573,7 +573,7 @@ fn spawn_readers(
                         Ok(r) if r.status() == 200 => {
                             let revision = r
                                 .headers()
-                                .get("matview-revision")
+                                .get(matview::api::projector::REVISION_HEADER)
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("none")
                                 .to_string();
@@ -776,7 +776,8 @@ async fn produce_slowly(env: &'static TestEnv, topic: String, orders: Vec<Value>
 /// Every row of a view, by scanning each group; and the positions of the
 /// first answer (to resume a stream from).
 async fn load_view(st: &Stack, view: &str, token: &str) -> (BTreeMap<String, Value>, String) {
-    load_view_at(&st.gateway.url, &st.ns.name, view, token).await
+    let loaded = load_view_at(&st.gateway.url, &st.ns.name, view, token).await;
+    (loaded.rows, loaded.positions)
 }
 
 async fn load_view_at(
@@ -784,10 +785,11 @@ async fn load_view_at(
     ns: &str,
     view: &str,
     token: &str,
-) -> (BTreeMap<String, Value>, String) {
+) -> LoadedView {
     let http = reqwest::Client::new();
     let mut rows = BTreeMap::new();
     let mut positions = None;
+    let mut revision = None;
     for group in ["cheap", "affordable", "expensive"] {
         let mut cursor: Option<String> = None;
         loop {
@@ -803,6 +805,13 @@ async fn load_view_at(
                 .await
                 .expect("scan");
             assert_eq!(response.status().as_u16(), 200, "{path}");
+            if revision.is_none() {
+                revision = response
+                    .headers()
+                    .get(matview::api::projector::REVISION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
             if positions.is_none() {
                 positions = response
                     .headers()
@@ -823,7 +832,18 @@ async fn load_view_at(
             }
         }
     }
-    (rows, positions.expect("a positions header"))
+    LoadedView {
+        rows,
+        positions: positions.expect("a positions header"),
+        revision: revision.expect("a revision header"),
+    }
+}
+
+/// A whole view read by scanning every group, and where it was read.
+struct LoadedView {
+    rows: BTreeMap<String, Value>,
+    positions: String,
+    revision: String,
 }
 
 /// A stream client's view of the view.
@@ -838,7 +858,7 @@ struct Mirror {
 
 /// Applies stream events to a snapshot; on `reset` reloads. Returns once the
 /// mirror matches the final expected view of the test (checked by the caller)
-/// — here: when the stream has been quiet for 5 s after the revision changed.
+/// — here: when the stream has been quiet for 8 s after the revision changed.
 async fn mirror_view(
     url: String,
     ns: String,
@@ -879,7 +899,13 @@ async fn mirror_view(
             }
             "reset" => {
                 mirror.resets += 1;
-                mirror.rows = load_view_at(&url, &ns, "load", &token).await.0;
+                // A reset names the revision that stopped; the reload says
+                // which one serves now (no row may change after a switch).
+                let loaded = load_view_at(&url, &ns, "load", &token).await;
+                if mirror.revisions.last() != Some(&loaded.revision) {
+                    mirror.revisions.push(loaded.revision);
+                }
+                mirror.rows = loaded.rows;
             }
             _ => {}
         }
