@@ -1,4 +1,5 @@
-//! The operator's watch caches of its StatefulSets and projector pods: the
+//! The operator's watches: views (only changes that need a reconcile), and
+//! the caches of its StatefulSets and projector pods: the
 //! same watches that trigger reconciles keep these stores, so reading a
 //! revision's readiness and pods costs no request to the API server.
 
@@ -9,10 +10,11 @@ use futures::Stream;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 
 use super::desired::{LABEL_REVISION, LABEL_VIEW};
+use crate::crd::MaterializedView;
 
 /// How long a reconcile waits for the caches' first complete listing.
 const FIRST_LIST: Duration = Duration::from_secs(30);
@@ -61,6 +63,28 @@ impl Caches {
             pods: pods_cache,
         };
         (caches, sets, pods)
+    }
+
+    /// The views, and their changes that call for a reconcile: spec
+    /// (generation, which deletion also bumps) and finalizers. The
+    /// operator's own status writes trigger nothing: a thousand views would
+    /// each be reconciled once more after every status patch.
+    pub fn view_changes(
+        views: Api<MaterializedView>,
+    ) -> (
+        Store<MaterializedView>,
+        impl Stream<Item = Result<MaterializedView, watcher::Error>> + Send + 'static,
+    ) {
+        let (store, writer) = reflector::store::<MaterializedView>();
+        let changes = watcher(views, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(
+                predicates::generation.combine(predicates::finalizers),
+                PredicateConfig::default(),
+            );
+        (store, changes)
     }
 
     /// The StatefulSets of one revision of a view.

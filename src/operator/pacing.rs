@@ -17,6 +17,9 @@ const PER_VIEW_READY: Duration = Duration::from_millis(60);
 pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
 /// Apply the desired objects again at least this often, even when unchanged.
 pub const REAPPLY_EVERY: Duration = Duration::from_secs(600);
+/// An applied object the watch cache still lacks after this long went
+/// missing; sooner, the cache may just not have seen it yet.
+pub const CACHE_LAG: Duration = Duration::from_secs(30);
 
 /// Pure: the periodic requeue for `views` views, ±10 % by the view's UID so
 /// that views created together do not refresh together.
@@ -62,6 +65,13 @@ impl ReconcileMemo {
         if let Ok(mut a) = self.applied.lock() {
             a.insert(uid.to_string(), (what, Instant::now()));
         }
+    }
+
+    /// Whether the last apply was longer ago than `age`.
+    pub fn applied_before(&self, uid: &str, age: Duration) -> bool {
+        self.applied
+            .lock()
+            .is_ok_and(|a| a.get(uid).is_some_and(|(_, at)| at.elapsed() > age))
     }
 
     pub fn needs_cleanup(&self, uid: &str, keep: &BTreeSet<String>) -> bool {

@@ -16,7 +16,7 @@ use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_k
 use super::k8s;
 use super::kafka::{self, KafkaError};
 use super::objects::{apply_desired, delete_orphans, dry_run_desired};
-use super::pacing::{REAPPLY_EVERY, RETIRE_GRACE, requeue_after};
+use super::pacing::{CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, requeue_after};
 use super::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
 use super::status::{self, Observed, ViewTotals};
 use crate::crd::{MaterializedView, MaterializedViewStatus, Phase};
@@ -77,6 +77,7 @@ pub(super) async fn apply(
     run.observe_serving(&validated, &source, &revisions).await?;
     if run.observed.active_revision.as_deref() == Some(validated.revision.as_str())
         && run.observed.active.shards_found < run.observed.active.shards
+        && ctx.memo.applied_before(&uid, CACHE_LAG)
     {
         // An object went missing (deleted by hand): apply again next time.
         ctx.memo.forget_applied(&uid);

@@ -9,9 +9,9 @@ use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
@@ -78,6 +78,7 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
             ),
         };
     let (caches, sets, pods) = Caches::watch(sets, pods, MANAGED);
+    let (view_store, view_changes) = Caches::view_changes(views.clone());
     let ctx = context(&client, &config, metrics, caches);
     let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));
     serve_health(&config, ctx.clone(), waiting.clone()).await?;
@@ -108,7 +109,7 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
             _ = lost.notified() => warn!("leadership lost: stopping"),
         }
     };
-    Controller::new(views, watcher::Config::default())
+    Controller::for_stream(view_changes, view_store)
         .owns_stream(sets)
         // Pods are owned by StatefulSets, not views: their view label maps a
         // pod's change (scheduled, crashing, ready) to its view's reconcile.
