@@ -1,5 +1,5 @@
-//! A revision's objects in the API server: dry run (what would be refused,
-//! in the view's terms), server-side apply, and deleting other revisions'.
+//! A revision's objects in the API server: server-side apply or its dry run
+//! (what is refused, in the view's terms), and deleting other revisions'.
 
 use std::collections::BTreeSet;
 
@@ -17,72 +17,61 @@ use super::refusal;
 use crate::crd::MaterializedView;
 use crate::view::ValidatedView;
 
-/// Dry-run apply of the current revision's objects; `Err` says, in terms
-/// of the view, what the API server refused.
-pub(super) async fn dry_run_desired(
-    ctx: &Context,
-    view: &MaterializedView,
-    validated: &ValidatedView,
-) -> Result<Result<(), String>, kube::Error> {
-    let ns = &validated.namespace;
-    let client = &ctx.client;
-    let objects = desired_objects(view, &validated.revision, &ctx.settings);
-    let mut tried = vec![
-        (
-            "ConfigMap",
-            objects.config_map.name_any(),
-            k8s::dry_run_apply(client, ns, &objects.config_map).await,
-        ),
-        (
-            "Service",
-            objects.service.name_any(),
-            k8s::dry_run_apply(client, ns, &objects.service).await,
-        ),
-    ];
-    for set in &objects.stateful_sets {
-        tried.push((
-            "StatefulSet",
-            set.name_any(),
-            k8s::dry_run_apply(client, ns, set).await,
-        ));
-    }
-    for pdb in &objects.disruption_budgets {
-        tried.push((
-            "PodDisruptionBudget",
-            pdb.name_any(),
-            k8s::dry_run_apply(client, ns, pdb).await,
-        ));
-    }
-    for (kind, name, outcome) in tried {
-        match outcome {
-            Ok(()) => {}
-            Err(kube::Error::Api(status)) if refusal::is_refusal(&status) => {
-                return Ok(Err(refusal::describe(kind, &name, &status)));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Ok(()))
+/// Whether the API server stores what is applied or only checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Schema and admission checks only: nothing is stored.
+    DryRun,
+    Apply,
 }
 
-/// Server-side apply of the current revision's objects.
+/// Server-side apply (or its dry run) of the current revision's objects, in
+/// order; `Ok(Err(..))` says, in terms of the view, what the API server
+/// refused (the objects after it are not tried).
 pub(super) async fn apply_desired(
-    client: &Client,
     ctx: &Context,
     view: &MaterializedView,
     validated: &ValidatedView,
-) -> Result<(), kube::Error> {
-    let ns = &validated.namespace;
+    mode: Mode,
+) -> Result<Result<(), String>, kube::Error> {
+    let (client, ns) = (&ctx.client, validated.namespace.as_str());
     let objects = desired_objects(view, &validated.revision, &ctx.settings);
-    k8s::apply(client, ns, &objects.config_map).await?;
-    k8s::apply(client, ns, &objects.service).await?;
+    let mut refused = apply_one(client, ns, "ConfigMap", &objects.config_map, mode).await?;
+    if refused.is_none() {
+        refused = apply_one(client, ns, "Service", &objects.service, mode).await?;
+    }
     for set in &objects.stateful_sets {
-        k8s::apply(client, ns, set).await?;
+        if refused.is_none() {
+            refused = apply_one(client, ns, "StatefulSet", set, mode).await?;
+        }
     }
     for pdb in &objects.disruption_budgets {
-        k8s::apply(client, ns, pdb).await?;
+        if refused.is_none() {
+            refused = apply_one(client, ns, "PodDisruptionBudget", pdb, mode).await?;
+        }
     }
-    Ok(())
+    Ok(refused.map_or(Ok(()), Err))
+}
+
+/// One object; `Some` describes a refusal.
+async fn apply_one<K: k8s::Applicable>(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    object: &K,
+    mode: Mode,
+) -> Result<Option<String>, kube::Error> {
+    let outcome = match mode {
+        Mode::DryRun => k8s::dry_run_apply(client, ns, object).await,
+        Mode::Apply => k8s::apply(client, ns, object).await,
+    };
+    match outcome {
+        Ok(()) => Ok(None),
+        Err(kube::Error::Api(status)) if refusal::is_refusal(&status) => {
+            Ok(Some(refusal::describe(kind, &object.name_any(), &status)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Any other revision's objects: a replaced pending target, a switched-off

@@ -15,7 +15,7 @@ use tracing::info;
 use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_key};
 use super::k8s;
 use super::kafka::{self, KafkaError};
-use super::objects::{apply_desired, delete_orphans, dry_run_desired};
+use super::objects::{Mode, apply_desired, delete_orphans};
 use super::pacing::{CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, requeue_after};
 use super::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
 use super::status::{self, Observed, ViewTotals};
@@ -34,10 +34,12 @@ pub(super) async fn apply(
             return Ok(Action::await_change());
         }
     };
-    // A changed spec is first tried as a dry run: what the API server would
-    // refuse becomes InvalidSpec before any workload is touched.
+    // A changed spec of a view that serves is first tried as a dry run: what
+    // the API server would refuse becomes InvalidSpec before any workload is
+    // touched. A view that serves nothing yet is refused by the apply itself.
     if spec_changed(&view)
-        && let Err(refused) = dry_run_desired(&ctx, &view, &validated).await?
+        && has_active_revision(&view)
+        && let Err(refused) = apply_desired(&ctx, &view, &validated, Mode::DryRun).await?
     {
         run.finish_refused(refused).await?;
         return Ok(Action::await_change());
@@ -57,7 +59,10 @@ pub(super) async fn apply(
     // request per object on every periodic reconcile.
     let applied = (view.metadata.generation, validated.revision.clone());
     if ctx.memo.needs_apply(&uid, &applied, REAPPLY_EVERY) {
-        apply_desired(&ctx.client, &ctx, &view, &validated).await?;
+        if let Err(refused) = apply_desired(&ctx, &view, &validated, Mode::Apply).await? {
+            run.finish_refused(refused).await?;
+            return Ok(Action::await_change());
+        }
         ctx.memo.applied(&uid, applied);
     }
     let mut revisions = switch_revision(&mut run, &validated, &source).await?;
@@ -365,6 +370,13 @@ async fn check_source(
 }
 
 /// Whether the spec changed since status last described it.
+/// Whether status names an active revision (serving, or built first).
+fn has_active_revision(view: &MaterializedView) -> bool {
+    view.status
+        .as_ref()
+        .is_some_and(|s| s.active_revision.is_some())
+}
+
 fn spec_changed(view: &MaterializedView) -> bool {
     let observed = view.status.as_ref().and_then(|s| s.observed_generation);
     observed.is_none() || observed != view.metadata.generation

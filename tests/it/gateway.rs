@@ -780,12 +780,7 @@ async fn load_view(st: &Stack, view: &str, token: &str) -> (BTreeMap<String, Val
     (loaded.rows, loaded.positions)
 }
 
-async fn load_view_at(
-    url: &str,
-    ns: &str,
-    view: &str,
-    token: &str,
-) -> LoadedView {
+async fn load_view_at(url: &str, ns: &str, view: &str, token: &str) -> LoadedView {
     let http = reqwest::Client::new();
     let mut rows = BTreeMap::new();
     let mut positions = None;

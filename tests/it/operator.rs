@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use matview::crd::{ConditionStatus, ConditionType, MaterializedView, Phase};
 use matview::engine::revision;
 use matview::operator::desired::LABEL_VIEW;
@@ -155,7 +157,7 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
     assert!(message.contains("spec.classify.rules[1]"), "{message}");
 
     // Valid for the CRD, refused by the API server in the StatefulSet: the
-    // dry run turns it into InvalidSpec naming the view's field, no workload.
+    // apply turns it into InvalidSpec naming the view's field, no workload.
     let mut refused = shop_view(env, "refused", &topic, &unique_name("refused-dlq"));
     let toleration: k8s_openapi::api::core::v1::Toleration =
         serde_json::from_value(serde_json::json!({"key": "dedicated", "operator": "Sometimes"}))
@@ -169,6 +171,64 @@ async fn operator_builds_objects_reports_status_and_cleans_up() {
         message.contains("spec.projector.tolerations") && message.contains("Sometimes"),
         "{message}"
     );
+
+    // The same refusal as a change of a view that has a revision: a dry run
+    // refuses it before any object is written (an apply would have written
+    // the new revision's ConfigMap before the StatefulSet was refused).
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let objects = || async {
+        let mut names: Vec<String> = sets
+            .list(&list)
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .map(|s| s.name_any())
+            .collect();
+        names.extend(
+            config_maps
+                .list(&list)
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|c| c.name_any()),
+        );
+        names
+    };
+    let before = objects().await;
+    assert_eq!(
+        before.len(),
+        3,
+        "two StatefulSets and a ConfigMap: {before:?}"
+    );
+    // New rules (a new revision) with a toleration the API server refuses.
+    let patch = serde_json::json!({"spec": {
+        "classify": {"field": "price", "rules": [{"group": "cheap", "lt": 10},
+            {"group": "affordable", "gte": 10, "lte": 50}, {"group": "expensive", "gt": 50}]},
+        "projector": {"tolerations": [{"key": "dedicated", "operator": "Sometimes"}]}}});
+    views
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("the CRD accepts it");
+    let refused_change = eventually(
+        "the change of shop refused",
+        Duration::from_secs(30),
+        || {
+            let views = views.clone();
+            async move {
+                let v = views.get("shop").await.ok()?;
+                let (_, reason, message) = condition(&v, ConditionType::Ready)?;
+                (reason == "InvalidSpec").then_some(message)
+            }
+        },
+    )
+    .await;
+    assert!(
+        refused_change.contains("spec.projector.tolerations"),
+        "{refused_change}"
+    );
+    assert_eq!(objects().await, before, "a refused change writes no object");
 
     // A source topic that does not exist yet, then appears.
     let later = unique_name("later");
