@@ -5,10 +5,12 @@ N MaterializedViews (1 shard, 1 replica, one existing topic) exist in a fresh
 namespace; one operator (release build, default settings) starts. Measured:
 seconds until every view has its StatefulSet and a phase; how long a view
 applied during that wave waits for its phase, and one applied after it while
-the others build; reconcile latency p50/p99 (the operator's histogram); Kubernetes API requests per view (the operator's own
-counter, by verb); operator CPU seconds and peak RSS; then, with every view
-settled, API requests and CPU per minute. No kubelet runs, so views stay
-Building: the worst case for periodic work.
+the others build; reconcile latency p50/p99 (the operator's histogram);
+Kubernetes API requests per view (the operator's own counter, by verb and
+resource); operator and test-environment CPU seconds, operator peak RSS; then,
+once the controller manager has created every pod, API requests and CPU per
+minute. No kubelet runs, so views stay Building: the worst case for periodic
+work.
 
 usage: hack/bench-operator.py [N]     (default 1000)
 """
@@ -87,8 +89,19 @@ def quantile(text, q):
 
 
 def api_requests(text):
-    return {verb: float(v) for verb, v in
-            re.findall(r'matview_operator_api_requests_total\{verb="([^"]+)"\} (\S+)', text)}
+    """Requests by "verb resource"."""
+    return {f"{verb} {resource}": float(v) for verb, resource, v in re.findall(
+        r'matview_operator_api_requests_total\{verb="([^"]+)",resource="([^"]+)"\} (\S+)', text)}
+
+
+def testenv_cpu():
+    """CPU seconds used so far by each process of the test environment."""
+    pids = f"{REPO}/.testenv/pids"
+    cpu = {}
+    for name in sorted(os.listdir(pids)):
+        with open(f"{pids}/{name}") as f:
+            cpu[name] = cpu_seconds(int(f.read().strip()))
+    return cpu
 
 
 def cpu_seconds(pid):
@@ -100,6 +113,17 @@ def cpu_seconds(pid):
 def peak_rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def changed_fields(before, after, path="status"):
+    """What differs between two JSON documents: path → [before, after]."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return {p: d for k in sorted(set(before) | set(after))
+                for p, d in changed_fields(before.get(k), after.get(k), f"{path}.{k}").items()}
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return {p: d for i, (b, a) in enumerate(zip(before, after))
+                for p, d in changed_fields(b, a, f"{path}[{i}]").items()}
+    return {} if before == after else {path: [before, after]}
 
 
 def phases(env, ns):
@@ -131,6 +155,7 @@ def main():
                                 env={**env, "RUST_LOG": "warn"}, stdout=subprocess.DEVNULL,
                                 stderr=logfile)
     started = time.monotonic()
+    env_cpu = testenv_cpu()
     late = None
     try:
         while True:
@@ -161,8 +186,10 @@ def main():
             "reconcile_p99_s_le": quantile(text, 0.99),
             "reconciles": float(re.search(r"matview_operator_reconciles_total (\S+)", text).group(1)),
             "api_requests_per_view": round(sum(requests.values()) / (N + 1), 1),
-            "api_requests_by_verb": requests,
+            "api_requests_by_verb_and_resource": requests,
             "cpu_seconds": round(cpu, 1),
+            "testenv_cpu_seconds_during_the_wave": {
+                name: round(v - env_cpu[name], 1) for name, v in testenv_cpu().items()},
             "peak_rss_mib": round(peak_rss_mib(operator.pid), 1),
         }
         # A view applied while the others build, once the wave has passed.
@@ -173,17 +200,28 @@ def main():
                 sys.exit(f"the view applied after the wave got no phase (log: {logfile.name})")
             time.sleep(0.2)
         result["view_applied_after_the_wave_seconds_to_phase"] = round(time.monotonic() - applied, 1)
+        # The controller manager creates pods at its own pace (20 requests/s
+        # by default); each new pod is a real change of its view's status.
+        waited = time.monotonic()
+        while (count := len(kubectl(env, "get", "pods", "-n", ns, "--no-headers").splitlines())) < N + 2:
+            if time.monotonic() - waited > DEADLINE:
+                sys.exit("the controller manager did not create every pod")
+            log(f"waiting for the controller manager to create every pod ({count} of {N + 2})")
+            time.sleep(5)
+        time.sleep(10)
         log("steady state: 60 s with every view settled")
         sample = kubectl(env, "get", "mv", "v0000", "-n", ns, "-o", "jsonpath={.status}")
         time.sleep(60)
-        result["status_of_a_view_changed_in_the_steady_minute"] = (
-            sample != kubectl(env, "get", "mv", "v0000", "-n", ns, "-o", "jsonpath={.status}"))
+        result["status_fields_of_a_view_changed_in_the_steady_minute"] = changed_fields(
+            json.loads(sample),
+            json.loads(kubectl(env, "get", "mv", "v0000", "-n", ns, "-o", "jsonpath={.status}")))
         text = metrics(url)
         after = api_requests(text)
         result["steady_api_requests_per_minute"] = round(
             sum(after.values()) - sum(requests.values()))
-        result["steady_api_requests_per_minute_by_verb"] = {
-            verb: after.get(verb, 0) - requests.get(verb, 0) for verb in after}
+        result["steady_api_requests_per_minute_by_verb_and_resource"] = {
+            verb: after.get(verb, 0) - requests.get(verb, 0) for verb in after
+            if after.get(verb, 0) != requests.get(verb, 0)}
         result["steady_cpu_seconds_per_minute"] = round(cpu_seconds(operator.pid) - cpu, 2)
         result["peak_rss_mib"] = round(peak_rss_mib(operator.pid), 1)
         print(json.dumps(result, indent=2))

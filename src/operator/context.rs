@@ -14,7 +14,7 @@ use tracing::warn;
 use super::desired::PodSettings;
 use super::kafka::KafkaError;
 use crate::api::ProjectorClient;
-use crate::crd::MaterializedView;
+use crate::crd::{MaterializedView, MaterializedViewStatus};
 
 pub struct Context {
     pub client: Client,
@@ -37,60 +37,29 @@ pub struct Context {
     pub caches: super::caches::Caches,
     /// Kafka clients kept across reconciles.
     pub kafka: super::kafka::KafkaClients,
-    /// The active revision this process last wrote, per view UID. The watch
-    /// cache may lag behind it, and a stale read must never switch a view
-    /// back to a revision it left (only the leader writes status).
-    pub written_active: Mutex<HashMap<String, String>>,
-    /// The phase this process last wrote, per view UID: a stale read must not
-    /// announce the same phase change twice.
-    pub written_phase: Mutex<HashMap<String, crate::crd::Phase>>,
+    /// The status this process last wrote, per view UID. The watch cache
+    /// may lag behind it (a reconcile triggered by our own write, or by a
+    /// pod, can come before the write's watch event): a stale read must not
+    /// write the same status again, announce the same phase change twice or
+    /// switch a view back to a revision it left. Only the leader writes status.
+    pub written: Mutex<HashMap<String, MaterializedViewStatus>>,
 }
 
 impl Context {
-    /// The view's last status, corrected by what this process wrote since.
-    pub fn last_status(
-        &self,
-        view: &MaterializedView,
-    ) -> Option<crate::crd::MaterializedViewStatus> {
-        let mut status = view.status.clone()?;
-        let uid = view.metadata.uid.as_ref()?;
-        if let Some(written) = self
-            .written_active
-            .lock()
-            .ok()
-            .and_then(|w| w.get(uid).cloned())
-        {
-            status.active_revision = Some(written);
-        }
-        if let Some(phase) = self
-            .written_phase
-            .lock()
-            .ok()
-            .and_then(|w| w.get(uid).copied())
-        {
-            status.phase = Some(phase);
-        }
-        Some(status)
+    /// The view's last status: what this process wrote, else the cached one.
+    pub fn last_status(&self, view: &MaterializedView) -> Option<MaterializedViewStatus> {
+        let uid = view.metadata.uid.as_ref();
+        let written = uid.and_then(|uid| self.written.lock().ok()?.get(uid).cloned());
+        written.or_else(|| view.status.clone())
     }
 
-    pub fn wrote_phase(&self, view: &MaterializedView, phase: Option<crate::crd::Phase>) {
-        let (Some(uid), Ok(mut written)) = (view.metadata.uid.as_ref(), self.written_phase.lock())
-        else {
+    /// Remembers the status written (or confirmed unchanged); `None` forgets.
+    pub fn wrote_status(&self, view: &MaterializedView, status: Option<&MaterializedViewStatus>) {
+        let (Some(uid), Ok(mut written)) = (view.metadata.uid.as_ref(), self.written.lock()) else {
             return;
         };
-        match phase {
-            Some(p) => written.insert(uid.clone(), p),
-            None => written.remove(uid),
-        };
-    }
-
-    pub fn wrote_active(&self, view: &MaterializedView, revision: Option<&String>) {
-        let (Some(uid), Ok(mut written)) = (view.metadata.uid.as_ref(), self.written_active.lock())
-        else {
-            return;
-        };
-        match revision {
-            Some(r) => written.insert(uid.clone(), r.clone()),
+        match status {
+            Some(s) => written.insert(uid.clone(), s.clone()),
             None => written.remove(uid),
         };
     }
@@ -157,8 +126,9 @@ pub(super) fn event(type_: EventType, reason: &str, note: String) -> Event {
     }
 }
 
-/// Publishes an Event about the view; a failure to publish is only logged.
-pub async fn publish(
+/// Publishes an Event about the view in the background: a reconcile does
+/// not wait for it, and a failure to publish is only logged.
+pub fn publish(
     ctx: &Context,
     view: &MaterializedView,
     type_: EventType,
@@ -166,13 +136,13 @@ pub async fn publish(
     note: String,
 ) {
     let reference = view.object_ref(&());
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event(type_, reason, note), &reference)
-        .await
-    {
-        warn!(error = %e, "cannot publish event");
-    }
+    let recorder = ctx.recorder.clone();
+    let event = event(type_, reason, note);
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    });
 }
 
 /// The view's bootstrap servers: the operator's override, the spec, or the

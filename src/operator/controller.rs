@@ -6,14 +6,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as Finalize};
-use kube::{Resource, ResourceExt};
 use tracing::warn;
 
-use super::context::event;
 pub use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_key};
 use super::kafka;
 use crate::crd::{DeletionPolicy, MaterializedView};
@@ -62,14 +61,7 @@ pub fn error_policy(
     let delay = backoff(attempts);
     let message = crate::errors::chain(error);
     warn!(view = %view_key(&view), error = %message, retry_in = ?delay, "reconcile failed");
-    let recorder = ctx.recorder.clone();
-    let reference = view.object_ref(&());
-    let reason = error.reason();
-    tokio::spawn(async move {
-        let _ = recorder
-            .publish(&event(EventType::Warning, reason, message), &reference)
-            .await;
-    });
+    publish(&ctx, &view, EventType::Warning, error.reason(), message);
     Action::requeue(delay)
 }
 
@@ -86,8 +78,7 @@ fn backoff(attempts: u32) -> Duration {
 /// Kubernetes objects go by owner references (garbage collection).
 async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     ctx.metrics.forget(&view_key(&view));
-    ctx.wrote_active(&view, None);
-    ctx.wrote_phase(&view, None);
+    ctx.wrote_status(&view, None);
     if let Some(uid) = view.metadata.uid.as_ref() {
         ctx.memo.forget(uid);
     }
@@ -124,8 +115,7 @@ async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Actio
             "deleted topic {dlq} and consumer groups {}",
             groups.join(", ")
         ),
-    )
-    .await;
+    );
     Ok(Action::await_change())
 }
 

@@ -126,6 +126,7 @@ pub async fn revision_readiness(
     view: &str,
     revision: &str,
     shards: u32,
+    replicas_per_shard: i32,
 ) -> Readiness {
     let sets: Vec<StatefulSet> = caches
         .stateful_sets(ns, view, revision)
@@ -133,7 +134,7 @@ pub async fn revision_readiness(
         .into_iter()
         .map(|s| (*s).clone())
         .collect();
-    Readiness::of_stateful_sets(shards, &sets)
+    Readiness::of_stateful_sets(shards, replicas_per_shard, &sets)
 }
 
 /// The label selector of a revision's objects and pods.

@@ -24,15 +24,17 @@ struct Reason {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Verb {
     verb: &'static str,
+    /// The resource (and subresource), e.g. `materializedviews/status`.
+    resource: String,
 }
 
-/// Counts the operator's requests to the Kubernetes API by verb (a layer
+/// Counts the operator's requests to the Kubernetes API by verb and resource (a layer
 /// of its client), for the scale benchmark and for operators of operators.
 #[derive(Clone, Default)]
 pub struct ApiRequests(Family<Verb, Counter>);
 
 impl ApiRequests {
-    pub fn count(&self, method: &http::Method, query: Option<&str>) {
+    pub fn count(&self, method: &http::Method, path: &str, query: Option<&str>) {
         let watch =
             query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
         let verb = match *method {
@@ -44,7 +46,28 @@ impl ApiRequests {
             http::Method::DELETE => "delete",
             _ => "other",
         };
-        self.0.get_or_create(&Verb { verb }).inc();
+        let resource = resource_of(path);
+        self.0.get_or_create(&Verb { verb, resource }).inc();
+    }
+}
+
+/// Pure: the resource a Kubernetes API path names, with its subresource:
+/// `/apis/g/v/namespaces/ns/materializedviews/x/status` →
+/// `materializedviews/status`.
+fn resource_of(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] | ["apis", _, _version, rest @ ..] => rest,
+        _ => return "other".into(),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, kind, more @ ..] => [&[*kind][..], more].concat(),
+        other => other.to_vec(),
+    };
+    match rest.as_slice() {
+        [kind, _name, sub, ..] => format!("{kind}/{sub}"),
+        [kind, ..] => (*kind).to_string(),
+        [] => "other".into(),
     }
 }
 
@@ -207,5 +230,42 @@ mod tests {
             sample(&text, "matview_operator_views{phase=\"Building\"}"),
             Some(0.0)
         );
+    }
+
+    #[test]
+    fn requests_are_counted_by_verb_and_resource() {
+        for (path, resource) in [
+            (
+                "/apis/matview.dev/v1alpha1/namespaces/shop/materializedviews/a/status",
+                "materializedviews/status",
+            ),
+            (
+                "/apis/apps/v1/namespaces/shop/statefulsets/a-s0",
+                "statefulsets",
+            ),
+            ("/apis/apps/v1/statefulsets", "statefulsets"),
+            ("/api/v1/namespaces/shop/pods", "pods"),
+            ("/api/v1/namespaces/shop", "namespaces"),
+            ("/apis/events.k8s.io/v1/namespaces/shop/events", "events"),
+            ("/version", "other"),
+        ] {
+            assert_eq!(resource_of(path), resource, "{path}");
+        }
+        let m = OperatorMetrics::default();
+        let patch = http::Method::PATCH;
+        m.api_requests
+            .count(&patch, "/api/v1/namespaces/shop/configmaps/a", None);
+        m.api_requests
+            .count(&http::Method::GET, "/api/v1/pods", Some("watch=true&x=1"));
+        let text = m.render();
+        let series = |verb: &str, resource: &str| {
+            let name = "matview_operator_api_requests_total";
+            sample(
+                &text,
+                &format!("{name}{{verb=\"{verb}\",resource=\"{resource}\"}}"),
+            )
+        };
+        assert_eq!(series("patch", "configmaps"), Some(1.0), "{text}");
+        assert_eq!(series("watch", "pods"), Some(1.0), "{text}");
     }
 }

@@ -25,9 +25,10 @@ pub(super) enum Mode {
     Apply,
 }
 
-/// Server-side apply (or its dry run) of the current revision's objects, in
-/// order; `Ok(Err(..))` says, in terms of the view, what the API server
-/// refused (the objects after it are not tried).
+/// Server-side apply (or its dry run) of the current revision's objects, all
+/// at once (one round trip, not one per object); `Ok(Err(..))` says, in
+/// terms of the view, what the API server refused (the first refusal in
+/// apply order).
 pub(super) async fn apply_desired(
     ctx: &Context,
     view: &MaterializedView,
@@ -36,21 +37,26 @@ pub(super) async fn apply_desired(
 ) -> Result<Result<(), String>, kube::Error> {
     let (client, ns) = (&ctx.client, validated.namespace.as_str());
     let objects = desired_objects(view, &validated.revision, &ctx.settings);
-    let mut refused = apply_one(client, ns, "ConfigMap", &objects.config_map, mode).await?;
-    if refused.is_none() {
-        refused = apply_one(client, ns, "Service", &objects.service, mode).await?;
-    }
-    for set in &objects.stateful_sets {
-        if refused.is_none() {
-            refused = apply_one(client, ns, "StatefulSet", set, mode).await?;
+    let sets = objects
+        .stateful_sets
+        .iter()
+        .map(|set| apply_one(client, ns, "StatefulSet", set, mode));
+    let budgets = objects
+        .disruption_budgets
+        .iter()
+        .map(|pdb| apply_one(client, ns, "PodDisruptionBudget", pdb, mode));
+    let (config_map, service, sets, budgets) = futures::join!(
+        apply_one(client, ns, "ConfigMap", &objects.config_map, mode),
+        apply_one(client, ns, "Service", &objects.service, mode),
+        futures::future::join_all(sets),
+        futures::future::join_all(budgets),
+    );
+    for outcome in [config_map, service].into_iter().chain(sets).chain(budgets) {
+        if let Some(refused) = outcome? {
+            return Ok(Err(refused));
         }
     }
-    for pdb in &objects.disruption_budgets {
-        if refused.is_none() {
-            refused = apply_one(client, ns, "PodDisruptionBudget", pdb, mode).await?;
-        }
-    }
-    Ok(refused.map_or(Ok(()), Err))
+    Ok(Ok(()))
 }
 
 /// One object; `Some` describes a refusal.

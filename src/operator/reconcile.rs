@@ -178,10 +178,14 @@ impl<'a> Reconciling<'a> {
     /// why they are not all ready.
     async fn observe_active(&mut self) -> Result<(), kube::Error> {
         if let Some(active) = &self.observed.active_revision {
-            let shards = shard_count(self.view.spec.shards);
+            let (shards, replicas) = (
+                shard_count(self.view.spec.shards),
+                self.view.spec.replicas_per_shard,
+            );
             let caches = &self.ctx.caches;
             self.observed.active =
-                k8s::revision_readiness(caches, &self.ns, &self.name, active, shards).await;
+                k8s::revision_readiness(caches, &self.ns, &self.name, active, shards, replicas)
+                    .await;
             self.active_pods =
                 revision_pods(caches, &self.ctx.projectors, &self.ns, &self.name, active).await;
             self.observed.active_pods =
@@ -285,7 +289,7 @@ impl<'a> Reconciling<'a> {
             _ => None,
         };
         if let Some((type_, reason, note)) = event {
-            publish(self.ctx, self.view, type_, reason, note).await;
+            publish(self.ctx, self.view, type_, reason, note);
         }
         self.announce_pod_problem().await;
         // An unchanged status is not written again: periodic reconciles of
@@ -293,9 +297,7 @@ impl<'a> Reconciling<'a> {
         if self.previous.as_ref() != Some(&new) {
             k8s::patch_status(&self.api, &self.name, &new).await?;
         }
-        self.ctx
-            .wrote_active(self.view, new.active_revision.as_ref());
-        self.ctx.wrote_phase(self.view, new.phase);
+        self.ctx.wrote_status(self.view, Some(&new));
         self.ctx.metrics.phase(&view_key(self.view), new.phase);
         Ok(new)
     }
@@ -331,7 +333,7 @@ impl Reconciling<'_> {
         };
         if fresh && let Some((revision, why)) = problem {
             let note = format!("revision {revision}: {}", why.message);
-            publish(self.ctx, self.view, EventType::Warning, why.reason, note).await;
+            publish(self.ctx, self.view, EventType::Warning, why.reason, note);
         }
     }
 }
@@ -361,7 +363,7 @@ async fn check_source(
     let dlq = &validated.dead_letter_topic;
     if ctx.kafka.ensure_topic(&servers, dlq, 1).await? {
         let note = format!("created topic {dlq}");
-        publish(ctx, view, EventType::Normal, "DeadLetterTopicCreated", note).await;
+        publish(ctx, view, EventType::Normal, "DeadLetterTopicCreated", note);
     }
     Ok(Ok(SourceTopic {
         servers,
@@ -403,8 +405,16 @@ async fn switch_revision(
         });
     }
     let ctx = run.ctx;
-    let ready =
-        k8s::revision_readiness(&ctx.caches, &run.ns, &run.name, current, validated.shards).await;
+    let replicas = run.view.spec.replicas_per_shard;
+    let ready = k8s::revision_readiness(
+        &ctx.caches,
+        &run.ns,
+        &run.name,
+        current,
+        validated.shards,
+        replicas,
+    )
+    .await;
     let group = validated.consumer_group(current);
     // The group's lag matters only once every projector of the target is ready.
     let lag = if ready.all_ready() {
@@ -426,7 +436,7 @@ async fn switch_revision(
     }
     info!(view = %validated.key(), from = %active, to = %current, "switching revision");
     let note = format!("revision {current} caught up and now serves; {active} is removed");
-    publish(ctx, run.view, EventType::Normal, "RevisionActivated", note).await;
+    publish(ctx, run.view, EventType::Normal, "RevisionActivated", note);
     Ok(Revisions {
         active: current.clone(),
         target: None,

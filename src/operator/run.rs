@@ -184,7 +184,11 @@ async fn counted_client(requests: super::metrics::ApiRequests) -> Result<Client,
         .map_err(|e| OperatorError::Kube(kube::Error::InferConfig(e)))?;
     let counting =
         tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
-            requests.count(request.method(), request.uri().query());
+            requests.count(
+                request.method(),
+                request.uri().path(),
+                request.uri().query(),
+            );
             request
         });
     Ok(kube::client::ClientBuilder::try_from(config)?
@@ -212,8 +216,7 @@ fn context(
         failures: Mutex::new(Default::default()),
         metrics,
         projectors: crate::api::ProjectorClient::new(std::time::Duration::from_secs(3)),
-        written_active: Mutex::new(Default::default()),
-        written_phase: Mutex::new(Default::default()),
+        written: Mutex::new(Default::default()),
         kafka: Default::default(),
         memo: Default::default(),
         caches,

@@ -20,9 +20,12 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Pure: counts the StatefulSets of one revision (one per shard).
+    /// Pure: counts the StatefulSets of one revision (one per shard). With
+    /// none found yet (just applied, or not in the watch cache yet), the
+    /// spec's replicas are the ones desired.
     pub fn of_stateful_sets(
         shards: u32,
+        replicas_per_shard: i32,
         sets: &[k8s_openapi::api::apps::v1::StatefulSet],
     ) -> Readiness {
         let mut r = Readiness {
@@ -46,6 +49,9 @@ impl Readiness {
         // A revision from an older spec may have another shard count: trust what exists.
         if r.shards_found > 0 {
             r.shards = r.shards_found;
+        } else {
+            let shards = i32::try_from(shards).unwrap_or(i32::MAX);
+            r.desired_replicas = shards.saturating_mul(replicas_per_shard.max(1));
         }
         r
     }

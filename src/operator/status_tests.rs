@@ -302,3 +302,28 @@ fn the_gateway_url_is_published_only_when_known() {
         Some("http://gw:8080/v1/namespaces/shop/views/v")
     );
 }
+
+#[test]
+fn readiness_counts_stateful_sets_and_expects_the_spec_before_any_exists() {
+    use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetStatus};
+    let none = Readiness::of_stateful_sets(2, 3, &[]);
+    assert_eq!((none.shards_found, none.desired_replicas), (0, 6));
+    assert!(!none.all_ready() && !none.serving());
+    let set = |ready: i32| StatefulSet {
+        spec: StatefulSetSpec {
+            replicas: Some(3),
+            ..Default::default()
+        },
+        status: Some(StatefulSetStatus {
+            ready_replicas: Some(ready),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let partly = Readiness::of_stateful_sets(2, 3, &[set(3), set(0)]);
+    assert_eq!((partly.ready_replicas, partly.desired_replicas), (3, 6));
+    assert_eq!(partly.shards_serving, 1);
+    assert!(!partly.serving());
+    let all = Readiness::of_stateful_sets(2, 3, &[set(3), set(3)]);
+    assert!(all.all_ready() && all.serving());
+}
