@@ -81,7 +81,9 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
                     name: "<unparsable>".into(),
                     problems: vec![e.to_string()],
                 });
-                continue;
+                // After a syntax error the parser yields the same error
+                // forever: nothing after it can be read.
+                break;
             }
         };
         let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or_default();
@@ -227,6 +229,18 @@ mod tests {
                 ),
                 other => panic!("{to}: expected one invalid verdict, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_ends_the_stream_with_one_verdict() {
+        for text in [
+            "a: [\n",
+            "kind: MaterializedView\n  - x\n: :",
+            "---\n&a [*a]\n",
+        ] {
+            let verdicts = check_text(text);
+            assert!(verdicts.len() <= 1, "{text:?}: {verdicts:?}");
         }
     }
 }

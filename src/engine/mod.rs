@@ -30,3 +30,6 @@ mod tests;
 
 #[cfg(test)]
 mod exact_tests;
+
+#[cfg(test)]
+mod fuzz_tests;
