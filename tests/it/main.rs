@@ -9,6 +9,7 @@ mod dev;
 mod e2e;
 mod gateway;
 mod helm;
+mod hostile;
 mod image;
 mod operator;
 mod operator_objects;
