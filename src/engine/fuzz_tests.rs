@@ -10,17 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::crd::{MaterializedView, MaterializedViewSpec};
 
-/// Every reason a dead letter can carry.
-const REASONS: [&str; 8] = [
-    "not-json",
-    "too-large",
-    "missing-field",
-    "wrong-type",
-    "explode-not-array",
-    "bad-number",
-    "empty-key",
-    "unaddressable-key",
-];
+const REASONS: [&str; 8] = EventError::REASONS;
 
 fn example_text() -> String {
     let path = format!(

@@ -65,6 +65,18 @@ pub enum EventError {
 }
 
 impl EventError {
+    /// Every reason, as [`EventError::reason`] gives them.
+    pub const REASONS: [&'static str; 8] = [
+        "not-json",
+        "too-large",
+        "missing-field",
+        "wrong-type",
+        "explode-not-array",
+        "bad-number",
+        "empty-key",
+        "unaddressable-key",
+    ];
+
     /// A stable, machine-readable reason (dead-letter header, metric label).
     pub fn reason(&self) -> &'static str {
         match self {

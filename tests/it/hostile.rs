@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use matview::engine::EventError;
 use matview::workload::OrderGenerator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use serde_json::{Value, json};
 
 use crate::support::projector::{
@@ -17,16 +18,7 @@ use crate::support::projector::{
 };
 use crate::support::{TestEnv, kafka, unique_name};
 
-const KINDS: [&str; 8] = [
-    "not-json",
-    "too-large",
-    "missing-field",
-    "wrong-type",
-    "explode-not-array",
-    "bad-number",
-    "empty-key",
-    "unaddressable-key",
-];
+const KINDS: [&str; 8] = EventError::REASONS;
 const PER_KIND: usize = 125;
 /// The view's `maxEventBytes` here, so that "too large" stays small.
 const MAX_EVENT_BYTES: usize = 4096;
@@ -167,12 +159,7 @@ async fn a_thousand_malformed_events_of_eight_kinds_are_dead_lettered_once_and_t
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let header = |name: &str| {
-            m.headers()
-                .and_then(|h| h.iter().find(|x| x.key == name))
-                .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-                .unwrap_or_else(|| panic!("dead letter without header {name}"))
-        };
+        let header = |name: &str| kafka::header(&m, name);
         let offset: i64 = header("matview.source.offset").parse().expect("offset");
         assert_eq!(
             m.payload().map(<[u8]>::to_vec),

@@ -8,7 +8,7 @@ use matview::crd::MaterializedView;
 use matview::engine::{RowView, compile};
 use matview::workload::OrderGenerator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use serde_json::{Value, json};
 
 use crate::support::projector::{
@@ -231,15 +231,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let header = |name: &str| {
-            m.headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == name)
-                        .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-                })
-                .unwrap_or_else(|| panic!("dead letter without header {name}"))
-        };
+        let header = |name: &str| kafka::header(&m, name);
         assert_eq!(header("matview.source.topic"), s.topic);
         assert_eq!(header("matview.source.partition"), "0");
         let offset: i64 = header("matview.source.offset").parse().expect("offset");

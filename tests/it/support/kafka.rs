@@ -37,3 +37,13 @@ pub async fn create_topic(env: &TestEnv, prefix: &str, partitions: i32) -> Strin
     }
     name
 }
+
+/// A message's header as text; panics naming it when it is missing.
+pub fn header(message: &impl rdkafka::message::Message, name: &str) -> String {
+    use rdkafka::message::Headers;
+    message
+        .headers()
+        .and_then(|h| h.iter().find(|x| x.key == name))
+        .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+        .unwrap_or_else(|| panic!("message without header {name}"))
+}
