@@ -12,7 +12,8 @@ once the controller manager has created every pod, API requests and CPU per
 minute. No kubelet runs, so views stay Building: the worst case for periodic
 work.
 
-usage: hack/bench-operator.py [N]     (default 1000)
+usage: hack/bench-operator.py [N]     (default 1000; BENCH_RUST_LOG sets the
+       operator's RUST_LOG, e.g. matview::operator::reconcile=debug)
 """
 
 import json
@@ -152,7 +153,7 @@ def main():
     logfile = tempfile.NamedTemporaryFile(prefix="bench-operator-", suffix=".log", delete=False)
     operator = subprocess.Popen([binary, "operator", "--namespace", ns, "--no-leader-election",
                                  "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
-                                env={**env, "RUST_LOG": "warn"}, stdout=subprocess.DEVNULL,
+                                env={**env, "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn")}, stdout=subprocess.DEVNULL,
                                 stderr=logfile)
     started = time.monotonic()
     env_cpu = testenv_cpu()
@@ -208,7 +209,17 @@ def main():
                 sys.exit("the controller manager did not create every pod")
             log(f"waiting for the controller manager to create every pod ({count} of {N + 2})")
             time.sleep(5)
-        time.sleep(10)
+        # Then until the operator has written no status for 30 s (its pod
+        # watch may still be delivering the last pods).
+        quiet_since, patches = time.monotonic(), None
+        while time.monotonic() - quiet_since < 30:
+            now = sum(v for k, v in api_requests(metrics(url)).items()
+                      if k == "patch materializedviews/status")
+            if now != patches:
+                quiet_since, patches = time.monotonic(), now
+            if time.monotonic() - waited > DEADLINE:
+                sys.exit("the operator kept writing status")
+            time.sleep(2)
         log("steady state: 60 s with every view settled")
         sample = kubectl(env, "get", "mv", "v0000", "-n", ns, "-o", "jsonpath={.status}")
         time.sleep(60)

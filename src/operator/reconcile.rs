@@ -295,6 +295,7 @@ impl<'a> Reconciling<'a> {
         // An unchanged status is not written again: periodic reconciles of
         // quiet views cost no write.
         if self.previous.as_ref() != Some(&new) {
+            tracing::debug!(view = %view_key(self.view), previous = ?self.previous, new = ?new, "status changed");
             k8s::patch_status(&self.api, &self.name, &new).await?;
         }
         self.ctx.wrote_status(self.view, Some(&new));
