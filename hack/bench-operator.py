@@ -221,6 +221,7 @@ def main():
                 sys.exit("the operator kept writing status")
             time.sleep(2)
         log("steady state: 60 s with every view settled")
+        requests, cpu = api_requests(metrics(url)), cpu_seconds(operator.pid)
         sample = kubectl(env, "get", "mv", "v0000", "-n", ns, "-o", "jsonpath={.status}")
         time.sleep(60)
         result["status_fields_of_a_view_changed_in_the_steady_minute"] = changed_fields(
