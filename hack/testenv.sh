@@ -187,12 +187,21 @@ EOF
   </Loggers>
 </Configuration>
 EOF
+  # Kafka's own rule for cluster ids: URL-safe base64 of a random UUID, never
+  # starting with "-" (the format tool would read such an id as an option).
   local cluster_id
-  cluster_id=$(python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  cluster_id=$(python3 -c '
+import base64, uuid
+while True:
+    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not text.startswith("-"):
+        print(text)
+        break
+')
   local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$RUN/kafka/log4j2.xml" "-Dkafka.logs.dir=$LOGS")
   java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$RUN/kafka/server.properties" >"$LOGS/kafka-format.log" 2>&1 ||
+    "--cluster-id=$cluster_id" -c "$RUN/kafka/server.properties" >"$LOGS/kafka-format.log" 2>&1 ||
     { cat "$LOGS/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
   start_bg kafka java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$RUN/kafka/server.properties"
   wait_for "kafka (KRaft)" 120 "$LOGS/kafka.log" grep -q "Kafka Server started" "$LOGS/kafka.log"
