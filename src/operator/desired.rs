@@ -252,6 +252,8 @@ fn pod_template(
             ..Default::default()
         }),
         period_seconds: Some(5),
+        // A probe answered late on a busy node is not a failed projector.
+        timeout_seconds: Some(2),
         failure_threshold: Some(failure_threshold),
         ..Default::default()
     };
@@ -374,7 +376,9 @@ fn pod_template(
                     container_port: HTTP_PORT,
                     ..Default::default()
                 }]),
-                readiness_probe: Some(probe("/readyz", 1)),
+                // Three misses in a row: one slow probe must not take a
+                // shard's only replica out of the gateway's routes.
+                readiness_probe: Some(probe("/readyz", 3)),
                 liveness_probe: Some(probe("/healthz", 6)),
                 resources: projector.resources,
                 // A projector that exits says why on stderr; status quotes it.

@@ -98,15 +98,21 @@ fn pods_are_restricted_and_owned_by_the_view() {
         sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
         Some(vec!["ALL".to_string()])
     );
+    let readiness = pod.containers[0]
+        .readiness_probe
+        .as_ref()
+        .expect("readiness probe");
     assert_eq!(
-        pod.containers[0]
-            .readiness_probe
+        readiness
+            .http_get
             .as_ref()
-            .and_then(|p| p.http_get.as_ref())
             .and_then(|h| h.path.clone())
             .as_deref(),
         Some("/readyz")
     );
+    // One slow answer must not take a shard's only replica out of routes.
+    assert!(readiness.failure_threshold.unwrap_or(3) >= 3);
+    assert!(readiness.timeout_seconds.unwrap_or(1) >= 2);
 }
 
 #[test]

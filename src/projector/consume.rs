@@ -6,7 +6,7 @@
 //! function returning a small struct, and a batch is reported as one
 //! [`BatchReport`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::dead_letters::{DeadLetter, DeadLetterSink};
+use super::dead_letters::{self, DeadLetter, DeadLetterSink, LetterScan};
 use super::metrics::BatchReport;
 use super::{ProjectorError, Shared};
 use crate::crd::StartFrom;
@@ -71,8 +71,13 @@ impl Source {
             .ok_or_else(|| ProjectorError::MissingTopic(topic.clone()))?;
         let partitions = owned_partitions(count, shared.shard, shared.view.shards);
         info!(topic = %topic, ?partitions, shard = shared.shard, "assigned partitions");
-        let dead_letters =
-            DeadLetterSink::new(kafka, runtime, &shared.view.dead_letter_topic, &topic)?;
+        let dead_letters = DeadLetterSink::new(
+            kafka,
+            runtime,
+            &shared.view.dead_letter_topic,
+            &topic,
+            &shared.view.revision,
+        )?;
         Ok(Source {
             consumer,
             topic,
@@ -161,6 +166,7 @@ pub(super) fn run(
         cancel.clone(),
     )?;
 
+    let mut sent_before = letters_sent_before(&shared, &kafka, &source, &next)?;
     let mut iteration_started = Instant::now();
     while !cancel.is_cancelled() {
         let polled = poll(&source.consumer, &shared);
@@ -170,7 +176,14 @@ pub(super) fn run(
             continue;
         }
         let shaped = shape(&shared, &polled.messages, &next);
-        if let Err(e) = source.dead_letters.send(&shaped.dead) {
+        let unsent = shaped
+            .dead
+            .iter()
+            .filter(|d| !sent_before.contains(&d.position));
+        let (delivered, sent) = source.dead_letters.send(unsent);
+        if let Err(e) = sent {
+            // What did arrive must not be sent again when the batch is retried.
+            sent_before.extend(delivered.positions);
             shared.metrics.dead_letter_failure();
             shared.set_dead_letter_error(Some(e.to_string()));
             error!(error = %e, topic = %shared.view.dead_letter_topic, "cannot write dead letters; holding the batch and retrying");
@@ -179,9 +192,21 @@ pub(super) fn run(
             continue;
         }
         shared.set_dead_letter_error(None);
+        for d in &shaped.dead {
+            sent_before.remove(&d.position);
+        }
+        // Letters found at start and not yet passed sit before this batch's
+        // in the topic: the next scan must still begin before them.
+        let letter_ends = if sent_before.is_empty() {
+            delivered.ends
+        } else {
+            Default::default()
+        };
         let dead_letter_reasons = shaped.dead.iter().map(|d| d.error.reason()).collect();
         let commit_started = Instant::now();
-        let outcome = shared.store.apply_batch(shaped.records, &shaped.offsets)?;
+        let outcome = shared
+            .store
+            .apply_batch(shaped.records, &shaped.offsets, &letter_ends)?;
         next = shaped.offsets;
         source.commit_to_group(&next);
         for (&p, &o) in &next {
@@ -207,6 +232,44 @@ pub(super) fn run(
     info!("stopping: last batch committed");
     let _ = runtime.block_on(watcher);
     Ok(())
+}
+
+/// Dead letters of events past the store's offsets that are in the topic
+/// already (sent by a run that crashed before committing their batch).
+fn letters_sent_before(
+    shared: &Shared,
+    kafka: &ClientConfig,
+    source: &Source,
+    next: &Offsets,
+) -> Result<HashSet<Position>, ProjectorError> {
+    let topic = &shared.view.dead_letter_topic;
+    let Some(since) = shared.store.letter_ends()? else {
+        // A new store: only letters written from now on can be its own.
+        let ends = dead_letters::topic_ends(&source.consumer, topic)?
+            .into_iter()
+            .map(|(partition, (_, high))| (partition, high))
+            .collect();
+        shared.store.begin_letter_ends(&ends)?;
+        return Ok(HashSet::new());
+    };
+    let found = dead_letters::already_sent(
+        kafka,
+        &LetterScan {
+            topic,
+            revision: &shared.view.revision,
+            source_topic: &source.topic,
+            since: &since,
+            owned: &source.partitions,
+            next,
+        },
+    )?;
+    if !found.is_empty() {
+        info!(
+            letters = found.len(),
+            "dead letters of the batch cut short are in the topic already; not sending them again"
+        );
+    }
+    Ok(found)
 }
 
 struct Polled {

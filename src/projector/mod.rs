@@ -71,6 +71,11 @@ pub enum ProjectorError {
     },
     #[error("source topic {0} does not exist")]
     MissingTopic(String),
+    #[error(
+        "could not read the dead-letter topic {0} to its end within a minute \
+         (needed to send each dead letter once after a crash)"
+    )]
+    DeadLetterScan(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {address}")]

@@ -21,8 +21,14 @@ const ROWS: TableDefinition<&str, ()> = TableDefinition::new("rows");
 const STORE_FORMAT: u32 = 2;
 /// partition → next offset to consume.
 const OFFSETS: TableDefinition<i32, i64> = TableDefinition::new("offsets");
-/// "identity" → which view, revision and shard this store belongs to (JSON).
+/// "identity" → which view, revision and shard this store belongs to (JSON);
+/// "letter-ends" → present once LETTER_ENDS is set up.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// dead-letter partition → offset after the last letter of a committed batch
+/// (or the partition's end when the store began): later letters of this
+/// shard may be from a batch a crash cut short.
+const LETTER_ENDS: TableDefinition<i32, i64> = TableDefinition::new("letter_ends");
+const LETTER_ENDS_SET: &str = "letter-ends";
 
 /// Whose state a store holds; a store is never reused for another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +196,7 @@ impl Store {
             io!(txn.open_table(RECORDS))?;
             io!(txn.open_table(ROWS))?;
             io!(txn.open_table(OFFSETS))?;
+            io!(txn.open_table(LETTER_ENDS))?;
         }
         io!(txn.commit())?;
         Ok(Store {
@@ -212,11 +219,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies a batch of records and records `next_offsets` in one atomic commit.
+    /// Where this shard's committed dead letters end; `None` until
+    /// [`Store::begin_letter_ends`] ran once.
+    pub fn letter_ends(&self) -> Result<Option<BTreeMap<i32, i64>>, StoreError> {
+        let txn = io!(self.db.begin_read())?;
+        if io!(io!(txn.open_table(META))?.get(LETTER_ENDS_SET))?.is_none() {
+            return Ok(None);
+        }
+        let table = io!(txn.open_table(LETTER_ENDS))?;
+        let mut out = BTreeMap::new();
+        for entry in io!(table.iter())? {
+            let (p, o) = io!(entry)?;
+            out.insert(p.value(), o.value());
+        }
+        Ok(Some(out))
+    }
+
+    /// Records where the dead-letter topic ends before this store sends any
+    /// letter (so a restart never scans letters older than the store).
+    pub fn begin_letter_ends(&self, ends: &BTreeMap<i32, i64>) -> Result<(), StoreError> {
+        let txn = io!(self.db.begin_write())?;
+        {
+            let mut table = io!(txn.open_table(LETTER_ENDS))?;
+            for (&p, &o) in ends {
+                io!(table.insert(p, o))?;
+            }
+            io!(io!(txn.open_table(META))?.insert(LETTER_ENDS_SET, [].as_slice()))?;
+        }
+        io!(txn.commit())
+    }
+
+    /// Applies a batch of records and records `next_offsets` (and where the
+    /// batch's dead letters end) in one atomic commit.
     pub fn apply_batch(
         &self,
         mut records: Vec<Record>,
         next_offsets: &BTreeMap<i32, i64>,
+        letter_ends: &BTreeMap<i32, i64>,
     ) -> Result<BatchOutcome, StoreError> {
         // Key order keeps B-tree writes local; versions decide between
         // records of the same id, so reordering does not change the result.
@@ -276,6 +315,11 @@ impl Store {
             let mut offsets = io!(txn.open_table(OFFSETS))?;
             for (&p, &o) in next_offsets {
                 io!(offsets.insert(p, o))?;
+            }
+            let mut ends = io!(txn.open_table(LETTER_ENDS))?;
+            for (&p, &o) in letter_ends {
+                let held = io!(ends.get(p))?.map(|v| v.value());
+                io!(ends.insert(p, held.unwrap_or(o).max(o)))?;
             }
         }
         io!(txn.commit())?;
@@ -375,114 +419,5 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{Decimal, Position};
-
-    #[test]
-    fn records_round_trip_through_the_compact_encoding() {
-        for group in [None, Some(0), Some(7)] {
-            let record = StoredRecord {
-                group,
-                fields: vec![
-                    serde_json::json!("pen").into(),
-                    serde_json::json!(1.5).into(),
-                    crate::engine::json::RawJson::number(
-                        Decimal::parse_exact("12345678901234567890.123456789").expect("exact"),
-                    ),
-                    crate::engine::json::RawJson::null(),
-                ],
-                sums: vec![
-                    Decimal::parse("-12.345").expect("decimal"),
-                    Decimal::from_i64(i64::MAX),
-                ],
-                version: Position {
-                    partition: 3,
-                    offset: 1 << 40,
-                },
-            };
-            let mut bytes = Vec::new();
-            encode_record(&record, &mut bytes);
-            assert_eq!(decode_record(&bytes).expect("decodes"), record);
-        }
-        assert!(decode_record(&[1, 2, 3]).is_err());
-    }
-}
-
-#[cfg(test)]
-mod store_tests {
-    use super::*;
-    use crate::engine::{Decimal, Position};
-
-    fn record(key: &str, id: &str, group: u16, price: i64, offset: i64) -> Record {
-        Record {
-            key: key.into(),
-            id: id.into(),
-            group: Some(group),
-            fields: vec![serde_json::json!(price).into()],
-            sums: vec![Decimal::from_i64(price)],
-            version: Position {
-                partition: 0,
-                offset,
-            },
-        }
-    }
-
-    #[test]
-    fn batches_commit_rows_and_offsets_together() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let identity = StoreIdentity {
-            format: 0,
-            view: "ns/v".into(),
-            revision: "r1".into(),
-            shard: 0,
-            shards: 1,
-        };
-        let store = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("opens");
-        let offsets = BTreeMap::from([(0, 3)]);
-        let outcome = store
-            .apply_batch(
-                vec![
-                    record("u1", "a", 0, 3, 0),
-                    record("u1", "b", 2, 70, 1),
-                    record("u2", "c", 0, 1, 2),
-                ],
-                &offsets,
-            )
-            .expect("commits");
-        assert_eq!((outcome.inserted, outcome.new_rows), (3, 2));
-        let stale = store
-            .apply_batch(vec![record("u1", "a", 1, 9, 0)], &BTreeMap::from([(0, 4)]))
-            .expect("commits");
-        assert_eq!(stale.unchanged, 1, "same position again is a re-delivery");
-        let moved = store
-            .apply_batch(vec![record("u1", "a", 1, 9, 5)], &BTreeMap::from([(0, 6)]))
-            .expect("commits");
-        assert_eq!(moved.replaced, 1);
-        let row = store.row("u1").expect("reads").expect("exists");
-        assert_eq!(row.records.len(), 2);
-        assert_eq!(row.totals[0].count, 0);
-        assert_eq!(
-            (row.totals[1].count, row.totals[1].sums[0]),
-            (1, Decimal::from_i64(9))
-        );
-        assert_eq!(
-            store.positions().expect("positions"),
-            BTreeMap::from([(0, 6)])
-        );
-        assert_eq!(store.keys_in_group(2, None, 10).expect("scan"), ["u1"]);
-        assert_eq!(store.row_count().expect("count"), 2);
-        drop(store);
-
-        let other = StoreIdentity {
-            revision: "r2".into(),
-            ..identity.clone()
-        };
-        assert!(matches!(
-            Store::open(dir.path(), &other, 3, 1, 64 << 20),
-            Err(StoreError::ForeignState { .. })
-        ));
-        let reopened = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("reopens");
-        assert_eq!(reopened.row_count().expect("count"), 2);
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use matview::crd::MaterializedView;
 use matview::engine::{RowView, compile};
 use matview::workload::OrderGenerator;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use serde_json::{Value, json};
 
@@ -214,23 +213,13 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
         );
     }
 
-    let consumer: BaseConsumer = kafka::client_config(env)
-        .set("group.id", unique_name("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[&s.dead_letter]).expect("subscribe");
     let wanted: Vec<(i64, &str)> = sequence
         .iter()
         .enumerate()
         .filter_map(|(i, (_, r))| r.map(|r| (i as i64, r)))
         .collect();
     let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while got.len() < wanted.len() && std::time::Instant::now() < deadline {
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
-        };
+    for m in kafka::read_topic(env, &s.dead_letter) {
         let header = |name: &str| kafka::header(&m, name);
         assert_eq!(header("matview.source.topic"), s.topic);
         assert_eq!(header("matview.source.partition"), "0");
@@ -388,7 +377,19 @@ async fn two_shards_hold_their_partitions_and_merge_to_the_expected_view() {
 async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
     let env = TestEnv::with_kafka();
     let s = setup(env, 3, 1).await;
-    let (values, events) = orders(9, 3000, 25);
+    let (values, orders) = orders(9, 3000, 25);
+    // One malformed event (each unique) after every fifth order: their dead
+    // letters must be in the topic once each, however the kills fall.
+    let mut events = Vec::new();
+    let mut malformed = BTreeMap::new();
+    for (i, order) in orders.into_iter().enumerate() {
+        events.push(order);
+        if i % 5 == 4 {
+            let payload = format!("{{not json {i}").into_bytes();
+            malformed.insert(payload.clone(), 0usize);
+            events.push((format!("bad-{i}"), payload));
+        }
+    }
     let mut projector = Projector::start(&s.view_file, 0, &s.dir.path().join("data"), s.dir.path());
     let topic = s.topic.clone();
     let producing = {
@@ -415,6 +416,22 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         .await;
     let expected = reference(&values);
     assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+    let letters = kafka::read_topic(env, &s.dead_letter);
+    for letter in &letters {
+        let payload = letter.payload().unwrap_or_default();
+        let Some(count) = malformed.get_mut(payload) else {
+            panic!("a letter for an event never sent: {payload:?}");
+        };
+        *count += 1;
+    }
+    let doubled: Vec<_> = malformed.values().filter(|n| **n > 1).collect();
+    let missing = malformed.values().filter(|n| **n == 0).count();
+    assert_eq!(
+        (letters.len(), doubled.len(), missing),
+        (malformed.len(), 0, 0),
+        "dead letters: each malformed event once\n{}",
+        projector.logs()
+    );
 }
 
 /// Reads server-sent events until one of kind `rows` arrives; returns (id, data).

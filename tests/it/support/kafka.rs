@@ -47,3 +47,68 @@ pub fn header(message: &impl rdkafka::message::Message, name: &str) -> String {
         .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
         .unwrap_or_else(|| panic!("message without header {name}"))
 }
+
+/// Every message of `topic` from its start to its end as of this call, in
+/// partition and offset order. Panics if the broker does not hand them over
+/// within a minute.
+pub fn read_topic(env: &TestEnv, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client_config(env)
+        .set("group.id", unique_name("topic-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("cannot create a Kafka consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .expect("topic metadata");
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut remaining = std::collections::BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .expect("watermarks");
+        if low < high {
+            remaining.insert(p, high);
+            assignment
+                .add_partition_offset(topic, p, Offset::Offset(low))
+                .expect("assignment");
+        }
+    }
+    let mut messages = Vec::new();
+    if remaining.is_empty() {
+        return messages;
+    }
+    consumer.assign(&assignment).expect("assign");
+    let highs = remaining.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !remaining.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}: partitions {remaining:?} not read to their end within 60 s"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.expect("consume").detach();
+        let (partition, offset) = (message.partition(), message.offset());
+        if highs.get(&partition).is_some_and(|high| offset < *high) {
+            messages.push(message);
+        }
+        if highs
+            .get(&partition)
+            .is_some_and(|high| offset + 1 >= *high)
+        {
+            remaining.remove(&partition);
+        }
+    }
+    messages.sort_by_key(|m| (m.partition(), m.offset()));
+    messages
+}

@@ -49,7 +49,9 @@ struct Running {
     args: Vec<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
-    probe: Option<(String, u16)>,
+    probe: Option<ReadinessProbe>,
+    /// Readiness probes failed in a row since the last success.
+    probe_misses: i32,
     started_at: Instant,
     /// Exits within FAST_EXIT of starting, in a row: the back-off doubles.
     fast_exits: u32,
@@ -57,6 +59,45 @@ struct Running {
     last_exit: Option<(i32, String)>,
     /// What status last said, so unchanged states are not written again.
     reported: Option<Shown>,
+}
+
+/// A container's HTTP readiness probe, as the kubelet honours it: a probe
+/// fails on an error status or after `timeout`; the container turns unready
+/// after `failure_threshold` failures in a row (probed every tick here, not
+/// every `periodSeconds`, so tests need not wait).
+#[derive(Debug, Clone)]
+struct ReadinessProbe {
+    path: String,
+    port: u16,
+    timeout: Duration,
+    failure_threshold: i32,
+}
+
+impl ReadinessProbe {
+    fn of(probe: &k8s_openapi::api::core::v1::Probe) -> Option<ReadinessProbe> {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let http = probe.http_get.as_ref()?;
+        let port = match &http.port {
+            IntOrString::Int(p) => u16::try_from(*p).ok()?,
+            IntOrString::String(_) => 8080,
+        };
+        Some(ReadinessProbe {
+            path: http.path.clone().unwrap_or_else(|| "/".into()),
+            port,
+            // Kubernetes' defaults: 1 s, 3 failures.
+            timeout: Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64),
+            failure_threshold: probe.failure_threshold.unwrap_or(3).max(1),
+        })
+    }
+
+    async fn passes(&self, ip: &str) -> bool {
+        reqwest::Client::new()
+            .get(format!("http://{ip}:{}{}", self.port, self.path))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
 }
 
 /// What the kubelet reports about a pod's container.
@@ -395,18 +436,7 @@ impl Loop {
             let probe = container
                 .readiness_probe
                 .as_ref()
-                .and_then(|p| p.http_get.as_ref())
-                .map(|h| {
-                    let port = match &h.port {
-                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p) => {
-                            *p as u16
-                        }
-                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(_) => {
-                            8080
-                        }
-                    };
-                    (h.path.clone().unwrap_or_else(|| "/".into()), port)
-                });
+                .and_then(ReadinessProbe::of);
             let log = dir.join("container.log");
             let Ok(child) = spawn(&program, &args, &env, &log) else {
                 return;
@@ -425,6 +455,7 @@ impl Loop {
                         env,
                         log,
                         probe,
+                        probe_misses: 0,
                         started_at: Instant::now(),
                         fast_exits: 0,
                         last_exit: None,
@@ -464,20 +495,30 @@ impl Loop {
             }
             (r.ip.clone(), r.probe.clone(), alive)
         };
-        let ready = alive
-            && match probe {
-                Some((path, port)) => reqwest::Client::new()
-                    .get(format!("http://{ip}:{port}{path}"))
-                    .timeout(Duration::from_secs(1))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success()),
-                None => true,
-            };
+        let passed = match &probe {
+            Some(probe) if alive => Some(probe.passes(&ip).await),
+            _ => None,
+        };
         if let Ok(mut pods) = self.pods.lock()
             && let Some(r) = pods.get_mut(&name)
         {
-            r.ready = ready;
+            r.ready = match (alive, passed, &probe) {
+                (false, _, _) => {
+                    r.probe_misses = 0;
+                    false
+                }
+                (true, Some(false), Some(probe)) => {
+                    r.probe_misses += 1;
+                    // Not ready before the first success; after it, only
+                    // `failure_threshold` misses in a row make it unready.
+                    r.ready && r.probe_misses < probe.failure_threshold
+                }
+                // Passed, or no probe to pass.
+                (true, _, _) => {
+                    r.probe_misses = 0;
+                    true
+                }
+            };
         }
         self.report(api, &name, &ip).await;
     }
