@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::logging::LogFormat;
-use crate::projector::ProjectorConfig;
+use crate::projector::{DamagedStore, ProjectorConfig};
 
 #[derive(Debug, Args)]
 pub struct ProjectorArgs {
@@ -51,6 +51,10 @@ pub struct ProjectorArgs {
     /// Page cache of the store in MiB; most of the process's memory.
     #[arg(long, env = "MATVIEW_STORE_CACHE_MIB", default_value_t = 1024)]
     pub store_cache_mib: usize,
+    /// What to do with a store that fails its integrity check at start:
+    /// delete it and rebuild from the topic, or exit naming the damage.
+    #[arg(long, env = "MATVIEW_DAMAGED_STORE", value_enum, default_value_t = DamagedStore::Rebuild)]
+    pub damaged_store: DamagedStore,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -93,6 +97,7 @@ impl ProjectorArgs {
             batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
             ready_max_lag: self.ready_max_lag,
             store_cache_bytes: self.store_cache_mib.saturating_mul(1 << 20),
+            damaged_store: self.damaged_store,
         })
     }
 }

@@ -55,6 +55,7 @@ pub struct Metrics {
     lag_by_partition: Mutex<BTreeMap<i32, i64>>,
     rows: Gauge,
     store_bytes: Gauge,
+    store_rebuilt_from_damage: Gauge,
     loop_seconds: Family<Stage, Counter<f64, AtomicU64>>,
     batch_events: Histogram,
     commit_seconds: Histogram,
@@ -75,6 +76,7 @@ impl Default for Metrics {
             lag_by_partition: Mutex::new(BTreeMap::new()),
             rows: Gauge::default(),
             store_bytes: Gauge::default(),
+            store_rebuilt_from_damage: Gauge::default(),
             loop_seconds: Family::default(),
             batch_events: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
@@ -116,6 +118,11 @@ impl Default for Metrics {
             "store_bytes",
             "Size of the store file",
             m.store_bytes.clone(),
+        );
+        r.register(
+            "store_rebuilt_from_damage",
+            "1 when this process found its store damaged and is rebuilding it from the topic",
+            m.store_rebuilt_from_damage.clone(),
         );
         r.register(
             "loop_seconds",
@@ -201,6 +208,10 @@ impl Metrics {
     pub fn set_store_bytes(&self, bytes: u64) {
         self.store_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn store_rebuilt_from_damage(&self) {
+        self.store_rebuilt_from_damage.set(1);
     }
 
     pub fn events(&self) -> u64 {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::crd::MaterializedView;
 use crate::view::{ValidatedView, ViewError};
@@ -42,6 +42,18 @@ pub struct ProjectorConfig {
     pub batch_max_wait: Duration,
     pub ready_max_lag: i64,
     pub store_cache_bytes: usize,
+    pub damaged_store: DamagedStore,
+}
+
+/// What a projector does with a store that fails its integrity check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DamagedStore {
+    /// Delete it and rebuild from the topic (the topic is the source of
+    /// truth; the replica is not ready, so not read, until caught up).
+    #[default]
+    Rebuild,
+    /// Exit with the damage named, leaving the file for inspection.
+    Refuse,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +100,12 @@ pub enum ProjectorError {
     Runtime(#[source] std::io::Error),
     #[error("the consume loop panicked")]
     Panicked,
+    #[error("cannot delete the damaged store {path}")]
+    RemoveDamaged {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ProjectorError {
@@ -281,20 +299,39 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         shard,
         shards: view.shards,
     };
-    let store = Store::open(
-        &config.data_dir,
-        &identity,
-        view.compiled.groups.len(),
-        view.compiled.aggregate.sums.len(),
-        config.store_cache_bytes,
-    )?;
+    let open = || {
+        Store::open(
+            &config.data_dir,
+            &identity,
+            view.compiled.groups.len(),
+            view.compiled.aggregate.sums.len(),
+            config.store_cache_bytes,
+        )
+    };
+    let (store, rebuilt) = match open() {
+        Err(StoreError::Damaged { path, detail })
+            if config.damaged_store == DamagedStore::Rebuild =>
+        {
+            error!(path = %path.display(), %detail, "the store is damaged; deleting it and rebuilding from the topic (--damaged-store refuse keeps it)");
+            std::fs::remove_file(&path).map_err(|source| ProjectorError::RemoveDamaged {
+                path: path.clone(),
+                source,
+            })?;
+            (open()?, true)
+        }
+        opened => (opened?, false),
+    };
+    let metrics = Metrics::default();
+    if rebuilt {
+        metrics.store_rebuilt_from_damage();
+    }
     let shared = Shared {
         group_id: view.consumer_group(&view.revision),
         config,
         view,
         shard,
         store,
-        metrics: Metrics::default(),
+        metrics,
         feed: ChangeFeed::default(),
         progress: Mutex::new(Progress::default()),
         applied: tokio::sync::watch::channel(BTreeMap::new()).0,

@@ -64,6 +64,11 @@ pub enum StoreError {
         found: Box<StoreIdentity>,
         expected: Box<StoreIdentity>,
     },
+    #[error(
+        "the store at {path} is damaged ({detail}); it was changed outside the \
+         projector or the disk failed"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error("store I/O failed")]
     Io(#[source] Box<redb::Error>),
     #[error("stored data is corrupt: {0}")]
@@ -164,13 +169,31 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join("view.redb");
+        let path = Self::file_in(dir);
+        let damaged = |detail: String| StoreError::Damaged {
+            path: path.clone(),
+            detail,
+        };
         let db = redb::Builder::new()
             .set_cache_size(cache_bytes.max(16 << 20))
+            // Every page's checksum, at every start: a file changed behind
+            // redb's back is refused, never trusted (a plain open may panic).
+            .set_check_integrity_on_open(true)
             .create(&path)
-            .map_err(|e| StoreError::Open {
-                path: path.clone(),
-                source: Box::new(e),
+            .map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                    damaged(detail)
+                }
+                // Not a redb file at all (a garbled or truncated header).
+                redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                    if io.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    damaged(io.to_string())
+                }
+                e => StoreError::Open {
+                    path: path.clone(),
+                    source: Box::new(e),
+                },
             })?;
         let txn = io!(db.begin_write())?;
         {
@@ -178,7 +201,7 @@ impl Store {
             let found = io!(meta.get("identity"))?
                 .map(|v| serde_json::from_slice::<StoreIdentity>(v.value()))
                 .transpose()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                .map_err(|e| damaged(format!("unreadable identity: {e}")))?;
             match found {
                 Some(found) if &found != identity => {
                     return Err(StoreError::ForeignState {
@@ -205,6 +228,11 @@ impl Store {
             sums,
             path,
         })
+    }
+
+    /// The store's file in a data directory.
+    pub fn file_in(dir: &Path) -> PathBuf {
+        dir.join("view.redb")
     }
 
     /// Next offset to consume per partition, as last committed.

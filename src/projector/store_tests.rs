@@ -142,3 +142,65 @@ fn letter_ends_begin_once_and_only_move_forward_with_commits() {
         Some(BTreeMap::from([(0, 12), (1, 4)]))
     );
 }
+
+/// A store of `n` records in `dir`, closed.
+fn filled_store(dir: &Path, n: i64) -> StoreIdentity {
+    let identity = StoreIdentity {
+        format: 0,
+        view: "ns/v".into(),
+        revision: "r1".into(),
+        shard: 0,
+        shards: 1,
+    };
+    let store = Store::open(dir, &identity, 3, 1, 64 << 20).expect("opens");
+    for batch in 0..n / 500 {
+        let records = (0..500)
+            .map(|i| {
+                let at = batch * 500 + i;
+                record(&format!("u{}", at % 97), &format!("item-{at}"), 1, at, at)
+            })
+            .collect();
+        store
+            .apply_batch(
+                records,
+                &BTreeMap::from([(0, (batch + 1) * 500)]),
+                &BTreeMap::new(),
+            )
+            .expect("commits");
+    }
+    identity
+}
+
+#[test]
+fn a_truncated_or_garbled_store_is_refused_as_damaged() {
+    let damages: [(&str, fn(&mut Vec<u8>)); 3] = [
+        ("truncated to half", |bytes| bytes.truncate(bytes.len() / 2)),
+        ("second half zeroed", |bytes| {
+            let half = bytes.len() / 2;
+            bytes[half..].fill(0);
+        }),
+        ("every page garbled", |bytes| {
+            for page in bytes.chunks_mut(4096).skip(1) {
+                for b in page.iter_mut().skip(64).take(64) {
+                    *b ^= 0x5a;
+                }
+            }
+        }),
+    ];
+    for (damage, apply) in damages {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = filled_store(dir.path(), 5_000);
+        let file = Store::file_in(dir.path());
+        let mut bytes = std::fs::read(&file).expect("reads");
+        apply(&mut bytes);
+        std::fs::write(&file, &bytes).expect("writes");
+        match Store::open(dir.path(), &identity, 3, 1, 64 << 20) {
+            Err(StoreError::Damaged { detail, .. }) => assert!(!detail.is_empty(), "{damage}"),
+            Err(other) => panic!("{damage}: not reported as damage: {other:?}"),
+            Ok(store) => panic!(
+                "{damage}: opened, {} rows",
+                store.row_count().unwrap_or_default()
+            ),
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod broker;
 mod browser;
 mod cli;
 mod crd_api;
+mod damaged_store;
 mod dev;
 mod e2e;
 mod gateway;

@@ -165,6 +165,8 @@ pub struct Projector {
     pub base: String,
     pub log: PathBuf,
     args: Vec<String>,
+    /// Arguments added by the last `restart_with`.
+    extra: Vec<String>,
 }
 
 impl Projector {
@@ -189,6 +191,7 @@ impl Projector {
             base: format!("http://127.0.0.1:{port}"),
             log,
             args,
+            extra: Vec::new(),
         };
         p.spawn();
         p
@@ -202,6 +205,7 @@ impl Projector {
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_matview"))
             .args(&self.args)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -233,6 +237,31 @@ impl Projector {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "still running");
         self.spawn();
+    }
+
+    /// Starts again (after `terminate`) with `extra` arguments added
+    /// (instead of those of an earlier `restart_with`).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("started");
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {timeout:?}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Whether the process is still the one started (it has not exited).
