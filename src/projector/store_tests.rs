@@ -171,9 +171,12 @@ fn filled_store(dir: &Path, n: i64) -> StoreIdentity {
     identity
 }
 
+/// Damage done to a store file's bytes.
+type Damage = fn(&mut Vec<u8>);
+
 #[test]
 fn a_truncated_or_garbled_store_is_refused_as_damaged() {
-    let damages: [(&str, fn(&mut Vec<u8>)); 3] = [
+    let damages: [(&str, Damage); 3] = [
         ("truncated to half", |bytes| bytes.truncate(bytes.len() / 2)),
         ("second half zeroed", |bytes| {
             let half = bytes.len() / 2;
