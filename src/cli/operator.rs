@@ -8,6 +8,7 @@ use clap::Args;
 use crate::logging::LogFormat;
 use crate::operator::desired::PodSettings;
 use crate::operator::leader::LeaderConfig;
+use crate::operator::network::NetworkAccess;
 use crate::operator::run::OperatorConfig;
 
 #[derive(Debug, Args)]
@@ -40,6 +41,15 @@ pub struct OperatorArgs {
     /// Run without leader election (only ever one replica).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// Namespace of this installation's gateway and operator. When set, each
+    /// revision gets a NetworkPolicy that admits only them (and
+    /// --metrics-namespace) to the projector port.
+    #[arg(long, env = "MATVIEW_NETWORK_POLICY_NAMESPACE")]
+    pub network_policy_namespace: Option<String>,
+    /// With --network-policy-namespace: a namespace whose pods may also reach
+    /// the projector port, e.g. Prometheus' for /metrics (repeatable).
+    #[arg(long = "metrics-namespace", value_name = "NAMESPACE")]
+    pub metrics_namespaces: Vec<String>,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -52,6 +62,12 @@ impl OperatorArgs {
             settings.image = image;
         }
         settings.bootstrap_override = self.kafka_bootstrap_override.clone();
+        settings.network_access = self
+            .network_policy_namespace
+            .map(|namespace| NetworkAccess {
+                namespace,
+                metrics_namespaces: self.metrics_namespaces,
+            });
         let leader = (!self.no_leader_election).then(|| LeaderConfig {
             namespace: self
                 .leader_election_namespace

@@ -12,11 +12,13 @@ use k8s_openapi::api::core::v1::{
     SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::network::{NetworkAccess, projector_ingress};
 use crate::crd::MaterializedView;
 
 pub const LABEL_VIEW: &str = "matview.dev/view";
@@ -37,6 +39,8 @@ pub struct PodSettings {
     pub image_pull_policy: String,
     /// The operator's `--kafka-bootstrap-override`, passed on to projectors.
     pub bootstrap_override: Option<String>,
+    /// When set, each revision gets a NetworkPolicy admitting only these.
+    pub network_access: Option<NetworkAccess>,
 }
 
 impl Default for PodSettings {
@@ -45,6 +49,7 @@ impl Default for PodSettings {
             image: format!("ghcr.io/matview/matview:{}", crate::version::VERSION),
             image_pull_policy: "IfNotPresent".into(),
             bootstrap_override: None,
+            network_access: None,
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct DesiredObjects {
     pub service: Service,
     pub stateful_sets: Vec<StatefulSet>,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 /// A name of at most 52 characters: `<view>-<revision><suffix>`, the view part
@@ -198,11 +204,19 @@ pub fn desired_objects(
             });
         }
     }
+    let network_policy = settings
+        .network_access
+        .as_ref()
+        .map(|access| NetworkPolicy {
+            metadata: meta(view, config_name.clone(), base.clone()),
+            spec: Some(projector_ingress(&name, revision, access)),
+        });
     DesiredObjects {
         config_map,
         service,
         stateful_sets,
         disruption_budgets,
+        network_policy,
     }
 }
 

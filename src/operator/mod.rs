@@ -12,6 +12,7 @@ pub mod k8s;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
+pub mod network;
 mod objects;
 pub mod pacing;
 pub mod projectors;
@@ -67,6 +68,9 @@ pub fn render(objects: &DesiredObjects) -> Result<String, RenderError> {
     }
     for pdb in &objects.disruption_budgets {
         docs.push(document(pdb)?);
+    }
+    if let Some(policy) = &objects.network_policy {
+        docs.push(document(policy)?);
     }
     Ok(docs.join("---\n"))
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Client, ResourceExt};
 use tracing::info;
@@ -45,13 +46,19 @@ pub(super) async fn apply_desired(
         .disruption_budgets
         .iter()
         .map(|pdb| apply_one(client, ns, "PodDisruptionBudget", pdb, mode));
-    let (config_map, service, sets, budgets) = futures::join!(
+    let policy = objects
+        .network_policy
+        .iter()
+        .map(|policy| apply_one(client, ns, "NetworkPolicy", policy, mode));
+    let (config_map, service, sets, budgets, policy) = futures::join!(
         apply_one(client, ns, "ConfigMap", &objects.config_map, mode),
         apply_one(client, ns, "Service", &objects.service, mode),
         futures::future::join_all(sets),
         futures::future::join_all(budgets),
+        futures::future::join_all(policy),
     );
-    for outcome in [config_map, service].into_iter().chain(sets).chain(budgets) {
+    let outcomes = [config_map, service].into_iter().chain(sets).chain(budgets);
+    for outcome in outcomes.chain(policy) {
         if let Some(refused) = outcome? {
             return Ok(Err(refused));
         }
@@ -87,10 +94,14 @@ pub(super) async fn delete_orphans(
     validated: &ValidatedView,
     servers: &str,
     keep: &BTreeSet<String>,
+    network_policies: bool,
 ) -> Result<(), kube::Error> {
     let (ns, view) = (validated.namespace.as_str(), validated.name.as_str());
     let gone = k8s::delete_revisions_except::<StatefulSet>(client, ns, view, keep).await?;
     k8s::delete_revisions_except::<PodDisruptionBudget>(client, ns, view, keep).await?;
+    if network_policies {
+        k8s::delete_revisions_except::<NetworkPolicy>(client, ns, view, keep).await?;
+    }
     k8s::delete_revisions_except::<Service>(client, ns, view, keep).await?;
     k8s::delete_revisions_except::<ConfigMap>(client, ns, view, keep).await?;
     if !gone.is_empty() {

@@ -75,7 +75,14 @@ pub(super) async fn apply(
         // A view that never had a status never had another revision (what
         // a former view of the same name left is garbage-collected).
         if view.status.is_some() {
-            delete_orphans(&ctx.client, &validated, &source.servers, &keep).await?;
+            delete_orphans(
+                &ctx.client,
+                &validated,
+                &source.servers,
+                &keep,
+                ctx.settings.network_access.is_some(),
+            )
+            .await?;
         }
         ctx.memo.cleaned(&uid, keep);
     }

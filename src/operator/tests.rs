@@ -144,3 +144,51 @@ fn invalid_views_are_not_planned() {
     let chain = crate::errors::chain(&err);
     assert!(chain.contains("spec.classify.field"), "{chain}");
 }
+
+#[test]
+fn a_network_policy_admits_only_the_gateway_and_operator_when_asked() {
+    let without = plan(&view("items", 2, 1), &PodSettings::default()).expect("plans");
+    assert!(without.1.network_policy.is_none());
+    let settings = PodSettings {
+        network_access: Some(super::network::NetworkAccess {
+            namespace: "matview-system".into(),
+            metrics_namespaces: vec!["monitoring".into()],
+        }),
+        ..PodSettings::default()
+    };
+    let (rev, objects) = plan(&view("items", 2, 1), &settings).expect("plans");
+    let policy = objects.network_policy.expect("a policy");
+    let spec = serde_json::to_value(policy.spec.expect("spec")).expect("json");
+    assert_eq!(
+        spec["podSelector"]["matchLabels"],
+        serde_json::json!({"matview.dev/view": "items", "matview.dev/revision": rev})
+    );
+    assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress"]));
+    let rule = &spec["ingress"][0];
+    assert_eq!(
+        rule["ports"],
+        serde_json::json!([{"port": 8080, "protocol": "TCP"}])
+    );
+    let components = &rule["from"][0];
+    assert_eq!(
+        components["namespaceSelector"]["matchExpressions"][0]["values"],
+        serde_json::json!(["matview-system"])
+    );
+    assert_eq!(
+        components["podSelector"]["matchExpressions"][0]["values"],
+        serde_json::json!(["gateway", "operator"])
+    );
+    // Prometheus' namespace: any pod there, but only that port.
+    let metrics = &rule["from"][1];
+    assert_eq!(
+        metrics["namespaceSelector"]["matchExpressions"][0]["values"],
+        serde_json::json!(["monitoring"])
+    );
+    assert!(metrics.get("podSelector").is_none());
+    assert_eq!(rule["from"].as_array().map(Vec::len), Some(2));
+    // Owned by the view, like the revision's other objects.
+    assert_eq!(
+        policy.metadata.owner_references.as_ref().map(Vec::len),
+        Some(1)
+    );
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use matview::crd::{MaterializedView, Phase};
@@ -290,6 +291,32 @@ async fn helm_install_serves_a_view_upgrades_and_uninstalls_cleanly() {
             .as_str()
         )
     );
+
+    // The operator fenced the revision's projectors: only this release's
+    // gateway and operator may reach their port.
+    let revision = ready.active_revision.clone().expect("active revision");
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns.name);
+    let listed = policies
+        .list(&ListParams::default().labels(&format!("matview.dev/revision={revision}")))
+        .await
+        .expect("network policies");
+    let [policy] = listed.items.as_slice() else {
+        panic!(
+            "one NetworkPolicy for revision {revision}: {:?}",
+            listed.items
+        );
+    };
+    let spec = serde_json::to_value(policy.spec.as_ref().expect("spec")).expect("json");
+    assert_eq!(
+        spec["podSelector"]["matchLabels"]["matview.dev/revision"],
+        json!(revision)
+    );
+    let peer = &spec["ingress"][0]["from"][0];
+    assert_eq!(
+        peer["namespaceSelector"]["matchExpressions"][0]["values"],
+        json!([ns.name])
+    );
+    assert_eq!(spec["ingress"][0]["ports"][0]["port"], json!(8080));
 
     // Read a row through the chart's gateway with a reader bound to the chart's role.
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns.name);
