@@ -7,6 +7,7 @@
 #   hack/testenv.sh status    say what runs
 #   hack/testenv.sh env       print the exports (eval "$(hack/testenv.sh env)")
 #   hack/testenv.sh provision only download and build the cached tools
+#   hack/testenv.sh broker N  start (again) a test's own broker N; prints its address
 #
 # State, logs and the env file live in $MATVIEW_TESTENV_DIR (default: .testenv/
 # in the repository); downloads and builds in $MATVIEW_CACHE (default
@@ -149,19 +150,26 @@ start_controller_manager() {
     grep -q "Starting stateful set controller" "$LOGS/kube-controller-manager.log"
 }
 
-start_kafka() {
-  KAFKA_PORT=$(free_port); local controller; controller=$(free_port)
-  mkdir -p "$RUN/kafka"
-  cat >"$RUN/kafka/server.properties" <<EOF
+# A KRaft broker whose config and data live in $1, run as process $2 (pid
+# in $PIDS/$2, log in $LOGS/$2.log). The first start picks free ports and
+# formats the storage; a later start reuses both, so clients reconnect to
+# the same address and find their topics.
+kafka_instance() {
+  local dir="$1" name="$2"
+  mkdir -p "$dir"
+  if [[ ! -f "$dir/server.properties" ]]; then
+    local port controller
+    port=$(free_port); controller=$(free_port)
+    cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$RUN/kafka/data
+log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=false
 offsets.topic.replication.factor=1
@@ -173,7 +181,7 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 message.max.bytes=10485760
 EOF
-  cat >"$RUN/kafka/log4j2.xml" <<'EOF'
+    cat >"$dir/log4j2.xml" <<'EOF'
 <Configuration>
   <Appenders>
     <Console name="STDOUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
@@ -187,10 +195,11 @@ EOF
   </Loggers>
 </Configuration>
 EOF
-  # Kafka's own rule for cluster ids: URL-safe base64 of a random UUID, never
-  # starting with "-" (the format tool would read such an id as an option).
-  local cluster_id
-  cluster_id=$(python3 -c '
+    echo "127.0.0.1:$port" >"$dir/bootstrap"
+    # Kafka's own rule for cluster ids: URL-safe base64 of a random UUID, never
+    # starting with "-" (the format tool would read such an id as an option).
+    local cluster_id
+    cluster_id=$(python3 -c '
 import base64, uuid
 while True:
     text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -198,13 +207,35 @@ while True:
         print(text)
         break
 ')
+    java -Xmx256m -cp "$KAFKA_DIR/lib/*" "-Dlog4j2.configurationFile=$dir/log4j2.xml" \
+      kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" \
+      >"$LOGS/$name-format.log" 2>&1 ||
+      { cat "$LOGS/$name-format.log" >&2; die "formatting Kafka storage failed"; }
+  fi
   local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
-    "-Dlog4j2.configurationFile=$RUN/kafka/log4j2.xml" "-Dkafka.logs.dir=$LOGS")
-  java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.tools.StorageTool format \
-    "--cluster-id=$cluster_id" -c "$RUN/kafka/server.properties" >"$LOGS/kafka-format.log" 2>&1 ||
-    { cat "$LOGS/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
-  start_bg kafka java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$RUN/kafka/server.properties"
-  wait_for "kafka (KRaft)" 120 "$LOGS/kafka.log" grep -q "Kafka Server started" "$LOGS/kafka.log"
+    "-Dlog4j2.configurationFile=$dir/log4j2.xml" "-Dkafka.logs.dir=$LOGS")
+  start_bg "$name" java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$dir/server.properties"
+  wait_for "kafka ($name)" 120 "$LOGS/$name.log" grep -q "Kafka Server started" "$LOGS/$name.log"
+}
+
+start_kafka() {
+  kafka_instance "$RUN/kafka" kafka
+  KAFKA_PORT=$(sed 's/.*://' "$RUN/kafka/bootstrap")
+}
+
+# A broker of one test's own, for tests that stop and start it: started (or
+# started again, same address and data) as process broker-<name>; prints its
+# bootstrap address. `down` stops it with the rest.
+cmd_broker() {
+  local name="${1:?usage: hack/testenv.sh broker <name>}"
+  [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "a broker name is lowercase letters, digits and '-'"
+  [[ -d "$LOGS" && -d "$PIDS" ]] || die "the test environment is not running: start it with \`make testenv\`"
+  provision_kafka
+  if alive "broker-$name"; then
+    die "broker $name is already running (pid $(cat "$PIDS/broker-$name"))"
+  fi
+  kafka_instance "$RUN/brokers/$name" "broker-$name"
+  cat "$RUN/brokers/$name/bootstrap"
 }
 
 write_env() {
@@ -290,5 +321,6 @@ case "${1:-}" in
   status) cmd_status ;;
   env) print_env ;;
   provision) cmd_provision ;;
-  *) echo "usage: $0 up|down|status|env|provision" >&2; exit 2 ;;
+  broker) shift; cmd_broker "$@" ;;
+  *) echo "usage: $0 up|down|status|env|provision|broker <name>" >&2; exit 2 ;;
 esac

@@ -92,6 +92,10 @@ pub struct ProjectorStats {
     /// Events of the shard's partitions not applied yet.
     pub lag: i64,
     pub ready: bool,
+    /// Why the source's broker does not answer, while it does not (reads
+    /// are still served from the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_error: Option<String>,
 }
 
 /// One event of `GET /v1/watch` (`rows`, or `reset` with no rows: reload).

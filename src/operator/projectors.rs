@@ -154,6 +154,7 @@ mod tests {
             dead_lettered: dead,
             lag: 0,
             ready: true,
+            source_error: None,
         }
     }
 

@@ -154,6 +154,7 @@ pub(super) fn run(
     let mut high_water = source.high_water(shared.view.start_from, &mut next)?;
     info!(?high_water, "consuming");
     shared.set_targets(&high_water, source.count);
+    shared.set_source_error(None);
     shared.feed.set_floor(next.clone());
     shared.update_lag(&next, &high_water);
     let latest_high = Arc::new(Mutex::new(high_water.clone()));
@@ -163,6 +164,7 @@ pub(super) fn run(
         &source.topic,
         &source.partitions,
         latest_high.clone(),
+        shared.clone(),
         cancel.clone(),
     )?;
 

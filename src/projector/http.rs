@@ -105,12 +105,22 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         dead_lettered: m.dead_lettered_total(),
         lag: m.total_lag(),
         ready: shared.readiness().is_ok(),
+        source_error: shared.source_error(),
     })
 }
 
+/// Ready means "serves reads": a broker outage does not stop that (the
+/// store answers), so it is reported here but leaves the replica routable.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     match shared.readiness() {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => match shared.source_error() {
+            None => Json(json!({"status": "ready"})).into_response(),
+            Some(error) => Json(json!({
+                "status": "ready",
+                "source": {"reachable": false, "error": error},
+            }))
+            .into_response(),
+        },
         Err(why) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not ready", why).into_response(),
     }
 }

@@ -56,6 +56,7 @@ pub struct Metrics {
     rows: Gauge,
     store_bytes: Gauge,
     store_rebuilt_from_damage: Gauge,
+    source_reachable: Gauge,
     loop_seconds: Family<Stage, Counter<f64, AtomicU64>>,
     batch_events: Histogram,
     commit_seconds: Histogram,
@@ -77,6 +78,7 @@ impl Default for Metrics {
             rows: Gauge::default(),
             store_bytes: Gauge::default(),
             store_rebuilt_from_damage: Gauge::default(),
+            source_reachable: Gauge::default(),
             loop_seconds: Family::default(),
             batch_events: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
@@ -123,6 +125,11 @@ impl Default for Metrics {
             "store_rebuilt_from_damage",
             "1 when this process found its store damaged and is rebuilding it from the topic",
             m.store_rebuilt_from_damage.clone(),
+        );
+        r.register(
+            "source_reachable",
+            "1 while the source topic's broker answers; 0 while reads are served from the store alone",
+            m.source_reachable.clone(),
         );
         r.register(
             "loop_seconds",
@@ -208,6 +215,10 @@ impl Metrics {
     pub fn set_store_bytes(&self, bytes: u64) {
         self.store_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_source_reachable(&self, reachable: bool) {
+        self.source_reachable.set(i64::from(reachable));
     }
 
     pub fn store_rebuilt_from_damage(&self) {

@@ -140,6 +140,8 @@ struct Progress {
     applied: BTreeMap<i32, i64>,
     high_water: BTreeMap<i32, i64>,
     dead_letter_error: Option<String>,
+    /// Why the broker does not answer, while it does not.
+    source_error: Option<String>,
     /// Partitions of the source topic, once read.
     partition_count: i32,
 }
@@ -150,6 +152,29 @@ impl Shared {
             p.targets = Some(targets.clone());
             p.partition_count = partition_count;
         }
+    }
+
+    /// Records whether the source's broker answers (`None`) or why not.
+    pub(crate) fn set_source_error(&self, error: Option<String>) {
+        self.metrics.set_source_reachable(error.is_none());
+        if let Ok(mut p) = self.progress.lock() {
+            if p.source_error.is_none()
+                && let Some(e) = &error
+            {
+                tracing::warn!(error = %e, "the source's broker does not answer; serving reads from the store");
+            } else if p.source_error.is_some() && error.is_none() {
+                info!("the source's broker answers again");
+            }
+            p.source_error = error;
+        }
+    }
+
+    /// Why the source's broker does not answer, while it does not.
+    pub fn source_error(&self) -> Option<String> {
+        self.progress
+            .lock()
+            .ok()
+            .and_then(|p| p.source_error.clone())
     }
 
     pub fn partition_count(&self) -> i32 {
@@ -272,6 +297,9 @@ fn kafka_config(
     if let Some(b) = config.bootstrap_servers.as_ref().or(spec_servers) {
         kafka.set("bootstrap.servers", b);
     }
+    // After a broker restart, retry within 2 s rather than librdkafka's 10 s
+    // (a user's --kafka-property still wins).
+    kafka.set("reconnect.backoff.max.ms", "2000");
     for (k, v) in &config.kafka_properties {
         kafka.set(k, v);
     }

@@ -1,5 +1,7 @@
 //! High-water marks of the shard's partitions, read every 500 ms off the
-//! consume loop (a broker round trip per partition must not stall it).
+//! consume loop (a broker round trip per partition must not stall it). A
+//! round in which no partition answers marks the source unreachable (in
+//! `/readyz`, `/v1/stats` and metrics) until one answers again.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,9 +13,11 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::ProjectorError;
+use super::{ProjectorError, Shared};
 
 const EVERY: Duration = Duration::from_millis(500);
+/// A broker that does not answer within this long counts as unreachable.
+const ROUND_TRIP: Duration = Duration::from_secs(2);
 
 /// Updates `latest` until `cancel`; the task ends soon after.
 pub fn spawn(
@@ -22,6 +26,7 @@ pub fn spawn(
     topic: &str,
     partitions: &[i32],
     latest: Arc<Mutex<BTreeMap<i32, i64>>>,
+    shared: Arc<Shared>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, ProjectorError> {
     let client: Arc<BaseConsumer> = Arc::new(
@@ -40,18 +45,28 @@ pub fn spawn(
             );
             // Metadata calls block: off the async workers.
             let read = tokio::task::spawn_blocking(move || {
+                let mut failure = None;
+                let mut answered = false;
                 for p in partitions {
-                    if let Ok((_, high)) =
-                        client.fetch_watermarks(&topic, p, Duration::from_secs(5))
-                        && let Ok(mut map) = latest.lock()
-                    {
-                        map.insert(p, high);
+                    match client.fetch_watermarks(&topic, p, ROUND_TRIP) {
+                        Ok((_, high)) => {
+                            answered = true;
+                            if let Ok(mut map) = latest.lock() {
+                                map.insert(p, high);
+                            }
+                        }
+                        Err(e) => failure = Some(e.to_string()),
                     }
                 }
+                if answered { None } else { failure }
             });
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = read => {}
+                round = read => {
+                    if let Ok(failure) = round {
+                        shared.set_source_error(failure);
+                    }
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -2,6 +2,7 @@
 //! environment started by `make testenv`.
 
 mod broker;
+mod broker_bounce;
 mod browser;
 mod cli;
 mod crd_api;

@@ -23,10 +23,19 @@ pub fn admin(env: &TestEnv) -> AdminClient<DefaultClientContext> {
 
 /// Creates a topic with a unique name and `partitions` partitions; returns its name.
 pub async fn create_topic(env: &TestEnv, prefix: &str, partitions: i32) -> String {
+    create_topic_at(&env.kafka_bootstrap, prefix, partitions).await
+}
+
+/// [`create_topic`] on the broker at `servers`.
+pub async fn create_topic_at(servers: &str, prefix: &str, partitions: i32) -> String {
     let name = unique_name(prefix);
     let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin(env)
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", servers);
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().expect("cannot create a Kafka admin client");
+    let results = admin
         .create_topics([&topic], &options)
         .await
         .expect("the create-topics request failed");

@@ -9,6 +9,7 @@ pub mod kube_apiserver;
 pub mod kubelet;
 pub mod node_rules;
 pub mod operator;
+pub mod own_broker;
 pub mod projector;
 
 use std::collections::HashMap;
@@ -73,7 +74,7 @@ impl TestEnv {
     }
 }
 
-fn env_dir() -> PathBuf {
+pub fn env_dir() -> PathBuf {
     match std::env::var_os("MATVIEW_TESTENV_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".testenv"),

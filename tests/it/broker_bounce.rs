@@ -1,0 +1,180 @@
+//! The broker killed mid-stream (kill -9), kept down 20 s, started again: the
+//! projector keeps serving every read from its store, says the broker is
+//! unreachable in `/readyz`, `/v1/stats` and metrics, resumes by itself, and
+//! the view ends exactly as computed from the orders.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use matview::workload::OrderGenerator;
+use serde_json::Value;
+
+use crate::support::own_broker::OwnBroker;
+use crate::support::projector::{
+    Projector, metric, produce_orders_at, reference, row_totals, shop_view_yaml,
+};
+use crate::support::{TestEnv, kafka, unique_name};
+
+/// How long the broker stays down.
+const OUTAGE: Duration = Duration::from_secs(20);
+
+/// Reads every user's row, over and over, until `stop`: (reads, failures).
+fn spawn_reader(
+    base: String,
+    users: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> (
+    Arc<AtomicU64>,
+    Arc<AtomicU64>,
+    tokio::task::JoinHandle<Vec<String>>,
+) {
+    let (reads, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (r, f) = (reads.clone(), failures.clone());
+    let task = tokio::spawn(async move {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        let mut failed = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            for user in &users {
+                let sent = started.elapsed();
+                let answer = client
+                    .get(format!("{base}/v1/rows/{user}"))
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                r.fetch_add(1, Ordering::Relaxed);
+                match answer {
+                    Ok(a) if a.status() == 200 => {}
+                    other => {
+                        f.fetch_add(1, Ordering::Relaxed);
+                        failed.push(format!(
+                            "{user}, sent {sent:?} after the reader started: {other:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        failed
+    });
+    (reads, failures, task)
+}
+
+/// Waits until `/readyz` says what `wanted` accepts; returns how long it took.
+async fn wait_readyz(
+    projector: &Projector,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some((200, body)) = projector.get("/readyz").await
+            && wanted(&body)
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{what} not seen in /readyz within 90 s; log:\n{}",
+            projector.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// Two workers: starting and killing the broker block one, readers go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
+    let env = TestEnv::get();
+    let broker = tokio::task::block_in_place(|| OwnBroker::start("bounce"));
+    let servers = broker.bootstrap.clone();
+    let topic = kafka::create_topic_at(&servers, "orders", 2).await;
+    let dead_letter = kafka::create_topic_at(&servers, "orders-dlq", 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view_file = dir.path().join("view.yaml");
+    let yaml = shop_view_yaml(env, &unique_name("bounce"), &topic, &dead_letter, 1)
+        .replace(&env.kafka_bootstrap, &servers);
+    std::fs::write(&view_file, yaml).expect("write view");
+    let mut generator = OrderGenerator::new(61, 40);
+    let orders: Vec<Value> = (0..3_000).map(|_| generator.next_order()).collect();
+    let projector = Projector::start(&view_file, 0, &dir.path().join("data"), dir.path());
+    // Orders stream in throughout; the kill falls in the middle of it (the
+    // producer's sends wait for the broker to come back).
+    let producing = {
+        let (servers, topic, orders) = (servers.clone(), topic.clone(), orders.clone());
+        tokio::spawn(async move {
+            for chunk in orders.chunks(100) {
+                produce_orders_at(&servers, &topic, chunk).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    projector.wait_applied(1_000, Duration::from_secs(90)).await;
+    let served_before = reference(&orders[..1_000]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let users: Vec<String> = served_before.keys().cloned().collect();
+    let (reads, failures, reader) = spawn_reader(projector.base.clone(), users, stop.clone());
+
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| broker.kill9());
+    let noticed = wait_readyz(&projector, "the broker outage", |body| {
+        body["source"]["reachable"] == false && body["source"]["error"].is_string()
+    })
+    .await;
+    let (_, stats) = projector.get("/v1/stats").await.expect("stats");
+    assert!(stats["sourceError"].is_string(), "{stats}");
+    let text = projector.metrics().await;
+    assert_eq!(metric(&text, "matview_source_reachable"), 0.0);
+    let reads_during = reads.load(Ordering::Relaxed);
+    // The fault itself: the broker stays down this long whatever happens.
+    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    let reads_during = reads.load(Ordering::Relaxed) - reads_during;
+
+    tokio::task::block_in_place(|| broker.start_again());
+    let restarted = Instant::now();
+    let recovered = wait_readyz(&projector, "the broker back", |body| {
+        body.get("source").is_none()
+    })
+    .await;
+    producing.await.expect("producer");
+    projector
+        .wait_applied(orders.len() as i64, Duration::from_secs(120))
+        .await;
+    let applied_after = restarted.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    let failed = reader.await.expect("reader");
+    let expected = reference(&orders);
+    let mut served = crate::support::projector::Reference::new();
+    for user in expected.keys() {
+        let (status, row) = projector
+            .get(&format!("/v1/rows/{user}"))
+            .await
+            .expect("reachable");
+        assert_eq!(status, 200, "{user}: {row}");
+        served.insert(user.clone(), row_totals(&row));
+    }
+    assert_eq!(served, expected);
+    assert_eq!(
+        metric(&projector.metrics().await, "matview_source_reachable"),
+        1.0
+    );
+    println!(
+        "broker bounce: outage noticed after {noticed:?}, {reads_during} reads while down, \
+         {} reads in all, {} failed; readyz clear {recovered:?} after the restart; \
+         all {} orders applied {applied_after:?} after it",
+        reads.load(Ordering::Relaxed),
+        failures.load(Ordering::Relaxed),
+        orders.len()
+    );
+    assert!(
+        reads_during > 0,
+        "reads continued while the broker was down"
+    );
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "failed reads: {failed:?}"
+    );
+}
