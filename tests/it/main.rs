@@ -10,6 +10,7 @@ mod damaged_store;
 mod dev;
 mod e2e;
 mod gateway;
+mod gateway_load;
 mod helm;
 mod hostile;
 mod image;

@@ -11,6 +11,7 @@ pub mod node_rules;
 pub mod operator;
 pub mod own_broker;
 pub mod projector;
+pub mod stack;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,282 @@
+//! The whole system for gateway tests: the real API server and broker, the
+//! operator, the process kubelet running projector pods, and `matview
+//! gateway` under its own least-privilege ServiceAccount; plus readers that
+//! hammer it and log what they saw.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::api::{Api, PostParams};
+use matview::crd::{MaterializedView, Phase};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+
+use super::gateway::{self, GatewayProcess};
+use super::kube::{
+    TestNamespace, admin_client, component_identity, install_matview_crd, operator_identity,
+    service_account_token,
+};
+use super::kubelet::ProcessKubelet;
+use super::operator::{self, OperatorProcess};
+use super::{TestEnv, eventually, kafka, unique_name};
+
+/// Everything a gateway test runs against.
+pub struct Stack {
+    pub env: &'static TestEnv,
+    pub client: kube::Client,
+    pub ns: TestNamespace,
+    pub work: tempfile::TempDir,
+    pub kubelet: ProcessKubelet,
+    pub _operator: OperatorProcess,
+    pub gateway: GatewayProcess,
+    /// The gateway's own identity (config/rbac/gateway.yaml).
+    pub gateway_user: String,
+    pub views: Api<MaterializedView>,
+}
+
+pub async fn stack(prefix: &str, auth: &str) -> Stack {
+    let env = TestEnv::with_kafka();
+    let client = admin_client(env).await;
+    install_matview_crd(&client).await;
+    let ns = TestNamespace::create(&client, prefix).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubelet = ProcessKubelet::start(
+        client.clone(),
+        &ns.name,
+        env!("CARGO_BIN_EXE_matview").into(),
+        work.path().to_path_buf(),
+    )
+    .await;
+    let (operator_config, _) = operator_identity(env, &client, &ns.name, work.path()).await;
+    let operator = operator::start(
+        &operator_config,
+        &ns.name,
+        &work.path().join("operator.log"),
+        "operator-0",
+    );
+    let (gateway_config, gateway_user) =
+        component_identity(env, &client, &ns.name, work.path(), "gateway").await;
+    let gateway = gateway::start(
+        &gateway_config,
+        &ns.name,
+        auth,
+        &work.path().join("gateway.log"),
+    );
+    let views = Api::namespaced(client.clone(), &ns.name);
+    Stack {
+        env,
+        client,
+        ns,
+        work,
+        kubelet,
+        _operator: operator,
+        gateway,
+        gateway_user,
+        views,
+    }
+}
+
+impl Stack {
+    pub fn gateway_log(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// The shop example on `topic`, `shards` × `replicas`.
+    pub async fn create_view(&self, name: &str, topic: &str, shards: i32, replicas: i32, keyed: bool) {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/items-by-price.yaml"
+        ))
+        .expect("example");
+        let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+        view.metadata.name = Some(name.into());
+        view.metadata.namespace = None;
+        view.spec.source.kafka.bootstrap_servers = Some(self.env.kafka_bootstrap.clone());
+        view.spec.source.kafka.topic = topic.into();
+        view.spec.source.keyed_by_row_key = keyed;
+        view.spec.dead_letter = Some(matview::crd::DeadLetter {
+            topic: Some(unique_name("gw-dlq")),
+        });
+        view.spec.shards = shards;
+        view.spec.replicas_per_shard = replicas;
+        self.views
+            .create(&PostParams::default(), &view)
+            .await
+            .expect("view created");
+    }
+
+    /// Waits until the view is Ready with `rows` rows; returns its active revision.
+    pub async fn ready(&self, name: &str, rows: i64) -> String {
+        eventually(
+            &format!("{name} Ready with {rows} rows"),
+            Duration::from_secs(120),
+            || {
+                let views = self.views.clone();
+                let name = name.to_string();
+                async move {
+                    let s = views.get(&name).await.ok()?.status?;
+                    (s.phase == Some(Phase::Ready) && s.rows == Some(rows))
+                        .then_some(s.active_revision)
+                        .flatten()
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the gateway answers `path` with 200 (routes are learned).
+    pub async fn serving(&self, path: &str, token: Option<&str>) -> gateway::Answer {
+        eventually(
+            &format!("the gateway to serve {path}"),
+            Duration::from_secs(60),
+            || async {
+                self.gateway
+                    .get(path, token)
+                    .await
+                    .filter(|a| a.status == 200)
+            },
+        )
+        .await
+    }
+
+    /// A ServiceAccount's token, with `role` bound in the namespace (if any).
+    pub async fn account(&self, name: &str, role: Option<(&str, &str)>) -> String {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let account: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": name}})).expect("literal");
+        accounts
+            .create(&PostParams::default(), &account)
+            .await
+            .expect("ServiceAccount");
+        if let Some((kind, role)) = role {
+            let binding: RoleBinding = serde_json::from_value(json!({
+                "metadata": {"name": format!("{name}-reads")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": self.ns.name}],
+            }))
+            .expect("literal");
+            Api::<RoleBinding>::namespaced(self.client.clone(), &self.ns.name)
+                .create(&PostParams::default(), &binding)
+                .await
+                .expect("RoleBinding");
+        }
+        service_account_token(&self.client, &self.ns.name, name).await
+    }
+
+    /// A ServiceAccount bound to the reader ClusterRole; its token.
+    pub async fn reader(&self) -> String {
+        let role = self.reader_role().await;
+        self.account("reader", Some(("ClusterRole", &role))).await
+    }
+
+    /// Produces orders keyed by order id to `topic`.
+    pub async fn produce_by_order(&self, topic: &str, orders: &[Value]) {
+        crate::support::projector::produce_orders(self.env, topic, orders).await;
+    }
+
+    /// The reader ClusterRole of config/rbac/view-reader.yaml, under a unique name.
+    pub async fn reader_role(&self) -> String {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/rbac/view-reader.yaml"
+        ))
+        .expect("manifest");
+        let mut role: ClusterRole = serde_yaml::from_str(&text).expect("ClusterRole");
+        let name = format!("matview-view-reader-{}", self.ns.name);
+        role.metadata.name = Some(name.clone());
+        Api::<ClusterRole>::all(self.client.clone())
+            .create(&PostParams::default(), &role)
+            .await
+            .expect("ClusterRole");
+        name
+    }
+}
+
+/// Orders keyed by user with Kafka's default (murmur2) partitioner, as a
+/// Java producer would: the topic is keyed by the row key.
+pub async fn produce_keyed_by_user(env: &TestEnv, topic: &str, orders: &[Value]) {
+    let producer: FutureProducer = kafka::client_config(env)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "10")
+        .create()
+        .expect("producer");
+    let sends = orders.iter().map(|o| {
+        let payload = o.to_string();
+        let key = o["userId"].as_str().unwrap_or_default().to_string();
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload(&payload),
+                    Duration::from_secs(30),
+                )
+                .await
+        }
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.map_err(|(e, _)| e).expect("produce failed");
+    }
+}
+
+pub fn orders(seed: u64, users: u64, n: usize) -> Vec<Value> {
+    let mut g = matview::workload::OrderGenerator::new(seed, users);
+    (0..n).map(|_| g.next_order()).collect()
+}
+
+/// What the readers saw.
+#[derive(Debug, Default)]
+pub struct ReadLog {
+    pub reads: u64,
+    pub failures: Vec<String>,
+    /// Revisions in the order answers carried them, repeats collapsed.
+    pub revisions: Vec<String>,
+}
+
+/// `readers` tasks read rows of `users` as fast as they can until `stop`.
+pub fn spawn_readers(
+    st: &Stack,
+    users: &[String],
+    token: &str,
+    readers: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<ReadLog>> {
+    (0..readers)
+        .map(|r| {
+            let (http, url) = (st.gateway.http.clone(), st.gateway.url.clone());
+            let (users, token, stop) = (users.to_vec(), token.to_string(), stop.clone());
+            let ns = st.ns.name.clone();
+            tokio::spawn(async move {
+                let mut log = ReadLog::default();
+                let mut i = r;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let user = &users[i % users.len()];
+                    i += readers;
+                    let path = format!("{url}/v1/namespaces/{ns}/views/load/rows/{user}");
+                    log.reads += 1;
+                    match http.get(&path).bearer_auth(&token).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let revision = r
+                                .headers()
+                                .get(matview::api::projector::REVISION_HEADER)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("none")
+                                .to_string();
+                            if log.revisions.last() != Some(&revision) {
+                                log.revisions.push(revision);
+                            }
+                        }
+                        Ok(r) => {
+                            let status = r.status();
+                            let body = r.text().await.unwrap_or_default();
+                            log.failures.push(format!("{status}: {body}"));
+                        }
+                        Err(e) => log.failures.push(e.to_string()),
+                    }
+                }
+                log
+            })
+        })
+        .collect()
+}
+
