@@ -12,9 +12,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
 use crate::support::gateway;
+use crate::support::kafka;
 use crate::support::projector::{Reference, reference, row_totals};
 use crate::support::stack::{Stack, orders, produce_keyed_by_user, stack};
-use crate::support::kafka;
 
 /// Every row through the gateway equals the reference, and carries the revision.
 async fn check_rows(st: &Stack, view: &str, expected: &Reference, revision: &str, token: &str) {

@@ -83,7 +83,14 @@ impl Stack {
     }
 
     /// The shop example on `topic`, `shards` × `replicas`.
-    pub async fn create_view(&self, name: &str, topic: &str, shards: i32, replicas: i32, keyed: bool) {
+    pub async fn create_view(
+        &self,
+        name: &str,
+        topic: &str,
+        shards: i32,
+        replicas: i32,
+        keyed: bool,
+    ) {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/examples/items-by-price.yaml"
@@ -279,4 +286,3 @@ pub fn spawn_readers(
         })
         .collect()
 }
-
