@@ -96,6 +96,10 @@ pub struct ProjectorStats {
     /// are still served from the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_error: Option<String>,
+    /// Why batches are held instead of written (e.g. too little disk space),
+    /// while they are (reads are still served from the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
 }
 
 /// One event of `GET /v1/watch` (`rows`, or `reset` with no rows: reload).

@@ -51,6 +51,10 @@ pub struct ProjectorArgs {
     /// Page cache of the store in MiB; most of the process's memory.
     #[arg(long, env = "MATVIEW_STORE_CACHE_MIB", default_value_t = 1024)]
     pub store_cache_mib: usize,
+    /// Hold batches (keep serving reads) while the data directory's file
+    /// system has less than this many MiB free.
+    #[arg(long, env = "MATVIEW_MIN_FREE_MIB", default_value_t = 64)]
+    pub min_free_mib: u64,
     /// What to do with a store that fails its integrity check at start:
     /// delete it and rebuild from the topic, or exit naming the damage.
     #[arg(long, env = "MATVIEW_DAMAGED_STORE", value_enum, default_value_t = DamagedStore::Rebuild)]
@@ -98,6 +102,7 @@ impl ProjectorArgs {
             ready_max_lag: self.ready_max_lag,
             store_cache_bytes: self.store_cache_mib.saturating_mul(1 << 20),
             damaged_store: self.damaged_store,
+            min_free_bytes: self.min_free_mib.saturating_mul(1 << 20),
         })
     }
 }

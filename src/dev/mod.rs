@@ -406,6 +406,7 @@ fn shard_config(servers: &str, view_file: &Path, home: &Path, shard: u32) -> Pro
         // A laptop runs several stores: a small page cache each.
         store_cache_bytes: 64 << 20,
         damaged_store: crate::projector::DamagedStore::Rebuild,
+        min_free_bytes: 16 << 20,
     }
 }
 

@@ -155,6 +155,7 @@ mod tests {
             lag: 0,
             ready: true,
             source_error: None,
+            store_error: None,
         }
     }
 

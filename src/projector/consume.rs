@@ -177,6 +177,14 @@ pub(super) fn run(
             shared.update_lag(&next, &high_water);
             continue;
         }
+        // Before any letter is sent: a held batch is polled again whole.
+        if let Some(why) = lacks_space(&shared) {
+            shared.set_store_error(Some(why));
+            next = source.assign_from_store(&shared)?;
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        shared.set_store_error(None);
         let shaped = shape(&shared, &polled.messages, &next);
         let unsent = shaped
             .dead
@@ -234,6 +242,21 @@ pub(super) fn run(
     info!("stopping: last batch committed");
     let _ = runtime.block_on(watcher);
     Ok(())
+}
+
+/// Why the next batch must wait: its file system has less free space than
+/// `--min-free-mib` (a commit that runs out of space midway helps no one).
+fn lacks_space(shared: &Shared) -> Option<String> {
+    let free = shared.store.free_bytes()?;
+    let needed = shared.config.min_free_bytes;
+    (free < needed).then(|| {
+        format!(
+            "{} MiB free in {}, below --min-free-mib {}: free space or grow the volume",
+            free >> 20,
+            shared.config.data_dir.display(),
+            needed >> 20
+        )
+    })
 }
 
 /// Dead letters of events past the store's offsets that are in the topic

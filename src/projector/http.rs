@@ -106,21 +106,25 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         lag: m.total_lag(),
         ready: shared.readiness().is_ok(),
         source_error: shared.source_error(),
+        store_error: shared.store_error(),
     })
 }
 
-/// Ready means "serves reads": a broker outage does not stop that (the
-/// store answers), so it is reported here but leaves the replica routable.
+/// Ready means "serves reads": a broker outage or a full disk does not stop
+/// that (the store answers), so they are reported here but leave the
+/// replica routable.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     match shared.readiness() {
-        Ok(()) => match shared.source_error() {
-            None => Json(json!({"status": "ready"})).into_response(),
-            Some(error) => Json(json!({
-                "status": "ready",
-                "source": {"reachable": false, "error": error},
-            }))
-            .into_response(),
-        },
+        Ok(()) => {
+            let mut body = json!({"status": "ready"});
+            if let Some(error) = shared.source_error() {
+                body["source"] = json!({"reachable": false, "error": error});
+            }
+            if let Some(error) = shared.store_error() {
+                body["store"] = json!({"writable": false, "error": error});
+            }
+            Json(body).into_response()
+        }
         Err(why) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not ready", why).into_response(),
     }
 }

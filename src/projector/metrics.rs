@@ -57,6 +57,7 @@ pub struct Metrics {
     store_bytes: Gauge,
     store_rebuilt_from_damage: Gauge,
     source_reachable: Gauge,
+    store_writable: Gauge,
     loop_seconds: Family<Stage, Counter<f64, AtomicU64>>,
     batch_events: Histogram,
     commit_seconds: Histogram,
@@ -79,6 +80,7 @@ impl Default for Metrics {
             store_bytes: Gauge::default(),
             store_rebuilt_from_damage: Gauge::default(),
             source_reachable: Gauge::default(),
+            store_writable: Gauge::default(),
             loop_seconds: Family::default(),
             batch_events: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
@@ -130,6 +132,11 @@ impl Default for Metrics {
             "source_reachable",
             "1 while the source topic's broker answers; 0 while reads are served from the store alone",
             m.source_reachable.clone(),
+        );
+        r.register(
+            "store_writable",
+            "1 while batches are written; 0 while they are held (too little free disk space)",
+            m.store_writable.clone(),
         );
         r.register(
             "loop_seconds",
@@ -215,6 +222,10 @@ impl Metrics {
     pub fn set_store_bytes(&self, bytes: u64) {
         self.store_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_store_writable(&self, writable: bool) {
+        self.store_writable.set(i64::from(writable));
     }
 
     pub fn set_source_reachable(&self, reachable: bool) {

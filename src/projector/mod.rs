@@ -43,6 +43,8 @@ pub struct ProjectorConfig {
     pub ready_max_lag: i64,
     pub store_cache_bytes: usize,
     pub damaged_store: DamagedStore,
+    /// Batches wait while the data directory's file system has less free.
+    pub min_free_bytes: u64,
 }
 
 /// What a projector does with a store that fails its integrity check.
@@ -142,6 +144,8 @@ struct Progress {
     dead_letter_error: Option<String>,
     /// Why the broker does not answer, while it does not.
     source_error: Option<String>,
+    /// Why batches are held instead of written to the store, while they are.
+    store_error: Option<String>,
     /// Partitions of the source topic, once read.
     partition_count: i32,
 }
@@ -167,6 +171,29 @@ impl Shared {
             }
             p.source_error = error;
         }
+    }
+
+    /// Records whether batches can be written to the store (`None`) or why not.
+    pub(crate) fn set_store_error(&self, error: Option<String>) {
+        self.metrics.set_store_writable(error.is_none());
+        if let Ok(mut p) = self.progress.lock() {
+            if p.store_error.is_none()
+                && let Some(e) = &error
+            {
+                tracing::warn!(error = %e, "holding batches; serving reads from the store");
+            } else if p.store_error.is_some() && error.is_none() {
+                info!("writing batches again");
+            }
+            p.store_error = error;
+        }
+    }
+
+    /// Why batches are held, while they are.
+    pub fn store_error(&self) -> Option<String> {
+        self.progress
+            .lock()
+            .ok()
+            .and_then(|p| p.store_error.clone())
     }
 
     /// Why the source's broker does not answer, while it does not.
@@ -245,7 +272,13 @@ impl Shared {
             return Err(format!("dead-letter topic cannot be written: {e}"));
         }
         if !p.caught_up {
-            return Err("catching up with the topic".into());
+            // What keeps it from catching up, if anything does.
+            let held = match (&p.store_error, &p.source_error) {
+                (Some(store), _) => format!("; batches held: {store}"),
+                (None, Some(source)) => format!("; the broker does not answer: {source}"),
+                (None, None) => String::new(),
+            };
+            return Err(format!("catching up with the topic{held}"));
         }
         Ok(())
     }
@@ -350,6 +383,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         opened => (opened?, false),
     };
     let metrics = Metrics::default();
+    metrics.set_store_writable(true);
     if rebuilt {
         metrics.store_rebuilt_from_damage();
     }

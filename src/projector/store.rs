@@ -440,6 +440,22 @@ impl Store {
         io!(table.len())
     }
 
+    /// Bytes an unprivileged writer may still use on the store's file system.
+    pub fn free_bytes(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.path.parent()?;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: statvfs(3) fills `stat` when it returns 0; `path` is a valid C string.
+        let stat = unsafe {
+            if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+                return None;
+            }
+            stat.assume_init()
+        };
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
     /// Size of the store file in bytes.
     pub fn file_bytes(&self) -> Option<u64> {
         std::fs::metadata(&self.path).ok().map(|m| m.len())

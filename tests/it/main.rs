@@ -8,6 +8,7 @@ mod cli;
 mod crd_api;
 mod damaged_store;
 mod dev;
+mod disk_full;
 mod e2e;
 mod gateway;
 mod gateway_load;

@@ -171,6 +171,17 @@ pub struct Projector {
 
 impl Projector {
     pub fn start(view_file: &Path, shard: u32, data_dir: &Path, log_dir: &Path) -> Projector {
+        Self::start_with(view_file, shard, data_dir, log_dir, &[])
+    }
+
+    /// [`Projector::start`] with `extra` arguments.
+    pub fn start_with(
+        view_file: &Path,
+        shard: u32,
+        data_dir: &Path,
+        log_dir: &Path,
+        extra: &[&str],
+    ) -> Projector {
         let port = free_port();
         let args = vec![
             "projector".to_string(),
@@ -191,7 +202,7 @@ impl Projector {
             base: format!("http://127.0.0.1:{port}"),
             log,
             args,
-            extra: Vec::new(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         p.spawn();
         p
