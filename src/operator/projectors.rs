@@ -49,6 +49,35 @@ pub async fn revision_pods(
     futures::future::join_all(asked).await
 }
 
+/// What a revision's projectors report while still serving reads: batches
+/// held (e.g. a full disk) or a broker that does not answer them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectorTroubles {
+    pub store: Option<String>,
+    pub source: Option<String>,
+}
+
+/// Pure: the first pod's report of each kind, naming it, and how many more.
+pub fn projector_troubles(pods: &[ObservedPod]) -> ProjectorTroubles {
+    let first = |pick: fn(&ProjectorStats) -> Option<&String>| {
+        let mut reports = pods.iter().filter_map(|p| {
+            let error = pick(p.stats.as_ref()?)?;
+            let name = p.pod.metadata.name.as_deref().unwrap_or("?");
+            Some(format!("{name}: {error}"))
+        });
+        let first = reports.next()?;
+        let more = reports.count();
+        Some(match more {
+            0 => first,
+            n => format!("{first} (and {n} more)"),
+        })
+    };
+    ProjectorTroubles {
+        store: first(|s| s.store_error.as_ref()),
+        source: first(|s| s.source_error.as_ref()),
+    }
+}
+
 /// Why the revision's pods are not all ready, if they are not.
 pub fn diagnose_pods(pods: &[ObservedPod], desired: i32) -> Option<Diagnosis> {
     let states: Vec<PodState> = pods
@@ -170,5 +199,26 @@ mod tests {
                 dead_lettered: 3
             }
         );
+    }
+
+    #[test]
+    fn troubles_name_the_first_pod_and_count_the_others() {
+        let pod = |name: &str, store: Option<&str>| ObservedPod {
+            pod: serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                .expect("pod"),
+            stats: Some(ProjectorStats {
+                store_error: store.map(str::to_string),
+                ..stats(1, 1, 0)
+            }),
+        };
+        let pods = [
+            pod("a-0", None),
+            pod("a-1", Some("full")),
+            pod("b-0", Some("full")),
+        ];
+        let troubles = projector_troubles(&pods);
+        assert_eq!(troubles.store.as_deref(), Some("a-1: full (and 1 more)"));
+        assert_eq!(troubles.source, None);
+        assert_eq!(projector_troubles(&pods[..1]), ProjectorTroubles::default());
     }
 }

@@ -17,8 +17,10 @@ use super::k8s;
 use super::kafka::{self, KafkaError};
 use super::objects::{Mode, apply_desired, delete_orphans};
 use super::pacing::{CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, requeue_after};
-use super::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
-use super::status::{self, Observed, ViewTotals};
+use super::projectors::{
+    ObservedPod, diagnose_pods, projector_troubles, revision_pods, view_totals,
+};
+use super::status::{self, Observed, SourceUnavailable, ViewTotals};
 use crate::crd::{MaterializedView, MaterializedViewStatus, Phase};
 use crate::view::{ValidatedView, ViewError, shard_count};
 
@@ -197,6 +199,7 @@ impl<'a> Reconciling<'a> {
                 revision_pods(caches, &self.ctx.projectors, &self.ns, &self.name, active).await;
             self.observed.active_pods =
                 diagnose_pods(&self.active_pods, self.observed.active.desired_replicas);
+            self.observed.troubles = projector_troubles(&self.active_pods);
         }
         Ok(())
     }
@@ -218,11 +221,20 @@ impl<'a> Reconciling<'a> {
         Ok(())
     }
 
-    async fn finish_without_source(mut self, missing: &KafkaError) -> Result<(), ReconcileError> {
-        self.observed.source = Err(missing.to_string());
+    async fn finish_without_source(mut self, why: &KafkaError) -> Result<(), ReconcileError> {
+        // The whole chain: "kafka at …" alone does not say what failed.
+        let mut message = why.to_string();
+        let mut cause = std::error::Error::source(why);
+        while let Some(e) = cause {
+            message = format!("{message}: {e}");
+            cause = e.source();
+        }
+        self.observed.source = Err(match why {
+            KafkaError::MissingTopic(_) => SourceUnavailable::topic(message.clone()),
+            _ => SourceUnavailable::broker(message.clone()),
+        });
         self.observe_active().await?;
-        self.finish(Announce::SourceUnavailable(missing.to_string()))
-            .await?;
+        self.finish(Announce::SourceUnavailable(message)).await?;
         Ok(())
     }
 
@@ -365,7 +377,11 @@ async fn check_source(
     let servers = bootstrap_servers(view, ctx).await?;
     let partitions = match ctx.kafka.partitions(&servers, &validated.topic).await {
         Ok(n) => n,
-        Err(missing @ KafkaError::MissingTopic(_)) => return Ok(Err(missing)),
+        // A missing topic, or brokers that do not answer: said in status
+        // (the running revision keeps serving from its stores).
+        Err(unavailable @ (KafkaError::MissingTopic(_) | KafkaError::Client { .. })) => {
+            return Ok(Err(unavailable));
+        }
         Err(e) => return Err(e.into()),
     };
     let dlq = &validated.dead_letter_topic;

@@ -4,6 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::diagnosis::Diagnosis;
+use super::projectors::ProjectorTroubles;
 use crate::crd::status::set_condition;
 use crate::crd::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
 
@@ -75,14 +76,39 @@ pub struct ViewTotals {
     pub dead_lettered: i64,
 }
 
+/// Why the source topic cannot be read: the `SourceReady` reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUnavailable {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl SourceUnavailable {
+    /// The topic is missing or unreadable.
+    pub fn topic(message: impl Into<String>) -> SourceUnavailable {
+        SourceUnavailable {
+            reason: "TopicUnavailable",
+            message: message.into(),
+        }
+    }
+
+    /// No broker answers.
+    pub fn broker(message: impl Into<String>) -> SourceUnavailable {
+        SourceUnavailable {
+            reason: "BrokerUnreachable",
+            message: message.into(),
+        }
+    }
+}
+
 /// What reconcile observed.
 #[derive(Debug, Clone)]
 pub struct Observed {
     pub generation: Option<i64>,
     /// `Err(message)` when the spec does not compile.
     pub spec: Result<(), String>,
-    /// `Err(message)` when the source topic cannot be read.
-    pub source: Result<i32, String>,
+    /// The source topic's partitions, or why it cannot be read.
+    pub source: Result<i32, SourceUnavailable>,
     pub active_revision: Option<String>,
     pub target_revision: Option<String>,
     pub active: Readiness,
@@ -95,6 +121,8 @@ pub struct Observed {
     pub target_pods: Option<Diagnosis>,
     /// The view's address on the query gateway, when the operator knows one.
     pub url: Option<String>,
+    /// What the active revision's projectors report while serving.
+    pub troubles: ProjectorTroubles,
 }
 
 impl Default for Observed {
@@ -102,7 +130,7 @@ impl Default for Observed {
         Observed {
             generation: None,
             spec: Ok(()),
-            source: Err("not checked yet".into()),
+            source: Err(SourceUnavailable::topic("not checked yet")),
             active_revision: None,
             target_revision: None,
             active: Readiness::default(),
@@ -112,6 +140,7 @@ impl Default for Observed {
             active_pods: None,
             target_pods: None,
             url: None,
+            troubles: ProjectorTroubles::default(),
         }
     }
 }
@@ -168,8 +197,8 @@ pub fn compute(
     };
     let phase = if let Err(message) = &o.spec {
         invalid_spec(&mut c, message, serving_before && o.active.serving())
-    } else if let Err(message) = &o.source {
-        source_unavailable(&mut c, message, o.active.serving())
+    } else if let Err(why) = &o.source {
+        source_unavailable(&mut c, why, o.active.serving())
     } else {
         if let Ok(partitions) = &o.source {
             let message = format!("source topic has {partitions} partitions");
@@ -189,12 +218,12 @@ fn invalid_spec(c: &mut Setter<'_>, message: &str, serving: bool) -> Phase {
     Phase::Failed
 }
 
-fn source_unavailable(c: &mut Setter<'_>, message: &str, serving: bool) -> Phase {
+fn source_unavailable(c: &mut Setter<'_>, why: &SourceUnavailable, serving: bool) -> Phase {
     c.set(
         ConditionType::SourceReady,
         false,
-        "TopicUnavailable",
-        message,
+        why.reason,
+        why.message.as_str(),
     );
     let waiting = "waiting for the source topic";
     c.set(ConditionType::Ready, serving, "SourceUnavailable", waiting);
@@ -226,7 +255,28 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
         Some(d) => format!("{base}: {}", d.message),
         None => base,
     };
-    let (phase, reason, message) = if a.all_ready() {
+    let troubles = &o.troubles;
+    if let Some(source) = &troubles.source {
+        let message = format!(
+            "projectors cannot reach the broker ({source}); reads are served from their stores"
+        );
+        c.set(
+            ConditionType::SourceReady,
+            false,
+            "BrokerUnreachable",
+            message,
+        );
+    }
+    let (phase, reason, message) = if a.all_ready() && troubles.store.is_some() {
+        let message = format!(
+            "{counts}, serving; batches held: {}",
+            troubles.store.as_deref().unwrap_or_default()
+        );
+        (Phase::Degraded, "StoreNotWritable", message)
+    } else if a.all_ready() && troubles.source.is_some() {
+        let message = format!("{counts}, serving from their stores; the broker does not answer");
+        (Phase::Degraded, "SourceUnreachable", message)
+    } else if a.all_ready() {
         (Phase::Ready, "CaughtUp", format!("{counts} and caught up"))
     } else if a.serving() {
         let message = with_cause(format!("{counts}; every shard still serves"));
@@ -241,10 +291,11 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
             }
         }
     };
-    c.set(ConditionType::Ready, a.serving(), reason, message);
+    c.set(ConditionType::Ready, a.serving(), reason, message.clone());
     // Degraded speaks of the active revision's serving capacity; a view not
     // serving yet is not degraded, and its reason must not claim ready replicas.
     let (degraded, degraded_reason, degraded_message) = match phase {
+        Phase::Degraded if a.all_ready() => (true, reason, message.clone()),
         Phase::Degraded => (
             true,
             why.map_or("ReplicasUnavailable", |d| d.reason),

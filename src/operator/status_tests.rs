@@ -107,7 +107,7 @@ fn invalid_spec_and_missing_source_say_what_to_fix() {
 
     let mut o = observed();
     o.active = Readiness::default();
-    o.source = Err("topic orders does not exist".into());
+    o.source = Err(SourceUnavailable::topic("topic orders does not exist"));
     let s = compute(None, &o, now());
     assert_eq!(s.phase, Some(Phase::Pending));
     assert_eq!(
@@ -326,4 +326,51 @@ fn readiness_counts_stateful_sets_and_expects_the_spec_before_any_exists() {
     assert!(!partly.serving());
     let all = Readiness::of_stateful_sets(2, 3, &[set(3), set(3)]);
     assert!(all.all_ready() && all.serving());
+}
+
+#[test]
+fn held_batches_and_an_unreachable_broker_degrade_a_view_that_still_serves() {
+    let mut o = observed();
+    o.troubles.store = Some("p-0: 15 MiB free in /var/lib/matview".into());
+    let s = compute(None, &o, now());
+    assert_eq!(s.phase, Some(Phase::Degraded));
+    assert_eq!(
+        ready(&s, ConditionType::Ready),
+        (ConditionStatus::True, "StoreNotWritable".into())
+    );
+    assert_eq!(
+        ready(&s, ConditionType::Degraded),
+        (ConditionStatus::True, "StoreNotWritable".into())
+    );
+    let degraded = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Degraded)
+        .expect("Degraded");
+    assert!(
+        degraded.message.contains("15 MiB free"),
+        "{}",
+        degraded.message
+    );
+
+    let mut o = observed();
+    o.troubles.source = Some("p-1: Local: Broker transport failure".into());
+    let s = compute(None, &o, now());
+    assert_eq!(s.phase, Some(Phase::Degraded));
+    assert_eq!(
+        ready(&s, ConditionType::SourceReady),
+        (ConditionStatus::False, "BrokerUnreachable".into())
+    );
+    assert_eq!(
+        ready(&s, ConditionType::Ready),
+        (ConditionStatus::True, "SourceUnreachable".into())
+    );
+
+    // Reported again once cleared: Ready, caught up.
+    let s = compute(Some(&s), &observed(), now());
+    assert_eq!(s.phase, Some(Phase::Ready));
+    assert_eq!(
+        ready(&s, ConditionType::SourceReady),
+        (ConditionStatus::True, "TopicFound".into())
+    );
 }

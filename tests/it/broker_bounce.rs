@@ -178,3 +178,92 @@ async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
         "failed reads: {failed:?}"
     );
 }
+
+/// The same fault under the whole system: the operator, the process kubelet
+/// and the gateway. Readers through the gateway lose nothing; the view's
+/// status says the source is unavailable while the broker is down (kept down
+/// at least 20 s, and until the status said so), then Ready again with
+/// every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status() {
+    use crate::support::stack::{ReadLog, spawn_readers, stack};
+    use matview::crd::{ConditionStatus, ConditionType, Phase};
+
+    let broker = tokio::task::block_in_place(|| OwnBroker::start("gwbounce"));
+    let servers = broker.bootstrap.clone();
+    let st = stack("gwbounce", "kubernetes").await;
+    let reader = st.reader().await;
+    let topic = kafka::create_topic_at(&servers, "orders", 2).await;
+    let mut generator = OrderGenerator::new(91, 30);
+    let orders: Vec<Value> = (0..1_000).map(|_| generator.next_order()).collect();
+    let (before, after) = orders.split_at(500);
+    produce_orders_at(&servers, &topic, before).await;
+    st.create_view_on(&servers, "load", &topic, 1, 1, false)
+        .await;
+    let expected_before = reference(before);
+    st.ready("load", expected_before.len() as i64).await;
+    let users: Vec<String> = expected_before.keys().cloned().collect();
+    let first = format!("/v1/namespaces/{}/views/load/rows/{}", st.ns.name, users[0]);
+    st.serving(&first, Some(&reader)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = spawn_readers(&st, &users, &reader, 4, stop.clone());
+
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| broker.kill9());
+    let status = loop {
+        let s = st.views.get("load").await.ok().and_then(|v| v.status);
+        let source_down = s.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == ConditionType::SourceReady && c.status == ConditionStatus::False
+            })
+        });
+        if let (true, Some(s)) = (source_down, s.clone()) {
+            break s;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "no SourceReady=False in status within 120 s: {s:?}\noperator log:\n{}",
+            st.operator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let reported = killed.elapsed();
+    assert_eq!(status.phase, Some(Phase::Degraded), "{status:?}");
+    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    let down_for = killed.elapsed();
+    tokio::task::block_in_place(|| broker.start_again());
+    produce_orders_at(&servers, &topic, after).await;
+    let expected = reference(&orders);
+    let back = Instant::now();
+    st.ready("load", expected.len() as i64).await;
+    let recovered = back.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    let mut total = ReadLog::default();
+    for reader in readers {
+        let log = reader.await.expect("reader task");
+        total.reads += log.reads;
+        total.failures.extend(log.failures);
+    }
+    println!(
+        "broker bounce through the gateway: status said so after {reported:?}, down {down_for:?}, \
+         {} reads, {} failed, Ready with every row {recovered:?} after the restart",
+        total.reads,
+        total.failures.len()
+    );
+    assert!(
+        total.failures.is_empty(),
+        "{} failed reads, first: {:?}\n{}",
+        total.failures.len(),
+        total.failures.iter().take(5).collect::<Vec<_>>(),
+        st.gateway_log()
+    );
+    let mut served = crate::support::projector::Reference::new();
+    for user in expected.keys() {
+        let path = format!("/v1/namespaces/{}/views/load/rows/{user}", st.ns.name);
+        let answer = st.gateway.get(&path, Some(&reader)).await.expect("answers");
+        assert_eq!(answer.status, 200, "{user}: {}", answer.body);
+        served.insert(user.clone(), row_totals(&answer.body));
+    }
+    assert_eq!(served, expected);
+}

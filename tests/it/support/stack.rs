@@ -78,6 +78,10 @@ pub async fn stack(prefix: &str, auth: &str) -> Stack {
 }
 
 impl Stack {
+    pub fn operator_log(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("operator.log")).unwrap_or_default()
+    }
+
     pub fn gateway_log(&self) -> String {
         std::fs::read_to_string(self.work.path().join("gateway.log")).unwrap_or_default()
     }
@@ -85,6 +89,21 @@ impl Stack {
     /// The shop example on `topic`, `shards` × `replicas`.
     pub async fn create_view(
         &self,
+        name: &str,
+        topic: &str,
+        shards: i32,
+        replicas: i32,
+        keyed: bool,
+    ) {
+        let servers = self.env.kafka_bootstrap.clone();
+        self.create_view_on(&servers, name, topic, shards, replicas, keyed)
+            .await;
+    }
+
+    /// [`Stack::create_view`] with its source on the broker at `servers`.
+    pub async fn create_view_on(
+        &self,
+        servers: &str,
         name: &str,
         topic: &str,
         shards: i32,
@@ -99,7 +118,7 @@ impl Stack {
         let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
         view.metadata.name = Some(name.into());
         view.metadata.namespace = None;
-        view.spec.source.kafka.bootstrap_servers = Some(self.env.kafka_bootstrap.clone());
+        view.spec.source.kafka.bootstrap_servers = Some(servers.to_string());
         view.spec.source.kafka.topic = topic.into();
         view.spec.source.keyed_by_row_key = keyed;
         view.spec.dead_letter = Some(matview::crd::DeadLetter {
