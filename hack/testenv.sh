@@ -8,6 +8,9 @@
 #   hack/testenv.sh env       print the exports (eval "$(hack/testenv.sh env)")
 #   hack/testenv.sh provision only download and build the cached tools
 #   hack/testenv.sh broker N  start (again) a test's own broker N; prints its address
+#   hack/testenv.sh stop-control-plane / start-control-plane
+#                             etcd, kube-apiserver and controller-manager down and up
+#                             again (same ports and data), for the API-server outage test
 #
 # State, logs and the env file live in $MATVIEW_TESTENV_DIR (default: .testenv/
 # in the repository); downloads and builds in $MATVIEW_CACHE (default
@@ -103,8 +106,19 @@ current-context: matview-testenv
 EOF
 }
 
+# A port picked once per environment and kept in $RUN/ports/<name>: a
+# component started again listens where its clients look for it.
+kept_port() {
+  local file="$RUN/ports/$1"
+  if [[ ! -f "$file" ]]; then
+    mkdir -p "$RUN/ports"
+    free_port >"$file"
+  fi
+  cat "$file"
+}
+
 start_etcd() {
-  ETCD_PORT=$(free_port); local peer; peer=$(free_port)
+  ETCD_PORT=$(kept_port etcd); local peer; peer=$(kept_port etcd-peer)
   start_bg etcd "$K8S_DIR/bin/etcd" --name testenv --data-dir "$RUN/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
@@ -113,7 +127,7 @@ start_etcd() {
 }
 
 start_apiserver() {
-  APISERVER_PORT=$(free_port)
+  APISERVER_PORT=$(kept_port kube-apiserver)
   start_bg kube-apiserver "$K8S_DIR/bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
@@ -223,6 +237,32 @@ start_kafka() {
   KAFKA_PORT=$(sed 's/.*://' "$RUN/kafka/bootstrap")
 }
 
+# The control plane stopped and started again on the same ports and data,
+# for the test of an API server outage: the API server and controller
+# manager killed at once (a crash; a graceful stop drains for many seconds),
+# etcd stopped cleanly (it runs without fsync).
+cmd_stop_control_plane() {
+  [[ -d "$PIDS" ]] || die "the test environment is not running"
+  local c pid
+  for c in kube-controller-manager kube-apiserver etcd; do
+    alive "$c" || continue
+    pid=$(cat "$PIDS/$c")
+    if [[ "$c" == etcd ]]; then kill -TERM "$pid"; else kill -KILL "$pid"; fi
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  log "control plane stopped"
+}
+
+cmd_start_control_plane() {
+  [[ -d "$PIDS" ]] || die "the test environment is not running"
+  provision_kubernetes
+  alive etcd || start_etcd
+  alive kube-apiserver || start_apiserver
+  alive kube-controller-manager || start_controller_manager
+}
+
 # A broker of one test's own, for tests that stop and start it: started (or
 # started again, same address and data) as process broker-<name>; prints its
 # bootstrap address. `down` stops it with the rest.
@@ -322,5 +362,7 @@ case "${1:-}" in
   env) print_env ;;
   provision) cmd_provision ;;
   broker) shift; cmd_broker "$@" ;;
-  *) echo "usage: $0 up|down|status|env|provision|broker <name>" >&2; exit 2 ;;
+  stop-control-plane) cmd_stop_control_plane ;;
+  start-control-plane) cmd_start_control_plane ;;
+  *) echo "usage: $0 up|down|status|env|provision|broker <name>|stop-control-plane|start-control-plane" >&2; exit 2 ;;
 esac

@@ -92,10 +92,24 @@ impl Authorizer {
             },
             ..Default::default()
         };
-        let answer = Api::<TokenReview>::all(client.clone())
+        let answer = match Api::<TokenReview>::all(client.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(api_unavailable)?;
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                let Some(user) = cached(&self.identities, &token_hash, STALE_IF_UNAVAILABLE) else {
+                    return Err(api_unavailable(e));
+                };
+                warn_stale(&e);
+                return user
+                    .map(|user| Caller {
+                        token_hash,
+                        user: Some(user),
+                    })
+                    .ok_or_else(|| unauthorized("the token is not valid"));
+            }
+        };
         let status = answer.status.unwrap_or_default();
         let user = status
             .authenticated
@@ -149,10 +163,19 @@ impl Authorizer {
             },
             ..Default::default()
         };
-        let answer = Api::<SubjectAccessReview>::all(client.clone())
+        let answer = match Api::<SubjectAccessReview>::all(client.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(api_unavailable)?;
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                let Some(allowed) = cached(&self.decisions, &key, STALE_IF_UNAVAILABLE) else {
+                    return Err(api_unavailable(e));
+                };
+                warn_stale(&e);
+                return Ok(allowed);
+            }
+        };
         let allowed = answer.status.is_some_and(|s| s.allowed);
         remember(&self.decisions, key, allowed);
         Ok(allowed)
@@ -192,6 +215,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+}
+
+/// While the API server does not answer, an answer it gave this long ago
+/// still stands: reads go on through an API server restart, and a revoked
+/// token is honoured at most this much longer than with the API server up.
+const STALE_IF_UNAVAILABLE: Duration = Duration::from_secs(300);
+
+fn warn_stale(e: &kube::Error) {
+    warn!(error = %crate::errors::chain(e), "the Kubernetes API did not answer; reusing an earlier authorization answer");
 }
 
 fn api_unavailable(e: kube::Error) -> Problem {

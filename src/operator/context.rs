@@ -29,7 +29,8 @@ pub struct Context {
     pub warned: Mutex<HashMap<String, String>>,
     /// Consecutive failures per view, for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
-    pub metrics: super::metrics::OperatorMetrics,
+    /// Shared by every term of leadership and the health server.
+    pub metrics: std::sync::Arc<super::metrics::OperatorMetrics>,
     pub projectors: ProjectorClient,
     /// What this process last applied and cleaned up, per view UID.
     pub memo: super::pacing::ReconcileMemo,

@@ -61,41 +61,73 @@ async fn shutdown_signal() {
     info!("signal received: shutting down");
 }
 
+/// The APIs the operator watches (all namespaces, or one).
+struct Apis {
+    views: Api<MaterializedView>,
+    sets: Api<StatefulSet>,
+    pods: Api<Pod>,
+}
+
+impl Apis {
+    fn new(client: &Client, namespace: Option<&str>) -> Apis {
+        match namespace {
+            Some(ns) => Apis {
+                views: Api::namespaced(client.clone(), ns),
+                sets: Api::namespaced(client.clone(), ns),
+                pods: Api::namespaced(client.clone(), ns),
+            },
+            None => Apis {
+                views: Api::all(client.clone()),
+                sets: Api::all(client.clone()),
+                pods: Api::all(client.clone()),
+            },
+        }
+    }
+}
+
+/// How a term of leadership ended.
+enum TermEnd {
+    Shutdown,
+    LeadershipLost,
+}
+
 async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
-    let metrics = super::metrics::OperatorMetrics::default();
+    let metrics = Arc::new(super::metrics::OperatorMetrics::default());
     let client = counted_client(metrics.api_requests.clone()).await?;
-    let (views, sets, pods): (Api<MaterializedView>, Api<StatefulSet>, Api<Pod>) =
-        match &config.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        };
-    let (caches, sets, pods) = Caches::watch(sets, pods, MANAGED);
-    let (view_store, view_changes) = Caches::view_changes(views.clone());
-    let ctx = context(&client, &config, metrics, caches);
+    let apis = Apis::new(&client, config.namespace.as_deref());
     let waiting = Arc::new(Mutex::new(Some(CRD_CHECKING.to_string())));
-    serve_health(&config, ctx.clone(), waiting.clone()).await?;
+    serve_health(&config, metrics.clone(), waiting.clone()).await?;
     tokio::select! {
-        found = wait_for_crd(&views, &waiting) => found?,
+        found = wait_for_crd(&apis.views, &waiting) => found?,
         _ = shutdown_signal() => return Ok(()),
     }
     if let Ok(mut waiting) = waiting.lock() {
         *waiting = None;
     }
     info!(listen = %config.listen, namespace = ?config.namespace, "operator starting");
-    // Only the leader reconciles; losing the lease stops this replica.
+    // A replica that loses the lease (e.g. the API server was away longer
+    // than the lease) stops reconciling and waits to lead again: no exit,
+    // no restart loop.
+    while let TermEnd::LeadershipLost = lead(&client, &config, &apis, metrics.clone()).await {
+        warn!("leadership lost: reconciling stopped until this replica leads again");
+    }
+    info!("operator stopped");
+    Ok(())
+}
+
+/// One term: take the lease (when elected), watch and reconcile until
+/// SIGTERM or until the lease is lost, then give the lease back.
+async fn lead(
+    client: &Client,
+    config: &OperatorConfig,
+    apis: &Apis,
+    metrics: Arc<super::metrics::OperatorMetrics>,
+) -> TermEnd {
     let lost = Arc::new(tokio::sync::Notify::new());
     if let Some(leader) = &config.leader {
         tokio::select! {
-            _ = super::leader::acquire(&client, leader) => {}
-            _ = shutdown_signal() => return Ok(()),
+            _ = super::leader::acquire(client, leader) => {}
+            _ = shutdown_signal() => return TermEnd::Shutdown,
         }
         let (client, leader, lost) = (client.clone(), leader.clone(), lost.clone());
         tokio::spawn(async move {
@@ -103,10 +135,22 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
             lost.notify_one();
         });
     }
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = lost.notified() => warn!("leadership lost: stopping"),
+    // Fresh watches and memory each term: what changed meanwhile is seen.
+    let (caches, sets, pods) = Caches::watch(apis.sets.clone(), apis.pods.clone(), MANAGED);
+    let (view_store, view_changes) = Caches::view_changes(apis.views.clone());
+    let ctx = context(client, config, metrics, caches);
+    let ended = Arc::new(Mutex::new(TermEnd::Shutdown));
+    let stop = {
+        let ended = ended.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = lost.notified() => {
+                    if let Ok(mut ended) = ended.lock() {
+                        *ended = TermEnd::LeadershipLost;
+                    }
+                }
+            }
         }
     };
     Controller::for_stream(view_changes, view_store)
@@ -126,10 +170,12 @@ async fn serve(config: OperatorConfig) -> Result<(), OperatorError> {
         })
         .await;
     if let Some(leader) = &config.leader {
-        super::leader::release(&client, leader).await;
+        super::leader::release(client, leader).await;
     }
-    info!("operator stopped");
-    Ok(())
+    ended
+        .lock()
+        .map(|mut e| std::mem::replace(&mut *e, TermEnd::Shutdown))
+        .unwrap_or(TermEnd::Shutdown)
 }
 
 const CRD_CHECKING: &str = "checking that the MaterializedView CRD is installed";
@@ -199,7 +245,7 @@ async fn counted_client(requests: super::metrics::ApiRequests) -> Result<Client,
 fn context(
     client: &Client,
     config: &OperatorConfig,
-    metrics: super::metrics::OperatorMetrics,
+    metrics: Arc<super::metrics::OperatorMetrics>,
     caches: Caches,
 ) -> Arc<Context> {
     let reporter = Reporter {
@@ -227,7 +273,7 @@ fn context(
 /// `/readyz` fails with `waiting` while it holds a reason.
 async fn serve_health(
     config: &OperatorConfig,
-    ctx: Arc<Context>,
+    metrics: Arc<super::metrics::OperatorMetrics>,
     waiting: Arc<Mutex<Option<String>>>,
 ) -> Result<(), OperatorError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -253,8 +299,8 @@ async fn serve_health(
         .route(
             "/metrics",
             get(move || {
-                let ctx = ctx.clone();
-                async move { ctx.metrics.render() }
+                let metrics = metrics.clone();
+                async move { metrics.render() }
             }),
         );
     tokio::spawn(async move {

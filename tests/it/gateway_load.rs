@@ -367,14 +367,15 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
         let victim = (state >> 8) % 2;
         let set = matview::operator::desired::object_name("load", &revision, &format!("-s{shard}"));
         let (pod, partner) = (format!("{set}-{victim}"), format!("{set}-{}", 1 - victim));
-        // The partner ready for a while, so that the gateway routes to it too.
+        // Both running, the partner ready for a while (so that the gateway
+        // routes to it too): each kill is one crash of a live process.
         eventually(
-            &format!("{partner} ready before {pod} is killed"),
+            &format!("{partner} and {pod} ready before {pod} is killed"),
             Duration::from_secs(120),
             || async {
                 let since = std::time::Instant::now();
                 while since.elapsed() < Duration::from_secs(2) {
-                    if !pod_ready(&pods, &partner).await {
+                    if !pod_ready(&pods, &partner).await || !pod_ready(&pods, &pod).await {
                         return None;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -412,6 +413,31 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
         total.failures.iter().take(5).collect::<Vec<_>>(),
         st.gateway_log()
     );
+    // Each kill was one restart (the last one may still be pausing), and
+    // nothing else went down.
+    let restarts = || {
+        (0..2)
+            .flat_map(|shard| (0..2).map(move |replica| (shard, replica)))
+            .map(|(shard, replica)| {
+                let set = matview::operator::desired::object_name(
+                    "load",
+                    &revision,
+                    &format!("-s{shard}"),
+                );
+                st.kubelet
+                    .restarts(&format!("{set}-{replica}"))
+                    .unwrap_or(0)
+            })
+            .sum::<i32>()
+    };
+    eventually("a restart per kill", Duration::from_secs(60), || async {
+        (restarts() >= kills).then_some(())
+    })
+    .await;
+    assert_eq!(restarts(), kills, "restarts of the four projectors");
+    let mut st = st;
+    assert!(st.operator.is_running(), "{}", st.operator_log());
+    assert!(st.gateway.is_running(), "{}", st.gateway_log());
     // Every row through the gateway: exact, nothing lost or doubled.
     let mut served = Reference::new();
     for user in expected_final.keys() {

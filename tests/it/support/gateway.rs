@@ -33,6 +33,13 @@ pub struct Answer {
 }
 
 /// Starts a gateway serving `namespace`, authenticated by `kubeconfig`.
+impl GatewayProcess {
+    /// Whether the process is still the one started (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 pub fn start(kubeconfig: &Path, namespace: &str, auth: &str, log: &Path) -> GatewayProcess {
     let address = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_matview"))

@@ -179,6 +179,11 @@ impl ProcessKubelet {
         }
     }
 
+    /// How often the pod's container was started again.
+    pub fn restarts(&self, pod: &str) -> Option<i32> {
+        self.pods.lock().ok()?.get(pod).map(|r| r.restarts)
+    }
+
     /// Loopback address of a running pod.
     pub fn address(&self, pod: &str) -> Option<String> {
         self.pods.lock().ok()?.get(pod).map(|r| r.ip.clone())

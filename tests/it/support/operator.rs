@@ -21,6 +21,11 @@ impl OperatorProcess {
         }
         self.child.wait().expect("operator exit status")
     }
+
+    /// Whether the process is still the one started (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for OperatorProcess {

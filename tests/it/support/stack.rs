@@ -28,7 +28,7 @@ pub struct Stack {
     pub ns: TestNamespace,
     pub work: tempfile::TempDir,
     pub kubelet: ProcessKubelet,
-    pub _operator: OperatorProcess,
+    pub operator: OperatorProcess,
     pub gateway: GatewayProcess,
     /// The gateway's own identity (config/rbac/gateway.yaml).
     pub gateway_user: String,
@@ -70,7 +70,7 @@ pub async fn stack(prefix: &str, auth: &str) -> Stack {
         ns,
         work,
         kubelet,
-        _operator: operator,
+        operator,
         gateway,
         gateway_user,
         views,
