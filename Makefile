@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator
+.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak
 
 test:
 	hack/test.sh
@@ -46,3 +46,10 @@ bench-gateway: testenv
 	cargo build --release
 	. .testenv/testenv.env; target/release/matview bench gateway \
 	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --keys $(BENCH_KEYS)
+
+# Soak (not part of `make test`): a projector at a steady rate with readers
+# for SOAK_MINUTES; CSV and PNG in target/soak; fails if memory grows.
+SOAK_MINUTES ?= 30
+soak: testenv
+	cargo build --release
+	python3 hack/soak.py --minutes $(SOAK_MINUTES)
