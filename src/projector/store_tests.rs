@@ -3,6 +3,17 @@
 use super::*;
 use crate::engine::{Decimal, Position};
 
+/// The store of shard 0 of 1 of view ns/v, revision r1.
+fn identity() -> StoreIdentity {
+    StoreIdentity {
+        format: 0,
+        view: "ns/v".into(),
+        revision: "r1".into(),
+        shard: 0,
+        shards: 1,
+    }
+}
+
 #[test]
 fn records_round_trip_through_the_compact_encoding() {
     for group in [None, Some(0), Some(7)] {
@@ -49,13 +60,7 @@ fn record(key: &str, id: &str, group: u16, price: i64, offset: i64) -> Record {
 #[test]
 fn batches_commit_rows_and_offsets_together() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let identity = StoreIdentity {
-        format: 0,
-        view: "ns/v".into(),
-        revision: "r1".into(),
-        shard: 0,
-        shards: 1,
-    };
+    let identity = identity();
     let store = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("opens");
     let offsets = BTreeMap::from([(0, 3)]);
     let outcome = store
@@ -116,13 +121,7 @@ fn batches_commit_rows_and_offsets_together() {
 #[test]
 fn letter_ends_begin_once_and_only_move_forward_with_commits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let identity = StoreIdentity {
-        format: 0,
-        view: "ns/v".into(),
-        revision: "r1".into(),
-        shard: 0,
-        shards: 1,
-    };
+    let identity = identity();
     let store = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("opens");
     assert_eq!(store.letter_ends().expect("reads"), None);
     store
@@ -145,13 +144,7 @@ fn letter_ends_begin_once_and_only_move_forward_with_commits() {
 
 /// A store of `n` records in `dir`, closed.
 fn filled_store(dir: &Path, n: i64) -> StoreIdentity {
-    let identity = StoreIdentity {
-        format: 0,
-        view: "ns/v".into(),
-        revision: "r1".into(),
-        shard: 0,
-        shards: 1,
-    };
+    let identity = identity();
     let store = Store::open(dir, &identity, 3, 1, 64 << 20).expect("opens");
     for batch in 0..n / 500 {
         let records = (0..500)

@@ -11,9 +11,7 @@ use matview::workload::OrderGenerator;
 use serde_json::Value;
 
 use crate::support::own_broker::OwnBroker;
-use crate::support::projector::{
-    Projector, metric, produce_orders_at, reference, row_totals, shop_view_yaml,
-};
+use crate::support::projector::{Projector, metric, produce_orders_at, reference, shop_view_yaml};
 use crate::support::{TestEnv, kafka, unique_name};
 
 /// How long the broker stays down.
@@ -146,16 +144,7 @@ async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
     stop.store(true, Ordering::Relaxed);
     let failed = reader.await.expect("reader");
     let expected = reference(&orders);
-    let mut served = crate::support::projector::Reference::new();
-    for user in expected.keys() {
-        let (status, row) = projector
-            .get(&format!("/v1/rows/{user}"))
-            .await
-            .expect("reachable");
-        assert_eq!(status, 200, "{user}: {row}");
-        served.insert(user.clone(), row_totals(&row));
-    }
-    assert_eq!(served, expected);
+    assert_eq!(projector.rows(expected.keys()).await, expected);
     assert_eq!(
         metric(&projector.metrics().await, "matview_source_reachable"),
         1.0
@@ -258,12 +247,5 @@ async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status()
         total.failures.iter().take(5).collect::<Vec<_>>(),
         st.gateway_log()
     );
-    let mut served = crate::support::projector::Reference::new();
-    for user in expected.keys() {
-        let path = format!("/v1/namespaces/{}/views/load/rows/{user}", st.ns.name);
-        let answer = st.gateway.get(&path, Some(&reader)).await.expect("answers");
-        assert_eq!(answer.status, 200, "{user}: {}", answer.body);
-        served.insert(user.clone(), row_totals(&answer.body));
-    }
-    assert_eq!(served, expected);
+    assert_eq!(st.rows("load", expected.keys(), &reader).await, expected);
 }

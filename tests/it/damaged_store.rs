@@ -7,9 +7,7 @@ use std::time::Duration;
 use matview::workload::OrderGenerator;
 use serde_json::Value;
 
-use crate::support::projector::{
-    Projector, Reference, metric, produce_orders, reference, row_totals, shop_view_yaml,
-};
+use crate::support::projector::{Projector, metric, produce_orders, reference, shop_view_yaml};
 use crate::support::{TestEnv, kafka, unique_name};
 
 /// XORs 64 KiB in the middle of the file: committed pages, not just free space.
@@ -21,19 +19,6 @@ fn garble(file: &std::path::Path) {
         *b ^= 0xa5;
     }
     std::fs::write(file, bytes).expect("write the store");
-}
-
-async fn served(projector: &Projector, users: impl Iterator<Item = String>) -> Reference {
-    let mut out = Reference::new();
-    for user in users {
-        match projector.get(&format!("/v1/rows/{user}")).await {
-            Some((200, row)) => {
-                out.insert(user, row_totals(&row));
-            }
-            other => panic!("GET row {user}: {other:?}"),
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -75,7 +60,7 @@ async fn a_damaged_store_is_refused_on_request_or_rebuilt_from_the_topic() {
         .wait_applied(orders.len() as i64, Duration::from_secs(90))
         .await;
     let expected = reference(&orders);
-    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+    assert_eq!(projector.rows(expected.keys()).await, expected);
     let text = projector.metrics().await;
     assert_eq!(metric(&text, "matview_store_rebuilt_from_damage"), 1.0);
     assert!(

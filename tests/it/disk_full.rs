@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use matview::workload::OrderGenerator;
 use serde_json::Value;
 
-use crate::support::projector::{
-    Projector, Reference, metric, produce_orders, reference, row_totals, shop_view_yaml,
-};
+use crate::support::projector::{Projector, metric, produce_orders, reference, shop_view_yaml};
 use crate::support::{TestEnv, kafka, unique_name};
 
 /// A tmpfs mounted for the test; unmounted when dropped (even on panic).
@@ -150,16 +148,7 @@ async fn a_full_disk_holds_the_position_keeps_reads_and_resumes_when_freed() {
         1.0
     );
     let expected = reference(&orders);
-    let mut served = Reference::new();
-    for user in expected.keys() {
-        let (status, row) = projector
-            .get(&format!("/v1/rows/{user}"))
-            .await
-            .expect("reachable");
-        assert_eq!(status, 200, "{user}: {row}");
-        served.insert(user.clone(), row_totals(&row));
-    }
-    assert_eq!(served, expected);
+    assert_eq!(projector.rows(expected.keys()).await, expected);
     assert!(projector.is_running(), "no restart:\n{}", projector.logs());
     println!("disk full: held at {held} of {} events", orders.len());
 }

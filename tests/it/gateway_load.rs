@@ -439,14 +439,10 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
     assert!(st.operator.is_running(), "{}", st.operator_log());
     assert!(st.gateway.is_running(), "{}", st.gateway_log());
     // Every row through the gateway: exact, nothing lost or doubled.
-    let mut served = Reference::new();
-    for user in expected_final.keys() {
-        let path = format!("/v1/namespaces/{}/views/load/rows/{user}", st.ns.name);
-        let answer = st.gateway.get(&path, Some(&reader)).await.expect("answers");
-        assert_eq!(answer.status, 200, "{user}: {}", answer.body);
-        served.insert(user.clone(), row_totals(&answer.body));
-    }
-    assert_eq!(served, expected_final);
+    assert_eq!(
+        st.rows("load", expected_final.keys(), &reader).await,
+        expected_final
+    );
 }
 
 /// Produces `orders` keyed by order, one every `pause`.

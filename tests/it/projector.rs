@@ -11,7 +11,7 @@ use rdkafka::message::Message;
 use serde_json::{Value, json};
 
 use crate::support::projector::{
-    Projector, Reference, metric, produce, reference, row_totals, shop_view_yaml,
+    Projector, metric, produce, reference, row_totals, shop_view_yaml,
 };
 use crate::support::{TestEnv, kafka, unique_name};
 
@@ -56,20 +56,6 @@ fn orders(seed: u64, n: usize, users: u64) -> (Vec<Value>, Vec<(String, Vec<u8>)
     (values, events)
 }
 
-async fn served(projector: &Projector, users: impl Iterator<Item = String>) -> Reference {
-    let mut out = Reference::new();
-    for user in users {
-        match projector.get(&format!("/v1/rows/{user}")).await {
-            Some((200, row)) => {
-                out.insert(user, row_totals(&row));
-            }
-            Some((404, _)) => {}
-            other => panic!("GET row {user}: {other:?}"),
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_seeded_stream_becomes_the_expected_view() {
     let env = TestEnv::with_kafka();
@@ -82,7 +68,7 @@ async fn a_seeded_stream_becomes_the_expected_view() {
         .await;
 
     let expected = reference(&values);
-    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+    assert_eq!(projector.rows(expected.keys()).await, expected);
     let (status, missing) = projector.get("/v1/rows/nobody").await.expect("reachable");
     assert_eq!(status, 404);
     assert_eq!(missing["title"], "no such row");
@@ -287,7 +273,7 @@ async fn restart_resumes_from_the_store_and_sigterm_exits_cleanly() {
         second.len() as f64
     );
     let expected = reference(&all_values);
-    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+    assert_eq!(projector.rows(expected.keys()).await, expected);
 
     // A store of another revision is refused, not mixed in.
     let other = s.dir.path().join("other.yaml");
@@ -415,7 +401,7 @@ async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         .wait_applied(events.len() as i64, Duration::from_secs(90))
         .await;
     let expected = reference(&values);
-    assert_eq!(served(&projector, expected.keys().cloned()).await, expected);
+    assert_eq!(projector.rows(expected.keys()).await, expected);
     let letters = kafka::read_topic(env, &s.dead_letter);
     for letter in &letters {
         let payload = letter.payload().unwrap_or_default();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::env_dir;
-use crate::support::projector::{Reference, reference, row_totals};
+use crate::support::projector::reference;
 use crate::support::stack::{ReadLog, orders, spawn_readers, stack};
 use crate::support::{eventually, kafka};
 
@@ -50,20 +50,6 @@ impl Drop for ControlPlaneDown {
     }
 }
 
-/// Every row of `users` through the gateway.
-async fn served(st: &crate::support::stack::Stack, users: &[String], token: &str) -> Reference {
-    let mut out = Reference::new();
-    for user in users {
-        let path = format!("/v1/namespaces/{}/views/load/rows/{user}", st.ns.name);
-        if let Some(answer) = st.gateway.get(&path, Some(token)).await
-            && answer.status == 200
-        {
-            out.insert(user.clone(), row_totals(&answer.body));
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_view() {
     let mut st = stack("apibounce", "kubernetes").await;
@@ -90,7 +76,7 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
     let expected = reference(&all);
     let mut applied_without_api = Duration::ZERO;
     while down.elapsed() < OUTAGE {
-        if applied_without_api.is_zero() && served(&st, &users, &reader).await == expected {
+        if applied_without_api.is_zero() && st.rows("load", &users, &reader).await == expected {
             applied_without_api = down.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -98,7 +84,7 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
     if applied_without_api.is_zero() {
         let path = format!("/v1/namespaces/{}/views/load/rows/{}", st.ns.name, users[0]);
         let answer = st.gateway.get(&path, Some(&reader)).await;
-        let got = served(&st, &users, &reader).await;
+        let got = st.rows("load", &users, &reader).await;
         let differ: Vec<_> = expected
             .iter()
             .filter(|(k, v)| got.get(*k) != Some(*v))
@@ -196,5 +182,5 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
         let pod = format!("{set}-{replica}");
         assert_eq!(st.kubelet.restarts(&pod), Some(0), "{pod} restarted");
     }
-    assert_eq!(served(&st, &users, &reader).await, expected);
+    assert_eq!(st.rows("load", &users, &reader).await, expected);
 }

@@ -250,6 +250,22 @@ impl Projector {
         self.spawn();
     }
 
+    /// The rows of `keys` this projector serves (a key without a row is left
+    /// out); panics on any answer but 200 or 404.
+    pub async fn rows(&self, keys: impl IntoIterator<Item = &String>) -> Reference {
+        let mut out = Reference::new();
+        for key in keys {
+            match self.get(&format!("/v1/rows/{key}")).await {
+                Some((200, row)) => {
+                    out.insert(key.clone(), row_totals(&row));
+                }
+                Some((404, _)) => {}
+                other => panic!("GET row {key}: {other:?}"),
+            }
+        }
+        out
+    }
+
     /// Starts again (after `terminate`) with `extra` arguments added
     /// (instead of those of an earlier `restart_with`).
     pub fn restart_with(&mut self, extra: &[&str]) {

@@ -78,6 +78,33 @@ pub async fn stack(prefix: &str, auth: &str) -> Stack {
 }
 
 impl Stack {
+    /// The rows of `keys` the gateway serves for `view` (a key without a
+    /// row is left out); panics on any answer but 200 or 404.
+    pub async fn rows(
+        &self,
+        view: &str,
+        keys: impl IntoIterator<Item = &String>,
+        token: &str,
+    ) -> super::projector::Reference {
+        let mut out = super::projector::Reference::new();
+        for key in keys {
+            let path = format!("/v1/namespaces/{}/views/{view}/rows/{key}", self.ns.name);
+            let answer = self
+                .gateway
+                .get(&path, Some(token))
+                .await
+                .expect("the gateway answers");
+            match answer.status {
+                200 => {
+                    out.insert(key.clone(), super::projector::row_totals(&answer.body));
+                }
+                404 => {}
+                status => panic!("GET {path}: {status} {}", answer.body),
+            }
+        }
+        out
+    }
+
     pub fn operator_log(&self) -> String {
         std::fs::read_to_string(self.work.path().join("operator.log")).unwrap_or_default()
     }
