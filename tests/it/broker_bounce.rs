@@ -228,24 +228,13 @@ async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status()
     let recovered = back.elapsed();
 
     stop.store(true, Ordering::Relaxed);
-    let mut total = ReadLog::default();
-    for reader in readers {
-        let log = reader.await.expect("reader task");
-        total.reads += log.reads;
-        total.failures.extend(log.failures);
-    }
+    let (total, _) = ReadLog::join(readers).await;
     println!(
         "broker bounce through the gateway: status said so after {reported:?}, down {down_for:?}, \
          {} reads, {} failed, Ready with every row {recovered:?} after the restart",
         total.reads,
         total.failures.len()
     );
-    assert!(
-        total.failures.is_empty(),
-        "{} failed reads, first: {:?}\n{}",
-        total.failures.len(),
-        total.failures.iter().take(5).collect::<Vec<_>>(),
-        st.gateway_log()
-    );
+    total.assert_none_failed(&st.gateway_log());
     assert_eq!(st.rows("load", expected.keys(), &reader).await, expected);
 }

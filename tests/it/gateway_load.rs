@@ -94,14 +94,7 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
     producing.await.expect("producer task");
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = ReadLog::default();
-    let mut sequences = Vec::new();
-    for reader in readers {
-        let log = reader.await.expect("reader task");
-        total.reads += log.reads;
-        total.failures.extend(log.failures);
-        sequences.push(log.revisions);
-    }
+    let (total, sequences) = ReadLog::join(readers).await;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "gateway under load: {} reads in {elapsed:.1} s ({:.0}/s; kill phase {:?}), {} failed",
@@ -110,13 +103,7 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         kill_phase,
         total.failures.len()
     );
-    assert!(
-        total.failures.is_empty(),
-        "{} failed reads, first: {:?}\n{}",
-        total.failures.len(),
-        total.failures.iter().take(5).collect::<Vec<_>>(),
-        st.gateway_log()
-    );
+    total.assert_none_failed(&st.gateway_log());
     for seq in &sequences {
         assert!(
             *seq == [rev1.clone(), rev2.clone()]
@@ -393,12 +380,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
     let expected_final = reference(&all_orders);
     st.ready("load", expected_final.len() as i64).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = ReadLog::default();
-    for reader in readers {
-        let log = reader.await.expect("reader task");
-        total.reads += log.reads;
-        total.failures.extend(log.failures);
-    }
+    let (total, _) = ReadLog::join(readers).await;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "twenty kills: {} reads in {elapsed:.1} s ({:.0}/s), kills over {kill_phase:?}, {} failed",
@@ -406,13 +388,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
         total.reads as f64 / elapsed,
         total.failures.len()
     );
-    assert!(
-        total.failures.is_empty(),
-        "{} failed reads, first: {:?}\n{}",
-        total.failures.len(),
-        total.failures.iter().take(5).collect::<Vec<_>>(),
-        st.gateway_log()
-    );
+    total.assert_none_failed(&st.gateway_log());
     // Each kill was one restart (the last one may still be pausing), and
     // nothing else went down.
     let restarts = || {

@@ -286,6 +286,34 @@ pub struct ReadLog {
     pub revisions: Vec<String>,
 }
 
+impl ReadLog {
+    /// Waits for the readers (after `stop`): their reads and failures
+    /// together, and each one's sequence of revisions.
+    pub async fn join(
+        readers: Vec<tokio::task::JoinHandle<ReadLog>>,
+    ) -> (ReadLog, Vec<Vec<String>>) {
+        let mut total = ReadLog::default();
+        let mut sequences = Vec::new();
+        for reader in readers {
+            let log = reader.await.expect("reader task");
+            total.reads += log.reads;
+            total.failures.extend(log.failures);
+            sequences.push(log.revisions);
+        }
+        (total, sequences)
+    }
+
+    /// Panics with the first failures and `context` (a log) if any read failed.
+    pub fn assert_none_failed(&self, context: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{} failed reads, first: {:?}\n{context}",
+            self.failures.len(),
+            self.failures.iter().take(5).collect::<Vec<_>>(),
+        );
+    }
+}
+
 /// `readers` tasks read rows of `users` as fast as they can until `stop`.
 pub fn spawn_readers(
     st: &Stack,
