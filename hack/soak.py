@@ -160,9 +160,13 @@ def main():
     parser.add_argument("--rate", type=int, default=500, help="orders per second (default 500)")
     parser.add_argument("--readers", type=int, default=4, help="reader threads (default 4)")
     parser.add_argument("--every", type=float, default=5, help="seconds between samples (default 5)")
-    parser.add_argument("--warmup", type=float, default=2, help="minutes before memory counts (default 2)")
+    parser.add_argument("--warmup", type=float, default=10,
+                        help="minutes before memory counts: the page cache fills first (default 10)")
     parser.add_argument("--max-growth", type=float, default=10,
                         help="allowed RSS growth after warm-up, percent (default 10)")
+    parser.add_argument("--store-cache-mib", type=int, default=64,
+                        help="the projector's page cache (default 64: full within minutes, so "
+                             "that growth after it is growth, not the cache filling)")
     parser.add_argument("--out", default=str(REPO / "target/soak"), help="CSV, PNG, logs, store")
     args = parser.parse_args()
     in_venv()
@@ -193,7 +197,8 @@ def main():
     log = open(out / "projector.log", "w")
     projector = subprocess.Popen(
         [str(binary), "projector", "--view", str(out / "view.yaml"), "--shard", "0",
-         "--data-dir", str(out / "data"), "--listen", f"127.0.0.1:{port}"],
+         "--data-dir", str(out / "data"), "--listen", f"127.0.0.1:{port}",
+         "--store-cache-mib", str(args.store_cache_mib)],
         stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 60
     while True:

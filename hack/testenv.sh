@@ -7,7 +7,9 @@
 #   hack/testenv.sh status    say what runs
 #   hack/testenv.sh env       print the exports (eval "$(hack/testenv.sh env)")
 #   hack/testenv.sh provision only download and build the cached tools
-#   hack/testenv.sh broker N  start (again) a test's own broker N; prints its address
+#   hack/testenv.sh broker N [sasl-ssl]
+#                             start (again) a test's own broker N; prints its address
+#                             (sasl-ssl: also a SASL_SSL/SCRAM-SHA-512 listener)
 #   hack/testenv.sh stop-control-plane / start-control-plane
 #                             etcd, kube-apiserver and controller-manager down and up
 #                             again (same ports and data), for the API-server outage test
@@ -169,20 +171,42 @@ start_controller_manager() {
 # formats the storage; a later start reuses both, so clients reconnect to
 # the same address and find their topics.
 kafka_instance() {
-  local dir="$1" name="$2"
+  local dir="$1" name="$2" secured="${3:-}"
   mkdir -p "$dir"
   if [[ ! -f "$dir/server.properties" ]]; then
-    local port controller
+    local port controller listeners advertised protocols scram=()
     port=$(free_port); controller=$(free_port)
+    listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller"
+    advertised="PLAINTEXT://127.0.0.1:$port"
+    protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [[ "$secured" == sasl-ssl ]]; then
+      # A SASL_SSL listener too: SCRAM-SHA-512 user "matview" with a random
+      # password, TLS with a certificate from the environment's CA.
+      local secure_port; secure_port=$(free_port)
+      listeners="$listeners,SASL_SSL://127.0.0.1:$secure_port"
+      advertised="$advertised,SASL_SSL://127.0.0.1:$secure_port"
+      protocols="$protocols,SASL_SSL:SASL_SSL"
+      mkdir -p "$dir/tls"
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=kafka" -keyout "$dir/tls/server.key" \
+        -out "$dir/tls/server.csr" 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/tls/server.ext"
+      openssl x509 -req -in "$dir/tls/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+        -CAcreateserial -days 365 -extfile "$dir/tls/server.ext" -out "$dir/tls/server.crt" 2>/dev/null
+      cat "$dir/tls/server.key" "$dir/tls/server.crt" >"$dir/tls/keystore.pem"
+      cp "$PKI/ca.crt" "$dir/tls/ca.pem"
+      python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$dir/sasl-password"
+      echo "127.0.0.1:$secure_port" >"$dir/sasl-ssl-bootstrap"
+      scram=(--add-scram "SCRAM-SHA-512=[name=matview,password=$(cat "$dir/sasl-password")]")
+    fi
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -195,6 +219,14 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 message.max.bytes=10485760
 EOF
+    if [[ "$secured" == sasl-ssl ]]; then
+      cat >>"$dir/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/keystore.pem
+EOF
+    fi
     cat >"$dir/log4j2.xml" <<'EOF'
 <Configuration>
   <Appenders>
@@ -222,7 +254,7 @@ while True:
         break
 ')
     java -Xmx256m -cp "$KAFKA_DIR/lib/*" "-Dlog4j2.configurationFile=$dir/log4j2.xml" \
-      kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" \
+      kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
       >"$LOGS/$name-format.log" 2>&1 ||
       { cat "$LOGS/$name-format.log" >&2; die "formatting Kafka storage failed"; }
   fi
@@ -267,14 +299,14 @@ cmd_start_control_plane() {
 # started again, same address and data) as process broker-<name>; prints its
 # bootstrap address. `down` stops it with the rest.
 cmd_broker() {
-  local name="${1:?usage: hack/testenv.sh broker <name>}"
+  local name="${1:?usage: hack/testenv.sh broker <name> [sasl-ssl]}" secured="${2:-}"
   [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "a broker name is lowercase letters, digits and '-'"
   [[ -d "$LOGS" && -d "$PIDS" ]] || die "the test environment is not running: start it with \`make testenv\`"
   provision_kafka
   if alive "broker-$name"; then
     die "broker $name is already running (pid $(cat "$PIDS/broker-$name"))"
   fi
-  kafka_instance "$RUN/brokers/$name" "broker-$name"
+  kafka_instance "$RUN/brokers/$name" "broker-$name" "$secured"
   cat "$RUN/brokers/$name/bootstrap"
 }
 

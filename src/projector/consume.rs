@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
@@ -32,9 +34,28 @@ pub fn owned_partitions(count: i32, shard: u32, shards: u32) -> Vec<i32> {
         .collect()
 }
 
+/// Remembers the client's last error as librdkafka reports it (e.g. "SASL
+/// authentication error: … invalid credentials"): a failed metadata request
+/// alone only says the transport failed.
+#[derive(Default)]
+struct SourceContext {
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        error!(%error, reason, "kafka client error");
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(reason.to_string());
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
 /// The shard's Kafka side, opened once: consumer, partitions, dead letters.
 struct Source {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SourceContext>,
     topic: String,
     /// Partitions of the topic, and those this shard owns.
     count: i32,
@@ -49,19 +70,33 @@ impl Source {
         runtime: Handle,
     ) -> Result<Source, ProjectorError> {
         let topic = shared.view.topic.clone();
-        let consumer: BaseConsumer = kafka
+        let consumer: BaseConsumer<SourceContext> = kafka
             .clone()
             .set("group.id", &shared.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            .create()
+            .create_with_context(SourceContext::default())
             .map_err(ProjectorError::kafka("cannot create the consumer"))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(30))
-            .map_err(ProjectorError::kafka(format!(
-                "cannot read metadata of topic {topic}"
-            )))?;
+        let metadata = match consumer.fetch_metadata(Some(&topic), Duration::from_secs(30)) {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                // Serve the client's queued callbacks: the error they carry
+                // says why (a refused password, a certificate, …).
+                let _ = consumer.poll(Duration::from_millis(200));
+                let said = consumer
+                    .context()
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.clone())
+                    .map(|reason| format!(" ({reason})"))
+                    .unwrap_or_default();
+                return Err(ProjectorError::kafka(format!(
+                    "cannot read metadata of topic {topic}{said}"
+                ))(e));
+            }
+        };
         let count = metadata
             .topics()
             .iter()
@@ -303,7 +338,7 @@ struct Polled {
 }
 
 /// Up to `batch_max_events` messages, waiting at most `batch_max_wait` for the first.
-fn poll(consumer: &BaseConsumer, shared: &Shared) -> Polled {
+fn poll(consumer: &BaseConsumer<SourceContext>, shared: &Shared) -> Polled {
     let started = Instant::now();
     let deadline = started + shared.config.batch_max_wait;
     let mut messages = Vec::new();

@@ -238,8 +238,8 @@ pub fn already_sent(
 
 /// Low and high watermarks of every partition; none if the topic does not
 /// exist yet (it is created with the first letter).
-pub fn topic_ends(
-    consumer: &BaseConsumer,
+pub fn topic_ends<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
 ) -> Result<BTreeMap<i32, (i64, i64)>, ProjectorError> {
     let metadata = consumer

@@ -19,6 +19,7 @@ mod operator;
 mod operator_objects;
 mod operator_scale;
 mod projector;
+mod sasl_ssl;
 mod smoke_kafka;
 mod smoke_kube;
 mod smoke_tools;

@@ -16,15 +16,50 @@ impl OwnBroker {
     /// it serves.
     pub fn start(prefix: &str) -> OwnBroker {
         let name = unique_name(prefix);
-        let bootstrap = Self::run(&name);
+        let bootstrap = Self::run(&name, None);
         OwnBroker { name, bootstrap }
     }
 
-    /// `hack/testenv.sh broker <name>`: (re)starts it; returns its address.
-    fn run(name: &str) -> String {
+    /// Like [`OwnBroker::start`], with a SASL_SSL listener as well
+    /// (SCRAM-SHA-512 user `matview`, a certificate of the environment's CA).
+    pub fn start_sasl_ssl(prefix: &str) -> OwnBroker {
+        let name = unique_name(prefix);
+        let bootstrap = Self::run(&name, Some("sasl-ssl"));
+        OwnBroker { name, bootstrap }
+    }
+
+    fn file(&self, name: &str) -> std::path::PathBuf {
+        env_dir().join("brokers").join(&self.name).join(name)
+    }
+
+    /// The SASL_SSL listener's address (from [`OwnBroker::start_sasl_ssl`]).
+    pub fn sasl_ssl_bootstrap(&self) -> String {
+        std::fs::read_to_string(self.file("sasl-ssl-bootstrap"))
+            .expect("a SASL_SSL listener")
+            .trim()
+            .to_string()
+    }
+
+    /// The password of the SCRAM user `matview`.
+    pub fn sasl_password(&self) -> String {
+        std::fs::read_to_string(self.file("sasl-password"))
+            .expect("a SCRAM user")
+            .trim()
+            .to_string()
+    }
+
+    /// The CA certificate (PEM) that signed the listener's certificate.
+    pub fn ca_pem(&self) -> std::path::PathBuf {
+        self.file("tls/ca.pem")
+    }
+
+    /// `hack/testenv.sh broker <name> [sasl-ssl]`: (re)starts it; returns its
+    /// plaintext address.
+    fn run(name: &str, secured: Option<&str>) -> String {
         let started = Instant::now();
         let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
             .args(["broker", name])
+            .args(secured)
             .env("MATVIEW_TESTENV_DIR", env_dir())
             .output()
             .expect("cannot run hack/testenv.sh");
@@ -63,7 +98,7 @@ impl OwnBroker {
 
     /// Starts it again on the same address and data.
     pub fn start_again(&self) {
-        let bootstrap = Self::run(&self.name);
+        let bootstrap = Self::run(&self.name, None);
         assert_eq!(bootstrap, self.bootstrap, "the broker came back elsewhere");
     }
 }
