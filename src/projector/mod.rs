@@ -162,14 +162,13 @@ impl Shared {
     pub(crate) fn set_source_error(&self, error: Option<String>) {
         self.metrics.set_source_reachable(error.is_none());
         if let Ok(mut p) = self.progress.lock() {
-            if p.source_error.is_none()
-                && let Some(e) = &error
-            {
-                tracing::warn!(error = %e, "the source's broker does not answer; serving reads from the store");
-            } else if p.source_error.is_some() && error.is_none() {
-                info!("the source's broker answers again");
-            }
-            p.source_error = error;
+            let down = "the source's broker does not answer; serving reads from the store";
+            replace_trouble(
+                &mut p.source_error,
+                error,
+                down,
+                "the source's broker answers again",
+            );
         }
     }
 
@@ -177,14 +176,8 @@ impl Shared {
     pub(crate) fn set_store_error(&self, error: Option<String>) {
         self.metrics.set_store_writable(error.is_none());
         if let Ok(mut p) = self.progress.lock() {
-            if p.store_error.is_none()
-                && let Some(e) = &error
-            {
-                tracing::warn!(error = %e, "holding batches; serving reads from the store");
-            } else if p.store_error.is_some() && error.is_none() {
-                info!("writing batches again");
-            }
-            p.store_error = error;
+            let down = "holding batches; serving reads from the store";
+            replace_trouble(&mut p.store_error, error, down, "writing batches again");
         }
     }
 
@@ -290,6 +283,16 @@ impl Shared {
             .map(|p| (p.applied.clone(), p.high_water.clone()))
             .unwrap_or_default()
     }
+}
+
+/// Sets a trouble slot, logging only when it starts (`down`) or ends (`up`).
+fn replace_trouble(slot: &mut Option<String>, error: Option<String>, down: &str, up: &str) {
+    match (&slot, &error) {
+        (None, Some(e)) => tracing::warn!(error = %e, "{down}"),
+        (Some(_), None) => info!("{up}"),
+        _ => {}
+    }
+    *slot = error;
 }
 
 /// Reads the view manifest (YAML or JSON).
