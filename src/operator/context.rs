@@ -1,8 +1,8 @@
 //! What every step of reconcile shares: the context (client, settings,
-//! recorder, metrics), the error type with its category, Events, and the
-//! view's bootstrap servers.
+//! recorder, metrics), the error type with its category, Events, and how
+//! to reach the view's Kafka.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use kube::api::Api;
@@ -12,7 +12,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::desired::PodSettings;
-use super::kafka::KafkaError;
+use super::kafka::{KafkaConnection, KafkaError};
 use crate::api::ProjectorClient;
 use crate::crd::{MaterializedView, MaterializedViewStatus};
 
@@ -72,10 +72,6 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Kafka(#[from] KafkaError),
-    #[error(
-        "no Kafka bootstrap servers: set spec.source.kafka.bootstrapServers or a bootstrap.servers key in configFrom"
-    )]
-    NoBootstrapServers,
     #[error("finalizer: {0}")]
     Finalizer(&'static str),
 }
@@ -86,7 +82,6 @@ impl ReconcileError {
         match self {
             ReconcileError::Kube(_) => "KubernetesError",
             ReconcileError::Kafka(_) => "KafkaError",
-            ReconcileError::NoBootstrapServers => "ConfigError",
             ReconcileError::Finalizer(_) => "FinalizerError",
         }
     }
@@ -146,36 +141,60 @@ pub fn publish(
     });
 }
 
-/// The view's bootstrap servers: the operator's override, the spec, or the
-/// `bootstrap.servers` key of the Secret or ConfigMap it names.
-pub async fn bootstrap_servers(
+/// How the operator reaches the view's Kafka: bootstrap servers (the
+/// operator's override, the spec, or the `bootstrap.servers` key of
+/// `configFrom`) and the connection properties of the Secret or ConfigMap.
+pub async fn kafka_connection(
     view: &MaterializedView,
     ctx: &Context,
-) -> Result<String, ReconcileError> {
+) -> Result<KafkaConnection, ReconcileError> {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-    let given = ctx.kafka_override.clone();
-    if let Some(servers) = given.or_else(|| view.spec.source.kafka.bootstrap_servers.clone()) {
-        return Ok(servers);
-    }
     let ns = view.namespace().unwrap_or_default();
     let from = view.spec.source.kafka.config_from.as_ref();
-    let found = if let Some(secret) = from.and_then(|f| f.secret_name.as_ref()) {
-        let s = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-            .get(secret)
-            .await?;
-        s.data.and_then(|d| {
-            d.get("bootstrap.servers")
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    let properties: BTreeMap<String, String> =
+        if let Some(name) = from.and_then(|f| f.secret_name.as_ref()) {
+            let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get(name)
+                .await
+                .map_err(|e| missing_or(e, "Secret", name))?;
+            let data = secret.data.unwrap_or_default().into_iter();
+            data.map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .chain(secret.string_data.unwrap_or_default())
+                .collect()
+        } else if let Some(name) = from.and_then(|f| f.config_map_name.as_ref()) {
+            let map = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+                .get(name)
+                .await
+                .map_err(|e| missing_or(e, "ConfigMap", name))?;
+            map.data.unwrap_or_default().into_iter().collect()
+        } else {
+            BTreeMap::new()
+        };
+    let servers = ctx
+        .kafka_override
+        .clone()
+        .or_else(|| view.spec.source.kafka.bootstrap_servers.clone())
+        .or_else(|| {
+            properties
+                .get("bootstrap.servers")
+                .map(|s| s.trim().to_string())
         })
-    } else if let Some(map) = from.and_then(|f| f.config_map_name.as_ref()) {
-        let c = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-            .get(map)
-            .await?;
-        c.data.and_then(|d| d.get("bootstrap.servers").cloned())
-    } else {
-        None
-    };
-    found.ok_or(ReconcileError::NoBootstrapServers)
+        .filter(|s| !s.is_empty())
+        .ok_or(KafkaError::NoBootstrapServers)?;
+    Ok(KafkaConnection::new(servers, &properties))
+}
+
+/// A 404 for the object `configFrom` names is a fix for the user to make.
+fn missing_or(error: kube::Error, kind: &'static str, name: &str) -> ReconcileError {
+    match error {
+        kube::Error::Api(ref status) if status.code == 404 => {
+            ReconcileError::Kafka(KafkaError::MissingClientConfig {
+                kind,
+                name: name.to_string(),
+            })
+        }
+        other => ReconcileError::Kube(other),
+    }
 }
 
 #[cfg(test)]
@@ -187,9 +206,9 @@ mod tests {
         let inner = ReconcileError::Kafka(KafkaError::MissingTopic("orders".into()));
         let unwrapped = ReconcileError::from(finalizer::Error::ApplyFailed(inner));
         assert_eq!(unwrapped.reason(), "KafkaError");
-        let cleanup = ReconcileError::from(finalizer::Error::CleanupFailed(
-            ReconcileError::NoBootstrapServers,
-        ));
-        assert_eq!(cleanup.reason(), "ConfigError");
+        let cleanup = ReconcileError::from(finalizer::Error::CleanupFailed(ReconcileError::Kafka(
+            KafkaError::NoBootstrapServers,
+        )));
+        assert_eq!(cleanup.reason(), "KafkaError");
     }
 }

@@ -13,7 +13,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as Finalize};
 use tracing::warn;
 
-pub use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_key};
+pub use super::context::{Context, ReconcileError, kafka_connection, publish, view_key};
 use super::kafka;
 use crate::crd::{DeletionPolicy, MaterializedView};
 use crate::engine::revision;
@@ -88,7 +88,21 @@ async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Actio
     if view.spec.deletion_policy != DeletionPolicy::Delete {
         return Ok(Action::await_change());
     }
-    let servers = bootstrap_servers(&view, &ctx).await?;
+    let kafka = match kafka_connection(&view, &ctx).await {
+        Ok(kafka) => kafka,
+        // The Secret went first (a namespace being deleted): nothing can
+        // reach the cluster any more, and holding the view would hold the
+        // namespace. Say what was left behind.
+        Err(ReconcileError::Kafka(why)) if why.needs_a_fix() => {
+            let note = format!(
+                "cannot delete topic {} or the view's consumer groups: {why}",
+                dead_letter_topic(&view)
+            );
+            publish(&ctx, &view, EventType::Warning, "KafkaResourcesLeft", note);
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e),
+    };
     let ns = view.namespace().unwrap_or_default();
     let name = view.name_any();
     let dlq = dead_letter_topic(&view);
@@ -104,8 +118,8 @@ async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Actio
         .map(|r| consumer_group(&ns, &name, r))
         .collect();
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-    kafka::delete(&servers, &[&dlq], &group_refs).await?;
-    ctx.kafka.forget_topic(&servers, &dlq);
+    kafka::delete(&kafka, &[&dlq], &group_refs).await?;
+    ctx.kafka.forget_topic(&kafka, &dlq);
     publish(
         &ctx,
         &view,

@@ -5,23 +5,36 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+
+use super::kafka_connection::LastError;
+pub use super::kafka_connection::{ConnectFailure, KafkaConnection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
     #[error("topic {0} does not exist; create it, or fix spec.source.kafka.topic")]
     MissingTopic(String),
-    #[error("kafka at {servers}")]
+    /// The client could not be made, or could not reach the cluster;
+    /// `said` is librdkafka's own reason, when it gave one.
+    #[error("kafka at {servers}{}{}", said.as_deref().map(|s| format!(": {s}")).unwrap_or_default(), failure.hint())]
     Client {
         servers: String,
+        failure: ConnectFailure,
+        said: Option<String>,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
+    #[error(
+        "{kind} {name} named by spec.source.kafka.configFrom does not exist; create it, or fix the name"
+    )]
+    MissingClientConfig { kind: &'static str, name: String },
+    #[error(
+        "no Kafka bootstrap servers: set spec.source.kafka.bootstrapServers or a bootstrap.servers key in configFrom"
+    )]
+    NoBootstrapServers,
     #[error("kafka at {servers}: cannot {operation} {name}: {code}")]
     Refused {
         servers: String,
@@ -37,29 +50,72 @@ pub enum KafkaError {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn client_config(servers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", servers)
-        .set("socket.timeout.ms", "10000");
-    config
+fn unreachable(kafka: &KafkaConnection, source: rdkafka::error::KafkaError) -> KafkaError {
+    KafkaError::Client {
+        servers: kafka.servers.clone(),
+        failure: ConnectFailure::of_error(&source),
+        said: None,
+        source: Box::new(source),
+    }
 }
 
-fn unreachable(servers: &str, source: rdkafka::error::KafkaError) -> KafkaError {
-    KafkaError::Client {
-        servers: servers.into(),
-        source,
+/// A failed request, with what the client's error callback said about it.
+fn failed_with(
+    kafka: &KafkaConnection,
+    context: &LastError,
+    source: rdkafka::error::KafkaError,
+) -> KafkaError {
+    match context.take() {
+        Some((failure, said)) => KafkaError::Client {
+            servers: kafka.servers.clone(),
+            failure,
+            said: Some(said),
+            source: Box::new(source),
+        },
+        None => unreachable(kafka, source),
+    }
+}
+
+impl KafkaError {
+    /// Whether a person must change something (credentials, certificates,
+    /// properties, a Secret) before a retry can succeed.
+    pub fn needs_a_fix(&self) -> bool {
+        match self {
+            KafkaError::Client { failure, .. } => *failure != ConnectFailure::Unreachable,
+            KafkaError::MissingClientConfig { .. } | KafkaError::NoBootstrapServers => true,
+            _ => false,
+        }
+    }
+
+    /// The status message: the whole chain ("kafka at …" alone does not say
+    /// what failed), unless librdkafka's own reason already says it.
+    pub fn message(&self) -> String {
+        match self {
+            KafkaError::Client { said: Some(_), .. } => self.to_string(),
+            other => crate::errors::chain(other),
+        }
+    }
+
+    /// The `SourceReady` reason when this keeps the source from being read.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            KafkaError::MissingTopic(_) => "TopicUnavailable",
+            KafkaError::Client { failure, .. } => failure.reason(),
+            KafkaError::MissingClientConfig { .. } => "ClientConfigNotFound",
+            KafkaError::NoBootstrapServers => "NoBootstrapServers",
+            _ => "BrokerUnreachable",
+        }
     }
 }
 
 fn refused(
-    servers: &str,
+    kafka: &KafkaConnection,
     operation: &'static str,
     name: &str,
     code: RDKafkaErrorCode,
 ) -> KafkaError {
     KafkaError::Refused {
-        servers: servers.into(),
+        servers: kafka.servers.clone(),
         operation,
         name: name.into(),
         code,
@@ -71,33 +127,42 @@ const ENSURED_FOR: Duration = Duration::from_secs(600);
 /// How long a topic's partition count is reused (a missing topic is not remembered).
 const PARTITIONS_FOR: Duration = Duration::from_secs(30);
 
-/// Kafka clients kept across reconciles: one metadata client per cluster
-/// (bootstrap servers), and the topics already ensured. A reconcile then
-/// makes at most one metadata request on an open connection.
+/// Kafka clients kept across reconciles: one metadata client per
+/// connection (servers and connection properties), and the topics already
+/// ensured. A reconcile then makes at most one metadata request on an open
+/// connection.
 #[derive(Default)]
 pub struct KafkaClients {
-    metadata: Mutex<HashMap<String, Arc<BaseConsumer>>>,
-    ensured: Mutex<HashMap<(String, String), Instant>>,
-    partitions: Mutex<HashMap<(String, String), (i32, Instant)>>,
+    metadata: Mutex<HashMap<KafkaConnection, Arc<BaseConsumer<LastError>>>>,
+    ensured: Mutex<HashMap<(KafkaConnection, String), Instant>>,
+    partitions: Mutex<HashMap<(KafkaConnection, String), (i32, Instant)>>,
 }
 
 impl KafkaClients {
-    fn metadata_client(&self, servers: &str) -> Result<Arc<BaseConsumer>, KafkaError> {
+    fn metadata_client(
+        &self,
+        kafka: &KafkaConnection,
+    ) -> Result<Arc<BaseConsumer<LastError>>, KafkaError> {
         let mut clients = self.metadata.lock().map_err(|_| KafkaError::Poisoned)?;
-        if let Some(client) = clients.get(servers) {
+        if let Some(client) = clients.get(kafka) {
             return Ok(client.clone());
         }
-        let client: BaseConsumer = client_config(servers)
-            .create()
-            .map_err(|e| unreachable(servers, e))?;
+        let client: BaseConsumer<LastError> = kafka
+            .client_config()
+            .create_with_context(LastError::default())
+            .map_err(|e| unreachable(kafka, e))?;
         let client = Arc::new(client);
-        clients.insert(servers.to_string(), client.clone());
+        clients.insert(kafka.clone(), client.clone());
         Ok(client)
     }
 
     /// Partition count of a topic, off the async runtime (metadata calls block).
-    pub async fn partitions(&self, servers: &str, topic: &str) -> Result<i32, KafkaError> {
-        let key = (servers.to_string(), topic.to_string());
+    pub async fn partitions(
+        &self,
+        kafka: &KafkaConnection,
+        topic: &str,
+    ) -> Result<i32, KafkaError> {
+        let key = (kafka.clone(), topic.to_string());
         let known = self
             .partitions
             .lock()
@@ -108,8 +173,19 @@ impl KafkaClients {
         {
             return Ok(count);
         }
-        let consumer = self.metadata_client(servers)?;
-        let count = partitions_with(consumer, servers, topic).await?;
+        let consumer = self.metadata_client(kafka)?;
+        let count = match partitions_with(consumer, kafka, topic).await {
+            Ok(count) => count,
+            Err(e @ KafkaError::Client { .. }) => {
+                // A client that cannot connect keeps retrying in the
+                // background (a refused password, again and again): drop it.
+                if let Ok(mut clients) = self.metadata.lock() {
+                    clients.remove(kafka);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if let Ok(mut p) = self.partitions.lock() {
             p.insert(key, (count, Instant::now()));
         }
@@ -119,11 +195,11 @@ impl KafkaClients {
     /// Creates the topic unless it exists (or was seen to exist lately).
     pub async fn ensure_topic(
         &self,
-        servers: &str,
+        kafka: &KafkaConnection,
         topic: &str,
         partitions: i32,
     ) -> Result<bool, KafkaError> {
-        let key = (servers.to_string(), topic.to_string());
+        let key = (kafka.clone(), topic.to_string());
         let fresh = self
             .ensured
             .lock()
@@ -133,7 +209,7 @@ impl KafkaClients {
         if fresh {
             return Ok(false);
         }
-        let created = ensure_topic(servers, topic, partitions).await?;
+        let created = ensure_topic(kafka, topic, partitions).await?;
         if let Ok(mut ensured) = self.ensured.lock() {
             ensured.insert(key, Instant::now());
         }
@@ -141,23 +217,28 @@ impl KafkaClients {
     }
 
     /// After deleting a topic: the next ensure asks Kafka again.
-    pub fn forget_topic(&self, servers: &str, topic: &str) {
+    pub fn forget_topic(&self, kafka: &KafkaConnection, topic: &str) {
         if let Ok(mut ensured) = self.ensured.lock() {
-            ensured.remove(&(servers.to_string(), topic.to_string()));
+            ensured.remove(&(kafka.clone(), topic.to_string()));
         }
     }
 }
 
 async fn partitions_with(
-    consumer: Arc<BaseConsumer>,
-    servers: &str,
+    consumer: Arc<BaseConsumer<LastError>>,
+    kafka: &KafkaConnection,
     topic: &str,
 ) -> Result<i32, KafkaError> {
-    let (servers, topic) = (servers.to_string(), topic.to_string());
+    let (kafka, topic) = (kafka.clone(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), TIMEOUT)
-            .map_err(|e| unreachable(&servers, e))?;
+        let metadata = match consumer.fetch_metadata(Some(&topic), TIMEOUT) {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                // Serve the queued callbacks: their error says why.
+                let _ = consumer.poll(Duration::from_millis(200));
+                return Err(failed_with(&kafka, consumer.context(), e));
+            }
+        };
         metadata
             .topics()
             .iter()
@@ -170,42 +251,51 @@ async fn partitions_with(
     .map_err(KafkaError::Task)?
 }
 
-fn admin(servers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
-    client_config(servers)
-        .create()
-        .map_err(|e| unreachable(servers, e))
+fn admin(kafka: &KafkaConnection) -> Result<AdminClient<LastError>, KafkaError> {
+    kafka
+        .client_config()
+        .create_with_context(LastError::default())
+        .map_err(|e| unreachable(kafka, e))
 }
 
 /// Creates the topic unless it exists.
-async fn ensure_topic(servers: &str, topic: &str, partitions: i32) -> Result<bool, KafkaError> {
-    let admin = admin(servers)?;
+async fn ensure_topic(
+    kafka: &KafkaConnection,
+    topic: &str,
+    partitions: i32,
+) -> Result<bool, KafkaError> {
+    let admin = admin(kafka)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let results = admin
         .create_topics([&new], &options)
         .await
-        .map_err(|e| unreachable(servers, e))?;
+        .map_err(|e| failed_with(kafka, admin.inner().context(), e))?;
     match results.into_iter().next() {
         Some(Ok(_)) => Ok(true),
         Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(false),
-        Some(Err((t, code))) => Err(refused(servers, "create topic", &t, code)),
+        Some(Err((t, code))) => Err(refused(kafka, "create topic", &t, code)),
     }
 }
 
 /// Deletes topics and consumer groups; ones already gone are fine.
-pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(), KafkaError> {
-    let admin = admin(servers)?;
+pub async fn delete(
+    kafka: &KafkaConnection,
+    topics: &[&str],
+    groups: &[&str],
+) -> Result<(), KafkaError> {
+    let admin = admin(kafka)?;
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     if !topics.is_empty() {
         for result in admin
             .delete_topics(topics, &options)
             .await
-            .map_err(|e| unreachable(servers, e))?
+            .map_err(|e| failed_with(kafka, admin.inner().context(), e))?
         {
             if let Err((t, code)) = result
                 && code != RDKafkaErrorCode::UnknownTopicOrPartition
             {
-                return Err(refused(servers, "delete topic", &t, code));
+                return Err(refused(kafka, "delete topic", &t, code));
             }
         }
     }
@@ -213,7 +303,7 @@ pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(
         for result in admin
             .delete_groups(groups, &options)
             .await
-            .map_err(|e| unreachable(servers, e))?
+            .map_err(|e| failed_with(kafka, admin.inner().context(), e))?
         {
             if let Err((g, code)) = result
                 && !matches!(
@@ -221,7 +311,7 @@ pub async fn delete(servers: &str, topics: &[&str], groups: &[&str]) -> Result<(
                     RDKafkaErrorCode::GroupIdNotFound | RDKafkaErrorCode::NotCoordinator
                 )
             {
-                return Err(refused(servers, "delete consumer group", &g, code));
+                return Err(refused(kafka, "delete consumer group", &g, code));
             }
         }
     }
@@ -242,29 +332,29 @@ pub struct GroupLag {
 
 /// Events of `topic` the consumer group has not committed, summed over partitions.
 pub async fn group_lag(
-    servers: &str,
+    kafka: &KafkaConnection,
     group: &str,
     topic: &str,
     partitions: i32,
 ) -> Result<GroupLag, KafkaError> {
-    let (servers, group, topic) = (servers.to_string(), group.to_string(), topic.to_string());
+    let (kafka, group, topic) = (kafka.clone(), group.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = client_config(&servers)
+        let consumer: BaseConsumer<LastError> = kafka
+            .client_config()
             .set("group.id", &group)
-            .create()
-            .map_err(|e| unreachable(&servers, e))?;
+            .create_with_context(LastError::default())
+            .map_err(|e| unreachable(&kafka, e))?;
+        let failed = |e| failed_with(&kafka, consumer.context(), e);
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition(&topic, p);
         }
-        let committed = consumer
-            .committed_offsets(tpl, TIMEOUT)
-            .map_err(|e| unreachable(&servers, e))?;
+        let committed = consumer.committed_offsets(tpl, TIMEOUT).map_err(failed)?;
         let (mut events, mut measured) = (0, false);
         for p in 0..partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, p, TIMEOUT)
-                .map_err(|e| unreachable(&servers, e))?;
+                .map_err(failed)?;
             let at = match committed.find_partition(&topic, p).map(|e| e.offset()) {
                 Some(Offset::Offset(o)) => {
                     measured = true;

@@ -10,6 +10,7 @@ pub mod desired;
 pub mod diagnosis;
 pub mod k8s;
 pub mod kafka;
+pub mod kafka_connection;
 pub mod leader;
 pub mod metrics;
 pub mod network;

@@ -92,7 +92,7 @@ async fn apply_one<K: k8s::Applicable>(
 pub(super) async fn delete_orphans(
     client: &Client,
     validated: &ValidatedView,
-    servers: &str,
+    kafka: &kafka::KafkaConnection,
     keep: &BTreeSet<String>,
     network_policies: bool,
 ) -> Result<(), kube::Error> {
@@ -109,7 +109,7 @@ pub(super) async fn delete_orphans(
         let groups: Vec<String> = gone.iter().map(|r| validated.consumer_group(r)).collect();
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
         // Only bookkeeping for lag tools: a failure here must not stop reconcile.
-        let _ = kafka::delete(servers, &[], &groups).await;
+        let _ = kafka::delete(kafka, &[], &groups).await;
     }
     Ok(())
 }

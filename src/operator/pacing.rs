@@ -37,6 +37,31 @@ pub fn requeue_after(settled: bool, views: usize, uid: &str) -> Duration {
     interval.mul_f64(0.9 + f64::from(spread) / 1000.0)
 }
 
+/// Requeue of a view whose source needs a person's fix (a refused password,
+/// a missing Secret): half the time it has been failing, from 10 s up to
+/// 2 min, so a broken view does not knock on the brokers every few seconds
+/// while a fixed one is seen soon.
+pub fn refused_source_requeue(failing_for: Duration) -> Duration {
+    (failing_for / 2).clamp(Duration::from_secs(10), Duration::from_secs(120))
+}
+
+/// How long `SourceReady` has been False in `status`, as of `now`.
+pub fn source_failing_for(
+    status: Option<&crate::crd::MaterializedViewStatus>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Duration {
+    use crate::crd::{ConditionStatus, ConditionType};
+    status
+        .and_then(|s| {
+            s.conditions.iter().find(|c| {
+                c.type_ == ConditionType::SourceReady && c.status == ConditionStatus::False
+            })
+        })
+        .and_then(|c| c.last_transition_time.as_ref())
+        .and_then(|since| Duration::try_from(now.duration_since(since.0)).ok())
+        .unwrap_or_default()
+}
+
 /// What a view's last reconciles did, so unchanged work is skipped: applying
 /// the same objects again, listing other revisions' objects again.
 #[derive(Default)]
@@ -133,6 +158,22 @@ impl ReconcileMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_that_needs_a_fix_is_retried_less_and_less_often() {
+        assert_eq!(
+            refused_source_requeue(Duration::ZERO),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            refused_source_requeue(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            refused_source_requeue(Duration::from_secs(3600)),
+            Duration::from_secs(120)
+        );
+    }
 
     #[test]
     fn requeues_spread_with_the_number_of_views_and_between_views() {

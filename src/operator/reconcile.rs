@@ -12,11 +12,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::info;
 
-use super::context::{Context, ReconcileError, bootstrap_servers, publish, view_key};
+use super::context::{Context, ReconcileError, kafka_connection, publish, view_key};
 use super::k8s;
-use super::kafka::{self, KafkaError};
+use super::kafka::{self, KafkaConnection, KafkaError};
 use super::objects::{Mode, apply_desired, delete_orphans};
-use super::pacing::{CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, requeue_after};
+use super::pacing::{
+    CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, refused_source_requeue, requeue_after,
+    source_failing_for,
+};
 use super::projectors::{
     ObservedPod, diagnose_pods, projector_troubles, revision_pods, view_totals,
 };
@@ -50,6 +53,12 @@ pub(super) async fn apply(
         Ok(source) => source,
         Err(missing) => {
             run.finish_without_source(&missing).await?;
+            if missing.needs_a_fix() {
+                let status = ctx.last_status(&view);
+                let failing_for =
+                    source_failing_for(status.as_ref(), k8s_openapi::jiff::Timestamp::now());
+                return Ok(Action::requeue(refused_source_requeue(failing_for)));
+            }
             let uid = view.metadata.uid.clone().unwrap_or_default();
             let count = ctx.metrics.view_count();
             return Ok(Action::requeue(requeue_after(false, count, &uid)));
@@ -80,7 +89,7 @@ pub(super) async fn apply(
             delete_orphans(
                 &ctx.client,
                 &validated,
-                &source.servers,
+                &source.kafka,
                 &keep,
                 ctx.settings.network_access.is_some(),
             )
@@ -107,7 +116,7 @@ pub(super) async fn apply(
 
 /// The source topic as found.
 struct SourceTopic {
-    servers: String,
+    kafka: KafkaConnection,
     partitions: i32,
 }
 
@@ -222,16 +231,10 @@ impl<'a> Reconciling<'a> {
     }
 
     async fn finish_without_source(mut self, why: &KafkaError) -> Result<(), ReconcileError> {
-        // The whole chain: "kafka at …" alone does not say what failed.
-        let mut message = why.to_string();
-        let mut cause = std::error::Error::source(why);
-        while let Some(e) = cause {
-            message = format!("{message}: {e}");
-            cause = e.source();
-        }
-        self.observed.source = Err(match why {
-            KafkaError::MissingTopic(_) => SourceUnavailable::topic(message.clone()),
-            _ => SourceUnavailable::broker(message.clone()),
+        let message = why.message();
+        self.observed.source = Err(SourceUnavailable {
+            reason: why.reason(),
+            message: message.clone(),
         });
         self.observe_active().await?;
         self.finish(Announce::SourceUnavailable(message)).await?;
@@ -272,7 +275,7 @@ impl<'a> Reconciling<'a> {
         // Kafka request for a view whose pods do not run.
         let running = self.active_pods.iter().any(|p| p.stats.is_some());
         self.observed.lag = if running {
-            kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
+            kafka::group_lag(&source.kafka, &group, &validated.topic, source.partitions)
                 .await
                 .ok()
                 .filter(|lag| lag.measured)
@@ -374,25 +377,26 @@ async fn check_source(
     view: &MaterializedView,
     validated: &ValidatedView,
 ) -> Result<Result<SourceTopic, KafkaError>, ReconcileError> {
-    let servers = bootstrap_servers(view, ctx).await?;
-    let partitions = match ctx.kafka.partitions(&servers, &validated.topic).await {
+    let kafka = match kafka_connection(view, ctx).await {
+        Ok(kafka) => kafka,
+        Err(ReconcileError::Kafka(e)) => return Ok(Err(e)),
+        Err(e) => return Err(e),
+    };
+    let partitions = match ctx.kafka.partitions(&kafka, &validated.topic).await {
         Ok(n) => n,
-        // A missing topic, or brokers that do not answer: said in status
-        // (the running revision keeps serving from its stores).
+        // A missing topic, brokers that do not answer or refuse us: said in
+        // status (the running revision keeps serving from its stores).
         Err(unavailable @ (KafkaError::MissingTopic(_) | KafkaError::Client { .. })) => {
             return Ok(Err(unavailable));
         }
         Err(e) => return Err(e.into()),
     };
     let dlq = &validated.dead_letter_topic;
-    if ctx.kafka.ensure_topic(&servers, dlq, 1).await? {
+    if ctx.kafka.ensure_topic(&kafka, dlq, 1).await? {
         let note = format!("created topic {dlq}");
         publish(ctx, view, EventType::Normal, "DeadLetterTopicCreated", note);
     }
-    Ok(Ok(SourceTopic {
-        servers,
-        partitions,
-    }))
+    Ok(Ok(SourceTopic { kafka, partitions }))
 }
 
 /// Whether the spec changed since status last described it.
@@ -442,7 +446,7 @@ async fn switch_revision(
     let group = validated.consumer_group(current);
     // The group's lag matters only once every projector of the target is ready.
     let lag = if ready.all_ready() {
-        kafka::group_lag(&source.servers, &group, &validated.topic, source.partitions)
+        kafka::group_lag(&source.kafka, &group, &validated.topic, source.partitions)
             .await
             .map_or(i64::MAX, |lag| lag.events)
     } else {

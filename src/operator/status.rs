@@ -91,14 +91,6 @@ impl SourceUnavailable {
             message: message.into(),
         }
     }
-
-    /// No broker answers.
-    pub fn broker(message: impl Into<String>) -> SourceUnavailable {
-        SourceUnavailable {
-            reason: "BrokerUnreachable",
-            message: message.into(),
-        }
-    }
 }
 
 /// What reconcile observed.

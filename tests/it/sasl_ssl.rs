@@ -2,15 +2,21 @@
 //! environment's CA): the projector connects with the client properties a
 //! mounted Secret gives it and builds the exact view; with a wrong password
 //! it says authentication failed, and never writes the password anywhere.
+//! Through the operator: a view whose `configFrom` names the Secret becomes
+//! Ready; a wrong password is `SourceReady=False`/`AuthenticationFailed`.
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use matview::crd::{Condition, ConditionStatus, ConditionType, MaterializedView};
 use matview::workload::OrderGenerator;
 use serde_json::Value;
 
 use crate::support::own_broker::OwnBroker;
 use crate::support::projector::{Projector, produce_orders_at, reference, shop_view_yaml};
-use crate::support::{TestEnv, kafka, unique_name};
+use crate::support::stack::{Stack, shop_view, stack};
+use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
 /// librdkafka properties for the SASL_SSL listener, as a Secret's file.
 fn client_properties(broker: &OwnBroker, password: &str) -> String {
@@ -81,4 +87,135 @@ async fn a_sasl_ssl_source_builds_the_view_and_a_wrong_password_is_named_not_log
         !projector.logs().contains(&broker.sasl_password()),
         "the password is not logged"
     );
+}
+
+/// The client properties of the SASL_SSL listener as a Secret: what a
+/// platform team would write, the CA as PEM text (`ssl.ca.pem`), since a
+/// file path means nothing inside the operator's or a projector's pod.
+async fn client_secret(st: &Stack, name: &str, broker: &OwnBroker, password: &str) {
+    let ca = std::fs::read_to_string(broker.ca_pem()).expect("the environment's CA");
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "stringData": {
+            "bootstrap.servers": broker.sasl_ssl_bootstrap(),
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": "matview",
+            "sasl.password": password,
+            "ssl.ca.pem": ca,
+        },
+    }))
+    .expect("secret literal");
+    let secrets: Api<Secret> = Api::namespaced(st.client.clone(), &st.ns.name);
+    secrets
+        .patch(
+            name,
+            &PatchParams::apply("matview-tests").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("secret applied");
+}
+
+/// The shop view reading `topic` with its connection from `secret` alone.
+fn view_from_secret(name: &str, topic: &str, secret: &str) -> MaterializedView {
+    let mut view = shop_view(name, topic, 1, 1, false);
+    view.spec.source.kafka.bootstrap_servers = None;
+    view.spec.source.kafka.config_from = Some(matview::crd::ConfigFrom {
+        secret_name: Some(secret.into()),
+        config_map_name: None,
+    });
+    view
+}
+
+/// `SourceReady` of the view, once it is False.
+async fn source_refused(views: &Api<MaterializedView>, name: &str) -> Condition {
+    eventually(
+        &format!("{name}: SourceReady=False"),
+        Duration::from_secs(120),
+        || async {
+            let status = views.get(name).await.ok()?.status?;
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == ConditionType::SourceReady)
+                .filter(|c| c.status == ConditionStatus::False)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_operator_a_sasl_ssl_view_is_ready_and_a_wrong_password_is_a_status() {
+    let broker = tokio::task::block_in_place(|| OwnBroker::start_sasl_ssl("sasl-op"));
+    let st = stack("saslop", "kubernetes").await;
+    let topic = kafka::create_topic_at(&broker.bootstrap, "orders", 2).await;
+    let mut generator = OrderGenerator::new(112, 40);
+    let orders: Vec<Value> = (0..400).map(|_| generator.next_order()).collect();
+    produce_orders_at(&broker.bootstrap, &topic, &orders).await;
+    let expected = reference(&orders);
+
+    // The right password: Ready through the operator, every row served.
+    client_secret(&st, "kafka-good", &broker, &broker.sasl_password()).await;
+    st.views
+        .create(
+            &PostParams::default(),
+            &view_from_secret("secured", &topic, "kafka-good"),
+        )
+        .await
+        .expect("view");
+    st.ready("secured", expected.len() as i64).await;
+    let token = st.reader().await;
+    assert_eq!(st.rows("secured", expected.keys(), &token).await, expected);
+
+    // A wrong password: a status that says so, no workload, no secret in
+    // logs, status or Events.
+    let wrong_password = format!("wrong-{}", unique_name("pw"));
+    client_secret(&st, "kafka-bad", &broker, &wrong_password).await;
+    st.views
+        .create(
+            &PostParams::default(),
+            &view_from_secret("refused", &topic, "kafka-bad"),
+        )
+        .await
+        .expect("view");
+    let refused = source_refused(&st.views, "refused").await;
+    eprintln!("SourceReady: {:?} {}: {}", refused.status, refused.reason, refused.message);
+    assert_eq!(refused.reason, "AuthenticationFailed", "{refused:?}");
+    assert!(
+        refused.message.contains("SASL authentication error")
+            && refused.message.contains("sasl.password"),
+        "names the failure and what to check: {}",
+        refused.message
+    );
+    let view = st.views.get("refused").await.expect("view");
+    let status = view.status.expect("status");
+    assert_eq!(status.phase, Some(matview::crd::Phase::Pending));
+    let events = run_ok(
+        st.env
+            .kubectl()
+            .args(["get", "events", "-n", &st.ns.name, "-o", "yaml"]),
+    );
+    assert!(
+        events.contains("SourceUnavailable"),
+        "a Warning Event: {events}"
+    );
+    for (what, text) in [
+        ("operator log", st.operator_log()),
+        ("events", events),
+        ("status", format!("{status:?}")),
+    ] {
+        assert!(!text.contains(&wrong_password), "{what} holds the password");
+        assert!(
+            !text.contains(&broker.sasl_password()),
+            "{what} holds the password"
+        );
+    }
+
+    // Fixing the Secret is enough: the next retry finds it.
+    client_secret(&st, "kafka-bad", &broker, &broker.sasl_password()).await;
+    let fixed = std::time::Instant::now();
+    st.ready("refused", expected.len() as i64).await;
+    eprintln!("Ready {:?} after the Secret was fixed", fixed.elapsed());
+    assert_eq!(st.rows("refused", expected.keys(), &token).await, expected);
 }

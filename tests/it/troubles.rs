@@ -86,13 +86,14 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
         }),
         ..Default::default()
     });
-    // A client property librdkafka refuses: the projector exits at start.
+    // A consumer property librdkafka refuses: the projector exits at start
+    // (the operator uses only connection properties, so it cannot tell).
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let secret: Secret = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "kafka-client"},
         "data": {
             "bootstrap.servers": ByteString(env.kafka_bootstrap.clone().into_bytes()),
-            "security.protocol": ByteString(b"bogus".to_vec()),
+            "fetch.wait.max.ms": ByteString(b"bogus".to_vec()),
         },
     }))
     .expect("secret literal");
@@ -174,7 +175,7 @@ async fn unschedulable_and_crashing_projectors_are_named_in_status() {
         "{message}"
     );
     assert!(
-        message.contains("security.protocol") && message.contains("kubectl logs crashing-"),
+        message.contains("fetch.wait.max.ms") && message.contains("kubectl logs crashing-"),
         "the projector's own error and where to read more: {message}"
     );
     let text = describe(env, &ns.name, "crashing");

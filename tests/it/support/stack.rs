@@ -137,22 +137,8 @@ impl Stack {
         replicas: i32,
         keyed: bool,
     ) {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/items-by-price.yaml"
-        ))
-        .expect("example");
-        let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
-        view.metadata.name = Some(name.into());
-        view.metadata.namespace = None;
+        let mut view = shop_view(name, topic, shards, replicas, keyed);
         view.spec.source.kafka.bootstrap_servers = Some(servers.to_string());
-        view.spec.source.kafka.topic = topic.into();
-        view.spec.source.keyed_by_row_key = keyed;
-        view.spec.dead_letter = Some(matview::crd::DeadLetter {
-            topic: Some(unique_name("gw-dlq")),
-        });
-        view.spec.shards = shards;
-        view.spec.replicas_per_shard = replicas;
         self.views
             .create(&PostParams::default(), &view)
             .await
@@ -244,6 +230,33 @@ impl Stack {
             .expect("ClusterRole");
         name
     }
+}
+
+/// The shop example (examples/items-by-price.yaml) named `name`, on
+/// `topic`, `shards` × `replicas`, with a dead-letter topic of its own.
+pub fn shop_view(
+    name: &str,
+    topic: &str,
+    shards: i32,
+    replicas: i32,
+    keyed: bool,
+) -> MaterializedView {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/items-by-price.yaml"
+    ))
+    .expect("example");
+    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    view.metadata.name = Some(name.into());
+    view.metadata.namespace = None;
+    view.spec.source.kafka.topic = topic.into();
+    view.spec.source.keyed_by_row_key = keyed;
+    view.spec.dead_letter = Some(matview::crd::DeadLetter {
+        topic: Some(unique_name("gw-dlq")),
+    });
+    view.spec.shards = shards;
+    view.spec.replicas_per_shard = replicas;
+    view
 }
 
 /// Orders keyed by user with Kafka's default (murmur2) partitioner, as a
