@@ -157,11 +157,10 @@ async fn through_the_operator_a_sasl_ssl_view_is_ready_and_a_wrong_password_is_a
 
     // The right password: Ready through the operator, every row served.
     client_secret(&st, "kafka-good", &broker, &broker.sasl_password()).await;
+    let mut secured = view_from_secret("secured", &topic, "kafka-good");
+    secured.spec.deletion_policy = matview::crd::DeletionPolicy::Delete;
     st.views
-        .create(
-            &PostParams::default(),
-            &view_from_secret("secured", &topic, "kafka-good"),
-        )
+        .create(&PostParams::default(), &secured)
         .await
         .expect("view");
     st.ready("secured", expected.len() as i64).await;
@@ -180,7 +179,10 @@ async fn through_the_operator_a_sasl_ssl_view_is_ready_and_a_wrong_password_is_a
         .await
         .expect("view");
     let refused = source_refused(&st.views, "refused").await;
-    eprintln!("SourceReady: {:?} {}: {}", refused.status, refused.reason, refused.message);
+    eprintln!(
+        "SourceReady: {:?} {}: {}",
+        refused.status, refused.reason, refused.message
+    );
     assert_eq!(refused.reason, "AuthenticationFailed", "{refused:?}");
     assert!(
         refused.message.contains("SASL authentication error")
@@ -218,4 +220,33 @@ async fn through_the_operator_a_sasl_ssl_view_is_ready_and_a_wrong_password_is_a
     st.ready("refused", expected.len() as i64).await;
     eprintln!("Ready {:?} after the Secret was fixed", fixed.elapsed());
     assert_eq!(st.rows("refused", expected.keys(), &token).await, expected);
+
+    // The Secret deleted first (as a namespace deletion may): deleting the
+    // view does not wait forever to clean Kafka up; it says what is left.
+    let secrets: Api<Secret> = Api::namespaced(st.client.clone(), &st.ns.name);
+    secrets
+        .delete("kafka-good", &Default::default())
+        .await
+        .expect("secret deleted");
+    st.views
+        .delete("secured", &Default::default())
+        .await
+        .expect("view deleted");
+    eventually("the view gone", Duration::from_secs(60), || async {
+        matches!(
+            st.views.get("secured").await,
+            Err(kube::Error::Api(e)) if e.code == 404
+        )
+        .then_some(())
+    })
+    .await;
+    let events = run_ok(
+        st.env
+            .kubectl()
+            .args(["get", "events", "-n", &st.ns.name, "-o", "yaml"]),
+    );
+    assert!(
+        events.contains("KafkaResourcesLeft") && events.contains("Secret kafka-good"),
+        "{events}"
+    );
 }
