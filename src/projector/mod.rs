@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 mod reads;
 pub mod store;
+mod store_codec;
 mod watermarks;
 
 use std::collections::BTreeMap;
@@ -19,13 +20,13 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::crd::MaterializedView;
 use crate::view::{ValidatedView, ViewError};
 use changes::ChangeFeed;
 use metrics::Metrics;
-use store::{Store, StoreError, StoreIdentity};
+use store::{RowShape, Store, StoreError, StoreIdentity};
 
 /// Everything a projector process needs, from its command line.
 #[derive(Debug, Clone)]
@@ -367,8 +368,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         Store::open(
             &config.data_dir,
             &identity,
-            view.compiled.groups.len(),
-            view.compiled.aggregate.sums.len(),
+            RowShape::of(&view.compiled),
             config.store_cache_bytes,
         )
     };
@@ -382,6 +382,18 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
                 source,
             })?;
             (open()?, true)
+        }
+        Err(StoreError::Outdated {
+            path,
+            found,
+            expected,
+        }) => {
+            warn!(path = %path.display(), found, expected, "the store has an older layout; deleting it and rebuilding from the topic");
+            std::fs::remove_file(&path).map_err(|source| ProjectorError::RemoveDamaged {
+                path: path.clone(),
+                source,
+            })?;
+            (open()?, false)
         }
         opened => (opened?, false),
     };

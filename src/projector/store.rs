@@ -5,20 +5,28 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::store_codec::{
+    RowTotals, decode_record, encode_item, encode_record, item_key, record_key, row_prefix,
+};
+use crate::engine::compile::{CompiledItems, CompiledView};
 use crate::engine::row::{StoredRecord, apply_totals};
-use crate::engine::{Record, Row, Upsert};
+use crate::engine::{Record, Upsert};
 
-/// (row key, record id) encoded by [`record_key`] → record (JSON).
+/// (row key, record id) encoded by [`record_key`] → record.
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-/// row key → nothing: which rows exist. Totals are folded from a row's records
-/// when it is read, so a batch writes each record once and nothing per row.
-const ROWS: TableDefinition<&str, ()> = TableDefinition::new("rows");
+/// row key → [`RowTotals`]: which rows exist, and their counts and sums,
+/// kept by every batch, so a read never folds a row's records.
+const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
+/// (row, group, order value, id) by [`item_key`] → (id, record): the items
+/// of rows too big to read whole, in serving order, so a read takes the
+/// first `limit` of each group and nothing else.
+const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
 
-/// Version of the on-disk layout; a store of another layout is refused.
-const STORE_FORMAT: u32 = 2;
+/// Version of the on-disk layout; a store of another layout is rebuilt.
+const STORE_FORMAT: u32 = 3;
 /// partition → next offset to consume.
 const OFFSETS: TableDefinition<i32, i64> = TableDefinition::new("offsets");
 /// "identity" → which view, revision and shard this store belongs to (JSON);
@@ -29,6 +37,39 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// shard may be from a batch a crash cut short.
 const LETTER_ENDS: TableDefinition<i32, i64> = TableDefinition::new("letter_ends");
 const LETTER_ENDS_SET: &str = "letter-ends";
+
+/// What a view's rows hold: groups, sums per group, and the bounded items
+/// list a read serves (if any).
+#[derive(Debug, Clone)]
+pub struct RowShape {
+    pub groups: usize,
+    pub sums: usize,
+    pub items: Option<CompiledItems>,
+}
+
+impl RowShape {
+    pub fn of(view: &CompiledView) -> RowShape {
+        RowShape {
+            groups: view.groups.len(),
+            sums: view.aggregate.sums.len(),
+            items: view.aggregate.items.clone(),
+        }
+    }
+
+    /// Records a row may hold before its items are indexed: up to that,
+    /// reading the whole row costs no more than the items a read serves.
+    fn index_above(&self) -> Option<u64> {
+        self.items.as_ref().map(|i| i.limit.max(64) as u64)
+    }
+
+    fn order_value<'a>(
+        &self,
+        record: &'a StoredRecord,
+    ) -> Option<&'a crate::engine::json::RawJson> {
+        let field = self.items.as_ref()?.order_by?;
+        record.fields.get(field)
+    }
+}
 
 /// Whose state a store holds; a store is never reused for another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,12 +114,40 @@ pub enum StoreError {
     Io(#[source] Box<redb::Error>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "the store at {path} has layout {found}, this version writes layout {expected}; \
+         it is rebuilt from the topic"
+    )]
+    Outdated {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
 }
 
 macro_rules! io {
     ($e:expr) => {
         $e.map_err(|e| StoreError::Io(Box::new(redb::Error::from(e))))
     };
+}
+
+/// The first key after every key that starts with `prefix` (`None`: no end).
+fn prefix_end(mut prefix: Vec<u8>) -> Option<Vec<u8>> {
+    while let Some(last) = prefix.pop() {
+        if last < u8::MAX {
+            prefix.push(last + 1);
+            return Some(prefix);
+        }
+    }
+    None
+}
+
+/// The tables a batch writes, and a reused encoding buffer.
+struct BatchTables<'txn> {
+    records: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    totals: redb::Table<'txn, &'static str, &'static [u8]>,
+    items: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    encoded: Vec<u8>,
 }
 
 /// What one batch changed.
@@ -95,60 +164,8 @@ pub struct BatchOutcome {
 
 pub struct Store {
     db: Database,
-    groups: usize,
-    sums: usize,
+    shape: RowShape,
     path: PathBuf,
-}
-
-/// Encodes (row key, id) so that all records of a row are one contiguous range.
-fn record_key(row: &str, id: &str) -> Vec<u8> {
-    let mut key = row_prefix(row);
-    key.extend_from_slice(id.as_bytes());
-    key
-}
-
-fn row_prefix(row: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + row.len() + 16);
-    key.extend_from_slice(&(row.len() as u32).to_be_bytes());
-    key.extend_from_slice(row.as_bytes());
-    key
-}
-
-/// Compact record encoding: group (u16, MAX = none), partition (i32), offset
-/// (i64), sums (count u8, then i128 nanos each), then the fields as a JSON array.
-fn encode_record(r: &StoredRecord, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&r.group.unwrap_or(u16::MAX).to_le_bytes());
-    out.extend_from_slice(&r.version.partition.to_le_bytes());
-    out.extend_from_slice(&r.version.offset.to_le_bytes());
-    out.push(r.sums.len() as u8);
-    for s in &r.sums {
-        out.extend_from_slice(&s.to_nanos().to_le_bytes());
-    }
-    // Writing JSON into a Vec cannot fail for values that came from JSON.
-    let _ = serde_json::to_writer(&mut *out, &r.fields);
-}
-
-fn decode_record(bytes: &[u8]) -> Result<StoredRecord, StoreError> {
-    let corrupt = || StoreError::Corrupt("truncated record".into());
-    let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(corrupt);
-    let group = u16::from_le_bytes(take(0, 2)?.try_into().map_err(|_| corrupt())?);
-    let partition = i32::from_le_bytes(take(2, 4)?.try_into().map_err(|_| corrupt())?);
-    let offset = i64::from_le_bytes(take(6, 8)?.try_into().map_err(|_| corrupt())?);
-    let count = usize::from(*take(14, 1)?.first().ok_or_else(corrupt)?);
-    let mut sums = Vec::with_capacity(count);
-    for i in 0..count {
-        let raw = i128::from_le_bytes(take(15 + 16 * i, 16)?.try_into().map_err(|_| corrupt())?);
-        sums.push(crate::engine::Decimal::from_nanos(raw));
-    }
-    let fields = serde_json::from_slice(&bytes[(15 + 16 * count).min(bytes.len())..])
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(StoredRecord {
-        group: (group != u16::MAX).then_some(group),
-        fields,
-        sums,
-        version: crate::engine::Position { partition, offset },
-    })
 }
 
 impl Store {
@@ -157,8 +174,7 @@ impl Store {
     pub fn open(
         dir: &Path,
         identity: &StoreIdentity,
-        groups: usize,
-        sums: usize,
+        shape: RowShape,
         cache_bytes: usize,
     ) -> Result<Store, StoreError> {
         let identity = &StoreIdentity {
@@ -203,6 +219,19 @@ impl Store {
                 .transpose()
                 .map_err(|e| damaged(format!("unreadable identity: {e}")))?;
             match found {
+                Some(found)
+                    if found.format != identity.format
+                        && StoreIdentity {
+                            format: identity.format,
+                            ..found.clone()
+                        } == *identity =>
+                {
+                    return Err(StoreError::Outdated {
+                        path: path.clone(),
+                        found: found.format,
+                        expected: identity.format,
+                    });
+                }
                 Some(found) if &found != identity => {
                     return Err(StoreError::ForeignState {
                         found: Box::new(found),
@@ -217,17 +246,13 @@ impl Store {
                 }
             }
             io!(txn.open_table(RECORDS))?;
-            io!(txn.open_table(ROWS))?;
+            io!(txn.open_table(TOTALS))?;
+            io!(txn.open_table(ITEMS))?;
             io!(txn.open_table(OFFSETS))?;
             io!(txn.open_table(LETTER_ENDS))?;
         }
         io!(txn.commit())?;
-        Ok(Store {
-            db,
-            groups,
-            sums,
-            path,
-        })
+        Ok(Store { db, shape, path })
     }
 
     /// The store's file in a data directory.
@@ -285,61 +310,27 @@ impl Store {
         next_offsets: &BTreeMap<i32, i64>,
         letter_ends: &BTreeMap<i32, i64>,
     ) -> Result<BatchOutcome, StoreError> {
-        // Key order keeps B-tree writes local; versions decide between
-        // records of the same id, so reordering does not change the result.
+        // Key order keeps B-tree writes local and puts a row's records
+        // together, so its totals are read and written once per batch;
+        // versions decide between records of the same id, so reordering
+        // does not change the result.
         records.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
         let txn = io!(self.db.begin_write())?;
         let mut outcome = BatchOutcome::default();
         {
-            let mut table = io!(txn.open_table(RECORDS))?;
-            let mut rows_table = io!(txn.open_table(ROWS))?;
-            let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-            let mut changed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-            // apply_totals decides the outcome from the two versions; the
-            // totals it moves here are scratch (rows fold theirs when read).
-            let mut scratch = Row::new(self.groups, self.sums).totals;
-            let mut encoded = Vec::with_capacity(256);
-            for record in records {
-                let key = record_key(&record.key, &record.id);
-                let new = StoredRecord {
-                    group: record.group,
-                    fields: record.fields,
-                    sums: record.sums,
-                    version: record.version,
-                };
-                encode_record(&new, &mut encoded);
-                // One B-tree operation in the common case: insert returns the
-                // previous value; when that one was newer, it is put back.
-                let old = io!(table.insert(key.as_slice(), encoded.as_slice()))?
-                    .map(|v| decode_record(v.value()))
-                    .transpose()?;
-                match apply_totals(&mut scratch, old.as_ref(), &new) {
-                    // The held version stays: put its bytes back.
-                    kept @ (Upsert::Stale | Upsert::Unchanged) => {
-                        if kept == Upsert::Stale {
-                            outcome.stale += 1;
-                        } else {
-                            outcome.unchanged += 1;
-                        }
-                        if let Some(old) = &old {
-                            encode_record(old, &mut encoded);
-                            io!(table.insert(key.as_slice(), encoded.as_slice()))?;
-                        }
-                        continue;
-                    }
-                    Upsert::Inserted => outcome.inserted += 1,
-                    Upsert::Replaced => outcome.replaced += 1,
-                }
-                if old.is_none() && !seen.contains(&record.key) {
-                    seen.insert(record.key.clone());
-                    if io!(rows_table.get(record.key.as_str()))?.is_none() {
-                        io!(rows_table.insert(record.key.as_str(), ()))?;
-                        outcome.new_rows += 1;
-                    }
-                }
-                changed.insert(record.key);
+            let mut tables = BatchTables {
+                records: io!(txn.open_table(RECORDS))?,
+                totals: io!(txn.open_table(TOTALS))?,
+                items: io!(txn.open_table(ITEMS))?,
+                encoded: Vec::with_capacity(256),
+            };
+            let mut rest = records.as_mut_slice();
+            while let Some(first) = rest.first() {
+                let n = rest.iter().take_while(|r| r.key == first.key).count();
+                let (row, tail) = rest.split_at_mut(n);
+                self.apply_row(&mut tables, row, &mut outcome)?;
+                rest = tail;
             }
-            outcome.changed_rows = changed.into_iter().collect();
             let mut offsets = io!(txn.open_table(OFFSETS))?;
             for (&p, &o) in next_offsets {
                 io!(offsets.insert(p, o))?;
@@ -354,90 +345,137 @@ impl Store {
         Ok(outcome)
     }
 
-    /// The row of `key`, if any record ever reached it.
-    pub fn row(&self, key: &str) -> Result<Option<Row>, StoreError> {
-        let txn = io!(self.db.begin_read())?;
-        let rows_table = io!(txn.open_table(ROWS))?;
-        if io!(rows_table.get(key))?.is_none() {
-            return Ok(None);
+    /// One row's records of a batch: each record replaces its earlier
+    /// version, the row's totals move by the difference, and an indexed
+    /// row's items follow.
+    fn apply_row(
+        &self,
+        t: &mut BatchTables<'_>,
+        records: &mut [Record],
+        outcome: &mut BatchOutcome,
+    ) -> Result<(), StoreError> {
+        let Some(key) = records.first().map(|r| r.key.clone()) else {
+            return Ok(());
+        };
+        let held = io!(t.totals.get(key.as_str()))?
+            .map(|v| RowTotals::decode(v.value(), self.shape.groups, self.shape.sums))
+            .transpose()?;
+        let is_new = held.is_none();
+        let mut totals = held.unwrap_or_else(|| RowTotals::new(self.shape.groups, self.shape.sums));
+        let mut changed = false;
+        for record in records.iter_mut() {
+            let record_key = record_key(&key, &record.id);
+            let new = StoredRecord {
+                group: record.group,
+                fields: std::mem::take(&mut record.fields),
+                sums: std::mem::take(&mut record.sums),
+                version: record.version,
+            };
+            encode_record(&new, &mut t.encoded);
+            // One B-tree operation in the common case: insert returns the
+            // previous value; when that one was newer, it is put back.
+            let old = io!(t
+                .records
+                .insert(record_key.as_slice(), t.encoded.as_slice()))?
+            .map(|v| decode_record(v.value()))
+            .transpose()?;
+            match apply_totals(&mut totals.groups, old.as_ref(), &new) {
+                kept @ (Upsert::Stale | Upsert::Unchanged) => {
+                    if kept == Upsert::Stale {
+                        outcome.stale += 1;
+                    } else {
+                        outcome.unchanged += 1;
+                    }
+                    if let Some(old) = &old {
+                        encode_record(old, &mut t.encoded);
+                        io!(t
+                            .records
+                            .insert(record_key.as_slice(), t.encoded.as_slice()))?;
+                    }
+                    continue;
+                }
+                Upsert::Inserted => {
+                    outcome.inserted += 1;
+                    totals.records += 1;
+                }
+                Upsert::Replaced => outcome.replaced += 1,
+            }
+            changed = true;
+            if totals.indexed {
+                if let Some(old) = &old {
+                    self.unindex(t, &key, &record.id, old)?;
+                }
+                self.index(t, &key, &record.id, &new)?;
+            }
         }
-        let table = io!(txn.open_table(RECORDS))?;
-        self.fold_row(&table, key).map(Some)
+        if !changed {
+            return Ok(());
+        }
+        if !totals.indexed
+            && self
+                .shape
+                .index_above()
+                .is_some_and(|above| totals.records > above)
+        {
+            self.index_row(t, &key)?;
+            totals.indexed = true;
+        }
+        totals.encode(&mut t.encoded);
+        io!(t.totals.insert(key.as_str(), t.encoded.as_slice()))?;
+        if is_new {
+            outcome.new_rows += 1;
+        }
+        outcome.changed_rows.push(key);
+        Ok(())
     }
 
-    /// A row's records and the totals folded from them.
-    fn fold_row(
+    fn index(
         &self,
-        table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-        key: &str,
-    ) -> Result<Row, StoreError> {
-        let prefix = row_prefix(key);
-        let mut row = Row::new(self.groups, self.sums);
-        for entry in io!(table.range(prefix.as_slice()..))? {
+        t: &mut BatchTables<'_>,
+        row: &str,
+        id: &str,
+        record: &StoredRecord,
+    ) -> Result<(), StoreError> {
+        let Some(group) = record.group else {
+            return Ok(());
+        };
+        let key = item_key(row, group, self.shape.order_value(record), id);
+        encode_item(id, record, &mut t.encoded);
+        io!(t.items.insert(key.as_slice(), t.encoded.as_slice()))?;
+        Ok(())
+    }
+
+    fn unindex(
+        &self,
+        t: &mut BatchTables<'_>,
+        row: &str,
+        id: &str,
+        record: &StoredRecord,
+    ) -> Result<(), StoreError> {
+        if let Some(group) = record.group {
+            let key = item_key(row, group, self.shape.order_value(record), id);
+            io!(t.items.remove(key.as_slice()))?;
+        }
+        Ok(())
+    }
+
+    /// A row grew past what a read may scan whole: index all its items.
+    fn index_row(&self, t: &mut BatchTables<'_>, row: &str) -> Result<(), StoreError> {
+        let prefix = row_prefix(row);
+        let mut held = Vec::new();
+        for entry in io!(t.records.range(prefix.as_slice()..))? {
             let (k, v) = io!(entry)?;
             let k = k.value();
             if !k.starts_with(&prefix) {
                 break;
             }
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            row.upsert_stored(id, decode_record(v.value())?);
+            held.push((id, decode_record(v.value())?));
         }
-        Ok(row)
-    }
-
-    /// Row keys after `after` (exclusive) whose group `group` is not empty, at most `limit`.
-    pub fn keys_in_group(
-        &self,
-        group: usize,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        self.keys(Some(group), after, limit)
-    }
-
-    /// Row keys after `after` (exclusive), in order, at most `limit`; with a
-    /// group, only rows that have records in it.
-    pub fn keys(
-        &self,
-        group: Option<usize>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let txn = io!(self.db.begin_read())?;
-        let table = io!(txn.open_table(ROWS))?;
-        let records = io!(txn.open_table(RECORDS))?;
-        let mut out = Vec::new();
-        let iter = match after {
-            Some(a) => {
-                io!(table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)))?
-            }
-            None => io!(table.range::<&str>(..))?,
-        };
-        for entry in iter {
-            let (k, _) = io!(entry)?;
-            let keep = match group {
-                None => true,
-                Some(g) => self
-                    .fold_row(&records, k.value())?
-                    .totals
-                    .get(g)
-                    .is_some_and(|t| t.count > 0),
-            };
-            if keep {
-                out.push(k.value().to_string());
-                if out.len() >= limit {
-                    break;
-                }
-            }
+        for (id, record) in held {
+            self.index(t, row, &id, &record)?;
         }
-        Ok(out)
-    }
-
-    /// Number of rows (redb keeps the count: O(1)).
-    pub fn row_count(&self) -> Result<u64, StoreError> {
-        let txn = io!(self.db.begin_read())?;
-        let table = io!(txn.open_table(ROWS))?;
-        io!(table.len())
+        Ok(())
     }
 
     /// Bytes an unprivileged writer may still use on the store's file system.
@@ -461,6 +499,9 @@ impl Store {
         std::fs::metadata(&self.path).ok().map(|m| m.len())
     }
 }
+
+#[path = "store_reads.rs"]
+mod reads;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

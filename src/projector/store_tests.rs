@@ -1,7 +1,8 @@
 //! The store's encoding, commits, identity checks and dead-letter ends.
 
 use super::*;
-use crate::engine::{Decimal, Position};
+use crate::crd::Keep;
+use crate::engine::{Decimal, Position, Row};
 
 /// The store of shard 0 of 1 of view ns/v, revision r1.
 fn identity() -> StoreIdentity {
@@ -11,6 +12,15 @@ fn identity() -> StoreIdentity {
         revision: "r1".into(),
         shard: 0,
         shards: 1,
+    }
+}
+
+/// Three groups, one sum, and the items list given.
+fn shape(items: Option<CompiledItems>) -> RowShape {
+    RowShape {
+        groups: 3,
+        sums: 1,
+        items,
     }
 }
 
@@ -61,7 +71,12 @@ fn record(key: &str, id: &str, group: u16, price: i64, offset: i64) -> Record {
 fn batches_commit_rows_and_offsets_together() {
     let dir = tempfile::tempdir().expect("tempdir");
     let identity = identity();
-    let store = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("opens");
+    let listed = CompiledItems {
+        limit: 10,
+        order_by: None,
+        keep: Keep::Lowest,
+    };
+    let store = Store::open(dir.path(), &identity, shape(Some(listed)), 64 << 20).expect("opens");
     let offsets = BTreeMap::from([(0, 3)]);
     let outcome = store
         .apply_batch(
@@ -111,10 +126,10 @@ fn batches_commit_rows_and_offsets_together() {
         ..identity.clone()
     };
     assert!(matches!(
-        Store::open(dir.path(), &other, 3, 1, 64 << 20),
+        Store::open(dir.path(), &other, shape(None), 64 << 20),
         Err(StoreError::ForeignState { .. })
     ));
-    let reopened = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("reopens");
+    let reopened = Store::open(dir.path(), &identity, shape(None), 64 << 20).expect("reopens");
     assert_eq!(reopened.row_count().expect("count"), 2);
 }
 
@@ -122,7 +137,7 @@ fn batches_commit_rows_and_offsets_together() {
 fn letter_ends_begin_once_and_only_move_forward_with_commits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let identity = identity();
-    let store = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("opens");
+    let store = Store::open(dir.path(), &identity, shape(None), 64 << 20).expect("opens");
     assert_eq!(store.letter_ends().expect("reads"), None);
     store
         .begin_letter_ends(&BTreeMap::from([(0, 10), (1, 4)]))
@@ -135,7 +150,7 @@ fn letter_ends_begin_once_and_only_move_forward_with_commits() {
         )
         .expect("commits");
     drop(store);
-    let reopened = Store::open(dir.path(), &identity, 3, 1, 64 << 20).expect("reopens");
+    let reopened = Store::open(dir.path(), &identity, shape(None), 64 << 20).expect("reopens");
     assert_eq!(
         reopened.letter_ends().expect("reads"),
         Some(BTreeMap::from([(0, 12), (1, 4)]))
@@ -145,7 +160,7 @@ fn letter_ends_begin_once_and_only_move_forward_with_commits() {
 /// A store of `n` records in `dir`, closed.
 fn filled_store(dir: &Path, n: i64) -> StoreIdentity {
     let identity = identity();
-    let store = Store::open(dir, &identity, 3, 1, 64 << 20).expect("opens");
+    let store = Store::open(dir, &identity, shape(None), 64 << 20).expect("opens");
     for batch in 0..n / 500 {
         let records = (0..500)
             .map(|i| {
@@ -190,7 +205,7 @@ fn a_truncated_or_garbled_store_is_refused_as_damaged() {
         let mut bytes = std::fs::read(&file).expect("reads");
         apply(&mut bytes);
         std::fs::write(&file, &bytes).expect("writes");
-        match Store::open(dir.path(), &identity, 3, 1, 64 << 20) {
+        match Store::open(dir.path(), &identity, shape(None), 64 << 20) {
             Err(StoreError::Damaged { detail, .. }) => assert!(!detail.is_empty(), "{damage}"),
             Err(other) => panic!("{damage}: not reported as damage: {other:?}"),
             Ok(store) => panic!(
@@ -198,5 +213,160 @@ fn a_truncated_or_garbled_store_is_refused_as_damaged() {
                 store.row_count().unwrap_or_default()
             ),
         }
+    }
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Draws(u64);
+
+impl Draws {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+/// Items of group `g` as a read must serve them: by the order field, ties
+/// by id, highest or lowest first, at most `limit` (computed from the
+/// whole row, apart from the store's index).
+fn served(row: &Row, g: u16, items: &CompiledItems) -> Vec<(String, String)> {
+    use crate::engine::view::compare_values;
+    let mut all: Vec<(&String, &StoredRecord)> = row
+        .records
+        .iter()
+        .filter(|(_, r)| r.group == Some(g))
+        .collect();
+    all.sort_by(|(ia, a), (ib, b)| {
+        let ord = compare_values(a.fields.first(), b.fields.first()).then_with(|| ia.cmp(ib));
+        match items.keep {
+            Keep::Lowest => ord,
+            Keep::Highest => ord.reverse(),
+        }
+    });
+    all.into_iter()
+        .take(items.limit)
+        .map(|(id, r)| (id.clone(), r.fields[0].text().to_string()))
+        .collect()
+}
+
+#[test]
+fn kept_totals_and_indexed_items_equal_the_row_folded_in_memory() {
+    for keep in [Keep::Highest, Keep::Lowest] {
+        let items = CompiledItems {
+            limit: 7,
+            order_by: Some(0),
+            keep,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            dir.path(),
+            &identity(),
+            shape(Some(items.clone())),
+            64 << 20,
+        )
+        .expect("opens");
+        let mut expected: BTreeMap<String, Row> = BTreeMap::new();
+        let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
+        let mut offset = 0;
+        for batch in 0..12 {
+            let mut records = Vec::new();
+            for _ in 0..50 {
+                // "big" outgrows what a read scans whole (64 records) and is
+                // indexed; "small" never does.
+                let (key, ids) = if draws.next(4) == 0 {
+                    ("small", 40)
+                } else {
+                    ("big", 300)
+                };
+                let id = format!("i{}", draws.next(ids));
+                let group = match draws.next(5) {
+                    4 => None,
+                    g => Some(g.min(2) as u16),
+                };
+                // Few distinct prices: ties are ordered by id. Some equal
+                // values are written differently (12.5 and 12.50).
+                let cents = draws.next(40) as i64 * 25 - 300;
+                let exact = Decimal::from_nanos(i128::from(cents) * 10_000_000);
+                let price = crate::engine::json::RawJson::number(exact);
+                let price = if price.text().contains('.') && draws.next(2) == 0 {
+                    serde_json::from_str(&format!("{}0", price.text())).expect("a number")
+                } else {
+                    price
+                };
+                // Now and then an older version arrives again: stale.
+                let version = if draws.next(10) == 0 && offset > 5 {
+                    offset - 5
+                } else {
+                    offset += 1;
+                    offset
+                };
+                records.push(Record {
+                    key: key.into(),
+                    id,
+                    group,
+                    sums: vec![exact],
+                    fields: vec![price],
+                    version: Position {
+                        partition: 0,
+                        offset: version,
+                    },
+                });
+            }
+            for r in &records {
+                expected
+                    .entry(r.key.clone())
+                    .or_insert_with(|| Row::new(3, 1))
+                    .upsert(r.clone());
+            }
+            store
+                .apply_batch(records, &BTreeMap::from([(0, offset)]), &BTreeMap::new())
+                .expect("commits");
+            for (key, want) in &expected {
+                let got = store.row(key).expect("reads").expect("exists");
+                assert_eq!(got.totals, want.totals, "{keep:?} batch {batch} row {key}");
+                for g in 0..3 {
+                    assert_eq!(
+                        served(&got, g, &items),
+                        served(want, g, &items),
+                        "{keep:?} batch {batch} row {key} group {g}"
+                    );
+                }
+            }
+        }
+        let big = store.row("big").expect("reads").expect("exists");
+        assert!(
+            big.records.len() <= 3 * items.limit,
+            "an indexed row reads only what it serves: {}",
+            big.records.len()
+        );
+        assert_eq!(store.row_count().expect("count"), 2);
+    }
+}
+
+#[test]
+fn a_store_of_an_older_layout_is_outdated_not_foreign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), &identity(), shape(None), 64 << 20).expect("opens");
+    let txn = store.db.begin_write().expect("write");
+    {
+        let mut meta = txn.open_table(META).expect("meta");
+        let old = StoreIdentity {
+            format: 2,
+            ..identity()
+        };
+        let bytes = serde_json::to_vec(&old).expect("json");
+        meta.insert("identity", bytes.as_slice()).expect("insert");
+    }
+    txn.commit().expect("commit");
+    drop(store);
+    match Store::open(dir.path(), &identity(), shape(None), 64 << 20) {
+        Err(StoreError::Outdated {
+            found, expected, ..
+        }) => {
+            assert_eq!((found, expected), (2, STORE_FORMAT));
+        }
+        other => panic!("expected Outdated, got {:?}", other.err()),
     }
 }
