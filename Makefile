@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak
+.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race
 
 test:
 	hack/test.sh
@@ -53,3 +53,12 @@ SOAK_MINUTES ?= 30
 soak: testenv
 	cargo build --release
 	python3 hack/soak.py --minutes $(SOAK_MINUTES)
+
+# The race (not part of `make test`): matview and an idiomatic Kafka Streams
+# application (race/kafka-streams) build the same view from the same topic,
+# one after the other; rows compared, figures side by side.
+RACE_EVENTS ?= 200000
+race: testenv
+	cargo build --release
+	mvn -q -B -f race/kafka-streams/pom.xml package -DskipTests
+	python3 hack/race.py --events $(RACE_EVENTS)

@@ -1,9 +1,12 @@
 //! Benchmarks against a running broker: `matview bench projector` (one
-//! projector from start to caught up) and `matview bench gateway` (lookups,
-//! scans and freshness through the gateway).
+//! projector from start to caught up), `matview bench big-row` (reads of a
+//! row of 100,000 records while the projector writes) and `matview bench
+//! gateway` (lookups, scans and freshness through the gateway).
 
+pub mod big_row;
 pub mod gateway;
 pub mod projector;
+pub mod rows_dump;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -46,7 +49,24 @@ pub fn spawn_projector(
     data: &Path,
     port: u16,
 ) -> Result<Child, BenchError> {
-    Command::new(std::env::current_exe().map_err(io_err)?)
+    spawn_projector_of(
+        &std::env::current_exe().map_err(io_err)?,
+        view,
+        shard,
+        data,
+        port,
+    )
+}
+
+/// Starts `<bin> projector` for one shard.
+pub fn spawn_projector_of(
+    bin: &Path,
+    view: &Path,
+    shard: u32,
+    data: &Path,
+    port: u16,
+) -> Result<Child, BenchError> {
+    Command::new(bin)
         .args(["projector", "--view"])
         .arg(view)
         .args(["--shard", &shard.to_string(), "--data-dir"])

@@ -39,6 +39,16 @@ pub struct BenchConfig {
     /// Directory for the view file and the projector's store.
     #[arg(long, default_value = "target/bench")]
     pub work_dir: PathBuf,
+    /// Keep the benchmark topic afterwards (its name is in the report), for
+    /// another implementation to read the same events.
+    #[arg(long)]
+    pub keep_topic: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write every row the projector serves, caught up, as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub rows_out: Option<PathBuf>,
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -91,8 +101,11 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> 
     Ok((items, started.elapsed().as_secs_f64()))
 }
 
-/// What one run measured.
-struct Figures {
+/// What one run measured (`--report` writes it as JSON).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    topic: String,
     applied: i64,
     items: u64,
     produce_secs: f64,
@@ -102,6 +115,7 @@ struct Figures {
     broker_cpu: Option<f64>,
     peak_kib: u64,
     store_bytes: u64,
+    #[serde(skip)]
     metrics: String,
 }
 
@@ -127,8 +141,17 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     let (items, produce_secs) = produce(&config, &topic)?;
     eprintln!("  done: {items} items in {produce_secs:.1} s");
     let figures = runtime.block_on(project(&config, &topic, items, produce_secs));
-    runtime.block_on(delete_topics(&admin, &[&topic, &dead_letter_topic]));
-    Ok(report(&config, &figures?))
+    if config.keep_topic {
+        eprintln!("kept topic {topic}");
+    } else {
+        runtime.block_on(delete_topics(&admin, &[&topic, &dead_letter_topic]));
+    }
+    let figures = figures?;
+    if let Some(path) = &config.report {
+        let json = serde_json::to_vec_pretty(&figures).map_err(io_err)?;
+        std::fs::write(path, json).map_err(io_err)?;
+    }
+    Ok(report(&config, &figures))
 }
 
 /// Runs one projector from start to caught up, watching it.
@@ -189,12 +212,17 @@ async fn project(
     };
     let metrics = projectors.metrics_text(&base).await.unwrap_or_default();
     let _ = std::fs::write(config.work_dir.join("last-metrics.txt"), &metrics);
+    if let Some(path) = &config.rows_out {
+        let rows = super::rows_dump::dump_rows(&base, path).await?;
+        eprintln!("  wrote {rows} rows to {}", path.display());
+    }
     let projector_cpu = reap_with_cpu(&mut child);
     let store_bytes = std::fs::metadata(data.join("view.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&data);
     Ok(Figures {
+        topic: topic.to_string(),
         applied,
         items,
         produce_secs,

@@ -83,6 +83,9 @@ pub enum BenchCommand {
     /// Two projectors behind the gateway on this machine: lookups, scans and
     /// produce-to-stream freshness.
     Gateway(crate::bench::gateway::GatewayBenchConfig),
+    /// Reads of one row of many records (100,000) while the projector writes
+    /// other users' orders at full speed: read latency percentiles.
+    BigRow(crate::bench::big_row::BigRowConfig),
 }
 
 /// Runs a parsed command line; the binary's `main` only maps errors to exit codes.
@@ -113,6 +116,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Validate { paths } => validate::run(&paths),
         Command::Bench(BenchCommand::Projector(config)) => {
             let report = crate::bench::run(config)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::BigRow(config)) => {
+            let report = crate::bench::big_row::run(config)?;
             print!("{report}");
             Ok(())
         }

@@ -12,9 +12,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
@@ -213,6 +215,16 @@ public final class ItemsByPrice {
         figures.put("rows", rows);
         Files.writeString(figuresOut, JSON.writeValueAsString(figures));
         streams.close();
+        streams.cleanUp();
+        // The race's topics: the source (kept for this run), its dead
+        // letters, and what Kafka Streams made for the aggregation.
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            String app = args[2];
+            admin.deleteTopics(List.of(topic, topic + ".dlq", app + "-" + STORE + "-repartition",
+                    app + "-" + STORE + "-changelog")).all().get();
+        } catch (Exception e) {
+            System.err.println("could not delete the race's topics: " + e);
+        }
         System.exit(0);
     }
 
