@@ -103,7 +103,7 @@ def main():
     classpath = f"{jar}:{STREAMS / 'target' / 'lib'}/*"
     broker_before = cpu_seconds(broker_pid)
     subprocess.run(
-        ["java", "-cp", classpath, "dev.matview.race.ItemsByPrice", bootstrap, topic,
+        ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, "dev.matview.race.ItemsByPrice", bootstrap, topic,
          f"race-{os.getpid()}", state, str(items), str(streams_rows), str(streams_figures)],
         check=True,
     )

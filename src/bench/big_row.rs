@@ -14,7 +14,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 
-use super::{BenchError, create_topics, delete_topics, io_err, kafka_err, view_yaml};
+use super::{BenchError, create_topics, delete_topics, io_err, kafka_err, view_yaml_listing};
 use crate::api::ProjectorClient;
 use crate::api::projector::ReadQuery;
 use crate::workload::OrderGenerator;
@@ -35,6 +35,9 @@ pub struct BigRowConfig {
     /// Distinct other users.
     #[arg(long, default_value_t = 100_000)]
     pub users: u64,
+    /// Items the view serves per group (aggregate.items.limit).
+    #[arg(long, default_value_t = 1000)]
+    pub items_limit: u32,
     /// Directory for the view file and the projector's store.
     #[arg(long, default_value = "target/bench")]
     pub work_dir: PathBuf,
@@ -120,7 +123,8 @@ async fn measure(config: &BigRowConfig, topic: &str) -> Result<String, BenchErro
 
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("big-row-view.yaml");
-    std::fs::write(&view, view_yaml(&config.bootstrap_servers, topic, 1)).map_err(io_err)?;
+    let yaml = view_yaml_listing(&config.bootstrap_servers, topic, 1, config.items_limit);
+    std::fs::write(&view, yaml).map_err(io_err)?;
     let data = config
         .work_dir
         .join(format!("big-row-data-{}", std::process::id()));
@@ -199,9 +203,10 @@ async fn measure(config: &BigRowConfig, topic: &str) -> Result<String, BenchErro
     let _ = std::fs::remove_dir_all(&data);
     latencies.sort_by(f64::total_cmp);
     Ok(format!(
-        "big row           {served_records} records ({HOT_USER})\n\
+        "big row           {served_records} records ({HOT_USER}), at most {} items per group served\n\
          reads             {} while {background} orders ({background_items} items) were projected in {elapsed:.1} s ({:.0} items/s)\n\
          read latency      p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        config.items_limit,
         latencies.len(),
         background_items as f64 / elapsed,
         quantile(&latencies, 0.5),

@@ -37,8 +37,13 @@ pub(crate) fn io_err(e: impl std::fmt::Display) -> BenchError {
 
 /// The shop view the benchmarks project, with `shards` shards.
 pub fn view_yaml(bootstrap: &str, topic: &str, shards: u32) -> String {
+    view_yaml_listing(bootstrap, topic, shards, 1000)
+}
+
+/// [`view_yaml`] serving at most `items` items per group.
+pub fn view_yaml_listing(bootstrap: &str, topic: &str, shards: u32, items: u32) -> String {
     format!(
-        "apiVersion: matview.dev/v1alpha1\nkind: MaterializedView\nmetadata: {{name: bench, namespace: bench}}\nspec:\n  source:\n    kafka: {{bootstrapServers: \"{bootstrap}\", topic: {topic}}}\n  records:\n    explode: /items\n    key: ^/userId\n    id: /itemId\n    fields: {{name: /name, price: /price, orderId: ^/orderId}}\n  classify:\n    field: price\n    rules:\n      - {{group: cheap, lt: 5}}\n      - {{group: affordable, gte: 5, lte: 50}}\n      - {{group: expensive, gt: 50}}\n  aggregate: {{count: true, sum: [price], items: {{limit: 1000}}}}\n  shards: {shards}\n  deadLetter: {{topic: {topic}.dlq}}\n"
+        "apiVersion: matview.dev/v1alpha1\nkind: MaterializedView\nmetadata: {{name: bench, namespace: bench}}\nspec:\n  source:\n    kafka: {{bootstrapServers: \"{bootstrap}\", topic: {topic}}}\n  records:\n    explode: /items\n    key: ^/userId\n    id: /itemId\n    fields: {{name: /name, price: /price, orderId: ^/orderId}}\n  classify:\n    field: price\n    rules:\n      - {{group: cheap, lt: 5}}\n      - {{group: affordable, gte: 5, lte: 50}}\n      - {{group: expensive, gt: 50}}\n  aggregate: {{count: true, sum: [price], items: {{limit: {items}}}}}\n  shards: {shards}\n  deadLetter: {{topic: {topic}.dlq}}\n"
     )
 }
 

@@ -206,6 +206,8 @@ async fn project(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let elapsed = started.elapsed().as_secs_f64();
+    // Before the rows are dumped: that work is not the projection's.
+    let cpu_caught_up = cpu_seconds(pid);
     let broker_cpu = match (broker_cpu_start, config.broker_pid.and_then(cpu_seconds)) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -216,7 +218,8 @@ async fn project(
         let rows = super::rows_dump::dump_rows(&base, path).await?;
         eprintln!("  wrote {rows} rows to {}", path.display());
     }
-    let projector_cpu = reap_with_cpu(&mut child);
+    let reaped_cpu = reap_with_cpu(&mut child);
+    let projector_cpu = cpu_caught_up.or(reaped_cpu);
     let store_bytes = std::fs::metadata(data.join("view.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
