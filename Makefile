@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race
+.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race bench-stores
 
 test:
 	hack/test.sh
@@ -62,3 +62,10 @@ race: testenv
 	cargo build --release
 	mvn -q -B -f race/kafka-streams/pom.xml package -DskipTests
 	python3 hack/race.py --events $(RACE_EVENTS)
+
+# Store comparison (not part of `make test`): matview's store (redb), fjall
+# and RocksDB on the projector's workload, no broker (bench/stores).
+BENCH_STORE_ORDERS ?= 2000000
+bench-stores:
+	cargo run --release --manifest-path bench/stores/Cargo.toml --target-dir target \
+	  --features fjall,rocksdb -- --orders $(BENCH_STORE_ORDERS)

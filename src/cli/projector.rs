@@ -48,9 +48,14 @@ pub struct ProjectorArgs {
     /// Ready once at most this many events behind the high-water marks seen at start.
     #[arg(long, default_value_t = 0)]
     pub ready_max_lag: i64,
-    /// Page cache of the store in MiB; most of the process's memory.
-    #[arg(long, env = "MATVIEW_STORE_CACHE_MIB", default_value_t = 1024)]
-    pub store_cache_mib: usize,
+    /// Memory the projector plans for, in MiB: the store's page cache, the
+    /// fetch queue and the batch size are shared out of it. Default: the
+    /// cgroup's memory limit when one is set, else 512.
+    #[arg(long, env = "MATVIEW_MEMORY_BUDGET_MIB")]
+    pub memory_budget_mib: Option<usize>,
+    /// Page cache of the store in MiB (default: a quarter of the memory budget).
+    #[arg(long, env = "MATVIEW_STORE_CACHE_MIB")]
+    pub store_cache_mib: Option<usize>,
     /// Hold batches (keep serving reads) while the data directory's file
     /// system has less than this many MiB free.
     #[arg(long, env = "MATVIEW_MIN_FREE_MIB", default_value_t = 64)]
@@ -89,6 +94,15 @@ impl ProjectorArgs {
             kafka_properties.extend(properties_from_dir(dir)?);
         }
         kafka_properties.extend(self.kafka_properties);
+        let budget = self
+            .memory_budget_mib
+            .or_else(crate::projector::budget::cgroup_limit_mib)
+            .unwrap_or(512);
+        let memory = crate::projector::budget::plan(
+            budget,
+            self.store_cache_mib,
+            self.batch_max_events.max(1),
+        );
         Ok(ProjectorConfig {
             view_file: self.view,
             shard: self.shard,
@@ -97,10 +111,12 @@ impl ProjectorArgs {
             listen: self.listen,
             bootstrap_servers: self.bootstrap_servers,
             kafka_properties,
-            batch_max_events: self.batch_max_events.max(1),
+            batch_max_events: memory.batch_max_events,
             batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
             ready_max_lag: self.ready_max_lag,
-            store_cache_bytes: self.store_cache_mib.saturating_mul(1 << 20),
+            store_cache_bytes: memory.store_cache_bytes,
+            fetch_queue_kib: memory.fetch_queue_kib,
+            memory_budget_mib: budget,
             damaged_store: self.damaged_store,
             min_free_bytes: self.min_free_mib.saturating_mul(1 << 20),
         })

@@ -405,6 +405,8 @@ fn shard_config(servers: &str, view_file: &Path, home: &Path, shard: u32) -> Pro
         ready_max_lag: 0,
         // A laptop runs several stores: a small page cache each.
         store_cache_bytes: 64 << 20,
+        fetch_queue_kib: 4096,
+        memory_budget_mib: 256,
         damaged_store: crate::projector::DamagedStore::Rebuild,
         min_free_bytes: 16 << 20,
     }

@@ -70,8 +70,13 @@ impl Source {
         runtime: Handle,
     ) -> Result<Source, ProjectorError> {
         let topic = shared.view.topic.clone();
-        let consumer: BaseConsumer<SourceContext> = kafka
-            .clone()
+        let mut consumer_config = kafka.clone();
+        if kafka.get("queued.max.messages.kbytes").is_none() {
+            // librdkafka's default (64 MiB per partition) outgrows a budget.
+            let queue = shared.config.fetch_queue_kib.to_string();
+            consumer_config.set("queued.max.messages.kbytes", queue);
+        }
+        let consumer: BaseConsumer<SourceContext> = consumer_config
             .set("group.id", &shared.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

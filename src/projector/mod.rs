@@ -2,6 +2,7 @@
 //! keeps the view's rows in a durable store with exactly-once effect, sends
 //! bad events to the dead-letter topic, and serves rows over HTTP.
 
+pub mod budget;
 pub mod changes;
 pub mod consume;
 mod dead_letters;
@@ -9,7 +10,7 @@ pub mod http;
 pub mod metrics;
 mod reads;
 pub mod store;
-mod store_codec;
+pub mod store_codec;
 mod watermarks;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,10 @@ pub struct ProjectorConfig {
     pub batch_max_wait: Duration,
     pub ready_max_lag: i64,
     pub store_cache_bytes: usize,
+    /// librdkafka's fetch queue per partition (`queued.max.messages.kbytes`).
+    pub fetch_queue_kib: usize,
+    /// What the three above were shared out of.
+    pub memory_budget_mib: usize,
     pub damaged_store: DamagedStore,
     /// Batches wait while the data directory's file system has less free.
     pub min_free_bytes: u64,
@@ -353,6 +358,13 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
     let manifest = read_manifest(&config.view_file)?;
     let view = ValidatedView::new(&manifest)?;
     let shard = shard_of(&config, view.shards)?;
+    info!(
+        budget_mib = config.memory_budget_mib,
+        store_cache_mib = config.store_cache_bytes >> 20,
+        fetch_queue_kib = config.fetch_queue_kib,
+        batch_max_events = config.batch_max_events,
+        "memory plan"
+    );
     let kafka = kafka_config(
         &config,
         manifest.spec.source.kafka.bootstrap_servers.as_ref(),

@@ -225,6 +225,7 @@ async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status()
     let expected = reference(&orders);
     let back = Instant::now();
     st.ready("load", expected.len() as i64).await;
+    st.serves("load", &expected, &reader).await;
     let recovered = back.elapsed();
 
     stop.store(true, Ordering::Relaxed);

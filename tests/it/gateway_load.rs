@@ -379,6 +379,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
     producing.await.expect("producer task");
     let expected_final = reference(&all_orders);
     st.ready("load", expected_final.len() as i64).await;
+    st.serves("load", &expected_final, &reader).await;
     stop.store(true, Ordering::Relaxed);
     let (total, _) = ReadLog::join(readers).await;
     let elapsed = started.elapsed().as_secs_f64();

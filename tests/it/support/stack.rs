@@ -105,6 +105,40 @@ impl Stack {
         out
     }
 
+    /// Waits until the gateway serves exactly `expected` for `view`. Status
+    /// alone cannot say so: `Ready` with the right number of rows may come
+    /// from a reconcile before the latest events were produced.
+    pub async fn serves(
+        &self,
+        view: &str,
+        expected: &super::projector::Reference,
+        token: &str,
+    ) -> Duration {
+        let started = std::time::Instant::now();
+        let last = std::sync::Mutex::new(super::projector::Reference::new());
+        let found = tokio::time::timeout(
+            Duration::from_secs(120),
+            eventually(
+                &format!("{view} serves every row"),
+                Duration::from_secs(150),
+                || async {
+                    let rows = self.rows(view, expected.keys(), token).await;
+                    let equal = rows == *expected;
+                    if let Ok(mut last) = last.lock() {
+                        *last = rows;
+                    }
+                    equal.then_some(())
+                },
+            ),
+        )
+        .await;
+        if found.is_err() {
+            let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+            assert_eq!(last, *expected, "{view}: rows served after 120 s");
+        }
+        started.elapsed()
+    }
+
     pub fn operator_log(&self) -> String {
         std::fs::read_to_string(self.work.path().join("operator.log")).unwrap_or_default()
     }
