@@ -19,16 +19,8 @@ use crate::support::operator;
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
 pub(crate) fn shop_view(env: &TestEnv, name: &str, topic: &str, dlq: &str) -> MaterializedView {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/items-by-price.yaml"
-    ))
-    .expect("example");
-    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
-    view.metadata.name = Some(name.into());
-    view.metadata.namespace = None;
+    let mut view = crate::support::stack::example_view(name, topic);
     view.spec.source.kafka.bootstrap_servers = Some(env.kafka_bootstrap.clone());
-    view.spec.source.kafka.topic = topic.into();
     view.spec.dead_letter = Some(matview::crd::DeadLetter {
         topic: Some(dlq.into()),
     });

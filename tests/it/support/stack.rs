@@ -266,15 +266,9 @@ impl Stack {
     }
 }
 
-/// The shop example (examples/items-by-price.yaml) named `name`, on
-/// `topic`, `shards` × `replicas`, with a dead-letter topic of its own.
-pub fn shop_view(
-    name: &str,
-    topic: &str,
-    shards: i32,
-    replicas: i32,
-    keyed: bool,
-) -> MaterializedView {
+/// examples/items-by-price.yaml named `name` (no namespace: the caller's),
+/// reading `topic`.
+pub fn example_view(name: &str, topic: &str) -> MaterializedView {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/items-by-price.yaml"
@@ -284,6 +278,19 @@ pub fn shop_view(
     view.metadata.name = Some(name.into());
     view.metadata.namespace = None;
     view.spec.source.kafka.topic = topic.into();
+    view
+}
+
+/// The shop example (examples/items-by-price.yaml) named `name`, on
+/// `topic`, `shards` × `replicas`, with a dead-letter topic of its own.
+pub fn shop_view(
+    name: &str,
+    topic: &str,
+    shards: i32,
+    replicas: i32,
+    keyed: bool,
+) -> MaterializedView {
+    let mut view = example_view(name, topic);
     view.spec.source.keyed_by_row_key = keyed;
     view.spec.dead_letter = Some(matview::crd::DeadLetter {
         topic: Some(unique_name("gw-dlq")),
