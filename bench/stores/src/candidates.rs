@@ -158,7 +158,9 @@ pub mod lsm {
 
     impl Fjall {
         pub fn open(dir: &Path, cache_bytes: usize) -> Result<Fjall, Error> {
-            let db = Database::builder(dir).cache_size(cache_bytes as u64).open()?;
+            let db = Database::builder(dir)
+                .cache_size(cache_bytes as u64)
+                .open()?;
             let records = db.keyspace("records", KeyspaceCreateOptions::default)?;
             let totals = db.keyspace("totals", KeyspaceCreateOptions::default)?;
             let offsets = db.keyspace("offsets", KeyspaceCreateOptions::default)?;

@@ -95,7 +95,12 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn open(store: &str, dir: &Path, shape: RowShape, cache: usize) -> Result<Arc<dyn Candidate>, Error> {
+fn open(
+    store: &str,
+    dir: &Path,
+    shape: RowShape,
+    cache: usize,
+) -> Result<Arc<dyn Candidate>, Error> {
     Ok(match store {
         "redb" => Arc::new(candidates::Redb::open(dir, shape, cache)?),
         #[cfg(feature = "fjall")]
@@ -121,7 +126,9 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 fn run_one(args: &Args) -> Result<Figures, Error> {
     let view = shop_view()?;
-    let dir = args.work_dir.join(format!("{}-{}", args.store, std::process::id()));
+    let dir = args
+        .work_dir
+        .join(format!("{}-{}", args.store, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let store = open(&args.store, &dir, RowShape::of(&view), args.cache_mib << 20)?;
@@ -156,7 +163,10 @@ fn run_one(args: &Args) -> Result<Figures, Error> {
         for i in produced..produced + n {
             let (partition, offset) = ((i % 4) as i32, (i / 4) as i64);
             let event = generator.next_event();
-            records.extend(view.shape(&event, Position { partition, offset }).unwrap_or_default());
+            records.extend(
+                view.shape(&event, Position { partition, offset })
+                    .unwrap_or_default(),
+            );
             offsets.insert(partition, offset + 1);
         }
         produced += n;
@@ -219,8 +229,19 @@ fn main() -> Result<(), Error> {
     for store in stores {
         eprintln!("{store}…");
         let out = Command::new(std::env::current_exe()?)
-            .args(["--store", store, "--json", "--orders", &args.orders.to_string()])
-            .args(["--users", &args.users.to_string(), "--batch", &args.batch.to_string()])
+            .args([
+                "--store",
+                store,
+                "--json",
+                "--orders",
+                &args.orders.to_string(),
+            ])
+            .args([
+                "--users",
+                &args.users.to_string(),
+                "--batch",
+                &args.batch.to_string(),
+            ])
             .args(["--cache-mib", &args.cache_mib.to_string(), "--work-dir"])
             .arg(&args.work_dir)
             .output()?;
@@ -235,7 +256,15 @@ fn main() -> Result<(), Error> {
     );
     println!(
         "{:<9}{:>10}{:>12}{:>14}{:>13}{:>11}{:>10}{:>10}{:>11}",
-        "store", "items", "items/s", "first→last", "bytes/item", "store MiB", "RSS MiB", "reads", "read p99"
+        "store",
+        "items",
+        "items/s",
+        "first→last",
+        "bytes/item",
+        "store MiB",
+        "RSS MiB",
+        "reads",
+        "read p99"
     );
     for f in &all {
         println!(
@@ -243,7 +272,11 @@ fn main() -> Result<(), Error> {
             f.store,
             f.items,
             f.items as f64 / f.commit_seconds,
-            format!("{:.0}k→{:.0}k", f.first_tenth / 1000.0, f.last_tenth / 1000.0),
+            format!(
+                "{:.0}k→{:.0}k",
+                f.first_tenth / 1000.0,
+                f.last_tenth / 1000.0
+            ),
             f.bytes_written_per_item,
             f.store_mib,
             f.peak_rss_mib,
