@@ -4,9 +4,10 @@
 //! matview's store (redb), fjall and RocksDB, with a reader reading random
 //! rows all along. No broker: the store's own cost.
 //!
-//!     make bench-stores                     # 2,000,000 orders, every store built in
+//!     make bench-stores                     # 2,000,000 orders, redb and fjall
+//!     make bench-stores BENCH_STORE_FEATURES=fjall,rocksdb   # and RocksDB
 //!     cargo run --release --manifest-path bench/stores/Cargo.toml \
-//!       --features fjall,rocksdb -- --orders 200000
+//!       --features fjall -- --orders 200000
 
 mod candidates;
 
