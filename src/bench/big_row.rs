@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 use serde_json::Value;
 
-use super::{BenchError, create_topics, delete_topics, io_err, kafka_err, view_yaml_listing};
+use super::{
+    BenchError, bulk_producer, create_topics, delete_topics, io_err, kafka_err, send_order,
+    view_yaml_listing,
+};
 use crate::api::ProjectorClient;
 use crate::api::projector::ReadQuery;
 use crate::workload::OrderGenerator;
@@ -46,38 +49,6 @@ pub struct BigRowConfig {
     pub projector_bin: Option<PathBuf>,
 }
 
-fn fast_producer(servers: &str) -> Result<ThreadedProducer<DefaultProducerContext>, BenchError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "500000")
-        .set("compression.type", "lz4")
-        .create()
-        .map_err(kafka_err)
-}
-
-/// Sends one order keyed by its id, waiting while the local queue is full.
-fn send(
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    topic: &str,
-    order: &Value,
-) -> Result<(), BenchError> {
-    let key = order["orderId"].as_str().unwrap_or_default().to_string();
-    let payload = order.to_string();
-    loop {
-        match producer.send(BaseRecord::to(topic).key(&key).payload(&payload)) {
-            Ok(()) => return Ok(()),
-            Err((e, _))
-                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((e, _)) => return Err(kafka_err(e)),
-        }
-    }
-}
-
 /// Pure: the `q` quantile (0..=1) of sorted values.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -105,22 +76,56 @@ pub fn run(config: BigRowConfig) -> Result<String, BenchError> {
     result
 }
 
-async fn measure(config: &BigRowConfig, topic: &str) -> Result<String, BenchError> {
-    let producer = fast_producer(&config.bootstrap_servers)?;
+/// Produces orders of the big row's user until it has `records` items;
+/// returns how many orders that took.
+fn produce_big_row(config: &BigRowConfig, topic: &str) -> Result<i64, BenchError> {
+    let producer = bulk_producer(&config.bootstrap_servers)?;
     let mut generator = OrderGenerator::new(7, config.users);
-    let (mut hot_orders, mut hot_items) = (0i64, 0u64);
+    let (mut orders, mut items) = (0i64, 0u64);
     eprintln!("producing {} records of {HOT_USER}…", config.records);
-    while hot_items < config.records {
+    while items < config.records {
         let mut order = generator.next_order();
         order["userId"] = Value::from(HOT_USER);
-        hot_items += order["items"].as_array().map_or(0, |a| a.len() as u64);
-        send(&producer, topic, &order)?;
-        hot_orders += 1;
+        items += order["items"].as_array().map_or(0, |a| a.len() as u64);
+        send_order(&producer, topic, &order)?;
+        orders += 1;
     }
     producer
         .flush(Duration::from_secs(120))
         .map_err(kafka_err)?;
+    Ok(orders)
+}
 
+/// Produces `background` other users' orders on a thread of its own;
+/// the thread returns their items.
+fn produce_background(
+    config: &BigRowConfig,
+    topic: &str,
+) -> std::thread::JoinHandle<Result<u64, BenchError>> {
+    let (servers, topic, users, background) = (
+        config.bootstrap_servers.clone(),
+        topic.to_string(),
+        config.users,
+        config.background,
+    );
+    std::thread::spawn(move || {
+        let producer = bulk_producer(&servers)?;
+        let mut generator = OrderGenerator::new(8, users);
+        let mut items = 0u64;
+        for _ in 0..background {
+            let order = generator.next_order();
+            items += order["items"].as_array().map_or(0, |a| a.len() as u64);
+            send_order(&producer, &topic, &order)?;
+        }
+        producer
+            .flush(Duration::from_secs(300))
+            .map_err(kafka_err)?;
+        Ok(items)
+    })
+}
+
+async fn measure(config: &BigRowConfig, topic: &str) -> Result<String, BenchError> {
+    let hot_orders = produce_big_row(config, topic)?;
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("big-row-view.yaml");
     let yaml = view_yaml_listing(&config.bootstrap_servers, topic, 1, config.items_limit);
@@ -159,25 +164,7 @@ async fn measure(config: &BigRowConfig, topic: &str) -> Result<String, BenchErro
         config.background
     );
     let background = config.background;
-    let (servers, topic_name, users) = (
-        config.bootstrap_servers.clone(),
-        topic.to_string(),
-        config.users,
-    );
-    let writer = std::thread::spawn(move || -> Result<u64, BenchError> {
-        let producer = fast_producer(&servers)?;
-        let mut generator = OrderGenerator::new(8, users);
-        let mut items = 0u64;
-        for _ in 0..background {
-            let order = generator.next_order();
-            items += order["items"].as_array().map_or(0, |a| a.len() as u64);
-            send(&producer, &topic_name, &order)?;
-        }
-        producer
-            .flush(Duration::from_secs(300))
-            .map_err(kafka_err)?;
-        Ok(items)
-    });
+    let writer = produce_background(config, topic);
     let started = Instant::now();
     let total = hot_orders + background as i64;
     let mut latencies = Vec::new();

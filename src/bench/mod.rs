@@ -91,6 +91,48 @@ pub fn spawn_projector_of(
         .map_err(|e| BenchError::Projector(e.to_string()))
 }
 
+/// A producer for bulk loads: large lingering batches, LZ4.
+pub fn bulk_producer(
+    servers: &str,
+) -> Result<
+    rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    BenchError,
+> {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("compression.type", "lz4")
+        .create()
+        .map_err(kafka_err)
+}
+
+/// Sends one order keyed by its id, waiting while the local queue is full.
+pub fn send_order(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    order: &serde_json::Value,
+) -> Result<(), BenchError> {
+    let key = order["orderId"].as_str().unwrap_or_default().to_string();
+    let payload = order.to_string();
+    loop {
+        match producer.send(
+            rdkafka::producer::BaseRecord::to(topic)
+                .key(&key)
+                .payload(&payload),
+        ) {
+            Ok(()) => return Ok(()),
+            Err((e, _))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(kafka_err(e)),
+        }
+    }
+}
+
 /// Creates `(name, partitions)` topics, failing on any refusal.
 pub async fn create_topics(
     admin: &AdminClient<DefaultClientContext>,

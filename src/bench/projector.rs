@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 
 use super::{
-    BenchError, cores, cpu_seconds, create_topics, delete_topics, io_err, kafka_err, reap_with_cpu,
-    spawn_projector, view_yaml,
+    BenchError, bulk_producer, cores, cpu_seconds, create_topics, delete_topics, io_err, kafka_err,
+    reap_with_cpu, send_order, spawn_projector, view_yaml,
 };
 use crate::workload::OrderGenerator;
 
@@ -62,14 +62,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// Produces the orders; returns (items, seconds).
 fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "500000")
-        .set("compression.type", "lz4")
-        .create()
-        .map_err(kafka_err)?;
+    let producer = bulk_producer(&config.bootstrap_servers)?;
     let mut generator = OrderGenerator::new(config.seed, config.users);
     let started = Instant::now();
     let mut items = 0u64;
@@ -77,20 +70,7 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> 
     for i in 0..config.events {
         let order = generator.next_order();
         items += order["items"].as_array().map_or(0, |a| a.len() as u64);
-        let key = order["orderId"].as_str().unwrap_or_default().to_string();
-        let mut payload = order.to_string();
-        loop {
-            match producer.send(BaseRecord::to(topic).key(&key).payload(&payload)) {
-                Ok(()) => break,
-                Err((e, record)) => {
-                    if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
-                        return Err(kafka_err(e));
-                    }
-                    payload = record.payload.map(String::from).unwrap_or_default();
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        send_order(&producer, topic, &order)?;
         if (i + 1) % step == 0 {
             eprintln!("  produced {:>9} / {} events", i + 1, config.events);
         }

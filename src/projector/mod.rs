@@ -108,8 +108,8 @@ pub enum ProjectorError {
     Runtime(#[source] std::io::Error),
     #[error("the consume loop panicked")]
     Panicked,
-    #[error("cannot delete the damaged store {path}")]
-    RemoveDamaged {
+    #[error("cannot delete the store {path} to rebuild it")]
+    RemoveStore {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -384,16 +384,21 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
             config.store_cache_bytes,
         )
     };
+    // The topic is the source of truth: a store that cannot be used as it
+    // is goes, and is built again from the topic.
+    let rebuild = |path: &std::path::Path| {
+        std::fs::remove_file(path).map_err(|source| ProjectorError::RemoveStore {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok::<_, ProjectorError>(open()?)
+    };
     let (store, rebuilt) = match open() {
         Err(StoreError::Damaged { path, detail })
             if config.damaged_store == DamagedStore::Rebuild =>
         {
             error!(path = %path.display(), %detail, "the store is damaged; deleting it and rebuilding from the topic (--damaged-store refuse keeps it)");
-            std::fs::remove_file(&path).map_err(|source| ProjectorError::RemoveDamaged {
-                path: path.clone(),
-                source,
-            })?;
-            (open()?, true)
+            (rebuild(&path)?, true)
         }
         Err(StoreError::Outdated {
             path,
@@ -401,11 +406,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
             expected,
         }) => {
             warn!(path = %path.display(), found, expected, "the store has an older layout; deleting it and rebuilding from the topic");
-            std::fs::remove_file(&path).map_err(|source| ProjectorError::RemoveDamaged {
-                path: path.clone(),
-                source,
-            })?;
-            (open()?, false)
+            (rebuild(&path)?, false)
         }
         opened => (opened?, false),
     };

@@ -142,6 +142,25 @@ fn prefix_end(mut prefix: Vec<u8>) -> Option<Vec<u8>> {
     None
 }
 
+/// A row's records by id, from the records table (read-only or being written).
+fn records_of(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    row: &str,
+) -> Result<Vec<(String, StoredRecord)>, StoreError> {
+    let prefix = row_prefix(row);
+    let mut out = Vec::new();
+    for entry in io!(table.range(prefix.as_slice()..))? {
+        let (k, v) = io!(entry)?;
+        let k = k.value();
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        out.push((id, decode_record(v.value())?));
+    }
+    Ok(out)
+}
+
 /// The tables a batch writes, and a reused encoding buffer.
 struct BatchTables<'txn> {
     records: redb::Table<'txn, &'static [u8], &'static [u8]>,
@@ -461,18 +480,7 @@ impl Store {
 
     /// A row grew past what a read may scan whole: index all its items.
     fn index_row(&self, t: &mut BatchTables<'_>, row: &str) -> Result<(), StoreError> {
-        let prefix = row_prefix(row);
-        let mut held = Vec::new();
-        for entry in io!(t.records.range(prefix.as_slice()..))? {
-            let (k, v) = io!(entry)?;
-            let k = k.value();
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            held.push((id, decode_record(v.value())?));
-        }
-        for (id, record) in held {
+        for (id, record) in records_of(&t.records, row)? {
             self.index(t, row, &id, &record)?;
         }
         Ok(())

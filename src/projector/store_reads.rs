@@ -3,12 +3,10 @@
 
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
-use super::{ITEMS, RECORDS, Store, StoreError, TOTALS, prefix_end};
+use super::{ITEMS, RECORDS, Store, StoreError, TOTALS, prefix_end, records_of};
 use crate::crd::Keep;
 use crate::engine::Row;
-use crate::projector::store_codec::{
-    RowTotals, decode_item, decode_record, item_prefix, row_prefix,
-};
+use crate::projector::store_codec::{RowTotals, decode_item, item_prefix};
 
 impl Store {
     /// The row of `key`, if any record ever reached it: its totals, and the
@@ -49,16 +47,7 @@ impl Store {
             }
             (Some(_), false) => {
                 let table = io!(txn.open_table(RECORDS))?;
-                let prefix = row_prefix(key);
-                for entry in io!(table.range(prefix.as_slice()..))? {
-                    let (k, v) = io!(entry)?;
-                    let k = k.value();
-                    if !k.starts_with(&prefix) {
-                        break;
-                    }
-                    let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                    row.records.insert(id, decode_record(v.value())?);
-                }
+                row.records.extend(records_of(&table, key)?);
             }
             // Nothing but counts and sums is served.
             (None, _) => {}
