@@ -3,8 +3,9 @@
 //! records and offsets to the store in one transaction, then tell Kafka.
 //!
 //! The source is opened once ([`Source::open`]); each stage of the loop is a
-//! function returning a small struct, and a batch is reported as one
-//! [`BatchReport`].
+//! function returning a small struct (in `batch`), and a batch is reported
+//! as one [`BatchReport`]. A batch commits on a thread of its own while the
+//! loop polls and shapes the next one.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,17 +14,17 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::dead_letters::{self, DeadLetter, DeadLetterSink, LetterScan};
+use super::batch::{InFlight, poll, shape};
+use super::dead_letters::{self, DeadLetterSink, LetterScan};
 use super::metrics::BatchReport;
 use super::{ProjectorError, Shared};
 use crate::crd::StartFrom;
-use crate::engine::{Position, Record};
+use crate::engine::Position;
 
 type Offsets = BTreeMap<i32, i64>;
 
@@ -191,7 +192,7 @@ pub(super) fn run(
 ) -> Result<(), ProjectorError> {
     let source = Source::open(&shared, &kafka, runtime.clone())?;
     let mut next = source.assign_from_store(&shared)?;
-    let mut high_water = source.high_water(shared.view.start_from, &mut next)?;
+    let high_water = source.high_water(shared.view.start_from, &mut next)?;
     info!(?high_water, "consuming");
     shared.set_targets(&high_water, source.count);
     shared.set_source_error(None);
@@ -209,79 +210,126 @@ pub(super) fn run(
     )?;
 
     let mut sent_before = letters_sent_before(&shared, &kafka, &source, &next)?;
-    let mut iteration_started = Instant::now();
-    while !cancel.is_cancelled() {
-        let polled = poll(&source.consumer, &shared);
-        merge_high_water(&latest_high, &mut high_water);
-        if polled.messages.is_empty() {
-            shared.update_lag(&next, &high_water);
-            continue;
+    let mut loop_state = LoopState {
+        next,
+        high_water,
+        iteration_started: Instant::now(),
+    };
+    // A batch commits on a thread of its own while this one polls and
+    // shapes the next: the two stages overlap. Letters and commits stay in
+    // batch order, and nothing is sent for a batch before the one before it
+    // is committed.
+    std::thread::scope(|scope| -> Result<(), ProjectorError> {
+        let mut in_flight: Option<InFlight<'_>> = None;
+        // The offsets after the last batch handed to the store.
+        let mut shaped_through = loop_state.next.clone();
+        while !cancel.is_cancelled() {
+            let polled = poll(&source.consumer, &shared);
+            merge_high_water(&latest_high, &mut loop_state.high_water);
+            if polled.messages.is_empty() {
+                if let Some(batch) = in_flight.take() {
+                    loop_state.finish(&shared, &source, batch)?;
+                }
+                shared.update_lag(&loop_state.next, &loop_state.high_water);
+                continue;
+            }
+            let shaped = shape(&shared, &polled.messages, &shaped_through);
+            if let Some(batch) = in_flight.take() {
+                loop_state.finish(&shared, &source, batch)?;
+            }
+            // Before any letter is sent: a held batch is polled again whole.
+            if let Some(why) = lacks_space(&shared) {
+                shared.set_store_error(Some(why));
+                loop_state.next = source.assign_from_store(&shared)?;
+                shaped_through = loop_state.next.clone();
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            shared.set_store_error(None);
+            let unsent = shaped
+                .dead
+                .iter()
+                .filter(|d| !sent_before.contains(&d.position));
+            let (delivered, sent) = source.dead_letters.send(unsent);
+            if let Err(e) = sent {
+                // What did arrive must not be sent again when the batch is retried.
+                sent_before.extend(delivered.positions);
+                shared.metrics.dead_letter_failure();
+                shared.set_dead_letter_error(Some(e.to_string()));
+                error!(error = %e, topic = %shared.view.dead_letter_topic, "cannot write dead letters; holding the batch and retrying");
+                loop_state.next = source.assign_from_store(&shared)?;
+                shaped_through = loop_state.next.clone();
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            shared.set_dead_letter_error(None);
+            for d in &shaped.dead {
+                sent_before.remove(&d.position);
+            }
+            // Letters found at start and not yet passed sit before this batch's
+            // in the topic: the next scan must still begin before them.
+            let letter_ends = if sent_before.is_empty() {
+                delivered.ends
+            } else {
+                Default::default()
+            };
+            shaped_through = shaped.offsets.clone();
+            in_flight = Some(InFlight::start(scope, &shared, polled, shaped, letter_ends));
         }
-        // Before any letter is sent: a held batch is polled again whole.
-        if let Some(why) = lacks_space(&shared) {
-            shared.set_store_error(Some(why));
-            next = source.assign_from_store(&shared)?;
-            std::thread::sleep(Duration::from_secs(1));
-            continue;
+        if let Some(batch) = in_flight.take() {
+            loop_state.finish(&shared, &source, batch)?;
         }
-        shared.set_store_error(None);
-        let shaped = shape(&shared, &polled.messages, &next);
-        let unsent = shaped
-            .dead
-            .iter()
-            .filter(|d| !sent_before.contains(&d.position));
-        let (delivered, sent) = source.dead_letters.send(unsent);
-        if let Err(e) = sent {
-            // What did arrive must not be sent again when the batch is retried.
-            sent_before.extend(delivered.positions);
-            shared.metrics.dead_letter_failure();
-            shared.set_dead_letter_error(Some(e.to_string()));
-            error!(error = %e, topic = %shared.view.dead_letter_topic, "cannot write dead letters; holding the batch and retrying");
-            next = source.assign_from_store(&shared)?;
-            std::thread::sleep(Duration::from_secs(1));
-            continue;
-        }
-        shared.set_dead_letter_error(None);
-        for d in &shaped.dead {
-            sent_before.remove(&d.position);
-        }
-        // Letters found at start and not yet passed sit before this batch's
-        // in the topic: the next scan must still begin before them.
-        let letter_ends = if sent_before.is_empty() {
-            delivered.ends
-        } else {
-            Default::default()
-        };
-        let dead_letter_reasons = shaped.dead.iter().map(|d| d.error.reason()).collect();
-        let commit_started = Instant::now();
-        let outcome = shared
-            .store
-            .apply_batch(shaped.records, &shaped.offsets, &letter_ends)?;
-        next = shaped.offsets;
-        source.commit_to_group(&next);
-        for (&p, &o) in &next {
-            let high = high_water.entry(p).or_insert(o);
-            *high = (*high).max(o);
-        }
-        shared.update_lag(&next, &high_water);
-        shared.metrics.batch(&BatchReport {
-            events: polled.messages.len() as u64,
-            records_applied: outcome.inserted + outcome.replaced,
-            records_unchanged: outcome.unchanged + outcome.stale,
-            dead_letter_reasons,
-            poll: polled.took,
-            shape: shaped.took,
-            commit: commit_started.elapsed(),
-            iteration: iteration_started.elapsed(),
-        });
-        iteration_started = Instant::now();
-        if !outcome.changed_rows.is_empty() {
-            shared.feed.publish(outcome.changed_rows, next.clone());
-        }
-    }
+        Ok(())
+    })?;
     info!("stopping: last batch committed");
     let _ = runtime.block_on(watcher);
     Ok(())
+}
+
+/// What the loop carries from batch to batch.
+struct LoopState {
+    /// Next offsets to consume, as committed to the store.
+    next: Offsets,
+    high_water: Offsets,
+    iteration_started: Instant,
+}
+
+impl LoopState {
+    /// Waits for a batch's commit, then tells Kafka, the metrics and the
+    /// change feed.
+    fn finish(
+        &mut self,
+        shared: &Shared,
+        source: &Source,
+        batch: InFlight<'_>,
+    ) -> Result<(), ProjectorError> {
+        let (outcome, commit) = match batch.commit.join() {
+            Ok(committed) => committed?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        self.next = batch.offsets;
+        source.commit_to_group(&self.next);
+        for (&p, &o) in &self.next {
+            let high = self.high_water.entry(p).or_insert(o);
+            *high = (*high).max(o);
+        }
+        shared.update_lag(&self.next, &self.high_water);
+        shared.metrics.batch(&BatchReport {
+            events: batch.events,
+            records_applied: outcome.inserted + outcome.replaced,
+            records_unchanged: outcome.unchanged + outcome.stale,
+            dead_letter_reasons: batch.dead_letter_reasons,
+            poll: batch.poll,
+            shape: batch.shape,
+            commit,
+            iteration: self.iteration_started.elapsed(),
+        });
+        self.iteration_started = Instant::now();
+        if !outcome.changed_rows.is_empty() {
+            shared.feed.publish(outcome.changed_rows, self.next.clone());
+        }
+        Ok(())
+    }
 }
 
 /// Why the next batch must wait: its file system has less free space than
@@ -337,40 +385,6 @@ fn letters_sent_before(
     Ok(found)
 }
 
-struct Polled {
-    messages: Vec<OwnedMessage>,
-    took: Duration,
-}
-
-/// Up to `batch_max_events` messages, waiting at most `batch_max_wait` for the first.
-fn poll(consumer: &BaseConsumer<SourceContext>, shared: &Shared) -> Polled {
-    let started = Instant::now();
-    let deadline = started + shared.config.batch_max_wait;
-    let mut messages = Vec::new();
-    while messages.len() < shared.config.batch_max_events {
-        let wait = if messages.is_empty() {
-            deadline.saturating_duration_since(Instant::now())
-        } else {
-            Duration::ZERO
-        };
-        match consumer.poll(wait) {
-            Some(Ok(m)) => messages.push(m.detach()),
-            Some(Err(e)) => {
-                warn!(error = %e, "consume error");
-                break;
-            }
-            None => break,
-        }
-        if Instant::now() >= deadline && !messages.is_empty() {
-            break;
-        }
-    }
-    Polled {
-        messages,
-        took: started.elapsed(),
-    }
-}
-
 /// High-water marks come from a watcher task: a broker round trip per
 /// partition must not stall the loop.
 fn merge_high_water(latest: &Mutex<Offsets>, high_water: &mut Offsets) {
@@ -379,44 +393,6 @@ fn merge_high_water(latest: &Mutex<Offsets>, high_water: &mut Offsets) {
             let entry = high_water.entry(p).or_insert(h);
             *entry = (*entry).max(h);
         }
-    }
-}
-
-struct Shaped {
-    records: Vec<Record>,
-    dead: Vec<DeadLetter>,
-    /// The next offsets once this batch is committed.
-    offsets: Offsets,
-    took: Duration,
-}
-
-fn shape(shared: &Shared, messages: &[OwnedMessage], next: &Offsets) -> Shaped {
-    let started = Instant::now();
-    let mut records = Vec::new();
-    let mut dead = Vec::new();
-    let mut offsets = next.clone();
-    for m in messages {
-        let position = Position {
-            partition: m.partition(),
-            offset: m.offset(),
-        };
-        let payload = m.payload().unwrap_or_default();
-        match shared.view.compiled.shape(payload, position) {
-            Ok(shaped) => records.extend(shaped),
-            Err(error) => dead.push(DeadLetter {
-                key: m.key().map(<[u8]>::to_vec),
-                payload: payload.to_vec(),
-                error,
-                position,
-            }),
-        }
-        offsets.insert(m.partition(), m.offset() + 1);
-    }
-    Shaped {
-        records,
-        dead,
-        offsets,
-        took: started.elapsed(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! keeps the view's rows in a durable store with exactly-once effect, sends
 //! bad events to the dead-letter topic, and serves rows over HTTP.
 
+mod batch;
 pub mod budget;
 pub mod changes;
 pub mod consume;
