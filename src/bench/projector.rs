@@ -2,7 +2,7 @@
 //! one projector (one shard) from start to caught up, and report throughput,
 //! peak memory, the broker's CPU share and where the time went.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -60,16 +60,27 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Produces the orders; returns (items, seconds).
-fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> {
+/// What was produced.
+struct Produced {
+    items: u64,
+    /// Bytes of the items as JSON, each on its own: what the view keeps.
+    item_json_bytes: u64,
+    secs: f64,
+}
+
+/// Produces the orders.
+fn produce(config: &BenchConfig, topic: &str) -> Result<Produced, BenchError> {
     let producer = bulk_producer(&config.bootstrap_servers)?;
     let mut generator = OrderGenerator::new(config.seed, config.users);
     let started = Instant::now();
-    let mut items = 0u64;
+    let (mut items, mut item_json_bytes) = (0u64, 0u64);
     let step = (config.events / 10).max(1);
     for i in 0..config.events {
         let order = generator.next_order();
-        items += order["items"].as_array().map_or(0, |a| a.len() as u64);
+        for item in order["items"].as_array().into_iter().flatten() {
+            items += 1;
+            item_json_bytes += item.to_string().len() as u64;
+        }
         send_order(&producer, topic, &order)?;
         if (i + 1) % step == 0 {
             eprintln!("  produced {:>9} / {} events", i + 1, config.events);
@@ -78,7 +89,11 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<(u64, f64), BenchError> 
     producer
         .flush(Duration::from_secs(120))
         .map_err(kafka_err)?;
-    Ok((items, started.elapsed().as_secs_f64()))
+    Ok(Produced {
+        items,
+        item_json_bytes,
+        secs: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// What one run measured (`--report` writes it as JSON).
@@ -88,9 +103,13 @@ pub struct Figures {
     topic: String,
     applied: i64,
     items: u64,
+    item_json_bytes: u64,
     produce_secs: f64,
     elapsed: f64,
     first_applied: f64,
+    /// Events per second over the first and the last tenth of the events.
+    first_tenth_rate: f64,
+    last_tenth_rate: f64,
     projector_cpu: Option<f64>,
     broker_cpu: Option<f64>,
     peak_kib: u64,
@@ -118,9 +137,9 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         "producing {} orders to {topic} ({} partitions)…",
         config.events, config.partitions
     );
-    let (items, produce_secs) = produce(&config, &topic)?;
-    eprintln!("  done: {items} items in {produce_secs:.1} s");
-    let figures = runtime.block_on(project(&config, &topic, items, produce_secs));
+    let produced = produce(&config, &topic)?;
+    eprintln!("  done: {} items in {:.1} s", produced.items, produced.secs);
+    let figures = runtime.block_on(project(&config, &topic, &produced));
     if config.keep_topic {
         eprintln!("kept topic {topic}");
     } else {
@@ -138,8 +157,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
 async fn project(
     config: &BenchConfig,
     topic: &str,
-    items: u64,
-    produce_secs: f64,
+    produced: &Produced,
 ) -> Result<Figures, BenchError> {
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("bench-view.yaml");
@@ -160,6 +178,9 @@ async fn project(
     let projectors = crate::api::ProjectorClient::new(Duration::from_secs(3));
     let (mut peak_kib, mut last_report) = (0u64, Instant::now());
     let mut first_applied: Option<f64> = None;
+    // (seconds, applied) when applying began, passed a tenth, passed nine tenths.
+    let mut marks: [Option<(f64, i64)>; 3] = [None; 3];
+    let tenth = (config.events / 10) as i64;
     let applied = loop {
         if let Some(status) = child.try_wait().map_err(io_err)? {
             return Err(BenchError::Projector(format!("exited early with {status}")));
@@ -175,6 +196,15 @@ async fn project(
         if applied > 0 && first_applied.is_none() {
             first_applied = Some(started.elapsed().as_secs_f64());
         }
+        let now = started.elapsed().as_secs_f64();
+        for i in 0..marks.len() {
+            let at = [1, tenth, 9 * tenth][i];
+            // A later mark needs a later sample (a first batch may hold a tenth).
+            let after_previous = i == 0 || marks[i - 1].is_some_and(|(t, _)| now > t);
+            if applied >= at && marks[i].is_none() && after_previous {
+                marks[i] = Some((now, applied));
+            }
+        }
         if last_report.elapsed() > Duration::from_secs(5) {
             let secs = started.elapsed().as_secs_f64();
             eprintln!(
@@ -186,6 +216,12 @@ async fn project(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let elapsed = started.elapsed().as_secs_f64();
+    let rate = |from: Option<(f64, i64)>, to: Option<(f64, i64)>| match (from, to) {
+        (Some((t0, a0)), Some((t1, a1))) if t1 > t0 => (a1 - a0) as f64 / (t1 - t0),
+        _ => 0.0,
+    };
+    let first_tenth_rate = rate(marks[0], marks[1]);
+    let last_tenth_rate = rate(marks[2], Some((elapsed, applied)));
     // Before the rows are dumped: that work is not the projection's.
     let cpu_caught_up = cpu_seconds(pid);
     let broker_cpu = match (broker_cpu_start, config.broker_pid.and_then(cpu_seconds)) {
@@ -200,17 +236,18 @@ async fn project(
     }
     let reaped_cpu = reap_with_cpu(&mut child);
     let projector_cpu = cpu_caught_up.or(reaped_cpu);
-    let store_bytes = std::fs::metadata(data.join("view.redb"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let store_bytes = disk_bytes(&crate::projector::store::Store::file_in(&data));
     let _ = std::fs::remove_dir_all(&data);
     Ok(Figures {
         topic: topic.to_string(),
         applied,
-        items,
-        produce_secs,
+        items: produced.items,
+        item_json_bytes: produced.item_json_bytes,
+        produce_secs: produced.secs,
         elapsed,
         first_applied: first_applied.unwrap_or(0.0),
+        first_tenth_rate,
+        last_tenth_rate,
         projector_cpu,
         broker_cpu,
         peak_kib,
@@ -252,6 +289,12 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
             f.items as f64 / f.elapsed
         ),
     ];
+    lines.push(format!(
+        "first → last 10%  {:.0} → {:.0} events/s ({:+.0}%)",
+        f.first_tenth_rate,
+        f.last_tenth_rate,
+        100.0 * (f.last_tenth_rate / f.first_tenth_rate.max(1.0) - 1.0)
+    ));
     lines.push(match f.projector_cpu {
         Some(cpu) => format!(
             "projector CPU     {cpu:.1} s ({:.0}% of one core)",
@@ -272,8 +315,10 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
         f.peak_kib as f64 / 1024.0
     ));
     lines.push(format!(
-        "store             {:.0} MiB",
-        f.store_bytes as f64 / (1024.0 * 1024.0)
+        "store             {:.0} MiB ({:.2}x the items' JSON, {:.0} MiB)",
+        f.store_bytes as f64 / (1024.0 * 1024.0),
+        f.store_bytes as f64 / (f.item_json_bytes as f64).max(1.0),
+        f.item_json_bytes as f64 / (1024.0 * 1024.0)
     ));
     lines.push(format!(
         "batches           {batches:.0} (mean {:.1} ms commit)",
@@ -285,4 +330,17 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
     let mut out = lines.join("\n");
     out.push('\n');
     out
+}
+
+/// Bytes the files under `path` take on disk, recursively (0 if it is
+/// gone); blocks, not lengths: a journal is preallocated sparse.
+fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map_or(0, |m| m.blocks() * 512);
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| disk_bytes(&entry.path()))
+        .sum()
 }
