@@ -107,9 +107,10 @@ pub struct Figures {
     produce_secs: f64,
     elapsed: f64,
     first_applied: f64,
-    /// Events per second over the first and the last tenth of the events.
-    first_tenth_rate: f64,
-    last_tenth_rate: f64,
+    /// Events per second over the first and the last tenth of the events
+    /// (none when the run is too short to tell).
+    first_tenth_rate: Option<f64>,
+    last_tenth_rate: Option<f64>,
     projector_cpu: Option<f64>,
     broker_cpu: Option<f64>,
     peak_kib: u64,
@@ -178,7 +179,8 @@ async fn project(
     let projectors = crate::api::ProjectorClient::new(Duration::from_secs(3));
     let (mut peak_kib, mut last_report) = (0u64, Instant::now());
     let mut first_applied: Option<f64> = None;
-    // (seconds, applied) when applying began, passed a tenth, passed nine tenths.
+    // (seconds, applied) when applying began, a tenth later, and at nine
+    // tenths: the first tenth is timed from the first visible batch.
     let mut marks: [Option<(f64, i64)>; 3] = [None; 3];
     let tenth = (config.events / 10) as i64;
     let applied = loop {
@@ -197,13 +199,15 @@ async fn project(
             first_applied = Some(started.elapsed().as_secs_f64());
         }
         let now = started.elapsed().as_secs_f64();
-        for i in 0..marks.len() {
-            let at = [1, tenth, 9 * tenth][i];
-            // A later mark needs a later sample (a first batch may hold a tenth).
-            let after_previous = i == 0 || marks[i - 1].is_some_and(|(t, _)| now > t);
-            if applied >= at && marks[i].is_none() && after_previous {
-                marks[i] = Some((now, applied));
+        match marks[0] {
+            None if applied > 0 => marks[0] = Some((now, applied)),
+            Some((_, began)) if marks[1].is_none() && applied >= began + tenth => {
+                marks[1] = Some((now, applied))
             }
+            _ => {}
+        }
+        if marks[2].is_none() && applied >= 9 * tenth {
+            marks[2] = Some((now, applied));
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             let secs = started.elapsed().as_secs_f64();
@@ -217,8 +221,10 @@ async fn project(
     };
     let elapsed = started.elapsed().as_secs_f64();
     let rate = |from: Option<(f64, i64)>, to: Option<(f64, i64)>| match (from, to) {
-        (Some((t0, a0)), Some((t1, a1))) if t1 > t0 => (a1 - a0) as f64 / (t1 - t0),
-        _ => 0.0,
+        (Some((t0, a0)), Some((t1, a1))) if t1 > t0 && a1 > a0 => {
+            Some((a1 - a0) as f64 / (t1 - t0))
+        }
+        _ => None,
     };
     let first_tenth_rate = rate(marks[0], marks[1]);
     let last_tenth_rate = rate(marks[2], Some((elapsed, applied)));
@@ -289,12 +295,13 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
             f.items as f64 / f.elapsed
         ),
     ];
-    lines.push(format!(
-        "first → last 10%  {:.0} → {:.0} events/s ({:+.0}%)",
-        f.first_tenth_rate,
-        f.last_tenth_rate,
-        100.0 * (f.last_tenth_rate / f.first_tenth_rate.max(1.0) - 1.0)
-    ));
+    lines.push(match (f.first_tenth_rate, f.last_tenth_rate) {
+        (Some(first), Some(last)) => format!(
+            "first → last 10%  {first:.0} → {last:.0} events/s ({:+.0}%)",
+            100.0 * (last / first - 1.0)
+        ),
+        _ => "first → last 10%  n/a (too few batches to tell)".to_string(),
+    });
     lines.push(match f.projector_cpu {
         Some(cpu) => format!(
             "projector CPU     {cpu:.1} s ({:.0}% of one core)",
