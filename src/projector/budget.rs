@@ -1,6 +1,6 @@
 //! One memory budget for a projector, shared out between what grows with
-//! it: the store's page cache, librdkafka's fetch queue and the batch being
-//! built. Pure.
+//! it: the store's page cache, librdkafka's fetch queue and the batches in
+//! flight (one committing while the next is shaped). Pure.
 
 /// What a budget allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +17,13 @@ const BASE_MIB: usize = 96;
 /// A batch in flight costs about this much per event: the event, its
 /// records, and the store's pages it dirties before the commit.
 const BATCH_BYTES_PER_EVENT: usize = 4096;
+/// One batch commits while the next is polled and shaped.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Shares out `budget_mib`: a quarter (at least 16 MiB) to the store's page
 /// cache unless `store_cache_mib` is given; 1/64 per partition to the fetch
 /// queue (at least 1 MiB); what is left after those and the base to the
-/// batch in flight, which caps `batch_max_events`.
+/// two batches in flight, which caps `batch_max_events`.
 pub fn plan(
     budget_mib: usize,
     store_cache_mib: Option<usize>,
@@ -33,7 +35,7 @@ pub fn plan(
     let left_mib = budget_mib
         .saturating_sub(BASE_MIB + cache_mib + 4 * fetch_queue_kib / 1024)
         .max(16);
-    let batch_cap = (left_mib << 20) / BATCH_BYTES_PER_EVENT;
+    let batch_cap = (left_mib << 20) / (BATCHES_IN_FLIGHT * BATCH_BYTES_PER_EVENT);
     MemoryPlan {
         store_cache_bytes: cache_mib << 20,
         fetch_queue_kib,
@@ -58,7 +60,7 @@ mod tests {
         assert_eq!(p.store_cache_bytes, 128 << 20);
         assert_eq!(p.fetch_queue_kib, 8 * 1024);
         assert_eq!(p.batch_max_events, 20_000);
-        let batch_bytes = p.batch_max_events * BATCH_BYTES_PER_EVENT;
+        let batch_bytes = BATCHES_IN_FLIGHT * p.batch_max_events * BATCH_BYTES_PER_EVENT;
         let total =
             (BASE_MIB << 20) + p.store_cache_bytes + 4 * (p.fetch_queue_kib << 10) + batch_bytes;
         assert!(total <= 512 << 20, "{total} bytes planned");
@@ -67,7 +69,7 @@ mod tests {
     #[test]
     fn small_budgets_shrink_batches_and_big_ones_grow_the_cache() {
         let small = plan(128, None, 20_000);
-        assert_eq!(small.batch_max_events, 4096, "{small:?}");
+        assert_eq!(small.batch_max_events, 2048, "{small:?}");
         assert_eq!(small.store_cache_bytes, 32 << 20);
         let big = plan(4096, None, 20_000);
         assert_eq!(big.store_cache_bytes, 1024 << 20);
