@@ -64,10 +64,12 @@ race: testenv
 	python3 hack/race.py --events $(RACE_EVENTS)
 
 # Store comparison (not part of `make test`): matview's store (redb) and
-# fjall on the projector's workload, no broker (bench/stores). Add RocksDB
-# with BENCH_STORE_FEATURES=fjall,rocksdb (needs libclang-dev; a long C++ build).
+# fjall on the projector's workload, no broker (bench/stores). Add RocksDB with
+# BENCH_STORE_FEATURES=fjall,rocksdb: it links Debian's librocksdb-dev 7.8
+# (apt-get install librocksdb-dev libclang-dev) instead of a C++ build.
 BENCH_STORE_ORDERS ?= 2000000
 BENCH_STORE_FEATURES ?= fjall
+export ROCKSDB_LIB_DIR ?= /usr/lib/x86_64-linux-gnu
 bench-stores:
 	cargo run --release --manifest-path bench/stores/Cargo.toml --target-dir target \
 	  --features $(BENCH_STORE_FEATURES) -- --orders $(BENCH_STORE_ORDERS)

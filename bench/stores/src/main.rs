@@ -25,6 +25,10 @@ use matview::projector::store::RowShape;
 use matview::workload::OrderGenerator;
 use serde::{Deserialize, Serialize};
 
+// matview's allocator (its main.rs): the stores are compared as it runs them.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Compare embedded stores on the projector's workload")]
 struct Args {
