@@ -39,8 +39,13 @@ pub struct ProjectorArgs {
     /// (a Secret or ConfigMap mounted as a volume).
     #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_DIR")]
     pub kafka_properties_dir: Option<PathBuf>,
-    /// Most events per batch (one store commit each).
-    #[arg(long, env = "MATVIEW_BATCH_MAX_EVENTS", default_value_t = 20_000)]
+    /// Most events per batch (one store commit each); the memory budget may
+    /// allow fewer.
+    #[arg(
+        long,
+        env = "MATVIEW_BATCH_MAX_EVENTS",
+        default_value_t = crate::projector::budget::DEFAULT_BATCH_MAX_EVENTS
+    )]
     pub batch_max_events: usize,
     /// Longest wait for a batch to fill, in milliseconds.
     #[arg(long, default_value_t = 50)]
