@@ -177,57 +177,11 @@ async fn project(
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let projectors = crate::api::ProjectorClient::new(Duration::from_secs(3));
-    let (mut peak_kib, mut last_report) = (0u64, Instant::now());
-    let mut first_applied: Option<f64> = None;
-    // (seconds, applied) when applying began, a tenth later, and at nine
-    // tenths: the first tenth is timed from the first visible batch.
-    let mut marks: [Option<(f64, i64)>; 3] = [None; 3];
-    let tenth = (config.events / 10) as i64;
-    let applied = loop {
-        if let Some(status) = child.try_wait().map_err(io_err)? {
-            return Err(BenchError::Projector(format!("exited early with {status}")));
-        }
-        peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
-        let applied: i64 = match projectors.positions(&base).await {
-            Ok(positions) => positions.partitions.iter().map(|p| p.applied).sum(),
-            Err(_) => 0,
-        };
-        if applied >= config.events as i64 {
-            break applied;
-        }
-        if applied > 0 && first_applied.is_none() {
-            first_applied = Some(started.elapsed().as_secs_f64());
-        }
-        let now = started.elapsed().as_secs_f64();
-        match marks[0] {
-            None if applied > 0 => marks[0] = Some((now, applied)),
-            Some((_, began)) if marks[1].is_none() && applied >= began + tenth => {
-                marks[1] = Some((now, applied))
-            }
-            _ => {}
-        }
-        if marks[2].is_none() && applied >= 9 * tenth {
-            marks[2] = Some((now, applied));
-        }
-        if last_report.elapsed() > Duration::from_secs(5) {
-            let secs = started.elapsed().as_secs_f64();
-            eprintln!(
-                "  applied {applied:>9} / {} events ({secs:.0} s)",
-                config.events
-            );
-            last_report = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let watched = watch_until_caught_up(config, &mut child, &projectors, &base, started).await?;
+    let (applied, peak_kib) = (watched.applied, watched.peak_kib);
     let elapsed = started.elapsed().as_secs_f64();
-    let rate = |from: Option<(f64, i64)>, to: Option<(f64, i64)>| match (from, to) {
-        (Some((t0, a0)), Some((t1, a1))) if t1 > t0 && a1 > a0 => {
-            Some((a1 - a0) as f64 / (t1 - t0))
-        }
-        _ => None,
-    };
-    let first_tenth_rate = rate(marks[0], marks[1]);
-    let last_tenth_rate = rate(marks[2], Some((elapsed, applied)));
+    let first_tenth_rate = watched.progress.first_tenth_rate();
+    let last_tenth_rate = watched.progress.last_tenth_rate(elapsed, applied);
     // Before the rows are dumped: that work is not the projection's.
     let cpu_caught_up = cpu_seconds(pid);
     let broker_cpu = match (broker_cpu_start, config.broker_pid.and_then(cpu_seconds)) {
@@ -251,7 +205,7 @@ async fn project(
         item_json_bytes: produced.item_json_bytes,
         produce_secs: produced.secs,
         elapsed,
-        first_applied: first_applied.unwrap_or(0.0),
+        first_applied: watched.progress.first_applied().unwrap_or(0.0),
         first_tenth_rate,
         last_tenth_rate,
         projector_cpu,
@@ -260,6 +214,106 @@ async fn project(
         store_bytes,
         metrics,
     })
+}
+
+/// What watching the projector until it caught up saw.
+struct Watched {
+    applied: i64,
+    peak_kib: u64,
+    progress: Progress,
+}
+
+/// Samples the projector's applied events and peak memory every 100 ms
+/// until it has applied every event, printing progress every 5 s.
+async fn watch_until_caught_up(
+    config: &BenchConfig,
+    child: &mut std::process::Child,
+    projectors: &crate::api::ProjectorClient,
+    base: &str,
+    started: Instant,
+) -> Result<Watched, BenchError> {
+    let (mut peak_kib, mut last_report) = (0u64, Instant::now());
+    let mut progress = Progress::new(config.events);
+    loop {
+        if let Some(status) = child.try_wait().map_err(io_err)? {
+            return Err(BenchError::Projector(format!("exited early with {status}")));
+        }
+        peak_kib = peak_kib.max(peak_rss_kib(child.id()).unwrap_or(0));
+        let applied: i64 = match projectors.positions(base).await {
+            Ok(positions) => positions.partitions.iter().map(|p| p.applied).sum(),
+            Err(_) => 0,
+        };
+        if applied >= config.events as i64 {
+            return Ok(Watched {
+                applied,
+                peak_kib,
+                progress,
+            });
+        }
+        let secs = started.elapsed().as_secs_f64();
+        progress.observe(secs, applied);
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "  applied {applied:>9} / {} events ({secs:.0} s)",
+                config.events
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (seconds, applied) when applying began, a tenth later, and at nine
+/// tenths: the first tenth is timed from the first visible batch.
+struct Progress {
+    tenth: i64,
+    marks: [Option<(f64, i64)>; 3],
+}
+
+impl Progress {
+    fn new(events: usize) -> Progress {
+        Progress {
+            tenth: (events / 10) as i64,
+            marks: [None; 3],
+        }
+    }
+
+    fn observe(&mut self, secs: f64, applied: i64) {
+        let marks = &mut self.marks;
+        match marks[0] {
+            None if applied > 0 => marks[0] = Some((secs, applied)),
+            Some((_, began)) if marks[1].is_none() && applied >= began + self.tenth => {
+                marks[1] = Some((secs, applied))
+            }
+            _ => {}
+        }
+        if marks[2].is_none() && applied >= 9 * self.tenth {
+            marks[2] = Some((secs, applied));
+        }
+    }
+
+    /// Seconds until the first batch was visible.
+    fn first_applied(&self) -> Option<f64> {
+        self.marks[0].map(|(secs, _)| secs)
+    }
+
+    fn first_tenth_rate(&self) -> Option<f64> {
+        rate(self.marks[0], self.marks[1])
+    }
+
+    fn last_tenth_rate(&self, elapsed: f64, applied: i64) -> Option<f64> {
+        rate(self.marks[2], Some((elapsed, applied)))
+    }
+}
+
+/// Events per second between two samples (none when they do not tell).
+fn rate(from: Option<(f64, i64)>, to: Option<(f64, i64)>) -> Option<f64> {
+    match (from, to) {
+        (Some((t0, a0)), Some((t1, a1))) if t1 > t0 && a1 > a0 => {
+            Some((a1 - a0) as f64 / (t1 - t0))
+        }
+        _ => None,
+    }
 }
 
 fn report(config: &BenchConfig, f: &Figures) -> String {

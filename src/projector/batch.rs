@@ -2,7 +2,6 @@
 //! it, and commit it on a thread of its own while the next one is polled
 //! and shaped.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
@@ -10,11 +9,10 @@ use rdkafka::message::{Message, OwnedMessage};
 use tracing::warn;
 
 use super::Shared;
+use super::consume::Offsets;
 use super::dead_letters::DeadLetter;
 use super::store::{BatchOutcome, StoreError};
 use crate::engine::{Position, Record};
-
-type Offsets = BTreeMap<i32, i64>;
 
 pub(super) struct Polled {
     pub(super) messages: Vec<OwnedMessage>,

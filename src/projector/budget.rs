@@ -21,7 +21,7 @@ const BATCH_BYTES_PER_EVENT: usize = 4096;
 const BATCHES_IN_FLIGHT: usize = 2;
 /// What the default budget (512 MiB) allows. Bigger batches dirty each
 /// store page for more items: 2M orders ran at 158,900 items/s with 20,000
-/// and 174,900 with this (README, projector benchmark).
+/// and 180,300 with this (README, projector benchmark).
 pub const DEFAULT_BATCH_MAX_EVENTS: usize = 32_768;
 
 /// Shares out `budget_mib`: a quarter (at least 16 MiB) to the store's page

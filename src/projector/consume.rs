@@ -19,14 +19,14 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::batch::{InFlight, poll, shape};
+use super::batch::{InFlight, Shaped, poll, shape};
 use super::dead_letters::{self, DeadLetterSink, LetterScan};
 use super::metrics::BatchReport;
 use super::{ProjectorError, Shared};
 use crate::crd::StartFrom;
 use crate::engine::Position;
 
-type Offsets = BTreeMap<i32, i64>;
+pub(super) type Offsets = BTreeMap<i32, i64>;
 
 /// Partitions of a topic with `count` partitions that belong to `shard`.
 pub fn owned_partitions(count: i32, shard: u32, shards: u32) -> Vec<i32> {
@@ -209,106 +209,128 @@ pub(super) fn run(
         cancel.clone(),
     )?;
 
-    let mut sent_before = letters_sent_before(&shared, &kafka, &source, &next)?;
-    let mut loop_state = LoopState {
+    let sent_before = letters_sent_before(&shared, &kafka, &source, &next)?;
+    let mut consuming = Consuming {
+        shared: &shared,
+        source: &source,
         next,
         high_water,
+        sent_before,
         iteration_started: Instant::now(),
     };
-    // A batch commits on a thread of its own while this one polls and
-    // shapes the next: the two stages overlap. Letters and commits stay in
-    // batch order, and nothing is sent for a batch before the one before it
-    // is committed.
-    std::thread::scope(|scope| -> Result<(), ProjectorError> {
-        let mut in_flight: Option<InFlight<'_>> = None;
-        // The offsets after the last batch handed to the store.
-        let mut shaped_through = loop_state.next.clone();
-        while !cancel.is_cancelled() {
-            let polled = poll(&source.consumer, &shared);
-            merge_high_water(&latest_high, &mut loop_state.high_water);
-            if polled.messages.is_empty() {
-                if let Some(batch) = in_flight.take() {
-                    loop_state.finish(&shared, &source, batch)?;
-                }
-                shared.update_lag(&loop_state.next, &loop_state.high_water);
-                continue;
-            }
-            let shaped = shape(&shared, &polled.messages, &shaped_through);
-            if let Some(batch) = in_flight.take() {
-                loop_state.finish(&shared, &source, batch)?;
-            }
-            // Before any letter is sent: a held batch is polled again whole.
-            if let Some(why) = lacks_space(&shared) {
-                shared.set_store_error(Some(why));
-                loop_state.next = source.assign_from_store(&shared)?;
-                shaped_through = loop_state.next.clone();
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-            shared.set_store_error(None);
-            let unsent = shaped
-                .dead
-                .iter()
-                .filter(|d| !sent_before.contains(&d.position));
-            let (delivered, sent) = source.dead_letters.send(unsent);
-            if let Err(e) = sent {
-                // What did arrive must not be sent again when the batch is retried.
-                sent_before.extend(delivered.positions);
-                shared.metrics.dead_letter_failure();
-                shared.set_dead_letter_error(Some(e.to_string()));
-                error!(error = %e, topic = %shared.view.dead_letter_topic, "cannot write dead letters; holding the batch and retrying");
-                loop_state.next = source.assign_from_store(&shared)?;
-                shaped_through = loop_state.next.clone();
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-            shared.set_dead_letter_error(None);
-            for d in &shaped.dead {
-                sent_before.remove(&d.position);
-            }
-            // Letters found at start and not yet passed sit before this batch's
-            // in the topic: the next scan must still begin before them.
-            let letter_ends = if sent_before.is_empty() {
-                delivered.ends
-            } else {
-                Default::default()
-            };
-            shaped_through = shaped.offsets.clone();
-            in_flight = Some(InFlight::start(scope, &shared, polled, shaped, letter_ends));
-        }
-        if let Some(batch) = in_flight.take() {
-            loop_state.finish(&shared, &source, batch)?;
-        }
-        Ok(())
-    })?;
+    std::thread::scope(|scope| consuming.overlapped(scope, &latest_high, &cancel))?;
     info!("stopping: last batch committed");
     let _ = runtime.block_on(watcher);
     Ok(())
 }
 
-/// What the loop carries from batch to batch.
-struct LoopState {
+/// The consume loop and what it carries from batch to batch.
+struct Consuming<'a> {
+    shared: &'a Shared,
+    source: &'a Source,
     /// Next offsets to consume, as committed to the store.
     next: Offsets,
     high_water: Offsets,
+    /// Dead letters found in the topic at start, not yet passed again.
+    sent_before: HashSet<Position>,
     iteration_started: Instant,
 }
 
-impl LoopState {
+impl<'a> Consuming<'a> {
+    /// A batch commits on a thread of its own while this one polls and
+    /// shapes the next: the two stages overlap. Letters and commits stay in
+    /// batch order, and nothing is sent for a batch before the one before it
+    /// is committed.
+    fn overlapped<'scope>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, 'a>,
+        latest_high: &Mutex<Offsets>,
+        cancel: &CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let mut in_flight: Option<InFlight<'scope>> = None;
+        while !cancel.is_cancelled() {
+            let polled = poll(&self.source.consumer, self.shared);
+            merge_high_water(latest_high, &mut self.high_water);
+            if polled.messages.is_empty() {
+                self.finish(in_flight.take())?;
+                self.shared.update_lag(&self.next, &self.high_water);
+                continue;
+            }
+            // The next batch starts where the one in flight ends.
+            let shaped_from = in_flight.as_ref().map_or(&self.next, |b| &b.offsets);
+            let shaped = shape(self.shared, &polled.messages, shaped_from);
+            self.finish(in_flight.take())?;
+            if let Some(letter_ends) = self.send_letters(&shaped)? {
+                in_flight = Some(InFlight::start(
+                    scope,
+                    self.shared,
+                    polled,
+                    shaped,
+                    letter_ends,
+                ));
+            }
+        }
+        self.finish(in_flight.take())
+    }
+
+    /// Sends a shaped batch's dead letters; the ends of the letters to store
+    /// with it, or none when the batch is held (no space, or Kafka did not
+    /// take the letters) and will be polled again whole.
+    fn send_letters(&mut self, shaped: &Shaped) -> Result<Option<Offsets>, ProjectorError> {
+        let shared = self.shared;
+        // Before any letter is sent: a held batch is polled again whole.
+        if let Some(why) = lacks_space(shared) {
+            shared.set_store_error(Some(why));
+            return self.hold();
+        }
+        shared.set_store_error(None);
+        let sent_before = &self.sent_before;
+        let unsent = shaped
+            .dead
+            .iter()
+            .filter(|d| !sent_before.contains(&d.position));
+        let (delivered, sent) = self.source.dead_letters.send(unsent);
+        if let Err(e) = sent {
+            // What did arrive must not be sent again when the batch is retried.
+            self.sent_before.extend(delivered.positions);
+            shared.metrics.dead_letter_failure();
+            shared.set_dead_letter_error(Some(e.to_string()));
+            error!(error = %e, topic = %shared.view.dead_letter_topic, "cannot write dead letters; holding the batch and retrying");
+            return self.hold();
+        }
+        shared.set_dead_letter_error(None);
+        for d in &shaped.dead {
+            self.sent_before.remove(&d.position);
+        }
+        // Letters found at start and not yet passed sit before this batch's
+        // in the topic: the next scan must still begin before them.
+        Ok(Some(if self.sent_before.is_empty() {
+            delivered.ends
+        } else {
+            Default::default()
+        }))
+    }
+
+    /// Holds the batch: consume again from what the store has, in a second.
+    fn hold(&mut self) -> Result<Option<Offsets>, ProjectorError> {
+        self.next = self.source.assign_from_store(self.shared)?;
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(None)
+    }
+
     /// Waits for a batch's commit, then tells Kafka, the metrics and the
     /// change feed.
-    fn finish(
-        &mut self,
-        shared: &Shared,
-        source: &Source,
-        batch: InFlight<'_>,
-    ) -> Result<(), ProjectorError> {
+    fn finish(&mut self, batch: Option<InFlight<'_>>) -> Result<(), ProjectorError> {
+        let Some(batch) = batch else {
+            return Ok(());
+        };
+        let shared = self.shared;
         let (outcome, commit) = match batch.commit.join() {
             Ok(committed) => committed?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
         self.next = batch.offsets;
-        source.commit_to_group(&self.next);
+        self.source.commit_to_group(&self.next);
         for (&p, &o) in &self.next {
             let high = self.high_water.entry(p).or_insert(o);
             *high = (*high).max(o);
