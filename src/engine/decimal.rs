@@ -104,20 +104,19 @@ impl Decimal {
         {
             return Err(DecimalError::Syntax);
         }
-        // digits * 10^(exponent - frac_len), then scaled by 10^9.
+        // digits * 10^(exponent - frac_len), then scaled by 10^9. In i64:
+        // the exponent is clamped far inside it, so this never overflows.
         let digits: String = format!("{int_part}{frac_part}");
         let digits = digits.trim_start_matches('0');
-        let shift = exponent - frac_part.len() as i32 + SCALE_DIGITS as i32;
+        let shift = exponent - frac_part.len() as i64 + i64::from(SCALE_DIGITS);
         let mut value: i128 = 0;
+        // Digits kept before the decimal point of the scaled value (negative:
+        // the first significant digit lies that far below a nano unit).
+        let keep = digits.len() as i64 + shift.min(0);
         let significant = if shift >= 0 {
             digits
         } else {
-            let keep = digits.len() as i64 + i64::from(shift);
-            if keep < 0 {
-                ""
-            } else {
-                &digits[..keep as usize]
-            }
+            &digits[..usize::try_from(keep).unwrap_or(0)]
         };
         for b in significant.bytes() {
             value = value
@@ -135,8 +134,10 @@ impl Decimal {
             if !round && digits.as_bytes()[dropped_at..].iter().any(|&b| b != b'0') {
                 return Err(DecimalError::TooPrecise);
             }
-            // Round half away from zero on the first dropped digit.
-            if let Some(&first_dropped) = digits.as_bytes().get(dropped_at)
+            // Round half away from zero on the first dropped digit; when the
+            // first significant digit lies further down, it rounds to zero.
+            if keep >= 0
+                && let Some(&first_dropped) = digits.as_bytes().get(dropped_at)
                 && first_dropped >= b'5'
             {
                 value = value.checked_add(1).ok_or(DecimalError::OutOfRange)?;
@@ -175,21 +176,25 @@ impl Decimal {
     }
 }
 
-/// An exponent's value; one beyond i32 is far outside the range either way
-/// (a very negative one only drops digits, which the caller judges).
-fn exponent(text: &str) -> Result<i32, DecimalError> {
-    if let Ok(exp) = text.parse() {
-        return Ok(exp);
-    }
-    let digits = text.trim_start_matches(['+', '-']);
+/// Exponents are clamped to this magnitude: anything beyond is far outside
+/// the decimal's range (or below its precision) either way, and the clamp
+/// keeps the caller's arithmetic inside i64.
+const EXPONENT_CLAMP: i64 = i64::MAX / 4;
+
+/// An exponent's value, clamped to ±[`EXPONENT_CLAMP`].
+fn exponent(text: &str) -> Result<i64, DecimalError> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DecimalError::Syntax);
     }
-    if text.starts_with('-') {
-        Ok(i32::MIN / 2)
-    } else {
-        Err(DecimalError::OutOfRange)
-    }
+    let magnitude = digits
+        .parse::<i64>()
+        .map_or(EXPONENT_CLAMP, |e| e.min(EXPONENT_CLAMP));
+    Ok(if negative { -magnitude } else { magnitude })
 }
 
 impl fmt::Display for Decimal {
@@ -233,6 +238,57 @@ mod tests {
         assert_eq!(Decimal::parse("abc"), Err(DecimalError::Syntax));
         assert_eq!(Decimal::parse(""), Err(DecimalError::Syntax));
         assert_eq!(Decimal::parse("1e40"), Err(DecimalError::OutOfRange));
+    }
+
+    #[test]
+    fn exponents_at_and_beyond_the_ends_of_i32_are_never_zero() {
+        for text in [
+            "1e2147483647",
+            "1e2147483638",
+            "9e2147483647",
+            "1.5e2147483647",
+            "1e2147483648",
+            "1e9223372036854775807",
+            "1e99999999999999999999999",
+        ] {
+            assert_eq!(
+                Decimal::parse(text),
+                Err(DecimalError::OutOfRange),
+                "{text}"
+            );
+            assert_eq!(
+                Decimal::parse_exact(text),
+                Err(DecimalError::OutOfRange),
+                "{text}"
+            );
+        }
+        for text in [
+            "5e-2147483648",
+            "1.00000000000000000001e-2147483648",
+            "9e-99999999999999999999",
+        ] {
+            assert_eq!(Decimal::parse(text), Ok(Decimal::ZERO), "rounds: {text}");
+            assert_eq!(
+                Decimal::parse_exact(text),
+                Err(DecimalError::TooPrecise),
+                "{text}"
+            );
+        }
+        // Zero is zero whatever its exponent.
+        for text in [
+            "0e2147483647",
+            "0.000e99999999999999999999",
+            "0e-2147483648",
+        ] {
+            assert_eq!(Decimal::parse_exact(text), Ok(Decimal::ZERO), "{text}");
+        }
+    }
+
+    #[test]
+    fn digits_far_below_a_nano_round_to_zero() {
+        assert_eq!(Decimal::parse("5e-20"), Ok(Decimal::ZERO));
+        assert_eq!(Decimal::parse("9e-11"), Ok(Decimal::ZERO));
+        assert_eq!(Decimal::parse("5e-10").map(|d| d.to_nanos()), Ok(1));
     }
 
     #[test]

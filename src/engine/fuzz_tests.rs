@@ -21,7 +21,7 @@ fn example_text() -> String {
 }
 
 fn example_spec() -> MaterializedViewSpec {
-    serde_yaml::from_str::<MaterializedView>(&example_text())
+    serde_yaml_ng::from_str::<MaterializedView>(&example_text())
         .expect("example parses")
         .spec
 }

@@ -16,6 +16,7 @@ pub mod rules;
 pub mod satisfy;
 pub mod shape;
 pub mod source;
+pub mod sum;
 pub mod view;
 
 pub use compile::{CompileError, CompiledView, SpecIssue, compile};
@@ -23,6 +24,7 @@ pub use decimal::Decimal;
 pub use revision::revision;
 pub use row::{Row, Upsert};
 pub use shape::{EventError, Position, Record};
+pub use sum::Sum;
 pub use view::{GroupView, RowView};
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::decimal::Decimal;
 use super::json::RawJson;
 use super::rules::GroupId;
 use super::shape::{Position, Record};
+use super::sum::Sum;
 
 /// A record as a row keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +23,7 @@ pub struct StoredRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupTotals {
     pub count: u64,
-    pub sums: Vec<Decimal>,
+    pub sums: Vec<Sum>,
 }
 
 /// All records of one row key, with totals per group.
@@ -52,7 +53,7 @@ impl Row {
             totals: vec![
                 GroupTotals {
                     count: 0,
-                    sums: vec![Decimal::ZERO; sums],
+                    sums: vec![Sum::ZERO; sums],
                 };
                 groups
             ],
@@ -123,14 +124,11 @@ fn contribute(all: &mut [GroupTotals], record: &StoredRecord, adding: bool) {
         totals.count = totals.count.saturating_sub(1);
     }
     for (total, value) in totals.sums.iter_mut().zip(&record.sums) {
-        let next = if adding {
-            total.checked_add(*value)
+        // Exact and never overflowing, whatever the order (see `Sum`).
+        if adding {
+            total.add(*value);
         } else {
-            total.checked_sub(*value)
-        };
-        // Sums beyond ±1e29 cannot come from real data; keep the old total.
-        if let Some(next) = next {
-            *total = next;
+            total.subtract(*value);
         }
     }
 }
@@ -164,14 +162,14 @@ mod tests {
             row.totals[0],
             GroupTotals {
                 count: 0,
-                sums: vec![Decimal::ZERO]
+                sums: vec![Sum::ZERO]
             }
         );
         assert_eq!(
             row.totals[2],
             GroupTotals {
                 count: 1,
-                sums: vec![Decimal::from_i64(70)]
+                sums: vec![Sum::of(Decimal::from_i64(70))]
             }
         );
         assert_eq!(

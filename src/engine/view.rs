@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::compile::CompiledView;
-use super::decimal::Decimal;
 use super::json::{JsonKind, RawJson};
 use super::row::Row;
+use super::sum::Sum;
 use crate::crd::Keep;
 
 /// One row as served.
@@ -30,14 +30,12 @@ pub struct GroupView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// Exact decimal sums by field (with `aggregate.sum`), written as JSON
-    /// numbers with every digit (read them with a decimal type to stay exact).
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        with = "decimal_map"
-    )]
+    /// numbers with every digit (read them with a decimal type to stay
+    /// exact). A sum is never cut or dropped: it may exceed the range of
+    /// one value (±1.7e28) and still has every digit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "sum_map")]
     #[schemars(with = "BTreeMap<String, f64>")]
-    pub sum: BTreeMap<String, Decimal>,
+    pub sum: BTreeMap<String, Sum>,
     /// The kept records, each with its `id` and fields (with `aggregate.items`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<Item>>,
@@ -58,7 +56,7 @@ impl CompiledView {
                 .iter()
                 .enumerate()
                 .map(|(i, &fi)| {
-                    let total = totals.sums.get(i).copied().unwrap_or(Decimal::ZERO);
+                    let total = totals.sums.get(i).copied().unwrap_or(Sum::ZERO);
                     (self.fields[fi].name.clone(), total)
                 })
                 .collect();
@@ -126,8 +124,8 @@ impl CompiledView {
                         _ => Some(total),
                     };
                     for (field, value) in other.sum {
-                        let entry = mine.sum.entry(field).or_insert(Decimal::ZERO);
-                        *entry = entry.checked_add(value).unwrap_or(*entry);
+                        let entry = mine.sum.entry(field).or_insert(Sum::ZERO);
+                        *entry = entry.merge(value);
                     }
                     let truncated = mine.truncated || other.truncated;
                     if let (Some(items), Some(more)) = (mine.items.as_mut(), other.items) {
@@ -172,9 +170,9 @@ pub fn compare_values(a: Option<&RawJson>, b: Option<&RawJson>) -> Ordering {
     }
 }
 
-/// Sums serialize as JSON numbers written from the decimal's digits, and
-/// are read back from the number's text: exact both ways.
-mod decimal_map {
+/// Sums serialize as JSON numbers written from the sum's digits, and are
+/// read back from the number's text: exact both ways.
+mod sum_map {
     use std::collections::BTreeMap;
 
     use serde::de::Error as _;
@@ -182,12 +180,9 @@ mod decimal_map {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_json::value::RawValue;
 
-    use super::Decimal;
+    use super::Sum;
 
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<String, Decimal>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, Sum>, s: S) -> Result<S::Ok, S::Error> {
         let mut numbers = Vec::with_capacity(map.len());
         for (k, v) in map {
             numbers.push((
@@ -198,13 +193,11 @@ mod decimal_map {
         s.collect_map(numbers)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Decimal>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Sum>, D::Error> {
         let raw = BTreeMap::<String, Box<RawValue>>::deserialize(d)?;
         raw.into_iter()
             .map(|(k, n)| {
-                Decimal::parse_exact(n.get())
+                Sum::parse_exact(n.get())
                     .map(|v| (k, v))
                     .map_err(|e| D::Error::custom(format!("sum {} {e}", n.get())))
             })

@@ -5,7 +5,7 @@
 use crate::engine::json::JsonKind;
 use crate::engine::json::RawJson;
 use crate::engine::row::{GroupTotals, StoredRecord};
-use crate::engine::{Decimal, Position};
+use crate::engine::{Decimal, Position, Sum};
 
 use super::store::StoreError;
 
@@ -164,38 +164,57 @@ impl RowTotals {
             groups: vec![
                 GroupTotals {
                     count: 0,
-                    sums: vec![Decimal::ZERO; sums],
+                    sums: vec![Sum::ZERO; sums],
                 };
                 groups
             ],
         }
     }
 
-    /// flags (u8: 1 = indexed), records (u64), then per group its count
-    /// (u64) and sums (i128 nanos each); all little-endian.
+    /// flags (u8: 1 = indexed, 2 = wide sums), records (u64), then per
+    /// group its count (u64) and sums (nanos, i128 each, or 256 bits each
+    /// when some sum needs more); all little-endian. Narrow unless needed,
+    /// so rows written before sums could be wide read unchanged.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.clear();
-        out.push(u8::from(self.indexed));
+        let narrow: Option<Vec<i128>> = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.sums)
+            .map(|s| s.to_nanos_i128())
+            .collect();
+        let wide = narrow.is_none();
+        out.push(u8::from(self.indexed) | (u8::from(wide) << 1));
         out.extend_from_slice(&self.records.to_le_bytes());
         for g in &self.groups {
             out.extend_from_slice(&g.count.to_le_bytes());
             for s in &g.sums {
-                out.extend_from_slice(&s.to_nanos().to_le_bytes());
+                match s.to_nanos_i128() {
+                    Some(nanos) if !wide => out.extend_from_slice(&nanos.to_le_bytes()),
+                    _ => out.extend_from_slice(&s.to_le_bytes()),
+                }
             }
         }
     }
 
     pub fn decode(bytes: &[u8], groups: usize, sums: usize) -> Result<RowTotals, StoreError> {
         let mut totals = RowTotals::new(groups, sums);
-        totals.indexed = take(bytes, 0, 1, "totals")?[0] & 1 == 1;
+        let flags = take(bytes, 0, 1, "totals")?[0];
+        totals.indexed = flags & 1 == 1;
+        let wide = flags & 2 == 2;
         totals.records = u64::from_le_bytes(array(bytes, 1, "totals")?);
         let mut at = 9;
         for g in &mut totals.groups {
             g.count = u64::from_le_bytes(array(bytes, at, "totals")?);
             at += 8;
             for s in &mut g.sums {
-                *s = Decimal::from_nanos(i128::from_le_bytes(array(bytes, at, "totals")?));
-                at += 16;
+                if wide {
+                    *s = Sum::from_le_bytes(array(bytes, at, "totals")?);
+                    at += 32;
+                } else {
+                    *s = Sum::from_nanos_i128(i128::from_le_bytes(array(bytes, at, "totals")?));
+                    at += 16;
+                }
             }
         }
         Ok(totals)
@@ -257,11 +276,27 @@ mod tests {
         totals.records = 1 << 40;
         totals.indexed = true;
         totals.groups[1].count = 7;
-        totals.groups[2].sums[1] = Decimal::parse("-12.345").expect("decimal");
+        totals.groups[2].sums[1] = Sum::of(Decimal::parse("-12.345").expect("decimal"));
         let mut bytes = Vec::new();
         totals.encode(&mut bytes);
         assert_eq!(RowTotals::decode(&bytes, 3, 2).expect("decodes"), totals);
         assert!(RowTotals::decode(&bytes[..bytes.len() - 1], 3, 2).is_err());
+        // Sums that fit 128 bits keep the layout rows were written in.
+        assert_eq!(bytes.len(), 9 + 3 * (8 + 2 * 16));
+        // A sum past the decimal's range: every sum of the row goes wide.
+        let big = Decimal::parse_exact("17000000000000000000000000000").expect("decimal");
+        for _ in 0..11 {
+            totals.groups[0].sums[0].add(big);
+        }
+        totals.encode(&mut bytes);
+        assert_eq!(bytes.len(), 9 + 3 * (8 + 2 * 32));
+        let wide = RowTotals::decode(&bytes, 3, 2).expect("decodes");
+        assert_eq!(wide, totals);
+        assert_eq!(
+            wide.groups[0].sums[0].to_string(),
+            "187000000000000000000000000000"
+        );
+        assert!(wide.indexed);
         let record = StoredRecord {
             group: Some(2),
             fields: vec![json("\"pen\"")],

@@ -111,7 +111,7 @@ fn batches_commit_rows_and_offsets_together() {
     assert_eq!(row.totals[0].count, 0);
     assert_eq!(
         (row.totals[1].count, row.totals[1].sums[0]),
-        (1, Decimal::from_i64(9))
+        (1, crate::engine::Sum::of(Decimal::from_i64(9)))
     );
     assert_eq!(
         store.positions().expect("positions"),
