@@ -280,7 +280,7 @@ mod tests {
 
     fn example() -> Value {
         let text = include_str!("../../examples/items-by-price.yaml");
-        let yaml: serde_yaml::Value = serde_yaml::from_str(text).expect("yaml");
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).expect("yaml");
         serde_json::to_value(yaml).expect("json")
     }
 

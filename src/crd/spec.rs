@@ -30,6 +30,7 @@ use super::status::MaterializedViewStatus;
     category = "matview",
     status = "MaterializedViewStatus",
     validation = Rule::new("self.metadata.name.size() <= 63").message("metadata.name: a view name has at most 63 characters, since it becomes a label value of the view's objects"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name: a view name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (no dots), since it names the view's Services and pods"),
     doc = "A MaterializedView keeps a queryable read model of a Kafka topic: events become records, records are classified into groups, and each row (one per key) holds per-group counts, sums and items.",
     printcolumn(
         name = "Topic",

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::Api;
@@ -58,20 +57,12 @@ pub fn error_policy(
             *n
         })
         .unwrap_or(1);
-    let delay = backoff(attempts);
+    let uid = view.metadata.uid.clone().unwrap_or_else(|| view_key(&view));
+    let delay = super::pacing::error_backoff(attempts, &uid);
     let message = crate::errors::chain(error);
     warn!(view = %view_key(&view), error = %message, retry_in = ?delay, "reconcile failed");
     publish(&ctx, &view, EventType::Warning, error.reason(), message);
     Action::requeue(delay)
-}
-
-/// 4 s, 8 s, … up to 5 min, plus up to 1 s of jitter so views do not retry in step.
-fn backoff(attempts: u32) -> Duration {
-    let base = Duration::from_secs(2)
-        .saturating_mul(1 << attempts.min(7))
-        .min(Duration::from_secs(300));
-    let jitter = u64::from(std::process::id().wrapping_mul(attempts)) % 1000;
-    base + Duration::from_millis(jitter)
 }
 
 /// On delete: remove what the view owns in Kafka, per its deletion policy.
@@ -131,16 +122,4 @@ async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Actio
         ),
     );
     Ok(Action::await_change())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) >= Duration::from_secs(4));
-        assert!(backoff(2) >= Duration::from_secs(8));
-        assert!(backoff(30) <= Duration::from_secs(301));
-    }
 }

@@ -116,7 +116,7 @@ fn view_file(view: &MaterializedView) -> String {
         "metadata": {"name": view.metadata.name, "namespace": view.metadata.namespace},
         "spec": view.spec,
     });
-    serde_yaml::to_string(&doc).unwrap_or_default()
+    serde_yaml_ng::to_string(&doc).unwrap_or_default()
 }
 
 /// The revision's headless Service: stable pod DNS names for its StatefulSets.

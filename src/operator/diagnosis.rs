@@ -2,10 +2,16 @@
 //! status (and its projector's lag), summarized with counts, the most
 //! important cause first. Pure, so the rules have a table test.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
 
 /// Longest detail quoted from a scheduler, kubelet or container message.
 const MAX_DETAIL: usize = 300;
+/// A pod no scheduler has answered for this long is reported as such: a
+/// scheduler binds or refuses a pod within seconds when one runs.
+pub const NOT_SCHEDULED_GRACE: Duration = Duration::from_secs(60);
 
 /// What one projector pod is doing, most serious first (the order is the
 /// order of importance).
@@ -18,6 +24,12 @@ pub enum PodState {
     /// Its volume claim is not bound (no volume, or no provisioner).
     VolumeClaimPending {
         message: String,
+    },
+    /// Pending with no node and no verdict from any scheduler for longer
+    /// than [`NOT_SCHEDULED_GRACE`]: no scheduler runs, or it has no nodes.
+    NotScheduled {
+        waited: Duration,
+        scheduler: String,
     },
     /// The kubelet cannot pull the image.
     ImagePull {
@@ -51,6 +63,7 @@ impl PodState {
         match self {
             PodState::Unschedulable { .. } => "Unschedulable",
             PodState::VolumeClaimPending { .. } => "VolumeClaimPending",
+            PodState::NotScheduled { .. } => "NotScheduled",
             PodState::ImagePull { .. } => "ImagePullBackOff",
             PodState::CrashLoop { .. } => "CrashLoopBackOff",
             PodState::Waiting { .. } => "ContainerWaiting",
@@ -71,9 +84,9 @@ impl PodState {
     /// Short label for "also …" lists.
     fn label(&self) -> String {
         match self {
-            PodState::Unschedulable { .. } | PodState::VolumeClaimPending { .. } => {
-                "Pending".into()
-            }
+            PodState::Unschedulable { .. }
+            | PodState::VolumeClaimPending { .. }
+            | PodState::NotScheduled { .. } => "Pending".into(),
             PodState::ImagePull { .. } => "ImagePullBackOff".into(),
             PodState::CrashLoop { .. } => "CrashLoopBackOff".into(),
             PodState::Waiting { reason, .. } => reason.clone(),
@@ -88,9 +101,9 @@ impl PodState {
     }
 }
 
-/// The state of one projector pod; `lag` is what its projector reports, if
-/// it answered.
-pub fn pod_state(pod: &Pod, lag: Option<i64>) -> PodState {
+/// The state of one projector pod at `now`; `lag` is what its projector
+/// reports, if it answered.
+pub fn pod_state(pod: &Pod, lag: Option<i64>, now: Timestamp) -> PodState {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let Some(status) = pod.status.as_ref() else {
         return PodState::Starting;
@@ -115,10 +128,35 @@ pub fn pod_state(pod: &Pod, lag: Option<i64>) -> PodState {
             }
         };
     }
+    if let Some(waited) = unanswered_for(pod, now) {
+        let scheduler = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.clone())
+            .unwrap_or_else(|| "default-scheduler".into());
+        return PodState::NotScheduled { waited, scheduler };
+    }
     match status.container_statuses.iter().flatten().next() {
         Some(container) => container_state(container, &name, lag),
         None => PodState::Starting,
     }
+}
+
+/// How long a pod has waited for a scheduler that never answered: no node,
+/// no PodScheduled condition at all, older than the grace period.
+fn unanswered_for(pod: &Pod, now: Timestamp) -> Option<Duration> {
+    let bound = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+    let verdict = pod
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| c.type_ == "PodScheduled");
+    if bound || verdict {
+        return None;
+    }
+    let created = pod.metadata.creation_timestamp.as_ref()?;
+    let waited = Duration::try_from(now.duration_since(created.0)).ok()?;
+    (waited > NOT_SCHEDULED_GRACE).then_some(waited)
 }
 
 fn container_state(container: &ContainerStatus, pod: &str, lag: Option<i64>) -> PodState {
@@ -220,6 +258,19 @@ fn describe(first: &PodState, unready: &[&PodState], count: usize, desired: i32)
         PodState::VolumeClaimPending { message } => format!(
             "{n} Pending: {message} (check spec.projector.storageClassName and that the cluster provisions volumes for it)"
         ),
+        PodState::NotScheduled { scheduler, .. } => {
+            let longest = unready
+                .iter()
+                .filter_map(|s| match s {
+                    PodState::NotScheduled { waited, .. } => Some(waited.as_secs()),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            format!(
+                "{n} Pending, not scheduled for {longest} s, with no verdict from a scheduler (check that {scheduler} runs and that the cluster has nodes: kubectl get nodes)"
+            )
+        }
         PodState::ImagePull { message } => format!(
             "{n} cannot pull the projector image: {message} (check the operator's --projector-image and the registry's access)"
         ),

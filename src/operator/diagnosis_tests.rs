@@ -107,14 +107,18 @@ fn pod_status_reads_as_a_state() {
         ("no status yet", pod(json!({})), None, PodState::Starting),
     ];
     for (situation, pod, lag, expected) in table {
-        assert_eq!(pod_state(&pod, lag), expected, "{situation}");
+        assert_eq!(
+            pod_state(&pod, lag, Timestamp::now()),
+            expected,
+            "{situation}"
+        );
     }
 }
 
 #[test]
 fn diagnoses_name_the_leading_cause_with_counts() {
-    let unschedulable = pod_state(&unschedulable(), None);
-    let crash = pod_state(&crash_looping(), None);
+    let unschedulable = pod_state(&unschedulable(), None, Timestamp::now());
+    let crash = pod_state(&crash_looping(), None, Timestamp::now());
     let catching_up = |lag| PodState::CatchingUp { lag: Some(lag) };
 
     // (situation, pods, desired, reason, attention, message must contain)
@@ -202,4 +206,64 @@ fn long_messages_are_cut_on_a_character_boundary() {
     let cut = detail(&long);
     assert_eq!(cut.chars().count(), MAX_DETAIL + 1);
     assert!(cut.ends_with('…'));
+}
+
+/// A pod created `age` seconds before now, with `spec` and `status`.
+fn pod_aged(age: i64, spec: serde_json::Value, status: serde_json::Value) -> (Pod, Timestamp) {
+    let now = Timestamp::now();
+    let created = now
+        .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(age))
+        .expect("time");
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "shop-abc-s0-0", "creationTimestamp": created.to_string()},
+        "spec": spec, "status": status}))
+    .expect("pod literal");
+    (pod, now)
+}
+
+#[test]
+fn a_pod_no_scheduler_answers_is_pending_not_starting_after_a_grace_period() {
+    let containers = json!({"containers": [{"name": "projector"}]});
+    // Fresh: a scheduler may still answer.
+    let (fresh, now) = pod_aged(10, containers.clone(), json!({"phase": "Pending"}));
+    assert_eq!(pod_state(&fresh, None, now), PodState::Starting);
+    // Four minutes and nobody answered: say so.
+    let (stale, now) = pod_aged(240, containers.clone(), json!({"phase": "Pending"}));
+    let state = pod_state(&stale, None, now);
+    assert!(
+        matches!(&state, PodState::NotScheduled { waited, scheduler }
+            if waited.as_secs() >= 240 && scheduler == "default-scheduler"),
+        "{state:?}"
+    );
+    let diagnosis = diagnose(&vec![state; 4], 4).expect("not ready");
+    assert_eq!(diagnosis.reason, "NotScheduled");
+    assert!(diagnosis.needs_attention);
+    for part in [
+        "4/4 Pending, not scheduled for 24",
+        "no verdict from a scheduler",
+        "default-scheduler runs",
+        "kubectl get nodes",
+    ] {
+        assert!(
+            diagnosis.message.contains(part),
+            "{part}: {}",
+            diagnosis.message
+        );
+    }
+    // A scheduler of its own is named.
+    let custom = json!({"schedulerName": "batch-scheduler", "containers": [{"name": "projector"}]});
+    let (pod, now) = pod_aged(240, custom, json!({"phase": "Pending"}));
+    assert!(matches!(pod_state(&pod, None, now),
+        PodState::NotScheduled { scheduler, .. } if scheduler == "batch-scheduler"));
+    // Bound to a node, or with any scheduler verdict: not this.
+    let bound = json!({"nodeName": "n1", "containers": [{"name": "projector"}]});
+    let (pod, now) = pod_aged(240, bound, json!({"phase": "Pending"}));
+    assert_eq!(pod_state(&pod, None, now), PodState::Starting);
+    let (pod, now) = pod_aged(
+        240,
+        containers,
+        json!({"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "True"}]}),
+    );
+    assert_eq!(pod_state(&pod, None, now), PodState::Starting);
 }

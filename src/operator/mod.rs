@@ -35,7 +35,7 @@ pub enum RenderError {
     #[error(transparent)]
     Invalid(#[from] ViewError),
     #[error("cannot render YAML")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_yaml_ng::Error),
 }
 
 /// Validates a view and builds the objects of its current revision.
@@ -53,12 +53,12 @@ fn document<K>(object: &K) -> Result<String, RenderError>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
-    let mut value = serde_yaml::to_value(object)?;
-    if let serde_yaml::Value::Mapping(map) = &mut value {
+    let mut value = serde_yaml_ng::to_value(object)?;
+    if let serde_yaml_ng::Value::Mapping(map) = &mut value {
         map.insert("apiVersion".into(), K::api_version(&()).as_ref().into());
         map.insert("kind".into(), K::kind(&()).as_ref().into());
     }
-    Ok(serde_yaml::to_string(&value)?)
+    Ok(serde_yaml_ng::to_string(&value)?)
 }
 
 /// The objects as a multi-document YAML stream, in apply order.

@@ -30,11 +30,30 @@ pub fn requeue_after(settled: bool, views: usize, uid: &str) -> Duration {
         (REQUEUE_PROGRESSING, PER_VIEW_PROGRESSING)
     };
     let interval = base + per_view * u32::try_from(views).unwrap_or(u32::MAX);
-    let spread = uid
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % 201;
-    interval.mul_f64(0.9 + f64::from(spread) / 1000.0)
+    interval.mul_f64(0.9 + 0.2 * view_fraction(uid, 0))
+}
+
+/// A number in [0, 1), fixed for a view (its UID) and a `salt`, spread
+/// evenly across views, so that views created together, or failing
+/// together, do not act together. std's SipHash with its fixed keys:
+/// deterministic, and every input bit moves every output bit.
+pub fn view_fraction(uid: &str, salt: u32) -> f64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    uid.hash(&mut hasher);
+    salt.hash(&mut hasher);
+    // The top 53 bits: exactly what an f64 in [0, 1) can hold.
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The retry delay of a view whose reconcile failed `attempts` times in a
+/// row: 4 s, 8 s, … up to 5 min, each ±25 % by the view and the attempt,
+/// so that views failing together (a broker down) retry spread out.
+pub fn error_backoff(attempts: u32, uid: &str) -> Duration {
+    let base = Duration::from_secs(2)
+        .saturating_mul(1 << attempts.clamp(1, 8))
+        .min(Duration::from_secs(300));
+    base.mul_f64(0.75 + 0.5 * view_fraction(uid, attempts))
 }
 
 /// Requeue of a view whose source needs a person's fix (a refused password,
@@ -173,6 +192,59 @@ mod tests {
             refused_source_requeue(Duration::from_secs(3600)),
             Duration::from_secs(120)
         );
+    }
+
+    #[test]
+    fn error_backoff_grows_and_is_capped() {
+        for uid in ["a", "b", "0d7c-11"] {
+            let first = error_backoff(1, uid);
+            assert!(first >= Duration::from_secs(3) && first <= Duration::from_secs(5));
+            assert!(error_backoff(2, uid) >= Duration::from_secs(6));
+            assert!(error_backoff(30, uid) <= Duration::from_secs(375));
+            assert!(error_backoff(30, uid) >= Duration::from_secs(225));
+        }
+    }
+
+    /// 1,000 views failing together must not retry together: their delays
+    /// at the same attempt spread over the whole jitter window, evenly.
+    #[test]
+    fn a_thousand_failing_views_retry_spread_out() {
+        for attempts in [1, 3, 8] {
+            let delays: Vec<Duration> = (0..1000)
+                .map(|i| {
+                    error_backoff(
+                        attempts,
+                        &format!("5f0c2a8e-{i:04}-4b7e-9d1a-0000000{i:05}"),
+                    )
+                })
+                .collect();
+            let distinct: BTreeSet<Duration> = delays.iter().copied().collect();
+            assert!(
+                distinct.len() >= 990,
+                "attempt {attempts}: {} distinct",
+                distinct.len()
+            );
+            let (min, max) = (distinct.first().copied(), distinct.last().copied());
+            let (Some(min), Some(max)) = (min, max) else {
+                panic!("no delays");
+            };
+            // Ten equal slices of the window [min, max]: none holds more
+            // than twice its share.
+            let width = (max - min).as_secs_f64();
+            let mut slices = [0usize; 10];
+            for d in &delays {
+                let at = ((d.as_secs_f64() - min.as_secs_f64()) / width * 10.0) as usize;
+                slices[at.min(9)] += 1;
+            }
+            assert!(
+                slices.iter().all(|&n| n <= 200),
+                "attempt {attempts}: {slices:?}"
+            );
+            assert!(
+                width > max.as_secs_f64() * 0.3,
+                "attempt {attempts}: spread {width} s of {max:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Talking to a view's projectors: their pods and typed stats, why they are
 //! not ready, and distinct row keys across shards. Pods are found by label; each is asked at its pod IP.
 
+use k8s_openapi::jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -79,10 +80,10 @@ pub fn projector_troubles(pods: &[ObservedPod]) -> ProjectorTroubles {
 }
 
 /// Why the revision's pods are not all ready, if they are not.
-pub fn diagnose_pods(pods: &[ObservedPod], desired: i32) -> Option<Diagnosis> {
+pub fn diagnose_pods(pods: &[ObservedPod], desired: i32, now: Timestamp) -> Option<Diagnosis> {
     let states: Vec<PodState> = pods
         .iter()
-        .map(|p| pod_state(&p.pod, p.stats.as_ref().map(|s| s.lag)))
+        .map(|p| pod_state(&p.pod, p.stats.as_ref().map(|s| s.lag), now))
         .collect();
     diagnose(&states, desired)
 }

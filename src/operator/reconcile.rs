@@ -206,8 +206,11 @@ impl<'a> Reconciling<'a> {
                     .await;
             self.active_pods =
                 revision_pods(caches, &self.ctx.projectors, &self.ns, &self.name, active).await;
-            self.observed.active_pods =
-                diagnose_pods(&self.active_pods, self.observed.active.desired_replicas);
+            self.observed.active_pods = diagnose_pods(
+                &self.active_pods,
+                self.observed.active.desired_replicas,
+                k8s_openapi::jiff::Timestamp::now(),
+            );
             self.observed.troubles = projector_troubles(&self.active_pods);
         }
         Ok(())
@@ -454,7 +457,11 @@ async fn switch_revision(
     };
     if !(ready.all_ready() && lag <= 0) {
         let pods = revision_pods(&ctx.caches, &ctx.projectors, &run.ns, &run.name, current).await;
-        run.observed.target_pods = diagnose_pods(&pods, ready.desired_replicas);
+        run.observed.target_pods = diagnose_pods(
+            &pods,
+            ready.desired_replicas,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
         run.observed.target = Some(ready);
         return Ok(Revisions {
             active,

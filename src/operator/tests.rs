@@ -5,7 +5,7 @@ use super::*;
 
 fn view(name: &str, shards: i32, replicas: i32) -> MaterializedView {
     let text = include_str!("../../examples/items-by-price.yaml");
-    let mut view: MaterializedView = serde_yaml::from_str(text).expect("example parses");
+    let mut view: MaterializedView = serde_yaml_ng::from_str(text).expect("example parses");
     view.metadata.name = Some(name.into());
     view.metadata.uid = Some("uid-1".into());
     view.spec.shards = shards;
@@ -119,7 +119,7 @@ fn pods_are_restricted_and_owned_by_the_view() {
 fn the_config_map_holds_a_view_the_projector_can_compile() {
     let (rev, objects) = plan(&view("items", 2, 1), &PodSettings::default()).expect("plans");
     let text = &objects.config_map.data.as_ref().expect("data")["view.yaml"];
-    let back: MaterializedView = serde_yaml::from_str(text).expect("parses");
+    let back: MaterializedView = serde_yaml_ng::from_str(text).expect("parses");
     assert_eq!(back.spec, view("items", 2, 1).spec);
     assert_eq!(crate::engine::revision(&back.spec), rev);
 }
@@ -190,5 +190,156 @@ fn a_network_policy_admits_only_the_gateway_and_operator_when_asked() {
     assert_eq!(
         policy.metadata.owner_references.as_ref().map(Vec::len),
         Some(1)
+    );
+}
+
+/// Kubernetes' name rules, written from its documentation (not from the
+/// operator's code): a DNS-1123 label, a DNS-1035 label (a letter first),
+/// a DNS-1123 subdomain, and a label value.
+mod kubernetes_names {
+    fn alnum(b: u8) -> bool {
+        b.is_ascii_lowercase() || b.is_ascii_digit()
+    }
+
+    pub fn dns1123_label(s: &str) -> bool {
+        let b = s.as_bytes();
+        (1..=63).contains(&b.len())
+            && b.iter().all(|&c| alnum(c) || c == b'-')
+            && alnum(b[0])
+            && alnum(b[b.len() - 1])
+    }
+
+    pub fn dns1035_label(s: &str) -> bool {
+        dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+    }
+
+    pub fn dns1123_subdomain(s: &str) -> bool {
+        s.len() <= 253 && s.split('.').all(dns1123_label)
+    }
+
+    pub fn label_value(s: &str) -> bool {
+        let b = s.as_bytes();
+        let ok = |c: u8| c.is_ascii_alphanumeric();
+        b.is_empty()
+            || (b.len() <= 63
+                && b.iter().all(|&c| ok(c) || matches!(c, b'-' | b'_' | b'.'))
+                && ok(b[0])
+                && ok(b[b.len() - 1]))
+    }
+}
+
+/// Every name the operator derives for a view, checked against the rule
+/// of its kind; `Err` names the first that breaks it.
+fn derived_names_problem(objects: &DesiredObjects, replicas: i32) -> Result<(), String> {
+    use kubernetes_names::*;
+    let check = |ok: bool, what: &str, name: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} {name:?}"))
+        }
+    };
+    let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.name.clone().unwrap_or_default()
+    };
+    let labels_ok = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.labels.iter().flatten().all(|(_, v)| label_value(v))
+    };
+    let service = name(&objects.service.metadata);
+    check(dns1035_label(&service), "Service", &service)?;
+    check(
+        labels_ok(&objects.service.metadata),
+        "Service labels of",
+        &service,
+    )?;
+    let config = name(&objects.config_map.metadata);
+    check(dns1123_subdomain(&config), "ConfigMap", &config)?;
+    for pdb in &objects.disruption_budgets {
+        let n = name(&pdb.metadata);
+        check(dns1123_subdomain(&n), "PodDisruptionBudget", &n)?;
+    }
+    if let Some(policy) = &objects.network_policy {
+        let n = name(&policy.metadata);
+        check(dns1123_subdomain(&n), "NetworkPolicy", &n)?;
+    }
+    for set in &objects.stateful_sets {
+        let n = name(&set.metadata);
+        check(dns1123_label(&n), "StatefulSet", &n)?;
+        check(labels_ok(&set.metadata), "StatefulSet labels of", &n)?;
+        // The pods' names and the controller-revision-hash label
+        // (<set>-<10 characters>) Kubernetes derives from it.
+        let last_pod = format!("{n}-{}", replicas - 1);
+        check(dns1123_label(&last_pod), "pod", &last_pod)?;
+        let revision_label = format!("{n}-{}", "7d9f8c6b5a");
+        check(
+            label_value(&revision_label),
+            "controller-revision-hash",
+            &revision_label,
+        )?;
+        let template = set.spec.template.metadata.as_ref();
+        check(
+            template.is_some_and(labels_ok),
+            "pod template labels of",
+            &n,
+        )?;
+    }
+    Ok(())
+}
+
+fn with_network_policy() -> PodSettings {
+    PodSettings {
+        network_access: Some(super::network::NetworkAccess {
+            namespace: "matview-system".into(),
+            metrics_namespaces: vec!["monitoring".into()],
+        }),
+        ..PodSettings::default()
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Any name the view's validation accepts derives only valid names.
+    #[test]
+    fn every_name_derived_from_an_accepted_view_is_valid_for_its_kind(
+        name in "[a-z]([-a-z0-9]{0,61}[a-z0-9])?",
+        shards in 1i32..=256,
+        replicas in 1i32..=16,
+    ) {
+        let (_, objects) = plan(&view(&name, shards, replicas), &with_network_policy())
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{name}: {e}")))?;
+        let verdict = derived_names_problem(&objects, replicas);
+        proptest::prop_assert!(verdict.is_ok(), "{}: {:?}", name, verdict);
+    }
+
+    /// Any name Kubernetes accepts for the view object itself (a DNS-1123
+    /// subdomain: dots, a digit first) is refused naming metadata.name, or
+    /// derives only valid names.
+    #[test]
+    fn a_view_name_is_refused_or_derives_only_valid_names(
+        name in "[a-z0-9]([-a-z0-9.]{0,70}[a-z0-9])?",
+        replicas in 1i32..=16,
+    ) {
+        proptest::prop_assume!(kubernetes_names::dns1123_subdomain(&name));
+        match plan(&view(&name, 2, replicas), &with_network_policy()) {
+            Ok((_, objects)) => {
+                let verdict = derived_names_problem(&objects, replicas);
+                proptest::prop_assert!(verdict.is_ok(), "{}: {:?}", name, verdict);
+            }
+            Err(e) => {
+                let chain = crate::errors::chain(&e);
+                proptest::prop_assert!(chain.contains("metadata.name"), "{}: {}", name, chain);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_view_named_with_dots_is_refused_before_any_object_is_planned() {
+    let error = plan(&view("shop.items", 2, 2), &PodSettings::default()).expect_err("refused");
+    let chain = crate::errors::chain(&error);
+    assert!(
+        chain.contains("metadata.name") && chain.contains("no dots"),
+        "{chain}"
     );
 }

@@ -48,7 +48,16 @@ impl ValidatedView {
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or(ViewError::Unnamed)?;
-        let derived = derived_name_issues(view);
+        let mut derived = derived_name_issues(view);
+        if let Some(message) = view_name_problem(&name) {
+            derived.insert(
+                0,
+                SpecIssue {
+                    path: "metadata.name".into(),
+                    message,
+                },
+            );
+        }
         let compiled = match compile(&view.spec) {
             Ok(compiled) if derived.is_empty() => Ok(compiled),
             Ok(_) => Err(CompileError { issues: derived }),
@@ -130,6 +139,26 @@ pub fn dead_letter_topic(view: &MaterializedView) -> String {
     })
 }
 
+/// Why `name` cannot be a view's name, if it cannot. A view's name starts
+/// the names of its Services, which must be DNS-1035 labels (a letter first,
+/// no dots), and of its pods, DNS-1123 labels; a name Kubernetes accepts for
+/// the view itself (dots allowed, a digit first) could never have them.
+/// The CRD's rule on `metadata.name` says the same at admission.
+pub fn view_name_problem(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let label = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !name.ends_with('-');
+    (!label).then(|| VIEW_NAME_RULE.to_string())
+}
+
+/// What a view's name must be, as the CRD's admission rule says it too.
+pub const VIEW_NAME_RULE: &str = "a view name must be a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (no dots), since it names the view's Services and pods";
+
 /// Problems of names derived from the manifest (not from the spec alone):
 /// the default dead-letter topic must be a topic Kafka accepts.
 fn derived_name_issues(view: &MaterializedView) -> Vec<SpecIssue> {
@@ -167,7 +196,7 @@ mod tests {
 
     fn example() -> MaterializedView {
         let text = include_str!("../../examples/items-by-price.yaml");
-        serde_yaml::from_str(text).expect("the example parses")
+        serde_yaml_ng::from_str(text).expect("the example parses")
     }
 
     #[test]
@@ -196,6 +225,33 @@ mod tests {
         let error = ValidatedView::new(&invalid).expect_err("invalid");
         let chain = crate::errors::chain(&error);
         assert!(chain.contains("spec.classify.rules[1]"), "{chain}");
+    }
+
+    #[test]
+    fn a_name_that_cannot_name_services_and_pods_is_refused_naming_metadata_name() {
+        for bad in [
+            "my.view",
+            "1view",
+            "view-",
+            "-view",
+            "View",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            let mut view = example();
+            view.metadata.name = Some(bad.into());
+            let error = ValidatedView::new(&view).expect_err(bad);
+            let chain = crate::errors::chain(&error);
+            assert!(
+                chain.contains("metadata.name") && chain.contains("DNS-1035"),
+                "{bad}: {chain}"
+            );
+        }
+        for good in ["v", "items-by-price", "a1-b2", &"a".repeat(63)] {
+            let mut view = example();
+            view.metadata.name = Some(good.into());
+            ValidatedView::new(&view).expect(good);
+        }
     }
 
     #[test]
