@@ -13,7 +13,7 @@ const EVENTS: usize = 10_000;
 
 fn shop_view() -> matview::engine::CompiledView {
     let text = include_str!("../examples/items-by-price.yaml");
-    let view: MaterializedView = serde_yaml::from_str(text).expect("example parses");
+    let view: MaterializedView = serde_yaml_ng::from_str(text).expect("example parses");
     compile(&view.spec).expect("example compiles")
 }
 

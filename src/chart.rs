@@ -8,13 +8,13 @@ pub enum ChartError {
     #[error("values.schema.json is not JSON")]
     Schema(#[from] serde_json::Error),
     #[error("values.yaml is not YAML")]
-    Values(#[from] serde_yaml::Error),
+    Values(#[from] serde_yaml_ng::Error),
 }
 
 /// A Markdown table: one row per leaf value (key, type, default, description).
 pub fn values_table(schema: &str, values: &str) -> Result<String, ChartError> {
     let schema: Value = serde_json::from_str(schema)?;
-    let defaults: Value = serde_yaml::from_str(values)?;
+    let defaults: Value = serde_yaml_ng::from_str(values)?;
     let mut rows = Vec::new();
     leaves(&schema, &defaults, "", &mut rows);
     let mut out = String::from("| key | type | default | description |\n|---|---|---|---|\n");

@@ -30,16 +30,16 @@ pub struct BigRowConfig {
     #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
     pub bootstrap_servers: String,
     /// Records (ordered items) of the big row.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub records: u64,
     /// Orders of other users produced while the big row is read.
-    #[arg(long, default_value_t = 400_000)]
+    #[arg(long, default_value_t = 400_000, value_parser = crate::cli::ranged_usize(0, 1_000_000_000))]
     pub background: usize,
     /// Distinct other users.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub users: u64,
     /// Items the view serves per group (aggregate.items.limit).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub items_limit: u32,
     /// Directory for the view file and the projector's store.
     #[arg(long, default_value = "target/bench")]

@@ -35,16 +35,16 @@ pub struct GatewayBenchConfig {
     #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
     pub bootstrap_servers: String,
     /// Distinct row keys (users) to look up.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub keys: u64,
     /// Concurrent clients of the lookup and scan phases.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::cli::ranged_usize(1, 10_000))]
     pub concurrency: usize,
     /// Seconds of each measured phase.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub seconds: u64,
     /// Events per second produced in the freshness phase.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub rate: u64,
     /// Directory for the view file and the projectors' stores.
     #[arg(long, default_value = "target/bench")]
@@ -245,7 +245,7 @@ async fn start_gateway(
     yaml: &str,
     endpoints: &[String],
 ) -> Result<(Arc<GatewayState>, String), BenchError> {
-    let mut view: MaterializedView = serde_yaml::from_str(yaml).map_err(io_err)?;
+    let mut view: MaterializedView = serde_yaml_ng::from_str(yaml).map_err(io_err)?;
     let revision = crate::engine::revision(&view.spec);
     view.status = Some(MaterializedViewStatus {
         active_revision: Some(revision.clone()),

@@ -22,19 +22,19 @@ pub struct BenchConfig {
     #[arg(long, env = "MATVIEW_KAFKA_BOOTSTRAP")]
     pub bootstrap_servers: String,
     /// Orders to produce (1-10 items each).
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 2_000_000, value_parser = crate::cli::ranged_usize(1, 1_000_000_000))]
     pub events: usize,
     /// Partitions of the benchmark topic.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub partitions: i32,
     /// Distinct users (rows).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub users: u64,
     /// Seed of the order generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// PID of the broker, to report its CPU share.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub broker_pid: Option<u32>,
     /// Directory for the view file and the projector's store.
     #[arg(long, default_value = "target/bench")]

@@ -55,7 +55,8 @@ impl CommittedOffsets {
         })
     }
 
-    /// Records a group's offsets and persists them before returning.
+    /// Records a group's offsets and persists them before returning. Blocks
+    /// on the disk (write, fsync, rename): call it off the async workers.
     pub fn commit(
         &self,
         group: &str,
@@ -88,7 +89,14 @@ impl CommittedOffsets {
         let file = std::fs::File::create(&temporary).map_err(io)?;
         std::io::Write::write_all(&mut &file, &text).map_err(io)?;
         file.sync_data().map_err(io)?;
-        std::fs::rename(&temporary, &self.path).map_err(io)
+        std::fs::rename(&temporary, &self.path).map_err(io)?;
+        // The rename itself is durable only once the directory is synced.
+        match self.path.parent() {
+            Some(dir) => std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io),
+            None => Ok(()),
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use tracing::warn;
 use super::State;
 use super::batch::BatchError;
 use super::groups::Committed;
-use super::log::LogError;
+use super::log::{LogError, Watch};
 
 /// The APIs and versions answered: what matview's clients (librdkafka) use,
 /// without topic IDs, transactions or group membership.
@@ -171,11 +171,7 @@ pub async fn handle(
         RequestKind::Produce(r) => {
             // Writes and fsyncs off the async workers, which also serve
             // the gateway and the page in `matview dev`.
-            let shared = Arc::clone(state);
-            let (response, acks) =
-                tokio::task::spawn_blocking(move || (produce(&shared, &r), r.acks))
-                    .await
-                    .ok()?;
+            let (response, acks) = blocking(state, move |s| (produce(s, &r), r.acks)).await?;
             if acks == 0 {
                 return None;
             }
@@ -186,10 +182,25 @@ pub async fn handle(
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator(state, &r))
         }
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(state, &r)),
+        // Both write and fsync files (projectors commit after every batch):
+        // off the async workers, like produce.
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(blocking(state, move |s| offset_commit(s, &r)).await?)
+        }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(state, &r)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics(state, &r)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(blocking(state, move |s| create_topics(s, &r)).await?)
+        }
     })
+}
+
+/// Runs `f` on the blocking pool; `None` if it panicked (the connection closes).
+async fn blocking<T: Send + 'static>(
+    state: &Arc<State>,
+    f: impl FnOnce(&State) -> T + Send + 'static,
+) -> Option<T> {
+    let shared = Arc::clone(state);
+    tokio::task::spawn_blocking(move || f(&shared)).await.ok()
 }
 
 /// The version table; `error` is UNSUPPORTED_VERSION when the client asked
@@ -302,7 +313,10 @@ fn read_partitions(
     request: &FetchRequest,
     version: i16,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
+    // The client's max_bytes, but never more than the broker's limit.
+    let mut budget = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, state.limits.max_fetch_bytes.max(1));
     let (mut total, mut failed) = (0usize, false);
     let topics = request
         .topics
@@ -365,16 +379,37 @@ async fn fetch(state: &Arc<State>, request: Arc<FetchRequest>, version: i16) -> 
                 .unwrap_or_default()
         }
     };
+    // Only the asked partitions' appends wake this fetch.
+    let watches: Vec<Watch> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter_map(|p| state.log.watch(t.topic.as_str(), p.partition))
+        })
+        .collect();
     loop {
-        let appended = state.log.appended().notified();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
+        let mut appended: Vec<_> = watches
+            .iter()
+            .map(|w| Box::pin(w.appended().notified()))
+            .collect();
+        for wait in &mut appended {
+            wait.as_mut().enable();
+        }
         let (topics, total, failed) = read().await;
         if total >= min_bytes || failed || tokio::time::Instant::now() >= deadline {
             return FetchResponse::default().with_responses(topics);
         }
+        let any_appended = async move {
+            if appended.is_empty() {
+                std::future::pending::<()>().await;
+            } else {
+                futures::future::select_all(appended).await;
+            }
+        };
         tokio::select! {
-            () = &mut appended => {}
+            () = any_appended => {}
             () = tokio::time::sleep_until(deadline) => {}
             () = state.cancel.cancelled() => {}
         }

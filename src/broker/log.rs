@@ -17,6 +17,8 @@ use tracing::warn;
 use super::batch::{self, BatchError};
 
 const PARTITIONS_FILE: &str = "partitions";
+/// The partition count is written here, synced, then renamed into place.
+const PARTITIONS_TEMPORARY: &str = "partitions.tmp";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -195,15 +197,65 @@ impl Partition {
     }
 }
 
+/// A partition and the fetches waiting for it to grow.
+struct Slot {
+    partition: Mutex<Partition>,
+    appended: Notify,
+}
+
 struct Topic {
-    partitions: Vec<Mutex<Partition>>,
+    partitions: Vec<Slot>,
 }
 
 /// Every topic of the broker.
 pub struct Log {
     root: PathBuf,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    appended: Notify,
+    /// One topic is created at a time, outside `topics`' lock: files are
+    /// made and synced while produces and fetches go on.
+    creating: Mutex<()>,
+}
+
+/// A partition a fetch waits on: [`Log::watch`].
+pub struct Watch {
+    topic: Arc<Topic>,
+    partition: usize,
+}
+
+impl Watch {
+    /// Woken when this partition, and no other, grows.
+    pub fn appended(&self) -> &Notify {
+        &self.topic.partitions[self.partition].appended
+    }
+}
+
+/// Makes a directory's entries (a created or renamed file) durable.
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// A topic directory's partition count: `None` when the topic was never
+/// wholly created (the count is written last, and atomically, so a crash
+/// mid-creation leaves no count, or an empty one from older versions).
+fn partition_count(dir: &Path) -> Result<Option<i32>, LogError> {
+    let count_file = dir.join(PARTITIONS_FILE);
+    let text = match std::fs::read_to_string(&count_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LogError::Io {
+                path: count_file,
+                source,
+            });
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| LogError::BadTopic { path: count_file })
 }
 
 impl Log {
@@ -219,19 +271,19 @@ impl Log {
             if !valid_topic_name(name) {
                 continue;
             }
-            let count_file = dir.join(PARTITIONS_FILE);
-            let count: i32 = std::fs::read_to_string(&count_file)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .ok_or_else(|| LogError::BadTopic {
-                    path: count_file.clone(),
-                })?;
+            let Some(count) = partition_count(&dir)? else {
+                // Never acknowledged to its creator: as if it never was.
+                warn!(topic = name, dir = %dir.display(),
+                    "removing a topic whose creation did not finish (a crash mid-create)");
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+                continue;
+            };
             topics.insert(name.to_string(), Arc::new(Topic::open(&dir, count)?));
         }
         Ok(Log {
             root: root.to_path_buf(),
             topics: RwLock::new(topics),
-            appended: Notify::new(),
+            creating: Mutex::new(()),
         })
     }
 
@@ -248,24 +300,53 @@ impl Log {
         if !(1..=10_000).contains(&partitions) {
             return Err(LogError::InvalidPartitions(partitions));
         }
-        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        if topics
-            .keys()
-            .any(|other| crate::engine::source::topics_collide(other, name))
-        {
+        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = |topics: &BTreeMap<String, Arc<Topic>>| {
+            topics
+                .keys()
+                .any(|other| crate::engine::source::topics_collide(other, name))
+        };
+        if taken(&self.topics.read().unwrap_or_else(|p| p.into_inner())) {
             return Err(LogError::TopicExists(name.to_string()));
         }
         if validate_only {
             return Ok(());
         }
         let dir = self.root.join("topics").join(name);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let topic = Topic::open(&dir, partitions)?;
-        // The count is written last: a half-created topic has no count file.
-        let count_file = dir.join(PARTITIONS_FILE);
-        std::fs::write(&count_file, partitions.to_string()).map_err(io(&count_file))?;
+        let topic = match self.create_files(&dir, partitions) {
+            Ok(topic) => topic,
+            Err(e) => {
+                // Leave nothing half made behind for the next start.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        // Creations are serialized by `creating`, so the name is still free.
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
         topics.insert(name.to_string(), Arc::new(topic));
         Ok(())
+    }
+
+    /// A topic's directory, empty partition files and, last, its count,
+    /// each synced before the next step, so that a crash at any point
+    /// leaves either a whole topic or one without a count.
+    fn create_files(&self, dir: &Path, partitions: i32) -> Result<Topic, LogError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let topic = Topic::open(dir, partitions)?;
+        sync_dir(dir)?;
+        let temporary = dir.join(PARTITIONS_TEMPORARY);
+        let written = File::create(&temporary).and_then(|mut file| {
+            file.write_all(partitions.to_string().as_bytes())?;
+            file.sync_all()
+        });
+        written.map_err(io(&temporary))?;
+        let count_file = dir.join(PARTITIONS_FILE);
+        std::fs::rename(&temporary, &count_file).map_err(io(&count_file))?;
+        sync_dir(dir)?;
+        if let Some(topics_dir) = dir.parent() {
+            sync_dir(topics_dir)?;
+        }
+        Ok(topic)
     }
 
     /// Topic names with their partition counts.
@@ -282,33 +363,38 @@ impl Log {
         topics.get(topic).map(|t| t.partitions.len() as i32)
     }
 
+    /// A partition to wait on, if it exists.
+    pub fn watch(&self, topic: &str, partition: i32) -> Option<Watch> {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let topic = topics.get(topic)?.clone();
+        let partition = usize::try_from(partition)
+            .ok()
+            .filter(|p| *p < topic.partitions.len())?;
+        Some(Watch { topic, partition })
+    }
+
     fn with_partition<T>(
         &self,
         topic: &str,
         partition: i32,
-        f: impl FnOnce(&mut Partition) -> Result<T, LogError>,
+        f: impl FnOnce(&mut Partition, &Notify) -> Result<T, LogError>,
     ) -> Result<T, LogError> {
-        let found = {
-            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
-            topics.get(topic).cloned()
-        };
-        let slot = found
-            .as_ref()
-            .and_then(|t| {
-                usize::try_from(partition)
-                    .ok()
-                    .and_then(|p| t.partitions.get(p))
-            })
+        let watch = self
+            .watch(topic, partition)
             .ok_or_else(|| LogError::UnknownPartition(format!("{topic}/{partition}")))?;
-        let mut partition = slot.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut partition)
+        let slot = &watch.topic.partitions[watch.partition];
+        let mut held = slot.partition.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut held, &slot.appended)
     }
 
     /// Appends a produce request's batches; returns the first offset given.
+    /// Wakes only the fetches waiting on this partition.
     pub fn append(&self, topic: &str, partition: i32, records: &[u8]) -> Result<i64, LogError> {
-        let base = self.with_partition(topic, partition, |p| p.append(records))?;
-        self.appended.notify_waiters();
-        Ok(base)
+        self.with_partition(topic, partition, |p, appended| {
+            let base = p.append(records)?;
+            appended.notify_waiters();
+            Ok(base)
+        })
     }
 
     pub fn read(
@@ -318,11 +404,11 @@ impl Log {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Read, LogError> {
-        self.with_partition(topic, partition, |p| p.read(offset, max_bytes))
+        self.with_partition(topic, partition, |p, _| p.read(offset, max_bytes))
     }
 
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Result<i64, LogError> {
-        self.with_partition(topic, partition, |p| Ok(p.next_offset))
+        self.with_partition(topic, partition, |p, _| Ok(p.next_offset))
     }
 
     pub fn offset_for_time(
@@ -331,19 +417,19 @@ impl Log {
         partition: i32,
         timestamp: i64,
     ) -> Result<i64, LogError> {
-        self.with_partition(topic, partition, |p| Ok(p.offset_for_time(timestamp)))
-    }
-
-    /// Woken on every append (long-polling fetches wait on it).
-    pub fn appended(&self) -> &Notify {
-        &self.appended
+        self.with_partition(topic, partition, |p, _| Ok(p.offset_for_time(timestamp)))
     }
 }
 
 impl Topic {
     fn open(dir: &Path, count: i32) -> Result<Topic, LogError> {
         let partitions = (0..count)
-            .map(|p| Partition::open(dir.join(format!("{p}.log"))).map(Mutex::new))
+            .map(|p| {
+                Partition::open(dir.join(format!("{p}.log"))).map(|partition| Slot {
+                    partition: Mutex::new(partition),
+                    appended: Notify::new(),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Topic { partitions })
     }
@@ -419,6 +505,67 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(log.append("t", 1, &batch(1, 50)).expect("append"), 6);
+    }
+
+    #[test]
+    fn a_half_created_topic_is_removed_at_start_and_can_be_created_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = Log::open(dir.path()).expect("open");
+        log.create_topic("whole", 1, false).expect("create");
+        drop(log);
+        // A crash between the partition files and the count, and one from
+        // an older version that wrote the count in place and died in it.
+        for (name, count) in [("half", None), ("torn", Some(""))] {
+            let topic = dir.path().join("topics").join(name);
+            std::fs::create_dir_all(&topic).expect("mkdir");
+            std::fs::write(topic.join("0.log"), b"").expect("log file");
+            if let Some(count) = count {
+                std::fs::write(topic.join(PARTITIONS_FILE), count).expect("count");
+            }
+        }
+        let log = Log::open(dir.path()).expect("a half-created topic does not stop the start");
+        assert_eq!(log.partition_count("whole"), Some(1));
+        assert_eq!(log.partition_count("half"), None);
+        assert!(!dir.path().join("topics/half").exists());
+        assert!(!dir.path().join("topics/torn").exists());
+        log.create_topic("half", 3, false)
+            .expect("the name is free again");
+        assert_eq!(log.partition_count("half"), Some(3));
+        drop(log);
+        let log = Log::open(dir.path()).expect("reopen");
+        assert_eq!(log.partition_count("half"), Some(3));
+        assert!(
+            !dir.path()
+                .join("topics/half")
+                .join(PARTITIONS_TEMPORARY)
+                .exists()
+        );
+    }
+
+    #[test]
+    fn an_append_wakes_only_the_fetches_of_its_partition() {
+        use futures::FutureExt;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = Log::open(dir.path()).expect("open");
+        log.create_topic("t", 2, false).expect("create");
+        log.create_topic("u", 1, false).expect("create");
+        let watch = log.watch("t", 0).expect("exists");
+        let woken = watch.appended().notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        log.append("t", 1, &batch(1, 10)).expect("append");
+        log.append("u", 0, &batch(1, 10)).expect("append");
+        assert!(
+            woken.as_mut().now_or_never().is_none(),
+            "other partitions grew"
+        );
+        log.append("t", 0, &batch(1, 10)).expect("append");
+        assert!(
+            woken.as_mut().now_or_never().is_some(),
+            "its partition grew"
+        );
+        assert!(log.watch("t", 2).is_none() && log.watch("nope", 0).is_none());
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod batch;
 mod groups;
 mod handlers;
 mod log;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,11 +23,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use handlers::{RequestKind, ResponseKind};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::{Encodable, decode_request_header_from_buffer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub use log::valid_topic_name;
 
@@ -33,6 +35,30 @@ pub use log::valid_topic_name;
 const CLUSTER_ID: &str = "matview-embedded";
 /// Larger requests are refused (Kafka's default socket.request.max.bytes).
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// A request's buffer starts at most this large and grows as its bytes
+/// arrive, so a length prefix alone reserves no memory.
+const FIRST_READ_BYTES: usize = 64 * 1024;
+/// Client connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Most bytes of records in one fetch answer, whatever the client asks
+/// (Kafka's default fetch.max.bytes); a single larger batch still goes whole.
+pub const DEFAULT_MAX_FETCH_BYTES: usize = 50 * 1024 * 1024;
+
+/// What one broker allows its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_fetch_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_fetch_bytes: DEFAULT_MAX_FETCH_BYTES,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -59,6 +85,7 @@ struct State {
     /// The address clients are told to connect to.
     host: String,
     port: i32,
+    limits: Limits,
     cancel: CancellationToken,
 }
 
@@ -66,6 +93,8 @@ struct State {
 pub struct EmbeddedBroker {
     pub address: SocketAddr,
     pub data_dir: PathBuf,
+    #[cfg(test)]
+    state: Arc<State>,
     task: JoinHandle<()>,
 }
 
@@ -75,6 +104,16 @@ impl EmbeddedBroker {
     pub async fn start(
         data_dir: &Path,
         listen: SocketAddr,
+        cancel: CancellationToken,
+    ) -> Result<EmbeddedBroker, BrokerError> {
+        EmbeddedBroker::start_with(data_dir, listen, Limits::default(), cancel).await
+    }
+
+    /// [`EmbeddedBroker::start`] with limits of one's own.
+    pub async fn start_with(
+        data_dir: &Path,
+        listen: SocketAddr,
+        limits: Limits,
         cancel: CancellationToken,
     ) -> Result<EmbeddedBroker, BrokerError> {
         let log = log::Log::open(data_dir)?;
@@ -99,15 +138,25 @@ impl EmbeddedBroker {
             offsets,
             host: address.ip().to_string(),
             port: i32::from(address.port()),
+            limits,
             cancel: cancel.clone(),
         });
         info!(%address, data = %data_dir.display(), "embedded Kafka broker listening");
-        let task = tokio::spawn(accept(listener, state));
+        let task = tokio::spawn(accept(listener, state.clone()));
+        #[cfg(not(test))]
+        drop(state);
         Ok(EmbeddedBroker {
             address,
             data_dir: data_dir.to_path_buf(),
+            #[cfg(test)]
+            state,
             task,
         })
+    }
+
+    #[cfg(test)]
+    fn state_for_tests(&self) -> &State {
+        &self.state
     }
 
     /// `host:port` for a client's `bootstrap.servers`.
@@ -122,7 +171,7 @@ impl EmbeddedBroker {
 }
 
 /// `matview broker`: the embedded broker on its own, until Ctrl-C.
-pub fn run(data_dir: &Path, listen: SocketAddr) -> Result<(), BrokerError> {
+pub fn run(data_dir: &Path, listen: SocketAddr, limits: Limits) -> Result<(), BrokerError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -133,7 +182,7 @@ pub fn run(data_dir: &Path, listen: SocketAddr) -> Result<(), BrokerError> {
         })?;
     runtime.block_on(async {
         let cancel = CancellationToken::new();
-        let broker = EmbeddedBroker::start(data_dir, listen, cancel.clone()).await?;
+        let broker = EmbeddedBroker::start_with(data_dir, listen, limits, cancel.clone()).await?;
         println!(
             "matview broker: bootstrap.servers={}  (data in {}; Ctrl-C stops)",
             broker.bootstrap_servers(),
@@ -151,6 +200,12 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                // Each connection holds buffers and a task: past the limit,
+                // a new one is closed at once (the client retries).
+                Ok((_, peer)) if connections.len() >= state.limits.max_connections => {
+                    warn!(%peer, limit = state.limits.max_connections,
+                        "closing a connection: too many connections");
+                }
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     connections.spawn(serve(stream, peer, state.clone()));
@@ -188,14 +243,21 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     }
 }
 
-async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+/// One length-prefixed request. The buffer grows with the bytes that
+/// arrive, never to the claimed length up front: a peer that claims 100 MiB
+/// and sends nothing costs nothing.
+async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> Option<Bytes> {
     let length = stream.read_i32().await.ok()?;
     let length = usize::try_from(length)
         .ok()
         .filter(|l| *l <= MAX_REQUEST_BYTES)?;
-    let mut frame = vec![0u8; length];
-    stream.read_exact(&mut frame).await.ok()?;
-    Some(Bytes::from(frame))
+    let mut frame = Vec::with_capacity(length.min(FIRST_READ_BYTES));
+    (&mut *stream)
+        .take(length as u64)
+        .read_to_end(&mut frame)
+        .await
+        .ok()?;
+    (frame.len() == length).then(|| Bytes::from(frame))
 }
 
 /// Decodes a request frame and encodes the length-prefixed answer.

@@ -28,7 +28,7 @@ pub struct DevArgs {
     pub data_dir: PathBuf,
     /// Demo orders per second into the first view's topic; default 5 with the
     /// built-in example, 0 (off) with your own views.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub demo_rate: Option<u64>,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -22,16 +22,16 @@ pub struct GatewayArgs {
     #[arg(long, env = "MATVIEW_GATEWAY_AUTH", value_enum, default_value_t = AuthMode::Kubernetes)]
     pub auth: AuthMode,
     /// Seconds an authentication or authorization decision is reused.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub auth_cache_seconds: u64,
     /// Longest a read may take, in milliseconds (read-your-writes waits come on top).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub deadline_ms: u64,
     /// Longest one call to a projector may take before trying another replica, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub projector_timeout_ms: u64,
     /// Live streams served at once; more are refused with 503.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::cli::ranged_usize(1, 1_000_000))]
     pub max_streams: usize,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

@@ -67,6 +67,10 @@ pub enum Command {
         /// Where topics and committed offsets are kept.
         #[arg(long, default_value = ".matview-dev/_broker")]
         data_dir: PathBuf,
+        /// Client connections served at once; more are closed on arrival.
+        #[arg(long, default_value_t = crate::broker::DEFAULT_MAX_CONNECTIONS,
+            value_parser = ranged_usize(1, 100_000))]
+        max_connections: usize,
         /// Log format.
         #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
         log_format: crate::logging::LogFormat,
@@ -135,7 +139,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 source,
             })?;
             let view: crate::crd::MaterializedView =
-                serde_yaml::from_str(&text).map_err(|source| CliError::Parse {
+                serde_yaml_ng::from_str(&text).map_err(|source| CliError::Parse {
                     path: path.clone(),
                     source,
                 })?;
@@ -160,10 +164,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Broker {
             listen,
             data_dir,
+            max_connections,
             log_format,
         } => {
             crate::logging::init(log_format);
-            crate::broker::run(&data_dir, listen)?;
+            let limits = crate::broker::Limits {
+                max_connections,
+                ..crate::broker::Limits::default()
+            };
+            crate::broker::run(&data_dir, listen, limits)?;
             Ok(())
         }
         Command::Gateway(args) => {
@@ -178,6 +187,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// A `usize` flag's parser that refuses values outside `min..=max` with
+/// clap's own message (every numeric flag has a range: an absurd value is
+/// a clear error at parse time, never a panic later).
+pub(crate) fn ranged_usize(
+    min: u64,
+    max: u64,
+) -> impl clap::builder::TypedValueParser<Value = usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=max)
 }
 
 /// Errors a subcommand reports to the user.
@@ -195,7 +214,7 @@ pub enum CliError {
     Parse {
         path: PathBuf,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
     #[error("{0}")]
     Usage(String),
@@ -217,4 +236,89 @@ pub enum CliError {
     Broker(#[from] crate::broker::BrokerError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::Cli;
+
+    /// Whether `value` for `--flag` of the subcommand at `path` is refused
+    /// as a value (other errors, such as a missing required flag, come
+    /// after values are parsed and mean the value itself was accepted).
+    fn refused(path: &[&str], flag: &str, value: &str) -> bool {
+        let mut argv = vec!["matview".to_string()];
+        argv.extend(path.iter().map(|s| s.to_string()));
+        argv.push(format!("--{flag}={value}"));
+        match Cli::command().try_get_matches_from(argv) {
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                ErrorKind::ValueValidation | ErrorKind::InvalidValue
+            ),
+        }
+    }
+
+    /// Every flag of every subcommand whose value is a number.
+    fn numeric_flags() -> Vec<(Vec<String>, String)> {
+        fn walk(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if !arg.get_action().takes_values() || !arg.get_possible_values().is_empty() {
+                    continue;
+                }
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                if !refused(&p, long, "1") && refused(&p, long, "x") {
+                    out.push((path.clone(), long.to_string()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let mut deeper = path.clone();
+                deeper.push(sub.get_name().to_string());
+                walk(sub, deeper, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn every_numeric_flag_has_a_range_clap_enforces() {
+        let flags = numeric_flags();
+        assert!(flags.len() >= 25, "found only {flags:?}");
+        // Any u64 is a fine seed; every other number has a meaningful range.
+        let unbounded_by_design = ["seed"];
+        let mut unbounded = Vec::new();
+        for (path, flag) in &flags {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            let huge = refused(&p, flag, "18446744073709551615");
+            let negative = refused(&p, flag, "-1");
+            if !negative || (!huge && !unbounded_by_design.contains(&flag.as_str())) {
+                unbounded.push(format!("{} --{flag}", path.join(" ")));
+            }
+        }
+        assert!(unbounded.is_empty(), "flags without a range: {unbounded:?}");
+    }
+
+    #[test]
+    fn a_demo_rate_above_what_a_timer_can_pace_is_a_clear_error() {
+        let err = Cli::try_parse_from_args(["dev", "--demo-rate", "2000000"]);
+        let text = err.expect_err("refused").to_string();
+        assert!(
+            text.contains("--demo-rate") && text.contains("100000"),
+            "{text}"
+        );
+        assert!(Cli::try_parse_from_args(["dev", "--demo-rate", "100000"]).is_ok());
+        assert!(Cli::try_parse_from_args(["dev", "--demo-rate", "0"]).is_ok());
+    }
+
+    impl Cli {
+        fn try_parse_from_args<const N: usize>(args: [&str; N]) -> Result<Cli, clap::Error> {
+            use clap::Parser;
+            Cli::try_parse_from(std::iter::once("matview").chain(args))
+        }
+    }
 }

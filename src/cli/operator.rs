@@ -27,7 +27,7 @@ pub struct OperatorArgs {
     #[arg(long, env = "MATVIEW_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
     /// Views reconciled at once (reconciles wait on the network, not the CPU).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "MATVIEW_WATCH_NAMESPACE")]
@@ -36,7 +36,7 @@ pub struct OperatorArgs {
     #[arg(long, env = "MATVIEW_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
     /// Lease duration in seconds; a dead leader is replaced after at most this long.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_duration_seconds: u64,
     /// Run without leader election (only ever one replica).
     #[arg(long)]

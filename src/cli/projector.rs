@@ -15,10 +15,10 @@ pub struct ProjectorArgs {
     #[arg(long, env = "MATVIEW_VIEW_FILE")]
     pub view: PathBuf,
     /// Shard this process serves (0-based). Without it, --ordinal decides.
-    #[arg(long, env = "MATVIEW_SHARD")]
+    #[arg(long, env = "MATVIEW_SHARD", value_parser = clap::value_parser!(u32).range(0..256))]
     pub shard: Option<u32>,
     /// Pod ordinal; the shard is ordinal mod shards (so scaling never moves a pod).
-    #[arg(long, env = "MATVIEW_ORDINAL")]
+    #[arg(long, env = "MATVIEW_ORDINAL", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub ordinal: Option<u32>,
     /// Directory of the durable store.
     #[arg(long, env = "MATVIEW_DATA_DIR")]
@@ -32,7 +32,8 @@ pub struct ProjectorArgs {
     /// Extra librdkafka property, KEY=VALUE (repeatable), e.g. security.protocol=SASL_SSL.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
-    /// File of KEY=VALUE librdkafka properties, one per line (a mounted Secret).
+    /// A Java .properties file of librdkafka properties (`=`, `:` or space
+    /// separators, `\` continuations, escapes), e.g. a mounted Secret.
     #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_FILE")]
     pub kafka_properties_file: Option<PathBuf>,
     /// Directory whose files are librdkafka properties: file name = key, content = value
@@ -44,26 +45,27 @@ pub struct ProjectorArgs {
     #[arg(
         long,
         env = "MATVIEW_BATCH_MAX_EVENTS",
-        default_value_t = crate::projector::budget::DEFAULT_BATCH_MAX_EVENTS
+        default_value_t = crate::projector::budget::DEFAULT_BATCH_MAX_EVENTS,
+        value_parser = crate::cli::ranged_usize(1, 10_000_000)
     )]
     pub batch_max_events: usize,
     /// Longest wait for a batch to fill, in milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub batch_max_wait_ms: u64,
     /// Ready once at most this many events behind the high-water marks seen at start.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub ready_max_lag: i64,
     /// Memory the projector plans for, in MiB: the store's page cache, the
     /// fetch queue and the batch size are shared out of it. Default: the
     /// cgroup's memory limit when one is set, else 512.
-    #[arg(long, env = "MATVIEW_MEMORY_BUDGET_MIB")]
+    #[arg(long, env = "MATVIEW_MEMORY_BUDGET_MIB", value_parser = crate::cli::ranged_usize(16, 1 << 20))]
     pub memory_budget_mib: Option<usize>,
     /// Page cache of the store in MiB (default: a quarter of the memory budget).
-    #[arg(long, env = "MATVIEW_STORE_CACHE_MIB")]
+    #[arg(long, env = "MATVIEW_STORE_CACHE_MIB", value_parser = crate::cli::ranged_usize(1, 1 << 20))]
     pub store_cache_mib: Option<usize>,
     /// Hold batches (keep serving reads) while the data directory's file
     /// system has less than this many MiB free.
-    #[arg(long, env = "MATVIEW_MIN_FREE_MIB", default_value_t = 64)]
+    #[arg(long, env = "MATVIEW_MIN_FREE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub min_free_mib: u64,
     /// What to do with a store that fails its integrity check at start:
     /// delete it and rebuild from the topic, or exit naming the damage.
@@ -85,15 +87,7 @@ impl ProjectorArgs {
     pub fn into_config(self) -> Result<ProjectorConfig, String> {
         let mut kafka_properties = Vec::new();
         if let Some(file) = &self.kafka_properties_file {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            for line in text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            {
-                kafka_properties.push(parse_property(line)?);
-            }
+            kafka_properties.extend(properties_from_file(file)?);
         }
         if let Some(dir) = &self.kafka_properties_dir {
             kafka_properties.extend(properties_from_dir(dir)?);
@@ -126,6 +120,20 @@ impl ProjectorArgs {
             min_free_bytes: self.min_free_mib.saturating_mul(1 << 20),
         })
     }
+}
+
+/// Reads a `.properties` file the way Java's `Properties.load` does (what
+/// Kafka users' files are written for): `=`, `:` or whitespace between key
+/// and value, `\` continuations, escapes (`\t`, `\uXXXX`, `\=`), `#` and
+/// `!` comments. The `java-properties` crate implements the format; UTF-8,
+/// since a mounted Secret holds the bytes it was given.
+fn properties_from_file(file: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut out = Vec::new();
+    java_properties::PropertiesIter::new_with_encoding(&bytes[..], encoding_rs::UTF_8)
+        .read_into(|key, value| out.push((key, value)))
+        .map_err(|e| format!("{} is not a properties file: {e}", file.display()))?;
+    Ok(out)
 }
 
 /// Reads a mounted Secret or ConfigMap: one property per file. Kubernetes'
@@ -170,5 +178,43 @@ mod tests {
             Ok(("a".to_string(), "b=c".to_string()))
         );
         assert!(parse_property("novalue").is_err());
+    }
+
+    /// Expected pairs written from the format's specification
+    /// (java.util.Properties#load), not from the parser's output.
+    #[test]
+    fn properties_files_are_read_as_java_reads_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("client.properties");
+        let text = concat!(
+            "# a comment\n",
+            "! another comment\n",
+            "\n",
+            "bootstrap.servers=kafka-0:9093,\\\n",
+            "    kafka-1:9093\n",
+            "security.protocol : SASL_SSL\n",
+            "sasl.mechanisms SCRAM-SHA-512\n",
+            "   sasl.username=svc\n",
+            "sasl.password=p\\=ss\\:w\\u00f6rd\\t#not a comment\n",
+            "key\\ with\\ spaces=v\n",
+            "empty.value=\n",
+            "ssl.ca.location=/etc/ssl/ca.pem\r\n",
+        );
+        std::fs::write(&file, text).expect("write");
+        let read = properties_from_file(&file).expect("reads");
+        let expected: Vec<(String, String)> = [
+            ("bootstrap.servers", "kafka-0:9093,kafka-1:9093"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "svc"),
+            ("sasl.password", "p=ss:w\u{f6}rd\t#not a comment"),
+            ("key with spaces", "v"),
+            ("empty.value", ""),
+            ("ssl.ca.location", "/etc/ssl/ca.pem"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(read, expected);
     }
 }

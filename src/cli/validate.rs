@@ -26,8 +26,8 @@ fn meant_as_view(api_version: &str, kind: &str) -> bool {
 }
 
 /// Problems of the document's envelope, as the API server would name them.
-fn envelope_problems(value: &serde_yaml::Value) -> Vec<String> {
-    fn text(v: Option<&serde_yaml::Value>) -> &str {
+fn envelope_problems(value: &serde_yaml_ng::Value) -> Vec<String> {
+    fn text(v: Option<&serde_yaml_ng::Value>) -> &str {
         v.and_then(|v| v.as_str()).unwrap_or_default()
     }
     let mut problems = Vec::new();
@@ -73,8 +73,8 @@ fn dns_subdomain_problem(name: &str) -> Option<String> {
 /// skipped; a misspelt kind or a wrong apiVersion of ours is invalid).
 pub fn check_text(text: &str) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let value = match serde_yaml::Value::deserialize(document) {
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = match serde_yaml_ng::Value::deserialize(document) {
             Ok(v) => v,
             Err(e) => {
                 verdicts.push(Verdict::Invalid {
@@ -108,7 +108,7 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
             verdicts.push(Verdict::Invalid { name, problems });
             continue;
         }
-        let view: MaterializedView = match serde_yaml::from_value(value) {
+        let view: MaterializedView = match serde_yaml_ng::from_value(value) {
             Ok(v) => v,
             Err(e) => {
                 verdicts.push(Verdict::Invalid {

@@ -57,7 +57,7 @@ pub enum DevError {
     Parse {
         path: PathBuf,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
     #[error("{path}: fix the view")]
     Invalid {
@@ -273,7 +273,7 @@ fn load_views(config: &DevConfig) -> Result<Vec<DevView>, DevError> {
     }
     let mut views = Vec::new();
     for (path, text) in documents {
-        for document in serde_yaml::Deserializer::from_str(&text) {
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
             let manifest: MaterializedView =
                 serde::Deserialize::deserialize(document).map_err(|source| DevError::Parse {
                     path: path.clone(),
@@ -364,7 +364,7 @@ fn start_view(
         source,
     })?;
     let view_file = home.join("view.yaml");
-    let text = serde_yaml::to_string(&view.manifest).unwrap_or_default();
+    let text = serde_yaml_ng::to_string(&view.manifest).unwrap_or_default();
     write(&view_file, &text)?;
     let mut running = Vec::new();
     let mut shards = Vec::new();

@@ -114,7 +114,7 @@ mod tests {
 
     fn compiled() -> CompiledView {
         let text = include_str!("../../examples/items-by-price.yaml");
-        let view: crate::crd::MaterializedView = serde_yaml::from_str(text).expect("example");
+        let view: crate::crd::MaterializedView = serde_yaml_ng::from_str(text).expect("example");
         crate::engine::compile(&view.spec).expect("compiles")
     }
 

@@ -77,7 +77,7 @@ pub enum ProjectorError {
     ParseView {
         path: PathBuf,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
     #[error("the view is invalid")]
     Invalid(#[from] ViewError),
@@ -308,7 +308,7 @@ pub fn read_manifest(path: &std::path::Path) -> Result<MaterializedView, Project
         path: path.to_path_buf(),
         source,
     })?;
-    serde_yaml::from_str(&text).map_err(|source| ProjectorError::ParseView {
+    serde_yaml_ng::from_str(&text).map_err(|source| ProjectorError::ParseView {
         path: path.to_path_buf(),
         source,
     })

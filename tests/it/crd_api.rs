@@ -29,7 +29,7 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 
 fn load(path: &Path, namespace: &str) -> DynamicObject {
     let text = std::fs::read_to_string(path).expect("readable");
-    let mut obj: DynamicObject = serde_yaml::from_str(&text)
+    let mut obj: DynamicObject = serde_yaml_ng::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not a Kubernetes object: {e}", path.display()));
     obj.metadata.namespace = Some(namespace.to_string());
     obj

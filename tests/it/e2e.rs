@@ -115,7 +115,7 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
         "/examples/items-by-price.yaml"
     ))
     .expect("example");
-    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    let mut view: MaterializedView = serde_yaml_ng::from_str(&text).expect("parses");
     view.metadata.namespace = None;
     view.spec.source.kafka.bootstrap_servers = Some(env.kafka_bootstrap.clone());
     view.spec.source.kafka.topic = topic.clone();

@@ -25,20 +25,25 @@ use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/matview");
 
 /// `helm template` of the chart with `--set` values, as YAML documents.
-fn render(env: &TestEnv, release: &str, namespace: &str, set: &[&str]) -> Vec<serde_yaml::Value> {
+fn render(
+    env: &TestEnv,
+    release: &str,
+    namespace: &str,
+    set: &[&str],
+) -> Vec<serde_yaml_ng::Value> {
     let mut cmd = env.helm();
     cmd.args(["template", release, CHART, "--namespace", namespace]);
     for s in set {
         cmd.args(["--set", s]);
     }
     let text = run_ok(&mut cmd);
-    serde_yaml::Deserializer::from_str(&text)
+    serde_yaml_ng::Deserializer::from_str(&text)
         .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
-        .filter(|v: &serde_yaml::Value| !v.is_null())
+        .filter(|v: &serde_yaml_ng::Value| !v.is_null())
         .collect()
 }
 
-fn rules_of(docs: &[serde_yaml::Value], name_suffix: &str) -> serde_yaml::Value {
+fn rules_of(docs: &[serde_yaml_ng::Value], name_suffix: &str) -> serde_yaml_ng::Value {
     docs.iter()
         .find(|d| {
             d["kind"] == "ClusterRole"
@@ -50,12 +55,14 @@ fn rules_of(docs: &[serde_yaml::Value], name_suffix: &str) -> serde_yaml::Value 
         .unwrap_or_else(|| panic!("no ClusterRole *{name_suffix} rendered"))
 }
 
-fn config_rules(file: &str, role: &str) -> serde_yaml::Value {
+fn config_rules(file: &str, role: &str) -> serde_yaml_ng::Value {
     let path = format!("{}/config/rbac/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("RBAC manifest");
-    serde_yaml::Deserializer::from_str(&text)
+    serde_yaml_ng::Deserializer::from_str(&text)
         .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
-        .find(|d: &serde_yaml::Value| d["kind"] == "ClusterRole" && d["metadata"]["name"] == role)
+        .find(|d: &serde_yaml_ng::Value| {
+            d["kind"] == "ClusterRole" && d["metadata"]["name"] == role
+        })
         .map(|d| d["rules"].clone())
         .unwrap_or_else(|| panic!("no ClusterRole {role} in {path}"))
 }
@@ -115,16 +122,16 @@ async fn the_chart_lints_renders_and_keeps_one_source_of_truth() {
         let pod = &d["spec"]["template"]["spec"];
         assert_eq!(
             pod["securityContext"]["runAsNonRoot"],
-            serde_yaml::Value::Bool(true)
+            serde_yaml_ng::Value::Bool(true)
         );
         let container = &pod["containers"][0]["securityContext"];
         assert_eq!(
             container["readOnlyRootFilesystem"],
-            serde_yaml::Value::Bool(true)
+            serde_yaml_ng::Value::Bool(true)
         );
         assert_eq!(
             container["allowPrivilegeEscalation"],
-            serde_yaml::Value::Bool(false)
+            serde_yaml_ng::Value::Bool(false)
         );
     }
 
@@ -258,7 +265,7 @@ async fn helm_install_serves_a_view_upgrades_and_uninstalls_cleanly() {
         "/examples/items-by-price.yaml"
     ))
     .expect("example");
-    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    let mut view: MaterializedView = serde_yaml_ng::from_str(&text).expect("parses");
     view.metadata.namespace = None;
     view.spec.source.kafka.topic = topic.clone();
     view.spec.replicas_per_shard = 1;

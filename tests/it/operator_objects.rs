@@ -62,7 +62,7 @@ async fn desired_objects_apply_and_scaling_updates_in_place() {
         "/examples/items-by-price.yaml"
     ))
     .expect("example");
-    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    let mut view: MaterializedView = serde_yaml_ng::from_str(&text).expect("parses");
     view.metadata.namespace = Some(ns.name.clone());
     let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
     let created = views

@@ -327,7 +327,7 @@ async fn two_shards_hold_their_partitions_and_merge_to_the_expected_view() {
     }
     let text = std::fs::read_to_string(&s.view_file).expect("view");
     let view = compile(
-        &serde_yaml::from_str::<MaterializedView>(&text)
+        &serde_yaml_ng::from_str::<MaterializedView>(&text)
             .expect("view")
             .spec,
     )

@@ -30,7 +30,7 @@ fn helm_version_and_template_render_a_chart() {
             .arg(chart.path())
             .args(["--set", "greeting=bonjour"]),
     );
-    let doc: serde_yaml::Value = serde_yaml::from_str(
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(
         rendered
             .split("---")
             .find(|d| d.contains("kind: ConfigMap"))

@@ -299,7 +299,7 @@ async fn operator_and_gateway_started_before_the_crd_wait_for_it() {
         &unique_name("early-dlq"),
     );
     let mut file = tempfile::NamedTempFile::new().expect("file");
-    serde_yaml::to_writer(&mut file, &view).expect("yaml");
+    serde_yaml_ng::to_writer(&mut file, &view).expect("yaml");
     run_ok(cluster.kubectl().args([
         "apply",
         "-n",

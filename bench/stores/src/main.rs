@@ -74,7 +74,7 @@ struct Figures {
 
 fn shop_view() -> Result<CompiledView, Error> {
     let text = include_str!("../../../examples/items-by-price.yaml");
-    let view: matview::crd::MaterializedView = serde_yaml::from_str(text)?;
+    let view: matview::crd::MaterializedView = serde_yaml_ng::from_str(text)?;
     Ok(matview::engine::compile(&view.spec).map_err(|e| format!("{e:?}"))?)
 }
 

@@ -75,7 +75,7 @@ pub async fn install_matview_crd(client: &Client) {
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/materializedview.yaml");
     let text = std::fs::read_to_string(path).expect("crds/materializedview.yaml is missing");
-    let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("CRD YAML parses");
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).expect("CRD YAML parses");
     let name = crd.metadata.name.clone().expect("CRD has a name");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.patch(
@@ -136,11 +136,12 @@ pub async fn component_identity(
     let text = std::fs::read_to_string(&manifest).expect("RBAC manifest");
     let unique = format!("matview-{component}-{namespace}");
     let mut account: Option<ServiceAccount> = None;
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc).expect("YAML");
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value = serde_yaml_ng::Value::deserialize(doc).expect("YAML");
         match value.get("kind").and_then(|k| k.as_str()) {
             Some("ServiceAccount") => {
-                let mut sa: ServiceAccount = serde_yaml::from_value(value).expect("ServiceAccount");
+                let mut sa: ServiceAccount =
+                    serde_yaml_ng::from_value(value).expect("ServiceAccount");
                 sa.metadata.namespace = Some(namespace.into());
                 Api::<ServiceAccount>::namespaced(client.clone(), namespace)
                     .create(&PostParams::default(), &sa)
@@ -149,7 +150,7 @@ pub async fn component_identity(
                 account = Some(sa);
             }
             Some("ClusterRole") => {
-                let mut role: ClusterRole = serde_yaml::from_value(value).expect("ClusterRole");
+                let mut role: ClusterRole = serde_yaml_ng::from_value(value).expect("ClusterRole");
                 role.metadata.name = Some(unique.clone());
                 Api::<ClusterRole>::all(client.clone())
                     .create(&PostParams::default(), &role)
@@ -158,7 +159,7 @@ pub async fn component_identity(
             }
             Some("ClusterRoleBinding") => {
                 let mut binding: ClusterRoleBinding =
-                    serde_yaml::from_value(value).expect("ClusterRoleBinding");
+                    serde_yaml_ng::from_value(value).expect("ClusterRoleBinding");
                 binding.metadata.name = Some(unique.clone());
                 binding.role_ref.name = unique.clone();
                 for s in binding.subjects.iter_mut().flatten() {

@@ -255,7 +255,7 @@ impl Stack {
             "/config/rbac/view-reader.yaml"
         ))
         .expect("manifest");
-        let mut role: ClusterRole = serde_yaml::from_str(&text).expect("ClusterRole");
+        let mut role: ClusterRole = serde_yaml_ng::from_str(&text).expect("ClusterRole");
         let name = format!("matview-view-reader-{}", self.ns.name);
         role.metadata.name = Some(name.clone());
         Api::<ClusterRole>::all(self.client.clone())
@@ -274,7 +274,7 @@ pub fn example_view(name: &str, topic: &str) -> MaterializedView {
         "/examples/items-by-price.yaml"
     ))
     .expect("example");
-    let mut view: MaterializedView = serde_yaml::from_str(&text).expect("parses");
+    let mut view: MaterializedView = serde_yaml_ng::from_str(&text).expect("parses");
     view.metadata.name = Some(name.into());
     view.metadata.namespace = None;
     view.spec.source.kafka.topic = topic.into();
