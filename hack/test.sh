@@ -24,9 +24,9 @@ trap 'hack/testenv.sh down' EXIT
 eval "$(hack/testenv.sh env)"
 
 step "cargo fmt --check" cargo fmt --all -- --check
-step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
-step "cargo test" cargo test --all-targets --locked -- --include-ignored
-step "cargo test --doc" cargo test --doc --locked
+step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test" cargo test --workspace --all-targets --locked --no-fail-fast -- --include-ignored
+step "cargo test --doc" cargo test --workspace --doc --locked
 
 echo "==> total $((SECONDS - started)) s"
 if ((${#failed[@]})); then

@@ -1,4 +1,4 @@
-//! The Helm chart's values table (for the README), generated from
+//! The Helm chart's values table (docs/reference/chart-values.md), generated from
 //! `charts/matview/values.schema.json` and the defaults in `values.yaml`.
 
 use serde_json::Value;

@@ -26,9 +26,13 @@ pub enum Command {
     Crd,
     /// Print the gateway's OpenAPI document (the file kept in openapi/).
     Openapi,
-    /// Print the Helm chart's values as a Markdown table (the README's), from its schema.
-    ChartValues {
-        /// The chart directory.
+    /// Print a reference page generated from the code (the files kept in docs/reference/):
+    /// materializedview, gateway-api, cli or chart-values.
+    Reference {
+        /// The page.
+        #[arg(value_parser = ["materializedview", "gateway-api", "cli", "chart-values"])]
+        page: String,
+        /// The chart directory (for chart-values).
         #[arg(long, default_value = "charts/matview")]
         chart: PathBuf,
     },
@@ -103,21 +107,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", crate::crd::crd_yaml()?);
             Ok(())
         }
-        Command::ChartValues { chart } => {
-            let read = |name: &str| {
-                let path = chart.join(name);
-                std::fs::read_to_string(&path).map_err(|source| CliError::Read { path, source })
-            };
-            let table =
-                crate::chart::values_table(&read("values.schema.json")?, &read("values.yaml")?)?;
-            print!("{table}");
-            Ok(())
-        }
         Command::Openapi => {
             print!("{}", crate::api::openapi::gateway_document_text());
             Ok(())
         }
         Command::Validate { paths } => validate::run(&paths),
+        Command::Reference { page, chart } => {
+            print!("{}", crate::reference::page(&page, &chart)?);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Projector(config)) => {
             let report = crate::bench::run(config)?;
             print!("{report}");
@@ -230,6 +228,8 @@ pub enum CliError {
     Gateway(#[from] crate::gateway::GatewayError),
     #[error(transparent)]
     Chart(#[from] crate::chart::ChartError),
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
     #[error(transparent)]
     Dev(#[from] crate::dev::DevError),
     #[error(transparent)]

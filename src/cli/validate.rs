@@ -243,4 +243,27 @@ mod tests {
             assert!(verdicts.len() <= 1, "{text:?}: {verdicts:?}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn a_manifest_damaged_anywhere_is_judged_without_a_panic(
+        cuts in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), 0usize..12, "\\PC{0,6}"), 1..4),
+    ) {
+        let mut text: Vec<char> = include_str!("../../examples/items-by-price.yaml").to_string().chars().collect();
+        for (at, len, insert) in cuts {
+            let start = at.index(text.len().max(1)).min(text.len());
+            let end = (start + len).min(text.len());
+            text.splice(start..end, insert.chars());
+        }
+        let text: String = text.into_iter().collect();
+        for verdict in super::check_text(&text) {
+            if let super::Verdict::Invalid { problems, .. } = verdict {
+                proptest::prop_assert!(!problems.is_empty());
+                proptest::prop_assert!(problems.iter().all(|p| !p.trim().is_empty()), "{:?}", problems);
+            }
+        }
+    }
+    }
 }

@@ -300,3 +300,54 @@ async fn dev_mode_on_its_embedded_broker_is_exact_durable_and_leaves_nothing_run
     assert!(status.success(), "{}", again.log());
     assert!(!listening(servers), "the embedded broker is gone");
 }
+
+/// The README's quick start, as a reader runs it: every `curl` line of the
+/// block under its marker, against a `matview dev` of this test's own (the
+/// address is the only thing changed), answers 200 with JSON, and the rows
+/// page fills as the demo orders arrive.
+#[tokio::test]
+async fn the_readmes_quick_start_lines_answer_against_matview_dev() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let marker = "<!-- quick start: run by tests/it/dev.rs -->";
+    let block = readme
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block.to_string())
+        .expect("the README has the quick-start block under its marker");
+    let urls: Vec<String> = block
+        .lines()
+        .filter(|l| l.trim_start().starts_with("curl "))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .map(|w| w.trim_matches('\''))
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(urls.len() >= 2, "the block's curl lines: {block}");
+    let work = tempfile::tempdir().expect("tempdir");
+    let dev = start_dev(
+        &Broker::embedded(),
+        &["--demo-rate", "50"],
+        &work.path().join("data"),
+        &work.path().join("dev.log"),
+    );
+    for documented in &urls {
+        let url = documented.replace("http://127.0.0.1:8080", &dev.url);
+        assert_ne!(
+            &url, documented,
+            "the README's lines use the default address"
+        );
+        let body = eventually(documented, Duration::from_secs(60), || async {
+            let (status, body) = get(&url).await?;
+            let filled = body
+                .get("rows")
+                .is_none_or(|rows| rows.as_array().is_some_and(|r| !r.is_empty()));
+            (status == 200 && filled).then_some(body)
+        })
+        .await;
+        assert!(body.is_object(), "{documented}: {body}\n{}", dev.log());
+    }
+}

@@ -15,6 +15,15 @@ fn the_dockerfile_and_the_local_image_build_the_same_way_and_run_non_root() {
         IMAGE_SCRIPT.contains(CARGO_BUILD),
         "hack/image.sh builds with {CARGO_BUILD}"
     );
+    // Every crate of the workspace reaches the build stage.
+    for copied in [
+        "COPY Cargo.toml Cargo.lock",
+        "COPY src ",
+        "COPY crates ",
+        "COPY benches ",
+    ] {
+        assert!(DOCKERFILE.contains(copied), "Dockerfile: {copied}");
+    }
     let stages: Vec<&str> = DOCKERFILE
         .lines()
         .filter(|l| l.starts_with("FROM "))
@@ -42,6 +51,8 @@ fn the_dockerfile_and_the_local_image_build_the_same_way_and_run_non_root() {
     // The pods the chart and the operator run use the image's user.
     let helpers = include_str!("../../charts/matview/templates/_helpers.tpl");
     assert!(helpers.contains("runAsUser: 65532"));
-    let desired = include_str!("../../src/operator/desired.rs");
-    assert!(desired.contains("run_as_user: Some(65532)"));
+    let pod = include_str!("../../crates/matview-operator/src/pod.rs");
+    assert!(
+        pod.contains("const NON_ROOT: i64 = 65532;") && pod.contains("run_as_user: Some(NON_ROOT)")
+    );
 }

@@ -46,7 +46,7 @@ async fn ready_reason(
     found.unwrap_or_else(|_| panic!("{what}; last seen: {:?}", last.lock().map(|l| l.clone())))
 }
 
-/// `kubectl describe mv`, printed for the README's troubleshooting section.
+/// `kubectl describe mv`, printed for docs/operations/troubleshooting.md.
 fn describe(env: &TestEnv, ns: &str, name: &str) -> String {
     let out = run_ok(env.kubectl().args(["describe", "mv", name, "-n", ns]));
     eprintln!("--- kubectl describe mv {name}\n{out}");

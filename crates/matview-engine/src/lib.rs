@@ -1,0 +1,38 @@
+//! The records-and-rules engine: pure code, no I/O, the hot path.
+//!
+//! A spec is compiled once ([`compile()`]); then each event's bytes are shaped
+//! into classified records ([`CompiledView::shape`]), folded into rows
+//! ([`Row::upsert`]) and served as views ([`CompiledView::view`]).
+
+pub mod compile;
+pub mod decimal;
+mod explode_check;
+pub mod json;
+pub mod pointer;
+pub mod predicate;
+pub mod quantity;
+pub mod revision;
+pub mod row;
+pub mod rules;
+pub mod satisfy;
+pub mod shape;
+pub mod source;
+pub mod sum;
+pub mod view;
+
+pub use compile::{CompileError, CompiledView, SpecIssue, compile};
+pub use decimal::Decimal;
+pub use revision::revision;
+pub use row::{Row, Upsert};
+pub use shape::{EventError, Position, Record};
+pub use sum::Sum;
+pub use view::{GroupView, RowView};
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod exact_tests;
+
+#[cfg(test)]
+mod fuzz_tests;

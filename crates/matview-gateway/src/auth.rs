@@ -1,0 +1,284 @@
+//! Authorization the Kubernetes way: a bearer token is checked with a
+//! TokenReview, the caller's right to read a view with a SubjectAccessReview
+//! on `materializedviews/data` (verbs get, list, watch). Both are cached
+//! briefly, keyed by a hash of the token (the token itself is not kept).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode, header};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+use matview_api::problem::Problem;
+
+/// The subresource whose verbs grant reading a view's data.
+pub const DATA_SUBRESOURCE: &str = "data";
+/// Entries kept per cache before it is emptied (bounds memory under token churn).
+const MAX_CACHED: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// TokenReview and SubjectAccessReview against the API server.
+    Kubernetes,
+    /// Everyone may read everything: local use only.
+    None,
+}
+
+/// Who asks: `None` when authorization is off.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    token_hash: [u8; 32],
+    user: Option<UserInfo>,
+}
+
+type Decision = (String, String, String, [u8; 32]);
+/// Answers kept with the time they were given.
+type Cache<K, V> = Mutex<HashMap<K, (V, Instant)>>;
+
+pub struct Authorizer {
+    mode: AuthMode,
+    client: Option<Client>,
+    ttl: Duration,
+    identities: Cache<[u8; 32], Option<UserInfo>>,
+    decisions: Cache<Decision, bool>,
+}
+
+impl Authorizer {
+    pub fn new(mode: AuthMode, client: Option<Client>, ttl: Duration) -> Authorizer {
+        Authorizer {
+            mode,
+            client,
+            ttl,
+            identities: Mutex::new(HashMap::new()),
+            decisions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// The caller of a request: 401 without a valid bearer token.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
+        let (AuthMode::Kubernetes, Some(client)) = (self.mode, &self.client) else {
+            return Ok(Caller {
+                token_hash: [0; 32],
+                user: None,
+            });
+        };
+        let token =
+            bearer(headers).ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
+        let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(user) = cached(&self.identities, &token_hash, self.ttl) {
+            return user
+                .map(|user| Caller {
+                    token_hash,
+                    user: Some(user),
+                })
+                .ok_or_else(|| unauthorized("the token is not valid"));
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: token.to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = match Api::<TokenReview>::all(client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                let Some(user) = cached(&self.identities, &token_hash, STALE_IF_UNAVAILABLE) else {
+                    return Err(api_unavailable(e));
+                };
+                warn_stale(&e);
+                return user
+                    .map(|user| Caller {
+                        token_hash,
+                        user: Some(user),
+                    })
+                    .ok_or_else(|| unauthorized("the token is not valid"));
+            }
+        };
+        let status = answer.status.unwrap_or_default();
+        let user = status
+            .authenticated
+            .unwrap_or(false)
+            .then_some(status.user)
+            .flatten();
+        remember(&self.identities, token_hash, user.clone());
+        let user = user.ok_or_else(|| unauthorized("the token is not valid"))?;
+        Ok(Caller {
+            token_hash,
+            user: Some(user),
+        })
+    }
+
+    /// May `caller` do `verb` on the data of view `namespace/name`?
+    pub async fn may(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        verb: &str,
+    ) -> Result<bool, Problem> {
+        let (Some(client), Some(user)) = (&self.client, &caller.user) else {
+            return Ok(self.mode == AuthMode::None);
+        };
+        let key = (
+            namespace.to_string(),
+            name.to_string(),
+            verb.to_string(),
+            caller.token_hash,
+        );
+        if let Some(allowed) = cached(&self.decisions, &key, self.ttl) {
+            return Ok(allowed);
+        }
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: user.username.clone(),
+                groups: user.groups.clone(),
+                uid: user.uid.clone(),
+                extra: user.extra.clone(),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some("matview.dev".into()),
+                    resource: Some("materializedviews".into()),
+                    subresource: Some(DATA_SUBRESOURCE.into()),
+                    namespace: Some(namespace.into()),
+                    name: Some(name.into()),
+                    verb: Some(verb.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = match Api::<SubjectAccessReview>::all(client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                let Some(allowed) = cached(&self.decisions, &key, STALE_IF_UNAVAILABLE) else {
+                    return Err(api_unavailable(e));
+                };
+                warn_stale(&e);
+                return Ok(allowed);
+            }
+        };
+        let allowed = answer.status.is_some_and(|s| s.allowed);
+        remember(&self.decisions, key, allowed);
+        Ok(allowed)
+    }
+
+    /// 403 unless allowed (404 would hide the view, but the caller named it).
+    pub async fn require(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        verb: &str,
+    ) -> Result<(), Problem> {
+        if self.may(caller, namespace, name, verb).await? {
+            return Ok(());
+        }
+        let who = caller
+            .user
+            .as_ref()
+            .and_then(|u| u.username.clone())
+            .unwrap_or_default();
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{who} may not {verb} materializedviews/{DATA_SUBRESOURCE} {namespace}/{name}; bind the matview-view-reader ClusterRole"
+            ),
+        ))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+fn unauthorized(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+}
+
+/// While the API server does not answer, an answer it gave this long ago
+/// still stands: reads go on through an API server restart, and a revoked
+/// token is honoured at most this much longer than with the API server up.
+const STALE_IF_UNAVAILABLE: Duration = Duration::from_secs(300);
+
+fn warn_stale(e: &kube::Error) {
+    warn!(error = %matview_api::errors::chain(e), "the Kubernetes API did not answer; reusing an earlier authorization answer");
+}
+
+fn api_unavailable(e: kube::Error) -> Problem {
+    warn!(error = %matview_api::errors::chain(&e), "authorization check failed");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "authorization unavailable",
+        "the Kubernetes API did not answer the authorization check; retry",
+    )
+}
+
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    cache: &Cache<K, V>,
+    key: &K,
+    ttl: Duration,
+) -> Option<V> {
+    let cache = cache.lock().ok()?;
+    let (value, at) = cache.get(key)?;
+    (at.elapsed() < ttl).then(|| value.clone())
+}
+
+fn remember<K: std::hash::Hash + Eq, V>(cache: &Cache<K, V>, key: K, value: V) {
+    if let Ok(mut cache) = cache.lock() {
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(key, (value, Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_bearer_token_is_taken() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+        assert_eq!(bearer(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer  t0k ".parse().expect("header"),
+        );
+        assert_eq!(bearer(&headers), Some("t0k"));
+        headers.insert(header::AUTHORIZATION, "bearer ".parse().expect("header"));
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn cache_entries_expire() {
+        let cache = Mutex::new(HashMap::new());
+        remember(&cache, 1, true);
+        assert_eq!(cached(&cache, &1, Duration::from_secs(60)), Some(true));
+        assert_eq!(cached(&cache, &1, Duration::ZERO), None);
+        assert_eq!(cached(&cache, &2, Duration::from_secs(60)), None::<bool>);
+    }
+}

@@ -1,0 +1,131 @@
+//! A batch's stages apart from the loop that drives them: poll it, shape
+//! it, and commit it on a thread of its own while the next one is polled
+//! and shaped.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::message::{Message, OwnedMessage};
+use tracing::warn;
+
+use super::Shared;
+use super::dead_letters::DeadLetter;
+use super::store::{BatchOutcome, StoreError};
+use matview_engine::{Position, Record};
+
+/// The next offset to read, by partition.
+pub(super) type Offsets = BTreeMap<i32, i64>;
+
+pub(super) struct Polled {
+    pub(super) messages: Vec<OwnedMessage>,
+    pub(super) took: Duration,
+}
+
+/// Up to `batch_max_events` messages, waiting at most `batch_max_wait` for the first.
+pub(super) fn poll<C: ConsumerContext>(consumer: &BaseConsumer<C>, shared: &Shared) -> Polled {
+    let started = Instant::now();
+    let deadline = started + shared.config.batch_max_wait;
+    let mut messages = Vec::new();
+    while messages.len() < shared.config.batch_max_events {
+        let wait = if messages.is_empty() {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(wait) {
+            Some(Ok(m)) => messages.push(m.detach()),
+            Some(Err(e)) => {
+                warn!(error = %e, "consume error");
+                break;
+            }
+            None => break,
+        }
+        if Instant::now() >= deadline && !messages.is_empty() {
+            break;
+        }
+    }
+    Polled {
+        messages,
+        took: started.elapsed(),
+    }
+}
+
+pub(super) struct Shaped {
+    pub(super) records: Vec<Record>,
+    pub(super) dead: Vec<DeadLetter>,
+    /// The next offsets once this batch is committed.
+    pub(super) offsets: Offsets,
+    pub(super) took: Duration,
+}
+
+pub(super) fn shape(shared: &Shared, messages: &[OwnedMessage], next: &Offsets) -> Shaped {
+    let started = Instant::now();
+    let mut records = Vec::new();
+    let mut dead = Vec::new();
+    let mut offsets = next.clone();
+    for m in messages {
+        let position = Position {
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        let payload = m.payload().unwrap_or_default();
+        match shared.view.compiled.shape(payload, position) {
+            Ok(shaped) => records.extend(shaped),
+            Err(error) => dead.push(DeadLetter {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+                error,
+                position,
+            }),
+        }
+        offsets.insert(m.partition(), m.offset() + 1);
+    }
+    Shaped {
+        records,
+        dead,
+        offsets,
+        took: started.elapsed(),
+    }
+}
+
+pub(super) type Committed = Result<(BatchOutcome, Duration), StoreError>;
+
+/// A batch whose letters are in Kafka, being committed to the store.
+pub(super) struct InFlight<'scope> {
+    pub(super) commit: std::thread::ScopedJoinHandle<'scope, Committed>,
+    pub(super) offsets: Offsets,
+    pub(super) events: u64,
+    pub(super) dead_letter_reasons: Vec<&'static str>,
+    pub(super) poll: Duration,
+    pub(super) shape: Duration,
+}
+
+impl<'scope> InFlight<'scope> {
+    pub(super) fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        shared: &'env Shared,
+        polled: Polled,
+        shaped: Shaped,
+        letter_ends: Offsets,
+    ) -> InFlight<'scope> {
+        let offsets = shaped.offsets.clone();
+        let dead_letter_reasons = shaped.dead.iter().map(|d| d.error.reason()).collect();
+        let (records, next_offsets) = (shaped.records, shaped.offsets);
+        let commit = scope.spawn(move || {
+            let started = Instant::now();
+            let outcome = shared
+                .store
+                .apply_batch(records, &next_offsets, &letter_ends)?;
+            Ok((outcome, started.elapsed()))
+        });
+        InFlight {
+            commit,
+            offsets,
+            events: polled.messages.len() as u64,
+            dead_letter_reasons,
+            poll: polled.took,
+            shape: shaped.took,
+        }
+    }
+}

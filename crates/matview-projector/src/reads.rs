@@ -1,0 +1,206 @@
+//! Reads of rows: one key, many keys, a group's rows in key order, all keys.
+//! Each may wait until given positions are applied (read-your-writes) and
+//! answers with the revision and the applied positions it reflects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::Shared;
+use matview_api::problem::Problem;
+use matview_api::problem::TypedQuery;
+use matview_api::projector::{
+    KeysPage, LookupRequest, LookupResponse, PageQuery, ReadQuery, RowView, RowsPage,
+    answer_headers, format_positions, parse_positions,
+};
+
+const MAX_SCAN_LIMIT: usize = 1000;
+const MAX_KEYS_LIMIT: usize = 100_000;
+const MAX_LOOKUP_KEYS: usize = 1000;
+/// Longest read-your-writes wait a caller may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// A read's own query: paging and read-your-writes together.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScanQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    at_least: Option<String>,
+    wait_ms: Option<u64>,
+}
+
+fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad limit",
+            format!("limit must be 1..={max}, got {n}"),
+        )),
+    }
+}
+
+pub(super) fn read_view(shared: &Shared, key: &str) -> Result<Option<RowView>, Problem> {
+    Ok(shared
+        .store
+        .row(key)
+        .map_err(Problem::internal)?
+        .map(|row| shared.view.compiled.view(key, &row)))
+}
+
+/// Waits for read-your-writes positions; returns the applied offsets to report.
+async fn settle(shared: &Shared, query: &ReadQuery) -> Result<BTreeMap<i32, i64>, Problem> {
+    let Some(text) = query.at_least.as_deref() else {
+        return Ok(shared.positions().0);
+    };
+    let wanted = parse_positions(text).ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad atLeast",
+            format!("{text:?}: expected partition:offset pairs, comma-separated"),
+        )
+    })?;
+    let shards = shared.view.shards;
+    if let Some((p, _)) = wanted
+        .iter()
+        .find(|(p, _)| (*p as u32) % shards != shared.shard)
+    {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "partition not served here",
+            format!("partition {p} belongs to shard {}", (*p as u32) % shards),
+        ));
+    }
+    let wait = query
+        .wait_ms
+        .map_or(DEFAULT_WAIT, Duration::from_millis)
+        .min(MAX_WAIT);
+    shared.wait_applied(&wanted, wait).await.map_err(|applied| {
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "not applied yet",
+            format!(
+                "positions {text} were not applied within {} ms (applied: {})",
+                wait.as_millis(),
+                format_positions(&applied)
+            ),
+        )
+    })
+}
+
+/// Adds the revision and positions headers to an answer.
+fn answered(shared: &Shared, applied: &BTreeMap<i32, i64>, body: impl IntoResponse) -> Response {
+    (answer_headers(&shared.view.revision, applied), body).into_response()
+}
+
+pub async fn get_row(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    TypedQuery(query): TypedQuery<ReadQuery>,
+) -> Result<Response, Problem> {
+    let applied = settle(&shared, &query).await?;
+    // A point read is a few cached B-tree pages: cheaper inline than a hop
+    // to the blocking pool (measured with `matview bench gateway`).
+    let row = read_view(&shared, &key)?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no such row",
+            format!("no record has key {key:?} (yet)"),
+        )
+    })?;
+    Ok(answered(&shared, &applied, Json(row)))
+}
+
+pub async fn lookup(
+    State(shared): State<Arc<Shared>>,
+    TypedQuery(query): TypedQuery<ReadQuery>,
+    Json(request): Json<LookupRequest>,
+) -> Result<Response, Problem> {
+    if request.keys.len() > MAX_LOOKUP_KEYS {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "too many keys",
+            format!("at most {MAX_LOOKUP_KEYS} keys per lookup"),
+        ));
+    }
+    let applied = settle(&shared, &query).await?;
+    let reader = shared.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::new();
+        for key in &request.keys {
+            rows.extend(read_view(&reader, key)?);
+        }
+        Ok::<_, Problem>(rows)
+    })
+    .await
+    .map_err(Problem::internal)??;
+    Ok(answered(&shared, &applied, Json(LookupResponse { rows })))
+}
+
+pub async fn scan_group(
+    State(shared): State<Arc<Shared>>,
+    Path(group): Path<String>,
+    TypedQuery(query): TypedQuery<ScanQuery>,
+) -> Result<Response, Problem> {
+    let groups = &shared.view.compiled.groups;
+    let group_index = groups.iter().position(|g| *g == group).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no such group",
+            format!("groups are {groups:?}"),
+        )
+    })?;
+    let limit = limit(query.limit, 100, MAX_SCAN_LIMIT)?;
+    let read = ReadQuery {
+        at_least: query.at_least,
+        wait_ms: query.wait_ms,
+    };
+    let applied = settle(&shared, &read).await?;
+    let reader = shared.clone();
+    let after = query.after;
+    let page = tokio::task::spawn_blocking(move || {
+        let keys = reader
+            .store
+            .keys_in_group(group_index, after.as_deref(), limit)
+            .map_err(Problem::internal)?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in &keys {
+            rows.extend(read_view(&reader, key)?);
+        }
+        let next = (keys.len() == limit)
+            .then(|| keys.last().cloned())
+            .flatten();
+        Ok::<_, Problem>(RowsPage { rows, next })
+    })
+    .await
+    .map_err(Problem::internal)??;
+    Ok(answered(&shared, &applied, Json(page)))
+}
+
+/// Row keys in order, for counting distinct rows across shards.
+pub async fn keys(
+    State(shared): State<Arc<Shared>>,
+    TypedQuery(page): TypedQuery<PageQuery>,
+) -> Result<Json<KeysPage>, Problem> {
+    let limit = limit(page.limit, 10_000, MAX_KEYS_LIMIT)?;
+    tokio::task::spawn_blocking(move || {
+        let keys = shared
+            .store
+            .keys(None, page.after.as_deref(), limit)
+            .map_err(Problem::internal)?;
+        let next = (keys.len() == limit)
+            .then(|| keys.last().cloned())
+            .flatten();
+        Ok(Json(KeysPage { keys, next }))
+    })
+    .await
+    .map_err(Problem::internal)?
+}
