@@ -267,8 +267,10 @@ fn cli() -> String {
         "# Command line reference\n\nOne binary, one subcommand per component; each page below is its `--help`.\n\n",
     );
     fn walk(command: &mut clap::Command, path: &str, out: &mut String) {
+        // The environment's values would make the page differ by machine.
         let help = command
             .clone()
+            .mut_args(|a| a.hide_env_values(true))
             .term_width(100)
             .render_long_help()
             .to_string();

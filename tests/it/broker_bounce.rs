@@ -58,28 +58,6 @@ fn spawn_reader(
     (reads, failures, task)
 }
 
-/// Waits until `/readyz` says what `wanted` accepts; returns how long it took.
-async fn wait_readyz(
-    projector: &Projector,
-    what: &str,
-    wanted: impl Fn(&Value) -> bool,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        if let Some((200, body)) = projector.get("/readyz").await
-            && wanted(&body)
-        {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{what} not seen in /readyz within 90 s; log:\n{}",
-            projector.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 // Two workers: starting and killing the broker block one, readers go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
@@ -116,10 +94,11 @@ async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
 
     let killed = Instant::now();
     tokio::task::block_in_place(|| broker.kill9());
-    let noticed = wait_readyz(&projector, "the broker outage", |body| {
-        body["source"]["reachable"] == false && body["source"]["error"].is_string()
-    })
-    .await;
+    let noticed = projector
+        .wait_readyz("the broker outage", Duration::from_secs(90), |body| {
+            body["source"]["reachable"] == false && body["source"]["error"].is_string()
+        })
+        .await;
     let (_, stats) = projector.get("/v1/stats").await.expect("stats");
     assert!(stats["sourceError"].is_string(), "{stats}");
     let text = projector.metrics().await;
@@ -131,10 +110,11 @@ async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
 
     tokio::task::block_in_place(|| broker.start_again());
     let restarted = Instant::now();
-    let recovered = wait_readyz(&projector, "the broker back", |body| {
-        body.get("source").is_none()
-    })
-    .await;
+    let recovered = projector
+        .wait_readyz("the broker back", Duration::from_secs(90), |body| {
+            body.get("source").is_none()
+        })
+        .await;
     producing.await.expect("producer");
     projector
         .wait_applied(orders.len() as i64, Duration::from_secs(120))
@@ -175,7 +155,8 @@ async fn a_broker_killed_for_twenty_seconds_costs_no_read_and_no_event() {
 /// every row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status() {
-    use crate::support::stack::{ReadLog, spawn_readers, stack};
+    use crate::support::orders::{Orders, orders};
+    use crate::support::stack::{Readers, stack};
     use matview::crd::{ConditionStatus, ConditionType, Phase};
 
     let broker = tokio::task::block_in_place(|| OwnBroker::start("gwbounce"));
@@ -183,9 +164,12 @@ async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status()
     let st = stack("gwbounce", "kubernetes").await;
     let reader = st.reader().await;
     let topic = kafka::create_topic_at(&servers, "orders", 2).await;
-    let mut generator = OrderGenerator::new(91, 30);
-    let orders: Vec<Value> = (0..1_000).map(|_| generator.next_order()).collect();
-    let (before, after) = orders.split_at(500);
+    let all = orders(Orders {
+        seed: 91,
+        users: 30,
+        count: 1_000,
+    });
+    let (before, after) = all.split_at(500);
     produce_orders_at(&servers, &topic, before).await;
     st.create_view_on(&servers, "load", &topic, 1, 1, false)
         .await;
@@ -194,8 +178,7 @@ async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status()
     let users: Vec<String> = expected_before.keys().cloned().collect();
     let first = format!("/v1/namespaces/{}/views/load/rows/{}", st.ns.name, users[0]);
     st.serving(&first, Some(&reader)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers = spawn_readers(&st, &users, &reader, 4, stop.clone());
+    let readers = Readers::spawn(&st, &users, &reader, 4);
 
     let killed = Instant::now();
     tokio::task::block_in_place(|| broker.kill9());
@@ -222,14 +205,13 @@ async fn through_the_gateway_a_broker_outage_fails_no_read_and_shows_in_status()
     let down_for = killed.elapsed();
     tokio::task::block_in_place(|| broker.start_again());
     produce_orders_at(&servers, &topic, after).await;
-    let expected = reference(&orders);
+    let expected = reference(&all);
     let back = Instant::now();
     st.ready("load", expected.len() as i64).await;
     st.serves("load", &expected, &reader).await;
     let recovered = back.elapsed();
 
-    stop.store(true, Ordering::Relaxed);
-    let (total, _) = ReadLog::join(readers).await;
+    let (total, _) = readers.stop().await;
     println!(
         "broker bounce through the gateway: status said so after {reported:?}, down {down_for:?}, \
          {} reads, {} failed, Ready with every row {recovered:?} after the restart",

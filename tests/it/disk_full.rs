@@ -58,24 +58,6 @@ impl Drop for SmallDisk {
     }
 }
 
-/// Waits (up to 2 minutes) until `/readyz` answers 200 with what `wanted` accepts.
-async fn wait_readyz(projector: &Projector, what: &str, wanted: impl Fn(&Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some((200, body)) = projector.get("/readyz").await
-            && wanted(&body)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} not seen in /readyz within 2 minutes; log:\n{}",
-            projector.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn applied(projector: &Projector) -> i64 {
     let (_, positions) = projector.get("/v1/positions").await.expect("positions");
     positions["partitions"]
@@ -103,13 +85,18 @@ async fn a_full_disk_holds_the_position_keeps_reads_and_resumes_when_freed() {
     let mut projector =
         Projector::start_with(&view_file, 0, &data, dir.path(), &["--min-free-mib", "16"]);
     // Ready first; then the disk fills with what follows.
-    wait_readyz(&projector, "caught up", |body| body.get("store").is_none()).await;
+    projector
+        .wait_readyz("caught up", Duration::from_secs(120), |body| {
+            body.get("store").is_none()
+        })
+        .await;
     produce_orders(env, &topic, rest).await;
 
-    wait_readyz(&projector, "the full disk", |body| {
-        body["store"]["writable"] == false && body["store"]["error"].is_string()
-    })
-    .await;
+    projector
+        .wait_readyz("the full disk", Duration::from_secs(120), |body| {
+            body["store"]["writable"] == false && body["store"]["error"].is_string()
+        })
+        .await;
     let (_, stats) = projector.get("/v1/stats").await.expect("stats");
     assert!(stats["storeError"].is_string(), "{stats}");
     assert_eq!(
@@ -139,10 +126,13 @@ async fn a_full_disk_holds_the_position_keeps_reads_and_resumes_when_freed() {
     projector
         .wait_applied(orders.len() as i64, Duration::from_secs(120))
         .await;
-    wait_readyz(&projector, "the disk writable again", |body| {
-        body.get("store").is_none()
-    })
-    .await;
+    projector
+        .wait_readyz(
+            "the disk writable again",
+            Duration::from_secs(120),
+            |body| body.get("store").is_none(),
+        )
+        .await;
     assert_eq!(
         metric(&projector.metrics().await, "matview_store_writable"),
         1.0

@@ -16,7 +16,7 @@ use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, ope
 use crate::support::kubelet::ProcessKubelet;
 use crate::support::operator;
 use crate::support::projector::produce;
-use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
+use crate::support::{TestEnv, eventually, kafka, ready_with_rows, run_ok, unique_name};
 
 /// Users with at least one item, computed from the orders.
 fn users(orders: &[Value]) -> std::collections::BTreeSet<String> {
@@ -136,8 +136,7 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
         let views = views.clone();
         async move {
             let v = views.get("items-by-price").await.ok()?;
-            let s = v.status.clone()?;
-            (s.phase == Some(Phase::Ready) && s.rows == Some(expected_rows)).then_some(v)
+            ready_with_rows(v.status.as_ref()?, expected_rows).then_some(v)
         }
     })
     .await;

@@ -13,8 +13,9 @@ use serde_json::json;
 
 use crate::support::gateway;
 use crate::support::kafka;
+use crate::support::orders::{Orders, orders};
 use crate::support::projector::{Reference, reference, row_totals};
-use crate::support::stack::{Stack, orders, produce_keyed_by_user, stack};
+use crate::support::stack::{Stack, produce_keyed_by_user, stack};
 
 /// Every row through the gateway equals the reference, and carries the revision.
 async fn check_rows(st: &Stack, view: &str, expected: &Reference, revision: &str, token: &str) {
@@ -76,12 +77,20 @@ async fn the_gateway_serves_rows_and_scans_equal_to_the_independent_view() {
 
     // Keyed by order: a user's items spread over both shards.
     let by_order = kafka::create_topic(env, "orders", 4).await;
-    let spread = orders(21, 40, 300);
+    let spread = orders(Orders {
+        seed: 21,
+        users: 40,
+        count: 300,
+    });
     st.produce_by_order(&by_order, &spread).await;
     st.create_view("spread", &by_order, 2, 1, false).await;
     // Keyed by user: each row on one shard, and the gateway asks only it.
     let by_user = kafka::create_topic(env, "orders-by-user", 4).await;
-    let keyed = orders(22, 40, 300);
+    let keyed = orders(Orders {
+        seed: 22,
+        users: 40,
+        count: 300,
+    });
     produce_keyed_by_user(env, &by_user, &keyed).await;
     st.create_view("keyed", &by_user, 2, 1, true).await;
 
@@ -338,7 +347,11 @@ async fn the_openapi_document_holds_under_property_based_fuzzing() {
     let st = stack("gwfuzz", "kubernetes").await;
     let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 2).await;
-    let placed = orders(41, 20, 100);
+    let placed = orders(Orders {
+        seed: 41,
+        users: 20,
+        count: 100,
+    });
     st.produce_by_order(&topic, &placed).await;
     st.create_view("fuzzed", &topic, 2, 1, false).await;
     let expected = reference(&placed);

@@ -8,20 +8,22 @@ use matview::crd::Phase;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
+use crate::support::orders::{Orders, orders};
 use crate::support::projector::{Reference, reference, reference_with, row_totals};
-use crate::support::stack::{ReadLog, Stack, orders, spawn_readers, stack};
+use crate::support::stack::{Readers, Stack, stack};
 use crate::support::{TestEnv, eventually, kafka};
 
 #[tokio::test]
 async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     let st = stack("gwload", "kubernetes").await;
     let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 4).await;
     // One generator: the live orders continue the ids of the first 400.
-    let all_orders = orders(31, 50, 1000);
+    let all_orders = orders(Orders {
+        seed: 31,
+        users: 50,
+        count: 1000,
+    });
     let (placed, live) = all_orders.split_at(400);
     st.produce_by_order(&topic, placed).await;
     st.create_view("load", &topic, 2, 2, false).await;
@@ -50,19 +52,28 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         stream,
     ));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers = spawn_readers(&st, &users, &reader, 16, stop.clone());
+    let readers = Readers::spawn(&st, &users, &reader, 16);
     let producing = tokio::spawn(produce_slowly(st.env, topic.clone(), live.to_vec()));
     let started = std::time::Instant::now();
 
-    // Kill one replica of each shard while the readers run.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    for shard in 0..2 {
-        let set = matview::operator::desired::object_name("load", &rev1, &format!("-s{shard}"));
-        let pod = format!("{set}-0");
-        assert!(st.kubelet.kill(&pod), "no process for {pod}");
+    // Kill one replica of each shard while the readers run, and read on
+    // until both are back: restarted and ready again.
+    readers.read_more(500, "the readers' first reads").await;
+    let killed: Vec<String> = (0..2)
+        .map(|shard| {
+            let set = matview::operator::desired::object_name("load", &rev1, &format!("-s{shard}"));
+            format!("{set}-0")
+        })
+        .collect();
+    for pod in &killed {
+        assert!(st.kubelet.kill(pod), "no process for {pod}");
     }
-    tokio::time::sleep(Duration::from_secs(25)).await;
+    for pod in &killed {
+        st.wait_pod_back(pod).await;
+    }
+    readers
+        .read_more(500, "reads after the replicas came back")
+        .await;
     let kill_phase = started.elapsed();
 
     // Change the rules while they still run: cheap now means below 10.
@@ -92,9 +103,9 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
     )
     .await;
     producing.await.expect("producer task");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (total, sequences) = ReadLog::join(readers).await;
+    // Reads after the switch: they carry the new revision.
+    readers.read_more(500, "reads after the switch").await;
+    let (total, sequences) = readers.stop().await;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "gateway under load: {} reads in {elapsed:.1} s ({:.0}/s; kill phase {:?}), {} failed",
@@ -316,13 +327,14 @@ async fn pod_ready(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str
 /// event is lost or doubled in the view.
 #[tokio::test]
 async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     let st = stack("gwkills", "kubernetes").await;
     let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 4).await;
-    let all_orders = orders(71, 50, 1200);
+    let all_orders = orders(Orders {
+        seed: 71,
+        users: 50,
+        count: 1200,
+    });
     let (placed, live) = all_orders.split_at(400);
     st.produce_by_order(&topic, placed).await;
     st.create_view("load", &topic, 2, 2, false).await;
@@ -332,8 +344,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
     let first = format!("/v1/namespaces/{}/views/load/rows/{}", st.ns.name, users[0]);
     st.serving(&first, Some(&reader)).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers = spawn_readers(&st, &users, &reader, 16, stop.clone());
+    let readers = Readers::spawn(&st, &users, &reader, 16);
     let producing = {
         let (env, topic, live) = (st.env, topic.clone(), live.to_vec());
         tokio::spawn(
@@ -380,8 +391,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
     let expected_final = reference(&all_orders);
     st.ready("load", expected_final.len() as i64).await;
     st.serves("load", &expected_final, &reader).await;
-    stop.store(true, Ordering::Relaxed);
-    let (total, _) = ReadLog::join(readers).await;
+    let (total, _) = readers.stop().await;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "twenty kills: {} reads in {elapsed:.1} s ({:.0}/s), kills over {kill_phase:?}, {} failed",

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use matview::crd::{MaterializedView, Phase};
+use matview::crd::MaterializedView;
 use serde_json::{Value, json};
 
 use crate::support::kube::{
@@ -20,7 +20,7 @@ use crate::support::kube::{
 };
 use crate::support::kubelet::ProcessKubelet;
 use crate::support::projector::{reference, row_totals};
-use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
+use crate::support::{TestEnv, eventually, kafka, ready_with_rows, run_ok, unique_name};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/matview");
 
@@ -270,7 +270,7 @@ async fn helm_install_serves_a_view_upgrades_and_uninstalls_cleanly() {
         Duration::from_secs(120),
         || async {
             let s = views.get("items-by-price").await.ok()?.status?;
-            (s.phase == Some(Phase::Ready) && s.rows == Some(expected.len() as i64)).then_some(s)
+            ready_with_rows(&s, expected.len() as i64).then_some(s)
         },
     )
     .await;

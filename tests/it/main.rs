@@ -15,6 +15,7 @@ mod gateway_load;
 mod helm;
 mod hostile;
 mod image;
+mod leader_election;
 mod operator;
 mod operator_objects;
 mod operator_scale;

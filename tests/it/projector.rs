@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use matview::crd::MaterializedView;
 use matview::engine::{RowView, compile};
-use matview::workload::OrderGenerator;
 use rdkafka::message::Message;
 use serde_json::{Value, json};
 
+use crate::support::orders::{Orders, order_events, orders};
 use crate::support::projector::{
     Projector, metric, produce, reference, row_totals, shop_view_yaml,
 };
@@ -41,26 +41,16 @@ async fn setup(env: &TestEnv, partitions: i32, shards: u32) -> Setup {
     }
 }
 
-fn orders(seed: u64, n: usize, users: u64) -> (Vec<Value>, Vec<(String, Vec<u8>)>) {
-    let mut g = OrderGenerator::new(seed, users);
-    let values: Vec<Value> = (0..n).map(|_| g.next_order()).collect();
-    let events = values
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().to_string(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
-    (values, events)
-}
-
 #[tokio::test]
 async fn a_seeded_stream_becomes_the_expected_view() {
     let env = TestEnv::with_kafka();
     let s = setup(env, 3, 1).await;
-    let (values, events) = orders(1, 1500, 40);
+    let values = orders(Orders {
+        seed: 1,
+        users: 40,
+        count: 1500,
+    });
+    let events = order_events(&values);
     produce(env, &s.topic, &events).await;
     let projector = Projector::start(&s.view_file, 0, &s.dir.path().join("data"), s.dir.path());
     projector
@@ -231,7 +221,12 @@ async fn malformed_events_go_to_the_dead_letter_topic_with_the_reason() {
 async fn restart_resumes_from_the_store_and_sigterm_exits_cleanly() {
     let env = TestEnv::with_kafka();
     let s = setup(env, 2, 1).await;
-    let (first_values, first) = orders(3, 800, 20);
+    let first_values = orders(Orders {
+        seed: 3,
+        users: 20,
+        count: 800,
+    });
+    let first = order_events(&first_values);
     produce(env, &s.topic, &first).await;
     let data = s.dir.path().join("data");
     let mut projector = Projector::start(&s.view_file, 0, &data, s.dir.path());
@@ -247,22 +242,17 @@ async fn restart_resumes_from_the_store_and_sigterm_exits_cleanly() {
     );
     assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
 
-    let mut g = OrderGenerator::new(3, 20);
-    let all_values: Vec<Value> = (0..1300).map(|_| g.next_order()).collect();
+    let all_values = orders(Orders {
+        seed: 3,
+        users: 20,
+        count: 1300,
+    });
     assert_eq!(
         &all_values[..800],
         &first_values[..],
         "same seed, same orders"
     );
-    let second: Vec<(String, Vec<u8>)> = all_values[800..]
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().to_string(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
+    let second = order_events(&all_values[800..]);
     produce(env, &s.topic, &second).await;
     projector.restart();
     projector.wait_applied(1300, Duration::from_secs(60)).await;
@@ -299,7 +289,12 @@ async fn restart_resumes_from_the_store_and_sigterm_exits_cleanly() {
 async fn two_shards_hold_their_partitions_and_merge_to_the_expected_view() {
     let env = TestEnv::with_kafka();
     let s = setup(env, 4, 2).await;
-    let (values, events) = orders(5, 1200, 30);
+    let values = orders(Orders {
+        seed: 5,
+        users: 30,
+        count: 1200,
+    });
+    let events = order_events(&values);
     produce(env, &s.topic, &events).await;
     let shard0 = Projector::start(&s.view_file, 0, &s.dir.path().join("data0"), s.dir.path());
     let shard1 = Projector::start(&s.view_file, 1, &s.dir.path().join("data1"), s.dir.path());
@@ -363,7 +358,12 @@ async fn two_shards_hold_their_partitions_and_merge_to_the_expected_view() {
 async fn kill_9_at_random_moments_loses_and_doubles_nothing() {
     let env = TestEnv::with_kafka();
     let s = setup(env, 3, 1).await;
-    let (values, orders) = orders(9, 3000, 25);
+    let values = orders(Orders {
+        seed: 9,
+        users: 25,
+        count: 3000,
+    });
+    let orders = order_events(&values);
     // One malformed event (each unique) after every fifth order: their dead
     // letters must be in the topic once each, however the kills fall.
     let mut events = Vec::new();

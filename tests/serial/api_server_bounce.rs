@@ -5,16 +5,15 @@
 //! and the view's status catches up with every row.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::env_dir;
+use crate::support::orders::{Orders, orders};
 use crate::support::projector::reference;
-use crate::support::stack::{ReadLog, orders, spawn_readers, stack};
-use crate::support::{eventually, kafka};
+use crate::support::stack::{Readers, stack};
+use crate::support::{eventually, kafka, ready_with_rows};
 
 /// How long the control plane stays down.
 const OUTAGE: Duration = Duration::from_secs(20);
@@ -55,7 +54,11 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
     let mut st = stack("apibounce", "kubernetes").await;
     let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 2).await;
-    let all: Vec<Value> = orders(101, 40, 1_000);
+    let all: Vec<Value> = orders(Orders {
+        seed: 101,
+        users: 40,
+        count: 1_000,
+    });
     let (before, after) = all.split_at(500);
     st.produce_by_order(&topic, before).await;
     st.create_view("load", &topic, 1, 2, false).await;
@@ -65,8 +68,7 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
     let first = format!("/v1/namespaces/{}/views/load/rows/{}", st.ns.name, users[0]);
     st.serving(&first, Some(&reader)).await;
     let known: Vec<String> = expected_before.keys().cloned().collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers = spawn_readers(&st, &known, &reader, 4, stop.clone());
+    let readers = Readers::spawn(&st, &known, &reader, 4);
 
     tokio::task::block_in_place(|| testenv("stop-control-plane"));
     let mut control_plane = ControlPlaneDown(true);
@@ -143,15 +145,13 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
         Duration::from_secs(180),
         || async {
             let s = st.views.get("load").await.ok()?.status?;
-            (s.rows == Some(expected.len() as i64) && s.phase == Some(matview::crd::Phase::Ready))
-                .then_some(())
+            ready_with_rows(&s, expected.len() as i64).then_some(())
         },
     )
     .await;
     let caught_up = back.elapsed();
 
-    stop.store(true, Ordering::Relaxed);
-    let (total, _) = ReadLog::join(readers).await;
+    let (total, _) = readers.stop().await;
     // The 3 s lease ran out while the API server was away: the operator
     // stepped down and led again, in the same process.
     let terms_lost = st.operator_log().matches("leadership lost").count();

@@ -199,16 +199,26 @@ fn exponent(text: &str) -> Result<i64, DecimalError> {
 
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
-        let int = abs / SCALE as u128;
-        let frac = abs % SCALE as u128;
-        if frac == 0 {
-            write!(f, "{sign}{int}")
-        } else {
-            let frac = format!("{frac:09}");
-            write!(f, "{sign}{int}.{}", frac.trim_end_matches('0'))
-        }
+        let frac = (abs % SCALE as u128) as u64;
+        write_units(f, self.0 < 0, abs / SCALE as u128, frac)
+    }
+}
+
+/// Writes whole units and a fraction in nano units (below 10^9) with the
+/// fraction's trailing zeros cut: how decimals and sums are printed.
+pub(crate) fn write_units(
+    f: &mut fmt::Formatter<'_>,
+    negative: bool,
+    int: impl fmt::Display,
+    frac: u64,
+) -> fmt::Result {
+    let sign = if negative { "-" } else { "" };
+    if frac == 0 {
+        write!(f, "{sign}{int}")
+    } else {
+        let frac = format!("{frac:09}");
+        write!(f, "{sign}{int}.{}", frac.trim_end_matches('0'))
     }
 }
 

@@ -88,16 +88,9 @@ impl Sum {
 
 impl fmt::Display for Sum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
-        let int = abs / U256::from(SCALE);
         let frac = (abs % U256::from(SCALE)).as_u64();
-        if frac == 0 {
-            write!(f, "{sign}{int}")
-        } else {
-            let frac = format!("{frac:09}");
-            write!(f, "{sign}{int}.{}", frac.trim_end_matches('0'))
-        }
+        super::decimal::write_units(f, self.0 < 0, abs / U256::from(SCALE), frac)
     }
 }
 

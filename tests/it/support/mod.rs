@@ -9,6 +9,7 @@ pub mod kube_apiserver;
 pub mod kubelet;
 pub mod node_rules;
 pub mod operator;
+pub mod orders;
 pub mod own_broker;
 pub mod projector;
 pub mod stack;
@@ -144,6 +145,12 @@ pub fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Whether a view's status says Ready with `rows` rows: the one predicate
+/// tests wait on for "the view has caught up".
+pub fn ready_with_rows(status: &matview::crd::MaterializedViewStatus, rows: i64) -> bool {
+    status.phase == Some(matview::crd::Phase::Ready) && status.rows == Some(rows)
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.

@@ -332,6 +332,31 @@ impl Projector {
     }
 
     /// Waits until the projector has applied `expected_events` events over its partitions.
+    /// Waits until `/readyz` answers 200 with a body `wanted` accepts, for
+    /// up to `timeout`; returns how long it took. The panic names `what`
+    /// and carries the projector's log.
+    pub async fn wait_readyz(
+        &self,
+        what: &str,
+        timeout: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Duration {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some((200, body)) = self.get("/readyz").await
+                && wanted(&body)
+            {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{what} not seen in /readyz within {timeout:?}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn wait_applied(&self, expected_events: i64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, PostParams};
-use matview::crd::{MaterializedView, Phase};
+use matview::crd::MaterializedView;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ use super::kube::{
 };
 use super::kubelet::ProcessKubelet;
 use super::operator::{self, OperatorProcess};
-use super::{TestEnv, eventually, kafka, unique_name};
+use super::{TestEnv, eventually, kafka, ready_with_rows, unique_name};
 
 /// Everything a gateway test runs against.
 pub struct Stack {
@@ -189,13 +189,32 @@ impl Stack {
                 let name = name.to_string();
                 async move {
                     let s = views.get(&name).await.ok()?.status?;
-                    (s.phase == Some(Phase::Ready) && s.rows == Some(rows))
+                    ready_with_rows(&s, rows)
                         .then_some(s.active_revision)
                         .flatten()
                 }
             },
         )
         .await
+    }
+
+    /// Waits until a killed pod's container was started again and its
+    /// projector answers ready.
+    pub async fn wait_pod_back(&self, pod: &str) {
+        eventually(
+            &format!("{pod} restarted and ready"),
+            Duration::from_secs(120),
+            || async {
+                if self.kubelet.restarts(pod)? < 1 {
+                    return None;
+                }
+                let ip = self.kubelet.address(pod)?;
+                let url = format!("http://{ip}:{}/readyz", matview::api::names::HTTP_PORT);
+                let answer = self.gateway.http.get(&url).send().await.ok()?;
+                (answer.status() == 200).then_some(())
+            },
+        )
+        .await;
     }
 
     /// Waits until the gateway answers `path` with 200 (routes are learned).
@@ -326,11 +345,6 @@ pub async fn produce_keyed_by_user(env: &TestEnv, topic: &str, orders: &[Value])
     }
 }
 
-pub fn orders(seed: u64, users: u64, n: usize) -> Vec<Value> {
-    let mut g = matview::workload::OrderGenerator::new(seed, users);
-    (0..n).map(|_| g.next_order()).collect()
-}
-
 /// What the readers saw.
 #[derive(Debug, Default)]
 pub struct ReadLog {
@@ -368,18 +382,63 @@ impl ReadLog {
     }
 }
 
-/// `readers` tasks read rows of `users` as fast as they can until `stop`.
-pub fn spawn_readers(
+/// Readers that read rows through the gateway in a loop until stopped,
+/// each keeping its own [`ReadLog`]; `reads` counts completed reads, so a
+/// test can wait for reading to have happened instead of sleeping.
+pub struct Readers {
+    handles: Vec<tokio::task::JoinHandle<ReadLog>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Readers {
+    /// `readers` tasks reading rows of `users` as fast as they can.
+    pub fn spawn(st: &Stack, users: &[String], token: &str, readers: usize) -> Readers {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let handles = spawn_readers(st, users, token, readers, stop.clone(), reads.clone());
+        Readers {
+            handles,
+            stop,
+            reads,
+        }
+    }
+
+    /// Reads completed so far, by all readers.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until the readers have completed `more` reads beyond now.
+    pub async fn read_more(&self, more: u64, what: &str) {
+        let target = self.reads() + more;
+        eventually(what, Duration::from_secs(120), || async {
+            (self.reads() >= target).then_some(())
+        })
+        .await;
+    }
+
+    /// Stops the readers; their reads and failures together, and each
+    /// one's sequence of revisions.
+    pub async fn stop(self) -> (ReadLog, Vec<Vec<String>>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        ReadLog::join(self.handles).await
+    }
+}
+
+fn spawn_readers(
     st: &Stack,
     users: &[String],
     token: &str,
     readers: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<tokio::task::JoinHandle<ReadLog>> {
     (0..readers)
         .map(|r| {
             let (http, url) = (st.gateway.http.clone(), st.gateway.url.clone());
             let (users, token, stop) = (users.to_vec(), token.to_string(), stop.clone());
+            let reads = reads.clone();
             let ns = st.ns.name.clone();
             tokio::spawn(async move {
                 let mut log = ReadLog::default();
@@ -408,6 +467,7 @@ pub fn spawn_readers(
                         }
                         Err(e) => log.failures.push(e.to_string()),
                     }
+                    reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 log
             })
