@@ -113,7 +113,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Validate { paths } => validate::run(&paths),
         Command::Reference { page, chart } => {
-            print!("{}", crate::reference::page(&page, &chart)?);
+            use clap::CommandFactory;
+            print!(
+                "{}",
+                crate::reference::page(&page, &chart, &Cli::command())?
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Projector(config)) => {

@@ -9,6 +9,7 @@ mod crd_api;
 mod damaged_store;
 mod dev;
 mod disk_full;
+mod docs;
 mod e2e;
 mod gateway;
 mod gateway_load;

@@ -15,7 +15,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::network::{NetworkAccess, projector_ingress};
+use super::network::projector_ingress;
+pub use super::pod::PodSettings;
 use super::pod::pod_template;
 use matview_crd::MaterializedView;
 
@@ -23,28 +24,6 @@ pub use matview_api::names::{HTTP_PORT, LABEL_REVISION, LABEL_SHARD, LABEL_VIEW}
 /// Kubernetes adds "-<ordinal>" to pod names and puts the StatefulSet name in
 /// a 63-character label; 52 leaves room for both.
 const MAX_NAME: usize = 52;
-
-/// How projector pods are run (operator settings, not part of a view).
-#[derive(Debug, Clone)]
-pub struct PodSettings {
-    pub image: String,
-    pub image_pull_policy: String,
-    /// The operator's `--kafka-bootstrap-override`, passed on to projectors.
-    pub bootstrap_override: Option<String>,
-    /// When set, each revision gets a NetworkPolicy admitting only these.
-    pub network_access: Option<NetworkAccess>,
-}
-
-impl Default for PodSettings {
-    fn default() -> Self {
-        PodSettings {
-            image: format!("ghcr.io/matview/matview:{}", matview_api::version::VERSION),
-            image_pull_policy: "IfNotPresent".into(),
-            bootstrap_override: None,
-            network_access: None,
-        }
-    }
-}
 
 /// Everything one revision of a view needs.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::desired::PodSettings;
+use super::network::NetworkAccess;
 use matview_api::names::HTTP_PORT;
 use matview_crd::{ConfigFrom, MaterializedView};
 
@@ -21,6 +21,28 @@ const KAFKA_DIR: &str = "/etc/matview/kafka";
 const DATA_DIR: &str = "/var/lib/matview";
 /// The image's non-root user and group.
 const NON_ROOT: i64 = 65532;
+
+/// How projector pods are run (operator settings, not part of a view).
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    pub image: String,
+    pub image_pull_policy: String,
+    /// The operator's `--kafka-bootstrap-override`, passed on to projectors.
+    pub bootstrap_override: Option<String>,
+    /// When set, each revision gets a NetworkPolicy admitting only these.
+    pub network_access: Option<NetworkAccess>,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        PodSettings {
+            image: format!("ghcr.io/matview/matview:{}", matview_api::version::VERSION),
+            image_pull_policy: "IfNotPresent".into(),
+            bootstrap_override: None,
+            network_access: None,
+        }
+    }
+}
 
 /// The pod template of one shard's StatefulSet.
 pub fn pod_template(
