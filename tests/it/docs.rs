@@ -19,3 +19,139 @@ fn the_checked_in_reference_pages_are_the_generated_ones() {
     }
     assert!(stale.is_empty(), "stale reference pages; run: {stale:#?}");
 }
+
+/// The command lines of the first `sh` block under `heading` in a doc,
+/// comments stripped, continuations joined.
+fn command_lines(doc: &str, heading_or_start: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(doc))
+        .unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let after = text
+        .split_once(heading_or_start)
+        .map_or(text.as_str(), |(_, rest)| rest);
+    let block = after
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .unwrap_or_else(|| panic!("{doc} has no sh block"));
+    block
+        .replace("\\\n", " ")
+        .lines()
+        .map(|l| l.split(" #").next().unwrap_or_default().trim().to_string())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// The views page's first commands, as a reader types them, on the test
+/// API server: apply the CRD, create the namespace, apply the examples,
+/// list the views, explain a field. (No operator runs here: the views are
+/// stored and listed, not built.)
+#[tokio::test]
+async fn the_views_pages_kubectl_lines_run_as_written() {
+    use crate::support::{TestEnv, eventually};
+    use std::time::Duration;
+
+    let env = TestEnv::get();
+    let lines = command_lines("docs/concepts/views.md", "# Views");
+    assert!(
+        lines.iter().all(|l| l.starts_with("kubectl ")),
+        "only kubectl lines: {lines:?}"
+    );
+    // The page creates the namespace `shop`: start from none (a test run
+    // before this one may have left it).
+    let gone = || async {
+        let out = env
+            .kubectl()
+            .args([
+                "get",
+                "namespace",
+                "shop",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    };
+    if gone().await.is_none() {
+        let _ = env
+            .kubectl()
+            .args(["delete", "namespace", "shop", "--wait=false"])
+            .output();
+        eventually("namespace shop gone", Duration::from_secs(120), gone).await;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let kubectl_dir = env.kube_bin.display().to_string();
+    let mut outputs = Vec::new();
+    for line in &lines {
+        let out = std::process::Command::new("bash")
+            .args(["-c", line])
+            .current_dir(root)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env(
+                "PATH",
+                format!(
+                    "{kubectl_dir}:{}",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{line}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let listed = lines
+        .iter()
+        .position(|l| l.starts_with("kubectl get mv"))
+        .map(|i| outputs[i].clone())
+        .unwrap_or_default();
+    assert!(
+        listed.contains("items-by-price"),
+        "kubectl get mv: {listed}"
+    );
+    let explained = outputs.last().cloned().unwrap_or_default();
+    assert!(explained.contains("group"), "kubectl explain: {explained}");
+    let _ = env
+        .kubectl()
+        .args(["delete", "namespace", "shop", "--wait=false"])
+        .output();
+}
+
+/// The operator page's offline line: `matview render` prints the objects
+/// the operator would create, from the example, without a cluster.
+#[test]
+fn the_operator_pages_render_line_runs_as_written() {
+    let lines = command_lines("docs/concepts/operator.md", "# The operator");
+    let render = lines
+        .iter()
+        .find(|l| l.starts_with("matview render "))
+        .expect("the page shows matview render");
+    let args: Vec<&str> = render.split_whitespace().skip(1).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_matview"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("matview render");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{render}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in [
+        "kind: ConfigMap",
+        "kind: Service",
+        "kind: StatefulSet",
+        "kind: PodDisruptionBudget",
+    ] {
+        assert!(text.contains(kind), "{render} prints a {kind}");
+    }
+}
