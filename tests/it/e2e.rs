@@ -9,14 +9,12 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use matview::crd::{MaterializedView, Phase};
 use matview::engine::revision;
 use matview::operator::desired::{LABEL_REVISION, LABEL_VIEW};
-use matview::workload::OrderGenerator;
 use serde_json::{Value, json};
 
-use crate::support::kube::{TestNamespace, admin_client, install_matview_crd, operator_identity};
-use crate::support::kubelet::ProcessKubelet;
-use crate::support::operator;
+use crate::support::operator::OperatorFixture;
+use crate::support::orders::{Orders, order_events, orders};
 use crate::support::projector::produce;
-use crate::support::{TestEnv, eventually, kafka, ready_with_rows, run_ok, unique_name};
+use crate::support::{eventually, kafka, ready_with_rows, run_ok, unique_name};
 
 /// Users with at least one item, computed from the orders.
 fn users(orders: &[Value]) -> std::collections::BTreeSet<String> {
@@ -76,38 +74,17 @@ async fn wait_phase(
 
 #[tokio::test]
 async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() {
-    let env = TestEnv::with_kafka();
-    let client = admin_client(env).await;
-    install_matview_crd(&client).await;
-    let ns = TestNamespace::create(&client, "e2e").await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let kubelet = ProcessKubelet::start(
-        client.clone(),
-        &ns.name,
-        env!("CARGO_BIN_EXE_matview").into(),
-        work.path().to_path_buf(),
-    )
-    .await;
-    let (kubeconfig, _) = operator_identity(env, &client, &ns.name, work.path()).await;
-    let _operator = operator::start(
-        &kubeconfig,
-        &ns.name,
-        &work.path().join("operator.log"),
-        "operator-0",
-    );
+    let fixture = OperatorFixture::start("e2e", &[], true).await;
+    let (env, client, ns) = (fixture.env, fixture.client.clone(), &fixture.ns);
+    let kubelet = fixture.kubelet();
 
     let topic = kafka::create_topic(env, "orders", 4).await;
-    let mut g = OrderGenerator::new(11, 60);
-    let orders: Vec<Value> = (0..600).map(|_| g.next_order()).collect();
-    let events: Vec<(String, Vec<u8>)> = orders
-        .iter()
-        .map(|o| {
-            (
-                o["orderId"].as_str().unwrap_or_default().to_string(),
-                o.to_string().into_bytes(),
-            )
-        })
-        .collect();
+    let orders = orders(Orders {
+        seed: 11,
+        users: 60,
+        count: 600,
+    });
+    let events = order_events(&orders);
     produce(env, &topic, &events).await;
 
     let text = std::fs::read_to_string(concat!(

@@ -66,7 +66,7 @@ async fn killing_replicas_and_changing_rules_under_load_fails_no_read() {
         })
         .collect();
     for pod in &killed {
-        assert!(st.kubelet.kill(pod), "no process for {pod}");
+        assert!(st.kubelet().kill(pod), "no process for {pod}");
     }
     for pod in &killed {
         st.wait_pod_back(pod).await;
@@ -382,7 +382,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
             },
         )
         .await;
-        if st.kubelet.kill(&pod) {
+        if st.kubelet().kill(&pod) {
             kills += 1;
         }
     }
@@ -411,7 +411,7 @@ async fn twenty_kills_under_load_fail_no_read_and_lose_nothing() {
                     &revision,
                     &format!("-s{shard}"),
                 );
-                st.kubelet
+                st.kubelet()
                     .restarts(&format!("{set}-{replica}"))
                     .unwrap_or(0)
             })

@@ -113,7 +113,7 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
         let mut positions = String::new();
         for r in 0..2 {
             let pod = format!("{set}-{r}");
-            if let Some(ip) = st.kubelet.address(&pod) {
+            if let Some(ip) = st.kubelet().address(&pod) {
                 let text = reqwest::get(format!("http://{ip}:8080/v1/positions"))
                     .await
                     .ok();
@@ -169,7 +169,7 @@ async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_vi
     for replica in 0..2 {
         let set = matview::operator::desired::object_name("load", &revision, "-s0");
         let pod = format!("{set}-{replica}");
-        assert_eq!(st.kubelet.restarts(&pod), Some(0), "{pod} restarted");
+        assert_eq!(st.kubelet().restarts(&pod), Some(0), "{pod} restarted");
     }
     assert_eq!(st.rows("load", &users, &reader).await, expected);
 }

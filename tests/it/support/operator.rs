@@ -87,11 +87,11 @@ pub struct OperatorFixture {
     pub client: kube::Client,
     pub ns: super::kube::TestNamespace,
     /// Held for the test's length (killed when dropped).
-    _operator: OperatorProcess,
+    pub operator: OperatorProcess,
     log: std::path::PathBuf,
-    _kubelet: Option<super::kubelet::ProcessKubelet>,
+    pub kubelet: Option<super::kubelet::ProcessKubelet>,
     /// Last: the processes above write in it.
-    _logs: tempfile::TempDir,
+    pub work: tempfile::TempDir,
 }
 
 impl OperatorFixture {
@@ -123,11 +123,18 @@ impl OperatorFixture {
             env,
             client,
             ns,
-            _operator: operator,
+            operator,
             log,
-            _kubelet: kubelet,
-            _logs: logs,
+            kubelet,
+            work: logs,
         }
+    }
+
+    /// The process kubelet (the fixture was started with one).
+    pub fn kubelet(&self) -> &super::kubelet::ProcessKubelet {
+        self.kubelet
+            .as_ref()
+            .expect("a fixture started with a process kubelet")
     }
 
     /// The views of the fixture's namespace.

@@ -13,67 +13,58 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
 use super::gateway::{self, GatewayProcess};
-use super::kube::{
-    TestNamespace, admin_client, component_identity, install_matview_crd, operator_identity,
-    service_account_token,
-};
-use super::kubelet::ProcessKubelet;
-use super::operator::{self, OperatorProcess};
+use super::kube::{component_identity, service_account_token};
+use super::operator::OperatorFixture;
 use super::{TestEnv, eventually, kafka, ready_with_rows, unique_name};
 
-/// Everything a gateway test runs against.
+/// Everything a gateway test runs against: the operator fixture (API
+/// server namespace, operator, process kubelet) and `matview gateway` under
+/// its own least-privilege ServiceAccount.
 pub struct Stack {
-    pub env: &'static TestEnv,
-    pub client: kube::Client,
-    pub ns: TestNamespace,
-    pub work: tempfile::TempDir,
-    pub kubelet: ProcessKubelet,
-    pub operator: OperatorProcess,
     pub gateway: GatewayProcess,
     /// The gateway's own identity (config/rbac/gateway.yaml).
     pub gateway_user: String,
     pub views: Api<MaterializedView>,
+    /// Last: the gateway writes its log in the fixture's directory.
+    base: OperatorFixture,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = OperatorFixture;
+
+    fn deref(&self) -> &OperatorFixture {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut OperatorFixture {
+        &mut self.base
+    }
 }
 
 pub async fn stack(prefix: &str, auth: &str) -> Stack {
-    let env = TestEnv::with_kafka();
-    let client = admin_client(env).await;
-    install_matview_crd(&client).await;
-    let ns = TestNamespace::create(&client, prefix).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let kubelet = ProcessKubelet::start(
-        client.clone(),
-        &ns.name,
-        env!("CARGO_BIN_EXE_matview").into(),
-        work.path().to_path_buf(),
+    let base = OperatorFixture::start(prefix, &[], true).await;
+    let (gateway_config, gateway_user) = component_identity(
+        base.env,
+        &base.client,
+        &base.ns.name,
+        base.work.path(),
+        "gateway",
     )
     .await;
-    let (operator_config, _) = operator_identity(env, &client, &ns.name, work.path()).await;
-    let operator = operator::start(
-        &operator_config,
-        &ns.name,
-        &work.path().join("operator.log"),
-        "operator-0",
-    );
-    let (gateway_config, gateway_user) =
-        component_identity(env, &client, &ns.name, work.path(), "gateway").await;
     let gateway = gateway::start(
         &gateway_config,
-        &ns.name,
+        &base.ns.name,
         auth,
-        &work.path().join("gateway.log"),
+        &base.work.path().join("gateway.log"),
     );
-    let views = Api::namespaced(client.clone(), &ns.name);
+    let views = Api::namespaced(base.client.clone(), &base.ns.name);
     Stack {
-        env,
-        client,
-        ns,
-        work,
-        kubelet,
-        operator,
         gateway,
         gateway_user,
         views,
+        base,
     }
 }
 
@@ -139,10 +130,6 @@ impl Stack {
         started.elapsed()
     }
 
-    pub fn operator_log(&self) -> String {
-        std::fs::read_to_string(self.work.path().join("operator.log")).unwrap_or_default()
-    }
-
     pub fn gateway_log(&self) -> String {
         std::fs::read_to_string(self.work.path().join("gateway.log")).unwrap_or_default()
     }
@@ -205,10 +192,10 @@ impl Stack {
             &format!("{pod} restarted and ready"),
             Duration::from_secs(120),
             || async {
-                if self.kubelet.restarts(pod)? < 1 {
+                if self.kubelet().restarts(pod)? < 1 {
                     return None;
                 }
-                let ip = self.kubelet.address(pod)?;
+                let ip = self.kubelet().address(pod)?;
                 let url = format!("http://{ip}:{}/readyz", matview::api::names::HTTP_PORT);
                 let answer = self.gateway.http.get(&url).send().await.ok()?;
                 (answer.status() == 200).then_some(())
