@@ -299,18 +299,12 @@ async fn two_shards_hold_their_partitions_and_merge_to_the_expected_view() {
     let shard0 = Projector::start(&s.view_file, 0, &s.dir.path().join("data0"), s.dir.path());
     let shard1 = Projector::start(&s.view_file, 1, &s.dir.path().join("data1"), s.dir.path());
     for (shard, p) in [(0, &shard0), (1, &shard1)] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((200, _)) = p.get("/readyz").await {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "shard {shard} not ready:\n{}",
-                p.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        p.wait_readyz(
+            &format!("shard {shard} ready"),
+            Duration::from_secs(60),
+            |_| true,
+        )
+        .await;
         let (_, positions) = p.get("/v1/positions").await.expect("positions");
         let parts: Vec<i64> = positions["partitions"]
             .as_array()
