@@ -351,3 +351,55 @@ async fn the_readmes_quick_start_lines_answer_against_matview_dev() {
         assert!(body.is_object(), "{documented}: {body}\n{}", dev.log());
     }
 }
+
+/// The gateway page's curl lines, as written, against a `matview dev` of
+/// this test's own (`GW` points at it; `matview dev` does not check the
+/// token): each answers JSON — a row, a page, the view list, or a problem
+/// body for a key or position the demo data does not have. The live-stream
+/// line (`curl -N`, which never ends) is left out.
+#[tokio::test]
+async fn the_gateway_pages_curl_lines_answer_as_written() {
+    let lines = crate::docs::command_lines("docs/concepts/gateway.md", "# The gateway");
+    let curls: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("curl ") && !l.starts_with("curl -N"))
+        .collect();
+    assert!(curls.len() >= 4, "the page's curl lines: {lines:?}");
+    let work = tempfile::tempdir().expect("tempdir");
+    let dev = start_dev(
+        &Broker::embedded(),
+        &["--demo-rate", "50"],
+        &work.path().join("data"),
+        &work.path().join("dev.log"),
+    );
+    let views = format!("{}/v1/views", dev.url);
+    eventually("matview dev serving", Duration::from_secs(60), || async {
+        let (status, _) = get(&views).await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    for line in curls {
+        let out = tokio::task::spawn_blocking({
+            let (line, url) = (line.clone(), dev.url.clone());
+            move || {
+                Command::new("bash")
+                    .args(["-c", &line])
+                    .env("GW", url)
+                    .env("TOKEN", "unused-by-matview-dev")
+                    .output()
+                    .expect("bash")
+            }
+        })
+        .await
+        .expect("curl task");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{line}: curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{line}: not JSON ({e}): {body}\n{}", dev.log()));
+        assert!(json.is_object(), "{line}: {json}");
+    }
+}

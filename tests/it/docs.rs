@@ -22,7 +22,7 @@ fn the_checked_in_reference_pages_are_the_generated_ones() {
 
 /// The command lines of the first `sh` block under `heading` in a doc,
 /// comments stripped, continuations joined.
-fn command_lines(doc: &str, heading_or_start: &str) -> Vec<String> {
+pub(crate) fn command_lines(doc: &str, heading_or_start: &str) -> Vec<String> {
     let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(doc))
         .unwrap_or_else(|e| panic!("{doc}: {e}"));
     let after = text
