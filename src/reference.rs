@@ -18,9 +18,7 @@ pub const PAGES: [(&str, &str); 4] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
-    #[error(
-        "no reference page {0:?}; the pages are materializedview, gateway-api, cli, chart-values"
-    )]
+    #[error("no reference page {0:?}; the pages are {pages}", pages = PAGES.map(|(name, _)| name).join(", "))]
     UnknownPage(String),
     #[error(transparent)]
     Chart(#[from] crate::chart::ChartError),

@@ -30,7 +30,7 @@ pub enum Command {
     /// materializedview, gateway-api, cli or chart-values.
     Reference {
         /// The page.
-        #[arg(value_parser = ["materializedview", "gateway-api", "cli", "chart-values"])]
+        #[arg(value_parser = crate::reference::PAGES.map(|(name, _)| name))]
         page: String,
         /// The chart directory (for chart-values).
         #[arg(long, default_value = "charts/matview")]

@@ -63,6 +63,17 @@ fn start_dev(kafka: &Broker, args: &[&str], data: &std::path::Path, log: &std::p
     }
 }
 
+/// `matview dev` with the built-in shop example and 50 demo orders a
+/// second, on its embedded broker, data and log under `work`.
+fn start_demo(work: &std::path::Path) -> Dev {
+    start_dev(
+        &Broker::embedded(),
+        &["--demo-rate", "50"],
+        &work.join("data"),
+        &work.join("dev.log"),
+    )
+}
+
 impl Dev {
     /// SIGTERM, then the exit status and how long it took.
     fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
@@ -213,12 +224,7 @@ async fn dev_mode_refuses_a_port_in_use_and_an_invalid_view_clearly() {
 async fn dev_mode_with_no_arguments_runs_the_shop_example_with_demo_orders() {
     let work = tempfile::tempdir().expect("tempdir");
     // Demo orders are random: only check that they make rows appear.
-    let dev = start_dev(
-        &Broker::embedded(),
-        &["--demo-rate", "50"],
-        &work.path().join("data"),
-        &work.path().join("dev.log"),
-    );
+    let dev = start_demo(work.path());
     let url = format!(
         "{}/v1/namespaces/shop/views/items-by-price/groups/cheap/rows?limit=5",
         dev.url
@@ -307,18 +313,11 @@ async fn dev_mode_on_its_embedded_broker_is_exact_durable_and_leaves_nothing_run
 /// page fills as the demo orders arrive.
 #[tokio::test]
 async fn the_readmes_quick_start_lines_answer_against_matview_dev() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
-    let marker = "<!-- quick start: run by tests/it/dev.rs -->";
-    let block = readme
-        .split_once(marker)
-        .and_then(|(_, rest)| rest.split_once("```sh\n"))
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .map(|(block, _)| block.to_string())
-        .expect("the README has the quick-start block under its marker");
-    let urls: Vec<String> = block
-        .lines()
-        .filter(|l| l.trim_start().starts_with("curl "))
+    let lines =
+        crate::docs::command_lines("README.md", "<!-- quick start: run by tests/it/dev.rs -->");
+    let urls: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("curl "))
         .filter_map(|l| {
             l.split_whitespace()
                 .map(|w| w.trim_matches('\''))
@@ -326,14 +325,9 @@ async fn the_readmes_quick_start_lines_answer_against_matview_dev() {
                 .map(str::to_string)
         })
         .collect();
-    assert!(urls.len() >= 2, "the block's curl lines: {block}");
+    assert!(urls.len() >= 2, "the block's curl lines: {lines:?}");
     let work = tempfile::tempdir().expect("tempdir");
-    let dev = start_dev(
-        &Broker::embedded(),
-        &["--demo-rate", "50"],
-        &work.path().join("data"),
-        &work.path().join("dev.log"),
-    );
+    let dev = start_demo(work.path());
     for documented in &urls {
         let url = documented.replace("http://127.0.0.1:8080", &dev.url);
         assert_ne!(
@@ -366,12 +360,7 @@ async fn the_gateway_pages_curl_lines_answer_as_written() {
         .collect();
     assert!(curls.len() >= 4, "the page's curl lines: {lines:?}");
     let work = tempfile::tempdir().expect("tempdir");
-    let dev = start_dev(
-        &Broker::embedded(),
-        &["--demo-rate", "50"],
-        &work.path().join("data"),
-        &work.path().join("dev.log"),
-    );
+    let dev = start_demo(work.path());
     let views = format!("{}/v1/views", dev.url);
     eventually("matview dev serving", Duration::from_secs(60), || async {
         let (status, _) = get(&views).await?;

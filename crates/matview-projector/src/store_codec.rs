@@ -180,13 +180,12 @@ impl RowTotals {
     /// so rows written before sums could be wide read unchanged.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.clear();
-        let narrow: Option<Vec<i128>> = self
+        // Every batch encodes the totals of each row it touched: no allocation.
+        let wide = self
             .groups
             .iter()
             .flat_map(|g| &g.sums)
-            .map(|s| s.to_nanos_i128())
-            .collect();
-        let wide = narrow.is_none();
+            .any(|s| s.to_nanos_i128().is_none());
         out.push(u8::from(self.indexed) | (u8::from(wide) << 1));
         out.extend_from_slice(&self.records.to_le_bytes());
         for g in &self.groups {
