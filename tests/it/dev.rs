@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::projector::{free_port, reference, row_totals, shop_view_yaml};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
 
-enum Broker {
+pub(crate) enum Broker {
     /// An existing Kafka's bootstrap servers.
     At(String),
     /// The embedded broker, listening here.
@@ -24,9 +24,9 @@ impl Broker {
 }
 
 /// A `matview dev` process; killed when dropped.
-struct Dev {
+pub(crate) struct Dev {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     stderr: std::path::PathBuf,
 }
 
@@ -39,7 +39,12 @@ impl Drop for Dev {
 
 /// Starts `matview dev` on `kafka` (bootstrap servers), or on its embedded
 /// broker at `--broker-listen` when `kafka` is `Broker::Embedded`.
-fn start_dev(kafka: &Broker, args: &[&str], data: &std::path::Path, log: &std::path::Path) -> Dev {
+pub(crate) fn start_dev(
+    kafka: &Broker,
+    args: &[&str],
+    data: &std::path::Path,
+    log: &std::path::Path,
+) -> Dev {
     let address = format!("127.0.0.1:{}", free_port());
     let broker_args = match kafka {
         Broker::At(servers) => ["--bootstrap-servers", servers.as_str()],
@@ -76,7 +81,7 @@ fn start_demo(work: &std::path::Path) -> Dev {
 
 impl Dev {
     /// SIGTERM, then the exit status and how long it took.
-    fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+    pub(crate) fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
         let asked = Instant::now();
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
@@ -86,7 +91,7 @@ impl Dev {
         (status, asked.elapsed())
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }

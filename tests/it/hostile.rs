@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use matview::engine::EventError;
 use matview::workload::OrderGenerator;
 use rdkafka::message::Message;
 use serde_json::{Value, json};
@@ -15,7 +14,19 @@ use serde_json::{Value, json};
 use crate::support::projector::{Projector, Reference, metric, produce, reference, shop_view_yaml};
 use crate::support::{TestEnv, kafka, unique_name};
 
-const KINDS: [&str; 8] = EventError::REASONS;
+/// Every reason an append view's event can be refused for (the envelope
+/// reasons, missing-key, bad-envelope and truncate, are the tables test's);
+/// `every_append_reason_is_a_kind_here` keeps the list whole.
+const KINDS: [&str; 8] = [
+    "not-json",
+    "too-large",
+    "missing-field",
+    "wrong-type",
+    "explode-not-array",
+    "bad-number",
+    "empty-key",
+    "unaddressable-key",
+];
 const PER_KIND: usize = 125;
 /// The view's `maxEventBytes` here, so that "too large" stays small.
 const MAX_EVENT_BYTES: usize = 4096;
@@ -164,4 +175,14 @@ async fn a_thousand_malformed_events_of_eight_kinds_are_dead_lettered_once_and_t
         assert_eq!(metric(&text, &series), PER_KIND as f64, "{series}");
     }
     assert!(projector.is_running(), "no restart:\n{}", projector.logs());
+}
+
+#[test]
+fn every_append_reason_is_a_kind_here() {
+    let envelope_only = ["missing-key", "bad-envelope", "truncate"];
+    let append: Vec<&str> = matview::engine::EventError::REASONS
+        .into_iter()
+        .filter(|r| !envelope_only.contains(r))
+        .collect();
+    assert_eq!(append, KINDS);
 }

@@ -26,4 +26,6 @@ mod smoke_kafka;
 mod smoke_kube;
 mod smoke_tools;
 mod support;
+mod tables;
+mod tables_streams;
 mod troubles;

@@ -56,6 +56,12 @@ pub struct StreamEvent {
     pub revision: String,
     /// Changed rows, whole (merged across shards); empty in a `reset`.
     pub rows: Vec<RowView>,
+    /// Keys of rows that left this stream in the change, in the same event
+    /// as the rows that changed with them: a row whose last record was
+    /// removed (a lookup now answers 404 and scans skip it), or, on a group
+    /// stream, a row that no longer has records in the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
     /// Why a `reset` was sent: `too-old` (the resume point is gone) or
     /// `revision` (the view switched revisions): reload, then keep reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,8 @@
 //! Row reads take a [`ReadQuery`] (read-your-writes) and answer with the
 //! [`REVISION_HEADER`] and [`POSITIONS_HEADER`] headers.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use matview_engine::RowView;
@@ -107,7 +109,15 @@ pub struct ProjectorStats {
 pub struct WatchEvent {
     /// This process's change number (the SSE id).
     pub seq: u64,
+    /// Changed rows as this shard holds them now.
     pub rows: Vec<RowView>,
+    /// Keys of changed rows this shard no longer holds (their last record left).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// By group: keys of changed rows that held records of the group in this
+    /// shard before the change and hold none after it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left: BTreeMap<String, Vec<String>>,
     /// Applied positions after the change, `p:o,…`: resume any replica with `from=`.
     pub positions: String,
 }

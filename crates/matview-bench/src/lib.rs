@@ -4,6 +4,7 @@
 //! gateway` (lookups, scans and freshness through the gateway).
 
 pub mod big_row;
+pub mod changelog;
 pub mod gateway;
 pub mod projector;
 pub mod rows_dump;
@@ -115,14 +116,23 @@ pub fn send_order(
     topic: &str,
     order: &serde_json::Value,
 ) -> Result<(), BenchError> {
-    let key = order["orderId"].as_str().unwrap_or_default().to_string();
-    let payload = order.to_string();
+    let key = order["orderId"].as_str().unwrap_or_default();
+    send_message(producer, topic, key, Some(&order.to_string()))
+}
+
+/// Sends one message (`None`: a tombstone), waiting while the queue is full.
+pub fn send_message(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), BenchError> {
     loop {
-        match producer.send(
-            rdkafka::producer::BaseRecord::to(topic)
-                .key(&key)
-                .payload(&payload),
-        ) {
+        let mut record = rdkafka::producer::BaseRecord::<str, str>::to(topic).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        match producer.send(record) {
             Ok(()) => return Ok(()),
             Err((e, _))
                 if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>

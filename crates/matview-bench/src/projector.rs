@@ -12,9 +12,10 @@ use rdkafka::producer::Producer;
 
 use super::{
     BenchError, bulk_producer, cores, cpu_seconds, create_topics, delete_topics, io_err, kafka_err,
-    reap_with_cpu, send_order, spawn_projector, view_yaml,
+    reap_with_cpu, send_message, spawn_projector, view_yaml,
 };
-use crate::workload::OrderGenerator;
+use crate::changelog::Changelog;
+use matview_crd::Envelope;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchConfig {
@@ -43,12 +44,35 @@ pub struct BenchConfig {
     /// another implementation to read the same events.
     #[arg(long)]
     pub keep_topic: bool,
+    /// What messages mean: `append` (every order new), or a table's
+    /// changelog keyed by order id — `upsert` or `debezium` — where 20 % of
+    /// the messages update a live order and 5 % delete one.
+    #[arg(long, value_enum, default_value_t = BenchEnvelope::Append)]
+    pub envelope: BenchEnvelope,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Write every row the projector serves, caught up, as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     pub rows_out: Option<PathBuf>,
+}
+
+/// `spec.source.envelope` of the benchmark view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchEnvelope {
+    Append,
+    Upsert,
+    Debezium,
+}
+
+impl From<BenchEnvelope> for Envelope {
+    fn from(e: BenchEnvelope) -> Envelope {
+        match e {
+            BenchEnvelope::Append => Envelope::Append,
+            BenchEnvelope::Upsert => Envelope::Upsert,
+            BenchEnvelope::Debezium => Envelope::Debezium,
+        }
+    }
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -62,6 +86,8 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// What was produced.
 struct Produced {
+    /// Messages (orders, updates, deletes and Debezium's tombstones).
+    messages: u64,
     items: u64,
     /// Bytes of the items as JSON, each on its own: what the view keeps.
     item_json_bytes: u64,
@@ -71,17 +97,23 @@ struct Produced {
 /// Produces the orders.
 fn produce(config: &BenchConfig, topic: &str) -> Result<Produced, BenchError> {
     let producer = bulk_producer(&config.bootstrap_servers)?;
-    let mut generator = OrderGenerator::new(config.seed, config.users);
+    let mut changelog = Changelog::new(config.envelope.into(), config.seed, config.users);
     let started = Instant::now();
-    let (mut items, mut item_json_bytes) = (0u64, 0u64);
+    let (mut messages, mut items, mut item_json_bytes) = (0u64, 0u64, 0u64);
     let step = (config.events / 10).max(1);
     for i in 0..config.events {
-        let order = generator.next_order();
-        for item in order["items"].as_array().into_iter().flatten() {
+        let (sent, order) = changelog.next_change();
+        for item in order
+            .iter()
+            .flat_map(|o| o["items"].as_array().into_iter().flatten())
+        {
             items += 1;
             item_json_bytes += item.to_string().len() as u64;
         }
-        send_order(&producer, topic, &order)?;
+        for message in &sent {
+            send_message(&producer, topic, &message.key, message.value.as_deref())?;
+        }
+        messages += sent.len() as u64;
         if (i + 1) % step == 0 {
             eprintln!("  produced {:>9} / {} events", i + 1, config.events);
         }
@@ -90,6 +122,7 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<Produced, BenchError> {
         .flush(Duration::from_secs(120))
         .map_err(kafka_err)?;
     Ok(Produced {
+        messages,
         items,
         item_json_bytes,
         secs: started.elapsed().as_secs_f64(),
@@ -162,7 +195,15 @@ async fn project(
 ) -> Result<Figures, BenchError> {
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("bench-view.yaml");
-    std::fs::write(&view, view_yaml(&config.bootstrap_servers, topic, 1)).map_err(io_err)?;
+    let envelope = serde_json::to_value(Envelope::from(config.envelope)).map_err(io_err)?;
+    let yaml = view_yaml(&config.bootstrap_servers, topic, 1).replace(
+        "\n  records:\n",
+        &format!(
+            "\n    envelope: {}\n  records:\n",
+            envelope.as_str().unwrap_or("append")
+        ),
+    );
+    std::fs::write(&view, yaml).map_err(io_err)?;
     let data = config
         .work_dir
         .join(format!("bench-data-{}", std::process::id()));
@@ -177,7 +218,8 @@ async fn project(
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let projectors = matview_api::ProjectorClient::new(Duration::from_secs(3));
-    let watched = watch_until_caught_up(config, &mut child, &projectors, &base, started).await?;
+    let watched =
+        watch_until_caught_up(produced.messages, &mut child, &projectors, &base, started).await?;
     let (applied, peak_kib) = (watched.applied, watched.peak_kib);
     let elapsed = started.elapsed().as_secs_f64();
     let first_tenth_rate = watched.progress.first_tenth_rate();
@@ -226,14 +268,14 @@ struct Watched {
 /// Samples the projector's applied events and peak memory every 100 ms
 /// until it has applied every event, printing progress every 5 s.
 async fn watch_until_caught_up(
-    config: &BenchConfig,
+    messages: u64,
     child: &mut std::process::Child,
     projectors: &matview_api::ProjectorClient,
     base: &str,
     started: Instant,
 ) -> Result<Watched, BenchError> {
     let (mut peak_kib, mut last_report) = (0u64, Instant::now());
-    let mut progress = Progress::new(config.events);
+    let mut progress = Progress::new(messages as usize);
     loop {
         if let Some(status) = child.try_wait().map_err(io_err)? {
             return Err(BenchError::Projector(format!("exited early with {status}")));
@@ -243,7 +285,7 @@ async fn watch_until_caught_up(
             Ok(positions) => positions.partitions.iter().map(|p| p.applied).sum(),
             Err(_) => 0,
         };
-        if applied >= config.events as i64 {
+        if applied >= messages as i64 {
             return Ok(Watched {
                 applied,
                 peak_kib,
@@ -253,10 +295,7 @@ async fn watch_until_caught_up(
         let secs = started.elapsed().as_secs_f64();
         progress.observe(secs, applied);
         if last_report.elapsed() > Duration::from_secs(5) {
-            eprintln!(
-                "  applied {applied:>9} / {} events ({secs:.0} s)",
-                config.events
-            );
+            eprintln!("  applied {applied:>9} / {messages} events ({secs:.0} s)");
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -328,6 +367,7 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
     let batches = metric("matview_batches_total");
     let events = config.events as f64;
     let mut lines = vec![
+        format!("envelope          {:?}", config.envelope).to_lowercase(),
         format!(
             "events            {} ({} items, {:.1} items/event)",
             f.applied,

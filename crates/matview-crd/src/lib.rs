@@ -7,9 +7,9 @@ pub mod spec;
 pub mod status;
 
 pub use spec::{
-    Aggregate, Classify, ClassifyRule, ConfigFrom, DeadLetter, DeletionPolicy, EventFormat,
-    FieldType, ItemsSpec, KafkaSource, Keep, MaterializedView, MaterializedViewSpec, ProjectorPod,
-    Records, Source, StartFrom,
+    Aggregate, Classify, ClassifyRule, ConfigFrom, DeadLetter, DeletionPolicy, Envelope,
+    EventFormat, FieldType, ItemsSpec, KafkaSource, Keep, MaterializedView, MaterializedViewSpec,
+    ProjectorPod, Records, Source, StartFrom,
 };
 pub use status::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
 

@@ -96,6 +96,9 @@ use super::status::MaterializedViewStatus;
 #[x_kube(validation = Rule::new("!has(self.aggregate) || !has(self.aggregate.sum) || self.aggregate.sum.all(f, f in self.records.fields)").message("every aggregate.sum entry must name a field declared in records.fields").field_path(".aggregate.sum"))]
 #[x_kube(validation = Rule::new("self.classify.field in self.records.fields").message("classify.field must name a field declared in records.fields").field_path(".classify.field"))]
 #[x_kube(validation = Rule::new("!has(self.aggregate) || !has(self.aggregate.items) || !has(self.aggregate.items.orderBy) || self.aggregate.items.orderBy in self.records.fields").message("aggregate.items.orderBy must name a field declared in records.fields").field_path(".aggregate.items.orderBy"))]
+#[x_kube(validation = Rule::new(r"!has(self.source.envelope) || self.source.envelope != 'debezium' || !self.records.key.matches('^\\^?/(before|after|payload|schema)(/|$)')").message("with envelope debezium, paths address the row image (the table's columns, as in `after`): write /price, not /after/price").field_path(".records.key"))]
+#[x_kube(validation = Rule::new(r"!has(self.source.envelope) || self.source.envelope != 'debezium' || !has(self.records.id) || !self.records.id.matches('^\\^?/(before|after|payload|schema)(/|$)')").message("with envelope debezium, paths address the row image (the table's columns, as in `after`): write /price, not /after/price").field_path(".records.id"))]
+#[x_kube(validation = Rule::new(r"!has(self.source.envelope) || self.source.envelope != 'debezium' || !has(self.records.explode) || !self.records.explode.matches('^\\^?/(before|after|payload|schema)(/|$)')").message("with envelope debezium, paths address the row image (the table's columns, as in `after`): write /price, not /after/price").field_path(".records.explode"))]
 pub struct MaterializedViewSpec {
     /// Where events come from.
     pub source: Source,
@@ -138,6 +141,9 @@ pub struct Source {
     /// Encoding of event values.
     #[serde(default)]
     pub format: EventFormat,
+    /// What a message means: new records (`append`), the latest state of the entity its key names (`upsert`, a null value deletes it), or a Debezium change event (`debezium`).
+    #[serde(default)]
+    pub envelope: Envelope,
     /// Where a new view starts reading: the earliest retained event, or only new ones.
     #[serde(default)]
     pub start_from: StartFrom,
@@ -199,6 +205,19 @@ pub enum EventFormat {
     /// One JSON document per message value.
     #[default]
     Json,
+}
+
+/// What a message means for the view.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Envelope {
+    /// Each message adds records; a record with the id of an earlier one replaces it. Nothing is ever removed.
+    #[default]
+    Append,
+    /// The message key names a source entity (a compacted topic of latest states): its value's records replace every record that key produced before, and a null value (tombstone) removes them. A message without a key is a dead letter (`missing-key`).
+    Upsert,
+    /// Debezium change events (with or without the JSON converter's schema/payload wrapper), keyed by the row's primary key: `c`, `r` and `u` replace the key's records with those of `after`, `d` removes them, the tombstone after a delete changes nothing, `t` (truncate) is a dead letter. Paths address the row image (the table's columns).
+    Debezium,
 }
 
 /// Where a new view starts reading.

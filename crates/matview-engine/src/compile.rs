@@ -8,7 +8,7 @@ use super::pointer::FieldPointer;
 pub use super::rules::{CompiledClassify, CompiledRule, GroupId, Predicate, Scalar, ValueKind};
 use super::{explode_check, quantity, source};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use matview_crd::{FieldType, Keep, MaterializedViewSpec};
+use matview_crd::{Envelope, FieldType, Keep, MaterializedViewSpec};
 
 /// Default largest event: 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
@@ -29,6 +29,7 @@ pub struct CompiledView {
     pub groups: Vec<String>,
     pub aggregate: CompiledAggregate,
     pub max_event_bytes: usize,
+    pub envelope: Envelope,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +228,23 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
         .map(|items| compile_items(items, &fields, &mut issues));
     check_kafka(spec, &mut issues);
     check_resources(spec, &mut issues);
+    let envelope = spec.source.envelope;
+    let paths = [
+        ("spec.records.explode".to_string(), explode.as_ref()),
+        ("spec.records.key".to_string(), key.as_ref()),
+        ("spec.records.id".to_string(), id.as_ref()),
+    ]
+    .into_iter()
+    .chain(
+        fields
+            .iter()
+            .map(|f| (format!("spec.records.fields.{}", f.name), Some(&f.pointer))),
+    );
+    for (path, pointer) in paths {
+        if let Some(problem) = pointer.and_then(|p| super::envelope::path_problem(envelope, p)) {
+            issues.add(path, problem);
+        }
+    }
 
     match (key, classify_field) {
         (Some(key), Some(field)) if issues.0.is_empty() => Ok(CompiledView {
@@ -250,6 +268,7 @@ pub fn compile(spec: &MaterializedViewSpec) -> Result<CompiledView, CompileError
                 .max_event_bytes
                 .and_then(|b| usize::try_from(b).ok())
                 .unwrap_or(DEFAULT_MAX_EVENT_BYTES),
+            envelope,
         }),
         _ => Err(CompileError { issues: issues.0 }),
     }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use matview_crd::{MaterializedView, MaterializedViewSpec};
 
-const REASONS: [&str; 8] = EventError::REASONS;
+const REASONS: [&str; EventError::REASONS.len()] = EventError::REASONS;
 
 fn example_text() -> String {
     let path = format!(

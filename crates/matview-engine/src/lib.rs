@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod decimal;
+pub mod envelope;
 mod explode_check;
 pub mod json;
 pub mod pointer;
@@ -22,6 +23,7 @@ pub mod view;
 
 pub use compile::{CompileError, CompiledView, SpecIssue, compile};
 pub use decimal::Decimal;
+pub use envelope::MessageChange;
 pub use revision::revision;
 pub use row::{Row, Upsert};
 pub use shape::{EventError, Position, Record};
@@ -36,3 +38,6 @@ mod exact_tests;
 
 #[cfg(test)]
 mod fuzz_tests;
+
+#[cfg(test)]
+mod envelope_tests;

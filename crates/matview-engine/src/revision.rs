@@ -5,14 +5,14 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use matview_crd::MaterializedViewSpec;
+use matview_crd::{Envelope, MaterializedViewSpec};
 
 /// Hex digits kept: 40 bits, plenty to tell a view's revisions apart.
 const REVISION_LEN: usize = 10;
 
 /// The revision of a spec, such as `3f9a0c21be`.
 pub fn revision(spec: &MaterializedViewSpec) -> String {
-    let content = json!({
+    let mut content = json!({
         "source": {
             "topic": spec.source.kafka.topic,
             "format": spec.source.format,
@@ -25,6 +25,11 @@ pub fn revision(spec: &MaterializedViewSpec) -> String {
         "aggregate": spec.aggregate,
         "shards": spec.shards,
     });
+    // Added only when not the default, so views that existed before
+    // envelopes keep their revision (and are not rebuilt on upgrade).
+    if spec.source.envelope != Envelope::Append {
+        content["source"]["envelope"] = json!(spec.source.envelope);
+    }
     // serde_json writes struct fields in declaration order and maps sorted
     // (BTreeMap), so the text, and the hash, are stable.
     let digest = Sha256::digest(content.to_string().as_bytes());

@@ -114,6 +114,11 @@ pub fn apply_totals(
     outcome
 }
 
+/// Takes a removed record's contribution out of `totals`.
+pub fn withdraw(totals: &mut [GroupTotals], record: &StoredRecord) {
+    contribute(totals, record, false);
+}
+
 fn contribute(all: &mut [GroupTotals], record: &StoredRecord, adding: bool) {
     let Some(totals) = record.group.and_then(|g| all.get_mut(usize::from(g))) else {
         return;

@@ -56,6 +56,14 @@ pub enum EventError {
         "row key at {path} is {key:?}, a URL dot segment that clients rewrite: no request could read the row back"
     )]
     UnaddressableKey { path: String, key: String },
+    #[error("message has no key: with envelope upsert or debezium, the key names the entity")]
+    MissingKey,
+    #[error("not a Debezium change event: {detail}")]
+    BadEnvelope { detail: String },
+    #[error(
+        "a TRUNCATE of the source table cannot be applied per key: the view keeps its rows (delete rows instead, or rebuild the view from a topic without the truncate)"
+    )]
+    Truncate,
     #[error("number for {what} at {path} {problem}")]
     BadNumber {
         what: String,
@@ -66,7 +74,7 @@ pub enum EventError {
 
 impl EventError {
     /// Every reason, as [`EventError::reason`] gives them.
-    pub const REASONS: [&'static str; 8] = [
+    pub const REASONS: [&'static str; 11] = [
         "not-json",
         "too-large",
         "missing-field",
@@ -75,6 +83,9 @@ impl EventError {
         "bad-number",
         "empty-key",
         "unaddressable-key",
+        "missing-key",
+        "bad-envelope",
+        "truncate",
     ];
 
     /// A stable, machine-readable reason (dead-letter header, metric label).
@@ -88,6 +99,9 @@ impl EventError {
             EventError::BadNumber { .. } => "bad-number",
             EventError::EmptyKey { .. } => "empty-key",
             EventError::UnaddressableKey { .. } => "unaddressable-key",
+            EventError::MissingKey => "missing-key",
+            EventError::BadEnvelope { .. } => "bad-envelope",
+            EventError::Truncate => "truncate",
         }
     }
 }
@@ -95,6 +109,12 @@ impl EventError {
 impl CompiledView {
     /// Turns one event into its records, or says why it cannot.
     pub fn shape(&self, bytes: &[u8], position: Position) -> Result<Vec<Record>, EventError> {
+        let root = self.parse_root(bytes)?;
+        self.shape_root(root, position)
+    }
+
+    /// The event as JSON, checked whole once (members are then read as slices).
+    pub(crate) fn parse_root<'a>(&self, bytes: &'a [u8]) -> Result<&'a RawValue, EventError> {
         if bytes.len() > self.max_event_bytes {
             return Err(EventError::TooLarge {
                 size: bytes.len(),
@@ -103,8 +123,15 @@ impl CompiledView {
         }
         let not_json = |detail: String| EventError::NotJson { detail };
         let text = std::str::from_utf8(bytes).map_err(|e| not_json(e.to_string()))?;
-        // Validates the whole event once; members are then read as slices.
-        let root: &RawValue = serde_json::from_str(text).map_err(|e| not_json(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| not_json(e.to_string()))
+    }
+
+    /// The records of an event (or of a row image) already parsed.
+    pub(crate) fn shape_root(
+        &self,
+        root: &RawValue,
+        position: Position,
+    ) -> Result<Vec<Record>, EventError> {
         let event = Level::of(root);
         match &self.explode {
             None => Ok(vec![self.record(&event, &event, position, 0)?]),

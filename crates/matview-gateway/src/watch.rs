@@ -5,7 +5,7 @@
 //! that cannot be done (too old, or the serving revision changed) it gets an
 //! explicit `reset` event and reloads — never a silent gap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use super::routing::partition_owner;
 use super::upstream::{ShardChange, follow_shard};
 use matview_api::gateway::StreamEvent;
 use matview_api::problem::{Problem, TypedQuery};
-use matview_api::projector::{format_positions, parse_positions};
+use matview_api::projector::{WatchEvent, format_positions, parse_positions};
 use matview_engine::RowView;
 
 /// How often a stream checks whether the serving revision changed.
@@ -194,6 +194,7 @@ async fn send_snapshot(
     let data = StreamEvent {
         revision: target.route.revision.clone(),
         rows: row.into_iter().collect(),
+        removed: Vec::new(),
         reason: None,
     };
     tx.send(event("rows", positions, &data)).await.is_ok()
@@ -248,6 +249,7 @@ async fn follow(
                     let data = StreamEvent {
                         revision: route.revision.clone(),
                         rows: Vec::new(),
+                        removed: Vec::new(),
                         reason: Some("revision".into()),
                     };
                     let _ = tx.send(event("reset", positions, &data)).await;
@@ -279,31 +281,77 @@ async fn forward(
     tx: &mpsc::Sender<Event>,
 ) -> bool {
     let revision = target.route.revision.clone();
-    let (kind, rows, reason, moved) = match change {
+    let (kind, (rows, removed), reason, moved) = match change {
         ShardChange::Rows { event, positions } => {
-            let mine: Vec<RowView> = match filter {
-                Filter::Key(key) => event.rows.into_iter().filter(|r| r.key == *key).collect(),
-                _ => event.rows,
-            };
-            let whole = st.complete(target, shard, mine).await.unwrap_or_default();
-            let kept: Vec<RowView> = whole.into_iter().filter(|r| filter.keeps(r)).collect();
-            ("rows", kept, None, positions)
+            let changed = merged_change(st, target, filter, shard, event).await;
+            ("rows", changed, None, positions)
         }
-        ShardChange::Reset { positions } => {
-            ("reset", Vec::new(), Some("too-old".into()), positions)
-        }
+        ShardChange::Reset { positions } => (
+            "reset",
+            (Vec::new(), Vec::new()),
+            Some("too-old".into()),
+            positions,
+        ),
     };
     for (p, o) in moved {
         let at = positions.entry(p).or_insert(o);
         *at = (*at).max(o);
     }
-    if kind == "rows" && rows.is_empty() {
+    if kind == "rows" && rows.is_empty() && removed.is_empty() {
         return true;
     }
     let data = StreamEvent {
         revision,
         rows,
+        removed,
         reason,
     };
     tx.send(event(kind, positions, &data)).await.is_ok()
+}
+
+/// One shard's change as the stream shows it: rows whole (merged across
+/// shards) that the filter keeps, and keys that left the stream. A key
+/// this shard no longer holds, or (group stream) whose records here left
+/// the group, may still be held by another shard: it is looked up there
+/// before it is announced as removed.
+async fn merged_change(
+    st: &Arc<GatewayState>,
+    target: &Target,
+    filter: &Filter,
+    shard: u32,
+    event: WatchEvent,
+) -> (Vec<RowView>, Vec<String>) {
+    let wanted = |key: &str| match filter {
+        Filter::Key(only) => key == only,
+        _ => true,
+    };
+    let gone_here: HashSet<String> = match filter {
+        Filter::Group(group) => event.left.get(group).cloned().unwrap_or_default(),
+        _ => event.removed,
+    }
+    .into_iter()
+    .filter(|k| wanted(k))
+    .collect();
+    let mut mine: Vec<RowView> = event.rows.into_iter().filter(|r| wanted(&r.key)).collect();
+    for key in &gone_here {
+        if !mine.iter().any(|r| r.key == *key) {
+            // No groups: filled in by shards that still hold the key.
+            mine.push(RowView {
+                key: key.clone(),
+                groups: BTreeMap::new(),
+            });
+        }
+    }
+    let whole = st.complete(target, shard, mine).await.unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut removed = Vec::new();
+    for row in whole {
+        let present = !row.groups.is_empty() && filter.keeps(&row);
+        if present {
+            rows.push(row);
+        } else if gone_here.contains(&row.key) {
+            removed.push(row.key);
+        }
+    }
+    (rows, removed)
 }

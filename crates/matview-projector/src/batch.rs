@@ -2,7 +2,7 @@
 //! it, and commit it on a thread of its own while the next one is polled
 //! and shaped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
@@ -11,8 +11,8 @@ use tracing::warn;
 
 use super::Shared;
 use super::dead_letters::DeadLetter;
-use super::store::{BatchOutcome, StoreError};
-use matview_engine::{Position, Record};
+use super::store::{BatchChanges, BatchOutcome, SourceChange, StoreError};
+use matview_engine::{MessageChange, Position};
 
 /// The next offset to read, by partition.
 pub(super) type Offsets = BTreeMap<i32, i64>;
@@ -52,7 +52,7 @@ pub(super) fn poll<C: ConsumerContext>(consumer: &BaseConsumer<C>, shared: &Shar
 }
 
 pub(super) struct Shaped {
-    pub(super) records: Vec<Record>,
+    pub(super) changes: BatchChanges,
     pub(super) dead: Vec<DeadLetter>,
     /// The next offsets once this batch is committed.
     pub(super) offsets: Offsets,
@@ -61,7 +61,9 @@ pub(super) struct Shaped {
 
 pub(super) fn shape(shared: &Shared, messages: &[OwnedMessage], next: &Offsets) -> Shaped {
     let started = Instant::now();
-    let mut records = Vec::new();
+    let mut changes = BatchChanges::default();
+    // Where each source key's latest state sits in `changes.sources`.
+    let mut latest: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut dead = Vec::new();
     let mut offsets = next.clone();
     for m in messages {
@@ -69,12 +71,31 @@ pub(super) fn shape(shared: &Shared, messages: &[OwnedMessage], next: &Offsets) 
             partition: m.partition(),
             offset: m.offset(),
         };
-        let payload = m.payload().unwrap_or_default();
-        match shared.view.compiled.shape(payload, position) {
-            Ok(shaped) => records.extend(shaped),
+        match shared
+            .view
+            .compiled
+            .shape_message(m.key(), m.payload(), position)
+        {
+            Ok(MessageChange::Add(records)) => changes.records.extend(records),
+            Ok(MessageChange::Replace { source, records }) => {
+                let change = SourceChange {
+                    key: source,
+                    version: position,
+                    records,
+                };
+                // A later message of the key in the batch supersedes an earlier one.
+                match latest.get(&change.key) {
+                    Some(&i) => changes.sources[i] = change,
+                    None => {
+                        latest.insert(change.key.clone(), changes.sources.len());
+                        changes.sources.push(change);
+                    }
+                }
+            }
+            Ok(MessageChange::Ignore) => {}
             Err(error) => dead.push(DeadLetter {
                 key: m.key().map(<[u8]>::to_vec),
-                payload: payload.to_vec(),
+                payload: m.payload().unwrap_or_default().to_vec(),
                 error,
                 position,
             }),
@@ -82,7 +103,7 @@ pub(super) fn shape(shared: &Shared, messages: &[OwnedMessage], next: &Offsets) 
         offsets.insert(m.partition(), m.offset() + 1);
     }
     Shaped {
-        records,
+        changes,
         dead,
         offsets,
         took: started.elapsed(),
@@ -111,12 +132,12 @@ impl<'scope> InFlight<'scope> {
     ) -> InFlight<'scope> {
         let offsets = shaped.offsets.clone();
         let dead_letter_reasons = shaped.dead.iter().map(|d| d.error.reason()).collect();
-        let (records, next_offsets) = (shaped.records, shaped.offsets);
+        let (changes, next_offsets) = (shaped.changes, shaped.offsets);
         let commit = scope.spawn(move || {
             let started = Instant::now();
             let outcome = shared
                 .store
-                .apply_batch(records, &next_offsets, &letter_ends)?;
+                .apply_batch(changes, &next_offsets, &letter_ends)?;
             Ok((outcome, started.elapsed()))
         });
         InFlight {

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use super::store::ChangedRow;
+
 /// Batches kept for resuming watchers.
 const KEPT: usize = 4096;
 
@@ -17,7 +19,7 @@ pub type Positions = BTreeMap<i32, i64>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub seq: u64,
-    pub rows: Arc<Vec<String>>,
+    pub rows: Arc<Vec<ChangedRow>>,
     /// Next offset to apply per partition, once this batch is applied.
     pub positions: Arc<Positions>,
 }
@@ -86,7 +88,7 @@ impl ChangeFeed {
         }
     }
 
-    pub fn publish(&self, rows: Vec<String>, positions: Positions) {
+    pub fn publish(&self, rows: Vec<ChangedRow>, positions: Positions) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
@@ -154,6 +156,15 @@ impl ChangeFeed {
 mod tests {
     use super::*;
 
+    fn rows(keys: &[&str]) -> Vec<ChangedRow> {
+        keys.iter()
+            .map(|k| ChangedRow {
+                key: k.to_string(),
+                left_groups: Vec::new(),
+            })
+            .collect()
+    }
+
     fn at(p0: i64, p2: i64) -> Positions {
         Positions::from([(0, p0), (2, p2)])
     }
@@ -161,8 +172,8 @@ mod tests {
     #[test]
     fn resumes_from_a_sequence_number_or_says_too_old() {
         let feed = ChangeFeed::default();
-        feed.publish(vec!["a".into()], at(1, 0));
-        feed.publish(vec!["b".into()], at(2, 0));
+        feed.publish(rows(&["a"]), at(1, 0));
+        feed.publish(rows(&["b"]), at(2, 0));
         let (_, resume, current) = feed.subscribe(&From::Seq(1));
         assert_eq!(current, 2);
         match resume {
@@ -172,7 +183,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         for _ in 0..KEPT {
-            feed.publish(vec![], at(3, 0));
+            feed.publish(rows(&[]), at(3, 0));
         }
         assert_eq!(feed.subscribe(&From::Seq(1)).1, Resume::TooOld);
     }
@@ -181,13 +192,13 @@ mod tests {
     fn resumes_from_positions_any_replica_shares() {
         let feed = ChangeFeed::default();
         feed.set_floor(at(10, 20));
-        feed.publish(vec!["a".into()], at(12, 20));
-        feed.publish(vec!["b".into()], at(12, 25));
-        feed.publish(vec!["c".into()], at(15, 25));
+        feed.publish(rows(&["a"]), at(12, 20));
+        feed.publish(rows(&["b"]), at(12, 25));
+        feed.publish(rows(&["c"]), at(15, 25));
         let replay = |from: Positions| match feed.subscribe(&From::Positions(from)).1 {
             Resume::Replay(changes) => changes
                 .iter()
-                .map(|c| c.rows[0].clone())
+                .map(|c| c.rows[0].key.clone())
                 .collect::<Vec<_>>(),
             Resume::TooOld => vec!["too old".to_string()],
         };

@@ -9,6 +9,7 @@
 //!
 //! Bodies are the typed contracts of [`matview_api::projector`].
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -170,18 +171,37 @@ fn watch_from(headers: &HeaderMap, query: &WatchQuery) -> Result<From, Problem> 
 
 /// One change as an SSE event: the changed rows, and the positions after it.
 async fn change_event(shared: Arc<Shared>, change: Change) -> Event {
-    let rows = change.rows.clone();
+    let changed = change.rows.clone();
     let reader = shared.clone();
-    let views = tokio::task::spawn_blocking(move || {
-        rows.iter()
-            .filter_map(|k| reads::read_view(&reader, k).ok().flatten())
-            .collect::<Vec<_>>()
+    let read = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::new();
+        let mut removed = Vec::new();
+        for row in changed.iter() {
+            match reads::read_view(&reader, &row.key) {
+                Ok(Some(view)) => rows.push(view),
+                Ok(None) => removed.push(row.key.clone()),
+                // Unreadable now: the watcher's next read of it says why.
+                Err(_) => {}
+            }
+        }
+        (rows, removed)
     })
-    .await
-    .unwrap_or_default();
+    .await;
+    let (rows, removed) = read.unwrap_or_default();
+    let groups = &shared.view.compiled.groups;
+    let mut left: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in change.rows.iter() {
+        for g in &row.left_groups {
+            if let Some(name) = groups.get(usize::from(*g)) {
+                left.entry(name.clone()).or_default().push(row.key.clone());
+            }
+        }
+    }
     let body = WatchEvent {
         seq: change.seq,
-        rows: views,
+        rows,
+        removed,
+        left,
         positions: format_positions(change.positions.iter()),
     };
     Event::default()
@@ -195,6 +215,8 @@ fn reset_event(shared: &Shared, seq: u64) -> Event {
     let body = WatchEvent {
         seq,
         rows: Vec::new(),
+        removed: Vec::new(),
+        left: BTreeMap::new(),
         positions: format_positions(&applied),
     };
     Event::default()

@@ -39,6 +39,9 @@ pub struct Metrics {
     events: Counter,
     records_applied: Counter,
     records_unchanged: Counter,
+    records_removed: Counter,
+    source_deletes: Counter,
+    unknown_deletes: Counter,
     batches: Counter,
     dead_letter_failures: Counter,
     dead_lettered: Family<Reason, Counter>,
@@ -64,6 +67,9 @@ impl Default for Metrics {
             events: Counter::default(),
             records_applied: Counter::default(),
             records_unchanged: Counter::default(),
+            records_removed: Counter::default(),
+            source_deletes: Counter::default(),
+            unknown_deletes: Counter::default(),
             batches: Counter::default(),
             dead_letter_failures: Counter::default(),
             dead_lettered: Family::default(),
@@ -94,6 +100,21 @@ impl Default for Metrics {
             "records_unchanged",
             "Records re-delivered or older than the stored version",
             m.records_unchanged.clone(),
+        );
+        r.register(
+            "records_removed",
+            "Records withdrawn because their source key changed or was deleted",
+            m.records_removed.clone(),
+        );
+        r.register(
+            "source_deletes",
+            "Source keys deleted (tombstones, Debezium deletes)",
+            m.source_deletes.clone(),
+        );
+        r.register(
+            "unknown_deletes",
+            "Deletes of source keys the view never held (not an error)",
+            m.unknown_deletes.clone(),
         );
         r.register("batches", "Batches committed", m.batches.clone());
         r.register(
@@ -157,6 +178,9 @@ pub struct BatchReport {
     pub events: u64,
     pub records_applied: u64,
     pub records_unchanged: u64,
+    pub records_removed: u64,
+    pub source_deletes: u64,
+    pub unknown_deletes: u64,
     pub dead_letter_reasons: Vec<&'static str>,
     pub poll: std::time::Duration,
     pub shape: std::time::Duration,
@@ -170,6 +194,9 @@ impl Metrics {
         self.events.inc_by(report.events);
         self.records_applied.inc_by(report.records_applied);
         self.records_unchanged.inc_by(report.records_unchanged);
+        self.records_removed.inc_by(report.records_removed);
+        self.source_deletes.inc_by(report.source_deletes);
+        self.unknown_deletes.inc_by(report.unknown_deletes);
         self.batches.inc();
         self.batch_events.observe(report.events as f64);
         self.commit_seconds.observe(report.commit.as_secs_f64());

@@ -8,13 +8,21 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::store_codec::{
-    CorruptData, RowTotals, decode_record, encode_item, encode_record, item_key, record_key,
-    row_prefix,
-};
-use matview_engine::compile::{CompiledItems, CompiledView};
-use matview_engine::row::{StoredRecord, apply_totals};
-use matview_engine::{Record, Upsert};
+use super::store_codec::CorruptData;
+use matview_engine::Record;
+use matview_engine::compile::{CompiledItems, CompiledView, GroupId};
+use matview_engine::row::StoredRecord;
+use rows::BatchTables;
+use sources::{SOURCES, take_contributions};
+pub use sources::{SourceChange, SourceCounts};
+
+/// What a batch applies: records added, and source keys whose records are
+/// replaced (each key once, with its latest state in the batch).
+#[derive(Debug, Default)]
+pub struct BatchChanges {
+    pub records: Vec<Record>,
+    pub sources: Vec<SourceChange>,
+}
 
 /// (row key, record id) encoded by [`record_key`] → record.
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -59,11 +67,11 @@ impl RowShape {
 
     /// Records a row may hold before its items are indexed: up to that,
     /// reading the whole row costs no more than the items a read serves.
-    fn index_above(&self) -> Option<u64> {
+    pub(super) fn index_above(&self) -> Option<u64> {
         self.items.as_ref().map(|i| i.limit.max(64) as u64)
     }
 
-    fn order_value<'a>(
+    pub(super) fn order_value<'a>(
         &self,
         record: &'a StoredRecord,
     ) -> Option<&'a matview_engine::json::RawJson> {
@@ -143,48 +151,34 @@ fn prefix_end(mut prefix: Vec<u8>) -> Option<Vec<u8>> {
     None
 }
 
-/// A row's records by id, from the records table (read-only or being written).
-fn records_of(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    row: &str,
-) -> Result<Vec<(String, StoredRecord)>, StoreError> {
-    let prefix = row_prefix(row);
-    let mut out = Vec::new();
-    for entry in io!(table.range(prefix.as_slice()..))? {
-        let (k, v) = io!(entry)?;
-        let k = k.value();
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-        out.push((id, decode_record(v.value())?));
-    }
-    Ok(out)
-}
-
-/// The tables a batch writes, and a reused encoding buffer.
-struct BatchTables<'txn> {
-    records: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    totals: redb::Table<'txn, &'static str, &'static [u8]>,
-    items: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    encoded: Vec<u8>,
-}
-
 /// What one batch changed.
 #[derive(Debug, Default, Clone)]
 pub struct BatchOutcome {
     /// Rows whose content changed, in key order.
-    pub changed_rows: Vec<String>,
+    pub changed_rows: Vec<ChangedRow>,
     pub inserted: u64,
     pub replaced: u64,
     pub unchanged: u64,
     pub stale: u64,
+    /// Records withdrawn because their source key changed or was deleted.
+    pub removed: u64,
     pub new_rows: u64,
+    /// Rows left with no record, gone from the store.
+    pub removed_rows: u64,
+    pub sources: SourceCounts,
+}
+
+/// A row a batch changed, and the groups it held records in before the
+/// batch and holds none in after (so a group's watchers learn it left).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedRow {
+    pub key: String,
+    pub left_groups: Vec<GroupId>,
 }
 
 pub struct Store {
     db: Database,
-    shape: RowShape,
+    pub(super) shape: RowShape,
     path: PathBuf,
 }
 
@@ -270,6 +264,7 @@ impl Store {
             io!(txn.open_table(ITEMS))?;
             io!(txn.open_table(OFFSETS))?;
             io!(txn.open_table(LETTER_ENDS))?;
+            io!(txn.open_table(SOURCES))?;
         }
         io!(txn.commit())?;
         Ok(Store { db, shape, path })
@@ -322,19 +317,16 @@ impl Store {
         io!(txn.commit())
     }
 
-    /// Applies a batch of records and records `next_offsets` (and where the
-    /// batch's dead letters end) in one atomic commit.
+    /// Applies a batch in one atomic commit: `records` added (append),
+    /// each changed source key's records replaced (upsert, debezium),
+    /// `next_offsets` and where the batch's dead letters end. Readers see
+    /// all of it or none of it.
     pub fn apply_batch(
         &self,
-        mut records: Vec<Record>,
+        changes: BatchChanges,
         next_offsets: &BTreeMap<i32, i64>,
         letter_ends: &BTreeMap<i32, i64>,
     ) -> Result<BatchOutcome, StoreError> {
-        // Key order keeps B-tree writes local and puts a row's records
-        // together, so its totals are read and written once per batch;
-        // versions decide between records of the same id, so reordering
-        // does not change the result.
-        records.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
         let txn = io!(self.db.begin_write())?;
         let mut outcome = BatchOutcome::default();
         {
@@ -344,13 +336,19 @@ impl Store {
                 items: io!(txn.open_table(ITEMS))?,
                 encoded: Vec::with_capacity(256),
             };
-            let mut rest = records.as_mut_slice();
-            while let Some(first) = rest.first() {
-                let n = rest.iter().take_while(|r| r.key == first.key).count();
-                let (row, tail) = rest.split_at_mut(n);
-                self.apply_row(&mut tables, row, &mut outcome)?;
-                rest = tail;
+            let mut puts = changes.records;
+            let mut removals = Vec::new();
+            if !changes.sources.is_empty() {
+                let mut sources = io!(txn.open_table(SOURCES))?;
+                outcome.sources = take_contributions(
+                    &mut sources,
+                    changes.sources,
+                    &mut removals,
+                    &mut puts,
+                    &mut tables.encoded,
+                )?;
             }
+            self.apply_rows(&mut tables, puts, removals, &mut outcome)?;
             let mut offsets = io!(txn.open_table(OFFSETS))?;
             for (&p, &o) in next_offsets {
                 io!(offsets.insert(p, o))?;
@@ -363,128 +361,6 @@ impl Store {
         }
         io!(txn.commit())?;
         Ok(outcome)
-    }
-
-    /// One row's records of a batch: each record replaces its earlier
-    /// version, the row's totals move by the difference, and an indexed
-    /// row's items follow.
-    fn apply_row(
-        &self,
-        t: &mut BatchTables<'_>,
-        records: &mut [Record],
-        outcome: &mut BatchOutcome,
-    ) -> Result<(), StoreError> {
-        let Some(key) = records.first().map(|r| r.key.clone()) else {
-            return Ok(());
-        };
-        let held = io!(t.totals.get(key.as_str()))?
-            .map(|v| RowTotals::decode(v.value(), self.shape.groups, self.shape.sums))
-            .transpose()?;
-        let is_new = held.is_none();
-        let mut totals = held.unwrap_or_else(|| RowTotals::new(self.shape.groups, self.shape.sums));
-        let mut changed = false;
-        for record in records.iter_mut() {
-            let record_key = record_key(&key, &record.id);
-            let new = StoredRecord {
-                group: record.group,
-                fields: std::mem::take(&mut record.fields),
-                sums: std::mem::take(&mut record.sums),
-                version: record.version,
-            };
-            encode_record(&new, &mut t.encoded);
-            // One B-tree operation in the common case: insert returns the
-            // previous value; when that one was newer, it is put back.
-            let old = io!(t
-                .records
-                .insert(record_key.as_slice(), t.encoded.as_slice()))?
-            .map(|v| decode_record(v.value()))
-            .transpose()?;
-            match apply_totals(&mut totals.groups, old.as_ref(), &new) {
-                kept @ (Upsert::Stale | Upsert::Unchanged) => {
-                    if kept == Upsert::Stale {
-                        outcome.stale += 1;
-                    } else {
-                        outcome.unchanged += 1;
-                    }
-                    if let Some(old) = &old {
-                        encode_record(old, &mut t.encoded);
-                        io!(t
-                            .records
-                            .insert(record_key.as_slice(), t.encoded.as_slice()))?;
-                    }
-                    continue;
-                }
-                Upsert::Inserted => {
-                    outcome.inserted += 1;
-                    totals.records += 1;
-                }
-                Upsert::Replaced => outcome.replaced += 1,
-            }
-            changed = true;
-            if totals.indexed {
-                if let Some(old) = &old {
-                    self.unindex(t, &key, &record.id, old)?;
-                }
-                self.index(t, &key, &record.id, &new)?;
-            }
-        }
-        if !changed {
-            return Ok(());
-        }
-        if !totals.indexed
-            && self
-                .shape
-                .index_above()
-                .is_some_and(|above| totals.records > above)
-        {
-            self.index_row(t, &key)?;
-            totals.indexed = true;
-        }
-        totals.encode(&mut t.encoded);
-        io!(t.totals.insert(key.as_str(), t.encoded.as_slice()))?;
-        if is_new {
-            outcome.new_rows += 1;
-        }
-        outcome.changed_rows.push(key);
-        Ok(())
-    }
-
-    fn index(
-        &self,
-        t: &mut BatchTables<'_>,
-        row: &str,
-        id: &str,
-        record: &StoredRecord,
-    ) -> Result<(), StoreError> {
-        let Some(group) = record.group else {
-            return Ok(());
-        };
-        let key = item_key(row, group, self.shape.order_value(record), id);
-        encode_item(id, record, &mut t.encoded);
-        io!(t.items.insert(key.as_slice(), t.encoded.as_slice()))?;
-        Ok(())
-    }
-
-    fn unindex(
-        &self,
-        t: &mut BatchTables<'_>,
-        row: &str,
-        id: &str,
-        record: &StoredRecord,
-    ) -> Result<(), StoreError> {
-        if let Some(group) = record.group {
-            let key = item_key(row, group, self.shape.order_value(record), id);
-            io!(t.items.remove(key.as_slice()))?;
-        }
-        Ok(())
-    }
-
-    /// A row grew past what a read may scan whole: index all its items.
-    fn index_row(&self, t: &mut BatchTables<'_>, row: &str) -> Result<(), StoreError> {
-        for (id, record) in records_of(&t.records, row)? {
-            self.index(t, row, &id, &record)?;
-        }
-        Ok(())
     }
 
     /// Bytes an unprivileged writer may still use on the store's file system.
@@ -512,6 +388,17 @@ impl Store {
 #[path = "store_reads.rs"]
 mod reads;
 
+#[path = "store_rows.rs"]
+mod rows;
+use rows::records_of;
+
+#[path = "store_sources.rs"]
+mod sources;
+
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "store_upsert_tests.rs"]
+mod upsert_tests;

@@ -1,11 +1,12 @@
 //! The store's encoding, commits, identity checks and dead-letter ends.
 
 use super::*;
+use crate::store_codec::{decode_record, encode_record};
 use matview_crd::Keep;
 use matview_engine::{Decimal, Position, Row};
 
 /// The store of shard 0 of 1 of view ns/v, revision r1.
-fn identity() -> StoreIdentity {
+pub(super) fn identity() -> StoreIdentity {
     StoreIdentity {
         format: 0,
         view: "ns/v".into(),
@@ -16,7 +17,7 @@ fn identity() -> StoreIdentity {
 }
 
 /// Three groups, one sum, and the items list given.
-fn shape(items: Option<CompiledItems>) -> RowShape {
+pub(super) fn shape(items: Option<CompiledItems>) -> RowShape {
     RowShape {
         groups: 3,
         sums: 1,
@@ -53,6 +54,14 @@ fn records_round_trip_through_the_compact_encoding() {
     assert!(decode_record(&[1, 2, 3]).is_err());
 }
 
+/// Records added (envelope `append`).
+fn appended(records: Vec<Record>) -> BatchChanges {
+    BatchChanges {
+        records,
+        sources: Vec::new(),
+    }
+}
+
 fn record(key: &str, id: &str, group: u16, price: i64, offset: i64) -> Record {
     Record {
         key: key.into(),
@@ -80,11 +89,11 @@ fn batches_commit_rows_and_offsets_together() {
     let offsets = BTreeMap::from([(0, 3)]);
     let outcome = store
         .apply_batch(
-            vec![
+            appended(vec![
                 record("u1", "a", 0, 3, 0),
                 record("u1", "b", 2, 70, 1),
                 record("u2", "c", 0, 1, 2),
-            ],
+            ]),
             &offsets,
             &BTreeMap::new(),
         )
@@ -92,7 +101,7 @@ fn batches_commit_rows_and_offsets_together() {
     assert_eq!((outcome.inserted, outcome.new_rows), (3, 2));
     let stale = store
         .apply_batch(
-            vec![record("u1", "a", 1, 9, 0)],
+            appended(vec![record("u1", "a", 1, 9, 0)]),
             &BTreeMap::from([(0, 4)]),
             &BTreeMap::new(),
         )
@@ -100,7 +109,7 @@ fn batches_commit_rows_and_offsets_together() {
     assert_eq!(stale.unchanged, 1, "same position again is a re-delivery");
     let moved = store
         .apply_batch(
-            vec![record("u1", "a", 1, 9, 5)],
+            appended(vec![record("u1", "a", 1, 9, 5)]),
             &BTreeMap::from([(0, 6)]),
             &BTreeMap::new(),
         )
@@ -144,7 +153,7 @@ fn letter_ends_begin_once_and_only_move_forward_with_commits() {
         .expect("begins");
     store
         .apply_batch(
-            vec![record("u1", "a", 0, 3, 0)],
+            appended(vec![record("u1", "a", 0, 3, 0)]),
             &BTreeMap::from([(0, 1)]),
             &BTreeMap::from([(0, 12), (1, 2)]),
         )
@@ -170,7 +179,7 @@ fn filled_store(dir: &Path, n: i64) -> StoreIdentity {
             .collect();
         store
             .apply_batch(
-                records,
+                appended(records),
                 &BTreeMap::from([(0, (batch + 1) * 500)]),
                 &BTreeMap::new(),
             )
@@ -217,10 +226,10 @@ fn a_truncated_or_garbled_store_is_refused_as_damaged() {
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.
-struct Draws(u64);
+pub(super) struct Draws(pub(super) u64);
 
 impl Draws {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(super) fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -231,7 +240,7 @@ impl Draws {
 /// Items of group `g` as a read must serve them: by the order field, ties
 /// by id, highest or lowest first, at most `limit` (computed from the
 /// whole row, apart from the store's index).
-fn served(row: &Row, g: u16, items: &CompiledItems) -> Vec<(String, String)> {
+pub(super) fn served(row: &Row, g: u16, items: &CompiledItems) -> Vec<(String, String)> {
     use matview_engine::view::compare_values;
     let mut all: Vec<(&String, &StoredRecord)> = row
         .records
@@ -321,7 +330,11 @@ fn kept_totals_and_indexed_items_equal_the_row_folded_in_memory() {
                     .upsert(r.clone());
             }
             store
-                .apply_batch(records, &BTreeMap::from([(0, offset)]), &BTreeMap::new())
+                .apply_batch(
+                    appended(records),
+                    &BTreeMap::from([(0, offset)]),
+                    &BTreeMap::new(),
+                )
                 .expect("commits");
             for (key, want) in &expected {
                 let got = store.row(key).expect("reads").expect("exists");

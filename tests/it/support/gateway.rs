@@ -109,45 +109,55 @@ impl GatewayProcess {
         token: Option<&str>,
         last_event_id: Option<&str>,
     ) -> EventReceiver {
-        use futures::StreamExt;
-        let client = reqwest::Client::new();
-        let mut request = client.get(format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.expect("stream request");
-        assert_eq!(response.status().as_u16(), 200, "stream {path}");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut body = response.bytes_stream();
-            let mut buffer = String::new();
-            while let Some(Ok(chunk)) = body.next().await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let block: String = buffer.drain(..end + 2).collect();
-                    let mut event = SseEvent {
-                        event: String::new(),
-                        id: None,
-                        data: Value::Null,
-                    };
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("event:") {
-                            event.event = v.trim().to_string();
-                        } else if let Some(v) = line.strip_prefix("id:") {
-                            event.id = Some(v.trim().to_string());
-                        } else if let Some(v) = line.strip_prefix("data:") {
-                            event.data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
-                        }
-                    }
-                    if !event.event.is_empty() && tx.send(event).is_err() {
-                        return;
+        open_stream_at(&self.url, path, token, last_event_id).await
+    }
+}
+
+/// Opens a live stream at `base` + `path`; panics unless it answers 200.
+pub async fn open_stream_at(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    last_event_id: Option<&str>,
+) -> EventReceiver {
+    use futures::StreamExt;
+    let client = reqwest::Client::new();
+    let mut request = client.get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.expect("stream request");
+    assert_eq!(response.status().as_u16(), 200, "stream {path}");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: String::new(),
+                    id: None,
+                    data: Value::Null,
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        event.data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
                     }
                 }
+                if !event.event.is_empty() && tx.send(event).is_err() {
+                    return;
+                }
             }
-        });
-        rx
-    }
+        }
+    });
+    rx
 }

@@ -121,3 +121,31 @@ pub fn read_topic(env: &TestEnv, topic: &str) -> Vec<rdkafka::message::OwnedMess
     messages.sort_by_key(|m| (m.partition(), m.offset()));
     messages
 }
+
+/// Produces messages in order, waiting for every delivery.
+pub async fn produce_raw(
+    env: &TestEnv,
+    topic: &str,
+    messages: &[(Option<String>, Option<Vec<u8>>)],
+) {
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka_bootstrap)
+        .set("linger.ms", "10")
+        // One in flight per partition keeps a key's messages in order.
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let sends = messages.iter().map(|(key, value)| {
+        let mut record = rdkafka::producer::FutureRecord::<String, Vec<u8>>::to(topic);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        producer.send(record, Duration::from_secs(30))
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.map_err(|(e, _)| e).expect("produce failed");
+    }
+}

@@ -2,6 +2,7 @@
 //! and gives each test its own namespace and Kafka topics so that tests run in
 //! parallel without seeing each other's data.
 
+pub mod changelog;
 pub mod gateway;
 pub mod kafka;
 pub mod kube;

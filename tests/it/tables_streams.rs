@@ -1,0 +1,227 @@
+//! An upsert changelog through the gateway (`matview dev` on the test
+//! broker, two shards): a deleted row is 404 and gone from scans, and the
+//! three kinds of stream — the whole view, one key, one group — announce
+//! removals, so a mirror kept from each stream alone ends equal to the
+//! expected view, computed from the changelog without the engine.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::dev::{Broker, start_dev};
+use crate::support::changelog::{changelog, expected, upsert_messages, users};
+use crate::support::gateway::{EventReceiver, open_stream_at};
+use crate::support::projector::{Reference, row_totals};
+use crate::support::{TestEnv, eventually, kafka, unique_name};
+
+const GROUPS: [&str; 3] = ["cheap", "affordable", "expensive"];
+
+fn view_yaml(env: &TestEnv, name: &str, topic: &str) -> String {
+    format!(
+        r#"apiVersion: matview.dev/v1alpha1
+kind: MaterializedView
+metadata: {{name: {name}, namespace: tests}}
+spec:
+  source:
+    kafka: {{bootstrapServers: "{bootstrap}", topic: {topic}}}
+    envelope: upsert
+  records:
+    explode: /items
+    key: ^/userId
+    id: /itemId
+    fields: {{price: /price}}
+  classify:
+    field: price
+    rules:
+      - {{group: cheap, lt: 5}}
+      - {{group: affordable, gte: 5, lte: 50}}
+      - {{group: expensive, gt: 50}}
+  aggregate: {{count: true, sum: [price], items: {{limit: 5}}}}
+  shards: 2
+  deadLetter: {{topic: {dlq}}}
+"#,
+        bootstrap = env.kafka_bootstrap,
+        dlq = unique_name("tables-streams-dlq"),
+    )
+}
+
+/// A view kept from one stream's events only: rows replace, `removed` removes.
+#[derive(Default)]
+struct Mirror {
+    rows: Reference,
+    /// Keys announced as removed, ever.
+    announced: Vec<String>,
+}
+
+impl Mirror {
+    /// Applies what arrived so far; false once the stream ended.
+    fn drain(&mut self, events: &mut EventReceiver) -> bool {
+        loop {
+            match events.try_recv() {
+                Ok(event) => self.apply(&event.event, &event.data),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return true,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn apply(&mut self, kind: &str, data: &Value) {
+        assert_eq!(kind, "rows", "no reset expected here: {data}");
+        for row in data["rows"].as_array().into_iter().flatten() {
+            let key = row["key"].as_str().expect("key").to_string();
+            self.rows.insert(key, row_totals(row));
+        }
+        for key in data["removed"].as_array().into_iter().flatten() {
+            let key = key.as_str().expect("a removed key").to_string();
+            self.rows.remove(&key);
+            self.announced.push(key);
+        }
+    }
+}
+
+/// Waits until the mirror kept from `events` equals `want`.
+async fn converges(what: &str, events: &mut EventReceiver, mirror: &mut Mirror, want: &Reference) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(mirror.drain(events), "{what}: the stream ended");
+        if mirror.rows == *want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: the mirror never matched\nmirror: {:?}\nwanted: {want:?}",
+            mirror.rows
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get(url: &str) -> Option<(u16, Value)> {
+    let response = reqwest::get(url).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+#[tokio::test]
+async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
+    let env = TestEnv::with_kafka();
+    let work = tempfile::tempdir().expect("tempdir");
+    let topic = kafka::create_topic(env, "orders-table", 4).await;
+    let name = unique_name("streams");
+    let view = work.path().join("view.yaml");
+    std::fs::write(&view, view_yaml(env, &name, &topic)).expect("write view");
+    let view_arg = view.display().to_string();
+    let dev = start_dev(
+        &Broker::At(env.kafka_bootstrap.clone()),
+        &["-f", &view_arg, "--demo-rate", "0"],
+        &work.path().join("data"),
+        &work.path().join("dev.log"),
+    );
+    let base = format!("{}/v1/namespaces/tests/views/{name}", dev.url);
+    eventually("the view is served", Duration::from_secs(60), || async {
+        let (status, _) = get(&format!("{base}/groups/cheap/rows?limit=1")).await?;
+        (status == 200).then_some(())
+    })
+    .await;
+
+    let changes = changelog(0x5717, 120, 90, 1500);
+    let (first, _) = changes.split_at(changes.len() / 2);
+    let (halfway, want) = (expected(first), expected(&changes));
+    let everyone = users(&changes);
+    let in_cheap = |view: &Reference| -> Reference {
+        view.iter()
+            .filter(|(_, g)| g.contains_key("cheap"))
+            .map(|(k, g)| (k.clone(), g.clone()))
+            .collect()
+    };
+    // Rows there halfway and gone at the end (or gone from cheap): each
+    // must be announced, since a reader saw it.
+    let gone: Vec<&String> = halfway.keys().filter(|u| !want.contains_key(*u)).collect();
+    let left_cheap: Vec<&String> = in_cheap(&halfway)
+        .into_keys()
+        .filter(|u| !in_cheap(&want).contains_key(u))
+        .map(|u| everyone.iter().find(|e| **e == u).expect("a user"))
+        .collect();
+    assert!(
+        !gone.is_empty() && !left_cheap.is_empty(),
+        "the seed removes rows"
+    );
+    let path = format!("/v1/namespaces/tests/views/{name}/watch");
+    let mut all = open_stream_at(&dev.url, &path, None, None).await;
+    let mut one = open_stream_at(&dev.url, &format!("{path}?key={}", gone[0]), None, None).await;
+    let mut cheap = open_stream_at(&dev.url, &format!("{path}?group=cheap"), None, None).await;
+    let messages: Vec<_> = upsert_messages(&changes)
+        .into_iter()
+        .map(|(k, v)| (Some(k), v))
+        .collect();
+    let (before, after) = messages.split_at(first.len());
+    kafka::produce_raw(env, &topic, before).await;
+    let mut whole = Mirror::default();
+    converges(
+        "the whole-view stream, halfway",
+        &mut all,
+        &mut whole,
+        &halfway,
+    )
+    .await;
+    kafka::produce_raw(env, &topic, after).await;
+
+    for user in &everyone {
+        let url = format!("{base}/rows/{user}");
+        eventually(&format!("row {user}"), Duration::from_secs(90), || async {
+            let (status, row) = get(&url).await?;
+            match want.get(user) {
+                Some(groups) => (status == 200 && row_totals(&row) == *groups).then_some(()),
+                None => (status == 404).then_some(()),
+            }
+        })
+        .await;
+    }
+    for group in GROUPS {
+        let mut scanned = Reference::new();
+        let mut after = String::new();
+        loop {
+            let (status, page) = get(&format!("{base}/groups/{group}/rows?limit=6{after}"))
+                .await
+                .expect("scan answers");
+            assert_eq!(status, 200, "{page}");
+            for row in page["rows"].as_array().expect("rows") {
+                scanned.insert(row["key"].as_str().expect("key").into(), row_totals(row));
+            }
+            match page["next"].as_str() {
+                Some(next) => after = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        let in_group: Reference = want
+            .iter()
+            .filter(|(_, g)| g.contains_key(group))
+            .map(|(k, g)| (k.clone(), g.clone()))
+            .collect();
+        assert_eq!(scanned, in_group, "scan of {group}: deleted rows are gone");
+    }
+
+    converges("the whole-view stream", &mut all, &mut whole, &want).await;
+    for user in &gone {
+        assert!(
+            whole.announced.contains(user),
+            "the whole-view stream announced {user} removed"
+        );
+    }
+    let mut key = Mirror::default();
+    converges("the key stream", &mut one, &mut key, &Reference::new()).await;
+    assert!(
+        key.announced.contains(gone[0]),
+        "the key stream announced {} removed",
+        gone[0]
+    );
+    let mut group = Mirror::default();
+    converges("the group stream", &mut cheap, &mut group, &in_cheap(&want)).await;
+    for user in &left_cheap {
+        assert!(
+            group.announced.contains(user),
+            "the group stream announced {user} left cheap"
+        );
+    }
+    drop(dev);
+}
