@@ -29,11 +29,13 @@ bench:
 
 # Projector benchmark: N orders into the test broker, one projector to caught-up.
 BENCH_EVENTS ?= 2000000
+# append, or a table's changelog: upsert or debezium (20 % updates, 5 % deletes)
+BENCH_ENVELOPE ?= append
 bench-projector: testenv
 	cargo build --release
 	. .testenv/testenv.env; target/release/matview bench projector \
 	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --events $(BENCH_EVENTS) \
-	  --broker-pid $$(cat .testenv/pids/kafka)
+	  --envelope $(BENCH_ENVELOPE) --broker-pid $$(cat .testenv/pids/kafka)
 
 # Operator at scale: N views, one operator, time until every view is reconciled.
 BENCH_VIEWS ?= 1000

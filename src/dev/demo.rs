@@ -1,5 +1,7 @@
-//! The demo order source: seeded shop orders at a steady rate, so the view
-//! (and the page) moves by itself.
+//! The demo source: data for the first view at a steady rate, so the view
+//! (and the page) moves by itself — seeded shop orders for an `append`
+//! view, and for a table (`upsert`, `debezium`) a changelog shaped like the
+//! shipped example of that envelope, with updates and deletes.
 
 use std::time::Duration;
 
@@ -9,12 +11,15 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::demo_tables::TableDemo;
+use crate::crd::Envelope;
 use crate::workload::OrderGenerator;
 
 pub struct DemoOrders {
     producer: Option<FutureProducer>,
     topic: String,
     rate: u64,
+    envelope: Envelope,
 }
 
 /// Ids unique to this run, so a restarted demo adds orders instead of
@@ -32,7 +37,7 @@ fn relabel(mut order: Value, run: u64) -> Value {
 }
 
 impl DemoOrders {
-    pub fn new(servers: &str, topic: &str, rate: u64) -> DemoOrders {
+    pub fn new(servers: &str, topic: &str, rate: u64, envelope: Envelope) -> DemoOrders {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", servers)
             .set("linger.ms", "5")
@@ -43,6 +48,7 @@ impl DemoOrders {
             producer,
             topic: topic.into(),
             rate,
+            envelope,
         }
     }
 
@@ -54,18 +60,29 @@ impl DemoOrders {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut generator = OrderGenerator::new(run, 50);
+        let mut table = TableDemo::new(self.envelope, run);
         let mut every = tokio::time::interval(Duration::from_micros(1_000_000 / self.rate.max(1)));
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = every.tick() => {}
             }
-            let order = relabel(generator.next_order(), run);
-            let key = order["orderId"].as_str().unwrap_or_default().to_string();
-            let payload = order.to_string();
-            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-            if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
-                warn!(error = %e, "demo order not sent");
+            let messages = match self.envelope {
+                Envelope::Append => {
+                    let order = relabel(generator.next_order(), run);
+                    let key = order["orderId"].as_str().unwrap_or_default().to_string();
+                    vec![(key, Some(order.to_string()))]
+                }
+                Envelope::Upsert | Envelope::Debezium => table.next_messages(),
+            };
+            for (key, value) in messages {
+                let mut record = FutureRecord::<String, String>::to(&self.topic).key(&key);
+                if let Some(value) = &value {
+                    record = record.payload(value);
+                }
+                if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
+                    warn!(error = %e, "demo message not sent");
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! from YAML files, data under one directory so a restart resumes.
 
 mod demo;
+mod demo_tables;
 mod orders;
 
 use std::net::SocketAddr;
@@ -156,9 +157,10 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         let topic = &manifest.spec.source.kafka.topic;
         println!("  view {ns}/{name} ({shards} shards, topic {topic})");
     }
-    let first_topic = routed
-        .first()
-        .map(|(m, _)| m.spec.source.kafka.topic.clone());
+    let first_topic = routed.first().map(|(m, _)| {
+        let source = &m.spec.source;
+        (source.kafka.topic.clone(), source.envelope)
+    });
     let state = gateway_state(routed, config.listen);
     let router = dev_router(
         &config,
@@ -229,16 +231,16 @@ fn dev_router(
     config: &DevConfig,
     servers: &str,
     state: &std::sync::Arc<GatewayState>,
-    first_topic: Option<String>,
+    first_topic: Option<(String, crate::crd::Envelope)>,
     runtime: &tokio::runtime::Handle,
     cancel: &CancellationToken,
 ) -> Result<axum::Router, DevError> {
     let router = crate::gateway::http::router(state.clone());
-    let Some(topic) = first_topic else {
+    let Some((topic, envelope)) = first_topic else {
         return Ok(router);
     };
     if config.demo_rate > 0 {
-        let demo = demo::DemoOrders::new(servers, &topic, config.demo_rate);
+        let demo = demo::DemoOrders::new(servers, &topic, config.demo_rate, envelope);
         runtime.spawn(demo.run(cancel.clone()));
     }
     let producer = ClientConfig::new()

@@ -18,7 +18,7 @@ pub(crate) enum Broker {
 }
 
 impl Broker {
-    fn embedded() -> Broker {
+    pub(crate) fn embedded() -> Broker {
         Broker::Embedded(format!("127.0.0.1:{}", free_port()))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::dev::{Broker, start_dev};
+use crate::dev::{Broker, Dev, start_dev};
 use crate::support::changelog::{changelog, expected, upsert_messages, users};
 use crate::support::gateway::{EventReceiver, open_stream_at};
 use crate::support::projector::{Reference, row_totals};
@@ -102,6 +102,30 @@ async fn get(url: &str) -> Option<(u16, Value)> {
     Some((status, response.json().await.unwrap_or(Value::Null)))
 }
 
+/// `matview dev` serving the view in `view` on `broker`, once it answers;
+/// the process and the view's URL.
+async fn serve(
+    broker: &Broker,
+    view: &std::path::Path,
+    name: &str,
+    work: &std::path::Path,
+) -> (Dev, String) {
+    let view_arg = view.display().to_string();
+    let dev = start_dev(
+        broker,
+        &["-f", &view_arg, "--demo-rate", "0"],
+        &work.join("data"),
+        &work.join("dev.log"),
+    );
+    let base = format!("{}/v1/namespaces/tests/views/{name}", dev.url);
+    eventually("the view is served", Duration::from_secs(60), || async {
+        let (status, _) = get(&format!("{base}/groups/cheap/rows?limit=1")).await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    (dev, base)
+}
+
 #[tokio::test]
 async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
     let env = TestEnv::with_kafka();
@@ -110,19 +134,8 @@ async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
     let name = unique_name("streams");
     let view = work.path().join("view.yaml");
     std::fs::write(&view, view_yaml(env, &name, &topic)).expect("write view");
-    let view_arg = view.display().to_string();
-    let dev = start_dev(
-        &Broker::At(env.kafka_bootstrap.clone()),
-        &["-f", &view_arg, "--demo-rate", "0"],
-        &work.path().join("data"),
-        &work.path().join("dev.log"),
-    );
-    let base = format!("{}/v1/namespaces/tests/views/{name}", dev.url);
-    eventually("the view is served", Duration::from_secs(60), || async {
-        let (status, _) = get(&format!("{base}/groups/cheap/rows?limit=1")).await?;
-        (status == 200).then_some(())
-    })
-    .await;
+    let broker = Broker::At(env.kafka_bootstrap.clone());
+    let (dev, base) = serve(&broker, &view, &name, work.path()).await;
 
     let changes = changelog(0x5717, 120, 90, 1500);
     let (first, _) = changes.split_at(changes.len() / 2);
@@ -224,4 +237,89 @@ async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
         );
     }
     drop(dev);
+}
+
+/// The embedded broker serves keys and tombstones exactly: a changelog
+/// produced to `matview dev`'s own broker ends in the expected view.
+#[tokio::test]
+async fn matview_dev_on_its_embedded_broker_applies_updates_and_tombstones() {
+    let env = TestEnv::with_kafka();
+    let work = tempfile::tempdir().expect("tempdir");
+    let topic = unique_name("dev-table");
+    let name = unique_name("dev-table");
+    let view = work.path().join("view.yaml");
+    std::fs::write(&view, view_yaml(env, &name, &topic)).expect("write view");
+    let broker = Broker::embedded();
+    let Broker::Embedded(servers) = &broker else {
+        unreachable!("an embedded broker")
+    };
+    let servers = servers.clone();
+    let (dev, base) = serve(&broker, &view, &name, work.path()).await;
+    let changes = changelog(0xd0e5, 60, 30, 800);
+    let want = expected(&changes);
+    let messages: Vec<_> = upsert_messages(&changes)
+        .into_iter()
+        .map(|(k, v)| (Some(k), v))
+        .collect();
+    kafka::produce_raw_at(&servers, &topic, &messages).await;
+    for user in users(&changes) {
+        let url = format!("{base}/rows/{user}");
+        eventually(&format!("row {user}"), Duration::from_secs(90), || async {
+            let (status, row) = get(&url).await?;
+            match want.get(&user) {
+                Some(groups) => (status == 200 && row_totals(&row) == *groups).then_some(()),
+                None => (status == 404).then_some(()),
+            }
+        })
+        .await;
+    }
+    assert!(
+        users(&changes).iter().any(|u| !want.contains_key(u)),
+        "the changelog removed some row: {}",
+        dev.log()
+    );
+}
+
+/// Both table examples run in `matview dev` as written, fed by the demo
+/// changelog of their envelope.
+#[tokio::test]
+async fn matview_dev_runs_the_table_examples_with_their_demo_changelogs() {
+    let _env = TestEnv::with_kafka();
+    for (example, namespace_view) in [
+        ("customers-by-tier", "shop/views/customers-by-tier"),
+        ("orders-from-postgres", "shop/views/orders-from-postgres"),
+    ] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let file = format!("{}/examples/{example}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let dev = start_dev(
+            &Broker::embedded(),
+            &["-f", &file, "--demo-rate", "200"],
+            &work.path().join("data"),
+            &work.path().join("dev.log"),
+        );
+        let view = format!("{}/v1/namespaces/{namespace_view}", dev.url);
+        eventually(
+            &format!("{example} fills"),
+            Duration::from_secs(90),
+            || async {
+                let mut rows = 0;
+                for group in [
+                    "bronze",
+                    "silver",
+                    "gold",
+                    "cheap",
+                    "affordable",
+                    "expensive",
+                ] {
+                    if let Some((200, page)) =
+                        get(&format!("{view}/groups/{group}/rows?limit=50")).await
+                    {
+                        rows += page["rows"].as_array().map_or(0, Vec::len);
+                    }
+                }
+                (rows >= 3).then_some(())
+            },
+        )
+        .await;
+    }
 }

@@ -325,19 +325,23 @@ async fn merged_change(
         Filter::Key(only) => key == only,
         _ => true,
     };
+    // Announced as removed when the merged row is not (or no longer in the group).
     let gone_here: HashSet<String> = match filter {
         Filter::Group(group) => event.left.get(group).cloned().unwrap_or_default(),
-        _ => event.removed,
+        _ => event.removed.clone(),
     }
     .into_iter()
     .filter(|k| wanted(k))
     .collect();
     let mut mine: Vec<RowView> = event.rows.into_iter().filter(|r| wanted(&r.key)).collect();
-    for key in &gone_here {
-        if !mine.iter().any(|r| r.key == *key) {
+    // A key this shard no longer holds changed too: other shards may hold
+    // the rest of its row, which a group stream may still show.
+    let changed_elsewhere = event.removed.into_iter().filter(|k| wanted(k));
+    for key in gone_here.iter().cloned().chain(changed_elsewhere) {
+        if !mine.iter().any(|r| r.key == key) {
             // No groups: filled in by shards that still hold the key.
             mine.push(RowView {
-                key: key.clone(),
+                key,
                 groups: BTreeMap::new(),
             });
         }

@@ -128,11 +128,21 @@ pub async fn produce_raw(
     topic: &str,
     messages: &[(Option<String>, Option<Vec<u8>>)],
 ) {
+    produce_raw_at(&env.kafka_bootstrap, topic, messages).await;
+}
+
+/// [`produce_raw`] to the given Kafka.
+pub async fn produce_raw_at(
+    servers: &str,
+    topic: &str,
+    messages: &[(Option<String>, Option<Vec<u8>>)],
+) {
     let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka_bootstrap)
+        .set("bootstrap.servers", servers)
         .set("linger.ms", "10")
-        // One in flight per partition keeps a key's messages in order.
-        .set("enable.idempotence", "true")
+        // One request in flight keeps a key's messages in order, retried
+        // or not (the embedded broker has no idempotent producers).
+        .set("max.in.flight.requests.per.connection", "1")
         .create()
         .expect("producer");
     let sends = messages.iter().map(|(key, value)| {
