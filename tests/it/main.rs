@@ -14,6 +14,7 @@ mod e2e;
 mod gateway;
 mod gateway_load;
 mod helm;
+mod history;
 mod hostile;
 mod image;
 mod leader_election;

@@ -144,6 +144,9 @@ pub struct Source {
     /// What a message means: new records (`append`), the latest state of the entity its key names (`upsert`, a null value deletes it), or a Debezium change event (`debezium`).
     #[serde(default)]
     pub envelope: Envelope,
+    /// Switch to a rebuilt revision even when retention already deleted the beginning of the topic (the rebuilt view lacks those events). Default false: the serving revision keeps serving and HistoryComplete=False says why. A compacted topic needs no consent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_incomplete_history: bool,
     /// Where a new view starts reading: the earliest retained event, or only new ones.
     #[serde(default)]
     pub start_from: StartFrom,

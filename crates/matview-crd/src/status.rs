@@ -102,6 +102,9 @@ pub enum ConditionType {
     Progressing,
     /// Something is wrong that reduces availability.
     Degraded,
+    /// While a revision is rebuilt: whether the topic still holds every
+    /// event the serving revision counted (retention may have deleted them).
+    HistoryComplete,
 }
 
 /// Status of a condition.

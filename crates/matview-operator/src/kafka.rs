@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -365,6 +365,49 @@ pub async fn group_lag(
             events += (high - at).max(0);
         }
         Ok(GroupLag { events, measured })
+    })
+    .await
+    .map_err(KafkaError::Task)?
+}
+
+/// A topic's cleanup policy and log start offsets (does it still hold its
+/// beginning?), off the async runtime where calls block.
+pub async fn topic_history(
+    kafka: &KafkaConnection,
+    topic: &str,
+    partitions: i32,
+) -> Result<super::history::TopicHistory, KafkaError> {
+    let admin = admin(kafka)?;
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .map_err(|e| failed_with(kafka, admin.inner().context(), e))?;
+    let compacted = match described.into_iter().next() {
+        Some(Ok(resource)) => resource
+            .get("cleanup.policy")
+            .and_then(|entry| entry.value.as_deref())
+            .is_some_and(|policy| policy.split(',').any(|p| p.trim() == "compact")),
+        Some(Err(code)) => return Err(refused(kafka, "describe topic", topic, code)),
+        None => false,
+    };
+    let (kafka, topic) = (kafka.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer<LastError> = kafka
+            .client_config()
+            .create_with_context(LastError::default())
+            .map_err(|e| unreachable(&kafka, e))?;
+        let mut log_starts = std::collections::BTreeMap::new();
+        for p in 0..partitions {
+            let (low, _) = consumer
+                .fetch_watermarks(&topic, p, TIMEOUT)
+                .map_err(|e| failed_with(&kafka, consumer.context(), e))?;
+            log_starts.insert(p, low);
+        }
+        Ok(super::history::TopicHistory {
+            compacted,
+            log_starts,
+        })
     })
     .await
     .map_err(KafkaError::Task)?

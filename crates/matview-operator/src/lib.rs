@@ -8,6 +8,7 @@ pub mod context;
 pub mod controller;
 pub mod desired;
 pub mod diagnosis;
+pub mod history;
 pub mod k8s;
 pub mod kafka;
 pub mod kafka_connection;

@@ -4,6 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::diagnosis::Diagnosis;
+use super::history::History;
 use matview_crd::status::set_condition;
 use matview_crd::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
 
@@ -122,6 +123,8 @@ pub struct Observed {
     pub url: Option<String>,
     /// What the active revision's projectors report while serving.
     pub troubles: ProjectorTroubles,
+    /// While a revision is rebuilt from the topic: can it see everything?
+    pub history: Option<(String, History)>,
 }
 
 impl Default for Observed {
@@ -140,6 +143,7 @@ impl Default for Observed {
             target_pods: None,
             url: None,
             troubles: ProjectorTroubles::default(),
+            history: None,
         }
     }
 }
@@ -205,6 +209,17 @@ pub fn compute(
         }
         serving(&mut c, o)
     };
+    match (&o.target_revision, &o.history) {
+        (Some(_), Some((topic, history))) => {
+            let (ok, reason, message) = history.condition(topic);
+            c.set(ConditionType::HistoryComplete, ok, reason, message);
+        }
+        // Said only while a rebuild is pending.
+        _ => c
+            .status
+            .conditions
+            .retain(|c| c.type_ != ConditionType::HistoryComplete),
+    }
     status.phase = Some(phase);
     status
 }
@@ -346,6 +361,19 @@ fn progressing(c: &mut Setter<'_>, o: &Observed, phase: Phase) -> Phase {
         r.ready_replicas, r.desired_replicas
     );
     let cause = why.map(|d| format!(": {}", d.message)).unwrap_or_default();
+    let held = o.history.as_ref().filter(|(_, h)| h.blocks_switch());
+    if let (Some((topic, _)), Phase::Rebuilding, true) = (held, phase, r.all_ready()) {
+        let message = format!(
+            "revision {revision} is built but does not switch: retention deleted the beginning of topic {topic} (see HistoryComplete){serving}"
+        );
+        c.set(
+            ConditionType::Progressing,
+            false,
+            "HistoryIncomplete",
+            message,
+        );
+        return phase;
+    }
     match why.filter(|d| d.needs_attention) {
         Some(d) => {
             let message = format!("revision {revision} is stuck, {counts}{cause}{serving}");

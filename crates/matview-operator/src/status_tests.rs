@@ -374,3 +374,47 @@ fn held_batches_and_an_unreachable_broker_degrade_a_view_that_still_serves() {
         (ConditionStatus::True, "TopicFound".into())
     );
 }
+
+#[test]
+fn a_rebuild_that_cannot_see_deleted_history_is_held_and_says_why() {
+    let mut o = observed();
+    o.target_revision = Some("bbb".into());
+    o.target = Some(Readiness {
+        shards: 2,
+        shards_found: 2,
+        shards_serving: 2,
+        ready_replicas: 4,
+        desired_replicas: 4,
+    });
+    let gone = crate::history::History::Deleted {
+        partitions: vec![(1, 300)],
+        accepted: false,
+    };
+    o.history = Some(("orders".into(), gone));
+    let s = compute(None, &o, now());
+    assert_eq!(
+        ready(&s, ConditionType::HistoryComplete),
+        (ConditionStatus::False, "RetentionDeletedEvents".into())
+    );
+    assert_eq!(
+        ready(&s, ConditionType::Progressing),
+        (ConditionStatus::False, "HistoryIncomplete".into())
+    );
+    assert_eq!(
+        s.active_revision.as_deref(),
+        Some("aaa"),
+        "the old revision serves"
+    );
+
+    // Once nothing is being rebuilt, the condition is gone.
+    let mut settled = observed();
+    settled.history = None;
+    let s = compute(Some(&s), &settled, now());
+    assert!(
+        s.conditions
+            .iter()
+            .all(|c| c.type_ != ConditionType::HistoryComplete),
+        "{:?}",
+        s.conditions
+    );
+}

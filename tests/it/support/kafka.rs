@@ -28,8 +28,21 @@ pub async fn create_topic(env: &TestEnv, prefix: &str, partitions: i32) -> Strin
 
 /// [`create_topic`] on the broker at `servers`.
 pub async fn create_topic_at(servers: &str, prefix: &str, partitions: i32) -> String {
+    create_topic_configured(servers, prefix, partitions, &[]).await
+}
+
+/// A new topic with these topic configs (`cleanup.policy`, `segment.ms`, …).
+pub async fn create_topic_configured(
+    servers: &str,
+    prefix: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> String {
     let name = unique_name(prefix);
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", servers);
