@@ -285,12 +285,25 @@ async fn matview_dev_on_its_embedded_broker_applies_updates_and_tombstones() {
 #[tokio::test]
 async fn matview_dev_runs_the_table_examples_with_their_demo_changelogs() {
     let _env = TestEnv::with_kafka();
-    for (example, namespace_view) in [
-        ("customers-by-tier", "shop/views/customers-by-tier"),
-        ("orders-from-postgres", "shop/views/orders-from-postgres"),
-    ] {
+    let lines = crate::docs::command_lines(
+        "README.md",
+        "<!-- tables: run by tests/it/tables_streams.rs -->",
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        // `cargo run --release -- dev -f FILE`: the same arguments to this build.
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .skip_while(|a| *a != "dev")
+            .skip(1)
+            .collect();
+        assert_eq!(args.first(), Some(&"-f"), "{line}");
+        let example = args[1]
+            .trim_start_matches("examples/")
+            .trim_end_matches(".yaml");
+        let namespace_view = format!("shop/views/{example}");
         let work = tempfile::tempdir().expect("tempdir");
-        let file = format!("{}/examples/{example}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let file = format!("{}/{}", env!("CARGO_MANIFEST_DIR"), args[1]);
         let dev = start_dev(
             &Broker::embedded(),
             &["-f", &file, "--demo-rate", "200"],
