@@ -334,5 +334,13 @@ async fn matview_dev_runs_the_table_examples_with_their_demo_changelogs() {
             },
         )
         .await;
+        // The shop's order form has no place on a table's topic.
+        let form = reqwest::Client::new()
+            .post(format!("{}/dev/orders", dev.url))
+            .json(&serde_json::json!({"userId": "u-1", "items": [{"name": "pen", "price": 1}]}))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(form.status().as_u16(), 404, "no order form for {example}");
     }
 }
