@@ -29,7 +29,7 @@ pub struct MaterializedViewStatus {
     /// Rows in the active revision; absent until its projectors answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<i64>,
-    /// Records applied by the active revision; absent until its projectors answered.
+    /// Records applied (inserted, replaced or removed) by the active revision; absent until its projectors answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_applied: Option<i64>,
     /// Events of the active revision sent to the dead-letter topic; absent until its projectors answered.

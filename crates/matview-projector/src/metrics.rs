@@ -261,8 +261,10 @@ impl Metrics {
         self.events.get()
     }
 
+    /// Records written to the store: inserted, replaced or removed (so a
+    /// batch of deletes moves it too, and status readers notice).
     pub fn records_applied(&self) -> u64 {
-        self.records_applied.get()
+        self.records_applied.get() + self.records_removed.get()
     }
 
     pub fn rows(&self) -> u64 {
