@@ -106,15 +106,28 @@ impl Store {
         let groups_before: Vec<GroupId> = held_groups(&totals).collect();
         let mut changed = false;
         for removal in removals {
+            // The key's new state has this record too: its put replaces it
+            // (and moves the totals) in one operation.
+            if puts
+                .binary_search_by(|p| p.id.as_str().cmp(&removal.id))
+                .is_ok()
+            {
+                continue;
+            }
             let record_key = record_key(&key, &removal.id);
-            let old = io!(t.records.get(record_key.as_slice()))?
+            // One B-tree operation in the common case: remove returns the
+            // record; one another key (or a later message) holds now is put back.
+            let old = io!(t.records.remove(record_key.as_slice()))?
                 .map(|v| decode_record(v.value()))
                 .transpose()?;
-            // Another key (or a later message) holds this id now: not ours.
-            let Some(old) = old.filter(|old| old.version == removal.version) else {
+            let Some(old) = old else { continue };
+            if old.version != removal.version {
+                encode_record(&old, &mut t.encoded);
+                io!(t
+                    .records
+                    .insert(record_key.as_slice(), t.encoded.as_slice()))?;
                 continue;
-            };
-            io!(t.records.remove(record_key.as_slice()))?;
+            }
             withdraw(&mut totals.groups, &old);
             totals.records = totals.records.saturating_sub(1);
             if totals.indexed {

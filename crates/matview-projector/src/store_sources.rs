@@ -3,7 +3,7 @@
 //! produced. A new state or a delete reads this one entry and withdraws
 //! exactly those records: O(records of that key), never a scan.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 
 use super::StoreError;
 use crate::store_codec::CorruptData;
@@ -52,11 +52,17 @@ pub(crate) fn take_contributions(
     let io = |e: redb::StorageError| StoreError::Io(Box::new(e.into()));
     let mut counts = SourceCounts::default();
     for change in changes {
-        let held = table
-            .get(change.key.as_slice())
-            .map_err(io)?
-            .map(|v| decode_contribution(v.value()))
-            .transpose()?;
+        // One B-tree operation per key: insert and remove return what was held.
+        let held = if change.records.is_empty() {
+            table.remove(change.key.as_slice()).map_err(io)?
+        } else {
+            encode_contribution(change.version, &change.records, encoded);
+            table
+                .insert(change.key.as_slice(), encoded.as_slice())
+                .map_err(io)?
+        }
+        .map(|v| decode_contribution(v.value()))
+        .transpose()?;
         match &held {
             Some((version, entries)) => removals.extend(entries.iter().map(|(row, id)| Removal {
                 row: row.clone(),
@@ -67,16 +73,9 @@ pub(crate) fn take_contributions(
             None => {}
         }
         if change.records.is_empty() {
-            if held.is_some() {
-                table.remove(change.key.as_slice()).map_err(io)?;
-                counts.deleted += 1;
-            }
+            counts.deleted += u64::from(held.is_some());
             continue;
         }
-        encode_contribution(change.version, &change.records, encoded);
-        table
-            .insert(change.key.as_slice(), encoded.as_slice())
-            .map_err(io)?;
         puts.extend(change.records);
     }
     Ok(counts)
