@@ -9,14 +9,50 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::dev::{Broker, Dev, start_dev};
-use crate::support::changelog::{changelog, expected, upsert_messages, users};
+use crate::support::changelog::{
+    Change, changelog, debezium_messages, expected, expected_rows, upsert_messages, users,
+};
 use crate::support::gateway::{EventReceiver, open_stream_at};
 use crate::support::projector::{Reference, row_totals};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
 
 const GROUPS: [&str; 3] = ["cheap", "affordable", "expensive"];
 
-fn view_yaml(env: &TestEnv, name: &str, topic: &str) -> String {
+/// The table a test reads: an upsert topic, or Debezium's change events.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    Upsert,
+    Debezium { schemas: bool },
+}
+
+impl Table {
+    /// The expected view of these changes, computed without the engine.
+    fn expected(self, changes: &[Change]) -> Reference {
+        match self {
+            Table::Upsert => expected(changes),
+            Table::Debezium { .. } => expected_rows(changes),
+        }
+    }
+
+    /// The messages of these changes.
+    fn messages(self, changes: &[Change]) -> Vec<(Option<String>, Option<Vec<u8>>)> {
+        let messages = match self {
+            Table::Upsert => upsert_messages(changes),
+            Table::Debezium { schemas } => debezium_messages(changes, schemas),
+        };
+        messages.into_iter().map(|(k, v)| (Some(k), v)).collect()
+    }
+}
+
+fn view_yaml(env: &TestEnv, name: &str, topic: &str, table: Table) -> String {
+    let records = match table {
+        Table::Upsert => {
+            "envelope: upsert\n  records:\n    explode: /items\n    key: ^/userId\n    id: /itemId\n    fields: {price: /price}"
+        }
+        Table::Debezium { .. } => {
+            "envelope: debezium\n  records:\n    key: /customer_id\n    id: /id\n    fields: {price: /total}\n    types: {price: numericString}"
+        }
+    };
     format!(
         r#"apiVersion: matview.dev/v1alpha1
 kind: MaterializedView
@@ -24,12 +60,7 @@ metadata: {{name: {name}, namespace: tests}}
 spec:
   source:
     kafka: {{bootstrapServers: "{bootstrap}", topic: {topic}}}
-    envelope: upsert
-  records:
-    explode: /items
-    key: ^/userId
-    id: /itemId
-    fields: {{price: /price}}
+    {records}
   classify:
     field: price
     rules:
@@ -127,19 +158,33 @@ async fn serve(
 }
 
 #[tokio::test]
-async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
+async fn upsert_deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
+    removals_through_the_gateway(Table::Upsert).await;
+}
+
+#[tokio::test]
+async fn debezium_deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
+    removals_through_the_gateway(Table::Debezium { schemas: false }).await;
+}
+
+#[tokio::test]
+async fn debezium_with_schemas_deleted_rows_are_404_gone_from_scans_and_announced() {
+    removals_through_the_gateway(Table::Debezium { schemas: true }).await;
+}
+
+async fn removals_through_the_gateway(table: Table) {
     let env = TestEnv::with_kafka();
     let work = tempfile::tempdir().expect("tempdir");
     let topic = kafka::create_topic(env, "orders-table", 4).await;
     let name = unique_name("streams");
     let view = work.path().join("view.yaml");
-    std::fs::write(&view, view_yaml(env, &name, &topic)).expect("write view");
+    std::fs::write(&view, view_yaml(env, &name, &topic, table)).expect("write view");
     let broker = Broker::At(env.kafka_bootstrap.clone());
     let (dev, base) = serve(&broker, &view, &name, work.path()).await;
 
     let changes = changelog(0x5717, 120, 90, 1500);
-    let (first, _) = changes.split_at(changes.len() / 2);
-    let (halfway, want) = (expected(first), expected(&changes));
+    let (first, rest) = changes.split_at(changes.len() / 2);
+    let (halfway, want) = (table.expected(first), table.expected(&changes));
     let everyone = users(&changes);
     let in_cheap = |view: &Reference| -> Reference {
         view.iter()
@@ -157,18 +202,13 @@ async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
         .collect();
     assert!(
         !gone.is_empty() && !left_cheap.is_empty(),
-        "the seed removes rows"
+        "the seed removes rows ({table:?})"
     );
     let path = format!("/v1/namespaces/tests/views/{name}/watch");
     let mut all = open_stream_at(&dev.url, &path, None, None).await;
     let mut one = open_stream_at(&dev.url, &format!("{path}?key={}", gone[0]), None, None).await;
     let mut cheap = open_stream_at(&dev.url, &format!("{path}?group=cheap"), None, None).await;
-    let messages: Vec<_> = upsert_messages(&changes)
-        .into_iter()
-        .map(|(k, v)| (Some(k), v))
-        .collect();
-    let (before, after) = messages.split_at(first.len());
-    kafka::produce_raw(env, &topic, before).await;
+    kafka::produce_raw(env, &topic, &table.messages(first)).await;
     let mut whole = Mirror::default();
     converges(
         "the whole-view stream, halfway",
@@ -177,7 +217,7 @@ async fn deleted_rows_are_404_gone_from_scans_and_announced_on_every_stream() {
         &halfway,
     )
     .await;
-    kafka::produce_raw(env, &topic, after).await;
+    kafka::produce_raw(env, &topic, &table.messages(rest)).await;
 
     for user in &everyone {
         let url = format!("{base}/rows/{user}");
@@ -248,7 +288,7 @@ async fn matview_dev_on_its_embedded_broker_applies_updates_and_tombstones() {
     let topic = unique_name("dev-table");
     let name = unique_name("dev-table");
     let view = work.path().join("view.yaml");
-    std::fs::write(&view, view_yaml(env, &name, &topic)).expect("write view");
+    std::fs::write(&view, view_yaml(env, &name, &topic, Table::Upsert)).expect("write view");
     let broker = Broker::embedded();
     let Broker::Embedded(servers) = &broker else {
         unreachable!("an embedded broker")
