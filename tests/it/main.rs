@@ -14,6 +14,7 @@ mod e2e;
 mod gateway;
 mod gateway_load;
 mod helm;
+mod helm_chart;
 mod history;
 mod hostile;
 mod image;
