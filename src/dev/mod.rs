@@ -313,20 +313,21 @@ async fn ensure_topics(servers: &str, views: &[DevView]) -> Result<(), DevError>
             source,
         })?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let mut topics = Vec::new();
+    // Views may share a topic (the examples do): each once, with the most
+    // partitions any of its views asks for.
+    let mut wanted: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
     for view in views {
         let partitions = view.validated.shards.max(1) as i32;
-        topics.push(NewTopic::new(
-            &view.validated.topic,
-            partitions,
-            TopicReplication::Fixed(1),
-        ));
-        topics.push(NewTopic::new(
-            &view.validated.dead_letter_topic,
-            1,
-            TopicReplication::Fixed(1),
-        ));
+        let source = wanted.entry(view.validated.topic.as_str()).or_insert(1);
+        *source = (*source).max(partitions);
+        wanted
+            .entry(view.validated.dead_letter_topic.as_str())
+            .or_insert(1);
     }
+    let topics: Vec<NewTopic<'_>> = wanted
+        .iter()
+        .map(|(topic, partitions)| NewTopic::new(topic, *partitions, TopicReplication::Fixed(1)))
+        .collect();
     let results = admin
         .create_topics(topics.iter(), &options)
         .await

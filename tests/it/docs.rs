@@ -1,6 +1,6 @@
 //! The documentation against the code: the reference pages kept in
 //! docs/reference/ are what `matview reference` generates now (run it again
-//! when this fails). No test environment is needed.
+//! when this fails), and the command lines of the pages run as written.
 
 use clap::CommandFactory;
 
@@ -153,5 +153,78 @@ fn the_operator_pages_render_line_runs_as_written() {
         "kind: PodDisruptionBudget",
     ] {
         assert!(text.contains(kind), "{render} prints a {kind}");
+    }
+}
+
+/// The getting-started page's `matview dev` lines, each run as written
+/// (`cargo run --release --` is this build), with a free `--listen` and a
+/// data directory of its own; `my-views/` is a directory with one view of
+/// its own, `kafka:9092` the test broker. Each serves the views it names.
+#[tokio::test]
+async fn the_getting_started_dev_lines_run_as_written() {
+    use crate::support::projector::free_port;
+    let env = crate::support::TestEnv::with_kafka();
+    let lines = command_lines("docs/getting-started.md", "# Getting started");
+    let dev_lines: Vec<&String> = lines.iter().filter(|l| l.contains("-- dev")).collect();
+    assert_eq!(dev_lines.len(), 3, "{lines:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples = std::fs::read_dir(root.join("examples"))
+        .expect("examples")
+        .count();
+    for line in dev_lines {
+        let work = tempfile::tempdir().expect("tempdir");
+        let mine = work.path().join("my-views");
+        std::fs::create_dir(&mine).expect("my-views");
+        let own =
+            crate::support::projector::shop_view_yaml(env, "mine", "my-orders", "my-orders-dlq", 1);
+        std::fs::write(mine.join("mine.yaml"), own).expect("my view");
+        let args: Vec<String> = line
+            .split_whitespace()
+            .skip_while(|a| *a != "dev")
+            .skip(1)
+            .map(|a| match a {
+                "my-views/" => mine.display().to_string(),
+                "kafka:9092" => env.kafka_bootstrap.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_matview"));
+        command
+            .current_dir(root)
+            .arg("dev")
+            .args(&args)
+            .args(["--listen", &address]);
+        command.arg("--data-dir").arg(work.path().join("data"));
+        if !args.iter().any(|a| a == "--bootstrap-servers") {
+            command.args(["--broker-listen", &format!("127.0.0.1:{}", free_port())]);
+        }
+        let log = work.path().join("dev.log");
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        let mut child = command.spawn().expect("matview dev");
+        let views = if args.iter().any(|a| a == "examples/") {
+            examples + 1
+        } else {
+            1
+        };
+        let url = format!("http://{address}/v1/views");
+        let served =
+            crate::support::eventually(line, std::time::Duration::from_secs(60), || async {
+                let list: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+                let all = list["views"].as_array()?;
+                (all.len() == views && all.iter().all(|v| v["serving"] == true))
+                    .then_some(all.len())
+            })
+            .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            served,
+            views,
+            "{line}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 }
