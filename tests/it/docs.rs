@@ -228,3 +228,81 @@ async fn the_getting_started_dev_lines_run_as_written() {
         );
     }
 }
+
+/// The projector page's by-hand run, line by line as written, in bash on the
+/// test broker: its own topic instead of `orders`, a temporary directory for
+/// `/tmp/`, a free port for 8080 and this build for `cargo run --`. The row
+/// it reads equals the one the page shows in its comment.
+#[tokio::test]
+async fn the_projector_pages_by_hand_run_works_as_written() {
+    use crate::support::projector::free_port;
+    let env = crate::support::TestEnv::with_kafka();
+    let lines = command_lines("docs/concepts/projector.md", "# The projector");
+    let work = tempfile::tempdir().expect("tempdir");
+    let topic = crate::support::unique_name("by-hand");
+    let port = free_port().to_string();
+    let dir = format!("{}/", work.path().display());
+    let mut script = String::from("set -euo pipefail\n");
+    let mut curl = None;
+    for line in &lines {
+        if line.starts_with("make testenv") {
+            continue; // the suite's environment is up
+        }
+        let line = line
+            .replace("--topic orders", &format!("--topic {topic}"))
+            .replace(
+                "s/kafka.kafka:9092/",
+                &format!("s/topic: orders/topic: {topic}/; s/kafka.kafka:9092/"),
+            )
+            .replace("/tmp/", &dir)
+            .replace("8080", &port)
+            .replace("cargo run --", env!("CARGO_BIN_EXE_matview"));
+        if line.starts_with("curl ") {
+            curl = line
+                .split_whitespace()
+                .nth(1)
+                .map(|u| format!("http://{u}"));
+        } else {
+            script.push_str(&line);
+            script.push('\n');
+        }
+    }
+    script.push_str(&format!("echo $! > {dir}pid\n"));
+    let url = curl.expect("the page reads a row with curl");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("MATVIEW_KAFKA_BOOTSTRAP", &env.kafka_bootstrap)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(work.path().join("run.log")).expect("log"))
+        .status()
+        .expect("bash");
+    /// The projector the script left running, stopped however the test ends.
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .arg(self.0.trim())
+                .status();
+        }
+    }
+    let _running = std::fs::read_to_string(work.path().join("pid")).map(Stop);
+    let row = crate::support::eventually(
+        "the row by hand",
+        std::time::Duration::from_secs(60),
+        || async {
+            let row: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            (row["key"] == "u-3").then_some(row)
+        },
+    )
+    .await;
+    assert!(
+        out.success(),
+        "{}",
+        std::fs::read_to_string(work.path().join("run.log")).unwrap_or_default()
+    );
+    let totals = crate::support::projector::row_totals(&row);
+    let want = std::collections::BTreeMap::from([("affordable", (1, 3200)), ("cheap", (1, 150))]);
+    assert_eq!(totals, want, "{row}");
+}
