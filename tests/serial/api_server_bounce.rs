@@ -51,6 +51,7 @@ impl Drop for ControlPlaneDown {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_away_for_twenty_seconds_fails_no_read_and_stops_no_view() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let mut st = stack("apibounce", "kubernetes").await;
     let reader = st.reader().await;
     let topic = kafka::create_topic(st.env, "orders", 2).await;

@@ -3,6 +3,7 @@
 //! parallel without seeing each other's data.
 
 pub mod changelog;
+pub mod doc_lines;
 pub mod gateway;
 pub mod kafka;
 pub mod kube;
