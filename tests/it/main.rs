@@ -18,6 +18,7 @@ mod helm_chart;
 mod history;
 mod hostile;
 mod image;
+mod layering;
 mod leader_election;
 mod operator;
 mod operator_objects;

@@ -19,6 +19,7 @@ mod objects;
 pub mod pacing;
 pub mod pod;
 pub mod projectors;
+pub mod rebuild_history;
 mod reconcile;
 pub mod refusal;
 pub mod run;

@@ -9,12 +9,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::store_codec::CorruptData;
-use matview_engine::Record;
 use matview_engine::compile::{CompiledItems, CompiledView, GroupId};
 use matview_engine::row::StoredRecord;
-use rows::BatchTables;
-use sources::{SOURCES, take_contributions};
-pub use sources::{SourceChange, SourceCounts};
+use matview_engine::{Position, Record};
 
 /// What a batch applies: records added, and source keys whose records are
 /// replaced (each key once, with its latest state in the batch).
@@ -46,6 +43,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// shard may be from a batch a crash cut short.
 const LETTER_ENDS: TableDefinition<i32, i64> = TableDefinition::new("letter_ends");
 const LETTER_ENDS_SET: &str = "letter-ends";
+/// source key (the Kafka message key's bytes) → [`Contribution`].
+const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources");
 
 /// What a view's rows hold: groups, sums per group, and the bounded items
 /// list a read serves (if any).
@@ -149,6 +148,25 @@ fn prefix_end(mut prefix: Vec<u8>) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// The latest state of one source key in a batch: its records now (empty:
+/// the key was deleted). Earlier states of the key in the same batch are
+/// superseded and never applied, since the batch commits as one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceChange {
+    pub key: Vec<u8>,
+    pub version: Position,
+    pub records: Vec<Record>,
+}
+
+/// What a batch's source changes did, beyond records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCounts {
+    /// Source keys removed (tombstone, Debezium delete).
+    pub deleted: u64,
+    /// Deletes of keys the view never held: counted, not an error.
+    pub unknown_deletes: u64,
 }
 
 /// What one batch changed.
@@ -317,52 +335,6 @@ impl Store {
         io!(txn.commit())
     }
 
-    /// Applies a batch in one atomic commit: `records` added (append),
-    /// each changed source key's records replaced (upsert, debezium),
-    /// `next_offsets` and where the batch's dead letters end. Readers see
-    /// all of it or none of it.
-    pub fn apply_batch(
-        &self,
-        changes: BatchChanges,
-        next_offsets: &BTreeMap<i32, i64>,
-        letter_ends: &BTreeMap<i32, i64>,
-    ) -> Result<BatchOutcome, StoreError> {
-        let txn = io!(self.db.begin_write())?;
-        let mut outcome = BatchOutcome::default();
-        {
-            let mut tables = BatchTables {
-                records: io!(txn.open_table(RECORDS))?,
-                totals: io!(txn.open_table(TOTALS))?,
-                items: io!(txn.open_table(ITEMS))?,
-                encoded: Vec::with_capacity(256),
-            };
-            let mut puts = changes.records;
-            let mut removals = Vec::new();
-            if !changes.sources.is_empty() {
-                let mut sources = io!(txn.open_table(SOURCES))?;
-                outcome.sources = take_contributions(
-                    &mut sources,
-                    changes.sources,
-                    &mut removals,
-                    &mut puts,
-                    &mut tables.encoded,
-                )?;
-            }
-            self.apply_rows(&mut tables, puts, removals, &mut outcome)?;
-            let mut offsets = io!(txn.open_table(OFFSETS))?;
-            for (&p, &o) in next_offsets {
-                io!(offsets.insert(p, o))?;
-            }
-            let mut ends = io!(txn.open_table(LETTER_ENDS))?;
-            for (&p, &o) in letter_ends {
-                let held = io!(ends.get(p))?.map(|v| v.value());
-                io!(ends.insert(p, held.unwrap_or(o).max(o)))?;
-            }
-        }
-        io!(txn.commit())?;
-        Ok(outcome)
-    }
-
     /// Bytes an unprivileged writer may still use on the store's file system.
     pub fn free_bytes(&self) -> Option<u64> {
         use std::os::unix::ffi::OsStrExt;
@@ -390,7 +362,6 @@ mod reads;
 
 #[path = "store_rows.rs"]
 mod rows;
-use rows::records_of;
 
 #[path = "store_sources.rs"]
 mod sources;

@@ -3,7 +3,8 @@
 
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
-use super::{ITEMS, RECORDS, Store, StoreError, TOTALS, prefix_end, records_of};
+use super::rows::records_of;
+use super::{ITEMS, RECORDS, Store, StoreError, TOTALS, prefix_end};
 use crate::store_codec::{RowTotals, decode_item, item_prefix};
 use matview_crd::Keep;
 use matview_engine::Row;

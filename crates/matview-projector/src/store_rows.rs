@@ -3,10 +3,15 @@
 //! row's totals and items index moved by the difference. A row left with
 //! no record is removed.
 
+use std::collections::BTreeMap;
+
 use redb::ReadableTable;
 
-use super::sources::Removal;
-use super::{BatchOutcome, ChangedRow, Store, StoreError};
+use super::sources::{Removal, take_contributions};
+use super::{
+    BatchChanges, BatchOutcome, ChangedRow, ITEMS, LETTER_ENDS, OFFSETS, RECORDS, SOURCES, Store,
+    StoreError, TOTALS,
+};
 use crate::store_codec::{
     RowTotals, decode_record, encode_item, encode_record, item_key, record_key, row_prefix,
 };
@@ -52,6 +57,52 @@ fn held_groups(totals: &RowTotals) -> impl Iterator<Item = GroupId> + '_ {
 }
 
 impl Store {
+    /// Applies a batch in one atomic commit: `records` added (append),
+    /// each changed source key's records replaced (upsert, debezium),
+    /// `next_offsets` and where the batch's dead letters end. Readers see
+    /// all of it or none of it.
+    pub fn apply_batch(
+        &self,
+        changes: BatchChanges,
+        next_offsets: &BTreeMap<i32, i64>,
+        letter_ends: &BTreeMap<i32, i64>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let txn = io!(self.db.begin_write())?;
+        let mut outcome = BatchOutcome::default();
+        {
+            let mut tables = BatchTables {
+                records: io!(txn.open_table(RECORDS))?,
+                totals: io!(txn.open_table(TOTALS))?,
+                items: io!(txn.open_table(ITEMS))?,
+                encoded: Vec::with_capacity(256),
+            };
+            let mut puts = changes.records;
+            let mut removals = Vec::new();
+            if !changes.sources.is_empty() {
+                let mut sources = io!(txn.open_table(SOURCES))?;
+                outcome.sources = take_contributions(
+                    &mut sources,
+                    changes.sources,
+                    &mut removals,
+                    &mut puts,
+                    &mut tables.encoded,
+                )?;
+            }
+            self.apply_rows(&mut tables, puts, removals, &mut outcome)?;
+            let mut offsets = io!(txn.open_table(OFFSETS))?;
+            for (&p, &o) in next_offsets {
+                io!(offsets.insert(p, o))?;
+            }
+            let mut ends = io!(txn.open_table(LETTER_ENDS))?;
+            for (&p, &o) in letter_ends {
+                let held = io!(ends.get(p))?.map(|v| v.value());
+                io!(ends.insert(p, held.unwrap_or(o).max(o)))?;
+            }
+        }
+        io!(txn.commit())?;
+        Ok(outcome)
+    }
+
     /// Every row the batch touches, in key order (which keeps B-tree writes
     /// local and reads and writes a row's totals once). Versions decide
     /// between records of the same id, so reordering does not change the

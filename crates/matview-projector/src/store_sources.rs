@@ -3,24 +3,9 @@
 //! produced. A new state or a delete reads this one entry and withdraws
 //! exactly those records: O(records of that key), never a scan.
 
-use redb::TableDefinition;
-
-use super::StoreError;
+use super::{SourceChange, SourceCounts, StoreError};
 use crate::store_codec::CorruptData;
 use matview_engine::{Position, Record};
-
-/// source key (the Kafka message key's bytes) → [`Contribution`].
-pub(crate) const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources");
-
-/// The latest state of one source key in a batch: its records now (empty:
-/// the key was deleted). Earlier states of the key in the same batch are
-/// superseded and never applied, since the batch commits as one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceChange {
-    pub key: Vec<u8>,
-    pub version: Position,
-    pub records: Vec<Record>,
-}
 
 /// A record a source key produced earlier, to take out of its row if it is
 /// still the one that key wrote (same version).
@@ -29,15 +14,6 @@ pub(crate) struct Removal {
     pub(crate) row: String,
     pub(crate) id: String,
     pub(crate) version: Position,
-}
-
-/// What a batch's source changes did, beyond records.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SourceCounts {
-    /// Source keys removed (tombstone, Debezium delete).
-    pub deleted: u64,
-    /// Deletes of keys the view never held: counted, not an error.
-    pub unknown_deletes: u64,
 }
 
 /// Replaces each changed key's entry and returns the records its previous
