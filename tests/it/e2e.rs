@@ -72,11 +72,18 @@ async fn wait_phase(
     .await
 }
 
-#[tokio::test]
-async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() {
-    let fixture = OperatorFixture::start("e2e", &[], true).await;
+/// The shop example Ready on its own control plane, process kubelet and
+/// topic: the start of every scenario here.
+struct ReadyShop {
+    fixture: OperatorFixture,
+    views: Api<MaterializedView>,
+    orders: Vec<Value>,
+    rev1: String,
+}
+
+async fn ready_shop(prefix: &str) -> ReadyShop {
+    let fixture = OperatorFixture::start(prefix, &[], true).await;
     let (env, client, ns) = (fixture.env, fixture.client.clone(), &fixture.ns);
-    let kubelet = fixture.kubelet();
 
     let topic = kafka::create_topic(env, "orders", 4).await;
     let orders = orders(Orders {
@@ -142,7 +149,20 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
         out.contains("True") && out.contains("Ready") && out.contains(&rev1),
         "{out}"
     );
+    ReadyShop {
+        fixture,
+        views,
+        orders,
+        rev1,
+    }
+}
 
+#[tokio::test]
+async fn shop_view_goes_ready_heals_and_scales() {
+    let shop = ready_shop("e2e-heal").await;
+    let (client, ns) = (shop.fixture.client.clone(), &shop.fixture.ns);
+    let kubelet = shop.fixture.kubelet();
+    let (views, rev1) = (&shop.views, &shop.rev1);
     // Kill a projector: Degraded (or Building), then Ready again after the restart.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     for pod in pods.list(&ListParams::default()).await.expect("pods").items {
@@ -174,7 +194,7 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
     )
     .await;
     wait_phase(
-        &views,
+        views,
         "items-by-price",
         Phase::Ready,
         "Ready again after the restart",
@@ -210,10 +230,25 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
         revisions(sets.list(&ListParams::default()).await.expect("sets").items),
         [rev1.clone()].into()
     );
+}
 
+#[tokio::test]
+async fn rule_changes_switch_without_downtime_and_deletion_collects_everything() {
+    let shop = ready_shop("e2e-rules").await;
+    let (client, ns) = (shop.fixture.client.clone(), &shop.fixture.ns);
+    let kubelet = shop.fixture.kubelet();
+    let (views, rev1) = (&shop.views, &shop.rev1);
+    let orders = &shop.orders;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let revisions = |list: Vec<StatefulSet>| {
+        list.iter()
+            .filter_map(|s| s.metadata.labels.as_ref()?.get(LABEL_REVISION).cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
     // Change the rules: the old revision serves until the new one caught up.
-    let rev2 = cheap_below(&views, 10.0).await;
-    assert_ne!(rev2, rev1);
+    let rev2 = cheap_below(views, 10.0).await;
+    assert_ne!(&rev2, rev1);
     let mut saw_both = false;
     let mut switched = false;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -261,7 +296,7 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
         .find_map(|p| p.metadata.name)
         .expect("a new pod");
     let ip = kubelet.address(&new_pod).expect("running");
-    let expected = cheap_counts(&orders, 10.0);
+    let expected = cheap_counts(orders, 10.0);
     let mut checked = 0;
     for (user, cheap) in expected.iter().take(10) {
         // Partial rows: a user's items span both shards, so sum the shards.
@@ -298,8 +333,8 @@ async fn shop_view_goes_ready_heals_scales_and_changes_rules_without_downtime() 
 
     // Two changes in a row: the second replaces the pending target; the
     // active revision serves until the last one is ready.
-    let rev3 = cheap_below(&views, 3.0).await;
-    let rev4 = cheap_below(&views, 4.0).await;
+    let rev3 = cheap_below(views, 3.0).await;
+    let rev4 = cheap_below(views, 4.0).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let s = views
