@@ -26,7 +26,7 @@ use matview_crd::{MaterializedView, MaterializedViewStatus};
 use matview_gateway::auth::{AuthMode, Authorizer};
 use matview_gateway::discovery::Directory;
 use matview_gateway::routing::{Endpoint, ViewRoute};
-use matview_gateway::upstream::take_frames;
+use matview_gateway::upstream::{MAX_PENDING_BYTES, sse_events};
 use matview_gateway::{GatewayConfig, GatewayState, serve_until};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -368,32 +368,26 @@ async fn time_items(
     seen: Arc<std::sync::Mutex<Vec<u64>>>,
     done: Arc<AtomicBool>,
 ) {
-    let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    while let Some(Ok(chunk)) = body.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        for frame in take_frames(&mut buffer) {
-            let Ok(data) = serde_json::from_str::<Value>(&frame.data) else {
-                continue;
-            };
-            let now = Instant::now();
-            let groups = data["rows"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|row| {
-                    row["groups"]
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|g| g.values())
-                });
-            for item in groups.flat_map(|g| g["items"].as_array().into_iter().flatten()) {
-                let id = item["id"].as_str().unwrap_or_default();
-                if let Some(at) = sent_at.lock().ok().and_then(|mut s| s.remove(id))
-                    && let Ok(mut seen) = seen.lock()
-                {
-                    seen.push((now - at).as_micros() as u64);
-                }
+    let mut events = std::pin::pin!(sse_events(response.bytes_stream(), MAX_PENDING_BYTES));
+    while let Some(Ok(frame)) = events.next().await {
+        let now = Instant::now();
+        let data = serde_json::from_str::<Value>(&frame.data).unwrap_or_default();
+        let groups = data["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| {
+                row["groups"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|g| g.values())
+            });
+        for item in groups.flat_map(|g| g["items"].as_array().into_iter().flatten()) {
+            let id = item["id"].as_str().unwrap_or_default();
+            if let Some(at) = sent_at.lock().ok().and_then(|mut s| s.remove(id))
+                && let Ok(mut seen) = seen.lock()
+            {
+                seen.push((now - at).as_micros() as u64);
             }
         }
         if done.load(Ordering::Relaxed) && sent_at.lock().map(|s| s.is_empty()).unwrap_or(true) {

@@ -3,9 +3,9 @@
 //! on `materializedviews/data` (verbs get, list, watch). Both are cached
 //! briefly, keyed by a hash of the token (the token itself is not kept).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
@@ -17,12 +17,11 @@ use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
+use super::auth_cache::{Answers, NEGATIVE_TTL};
 use matview_api::problem::Problem;
 
 /// The subresource whose verbs grant reading a view's data.
 pub const DATA_SUBRESOURCE: &str = "data";
-/// Entries kept per cache before it is emptied (bounds memory under token churn).
-const MAX_CACHED: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMode {
@@ -40,15 +39,12 @@ pub struct Caller {
 }
 
 type Decision = (String, String, String, [u8; 32]);
-/// Answers kept with the time they were given.
-type Cache<K, V> = Mutex<HashMap<K, (V, Instant)>>;
 
 pub struct Authorizer {
     mode: AuthMode,
     client: Option<Client>,
-    ttl: Duration,
-    identities: Cache<[u8; 32], Option<UserInfo>>,
-    decisions: Cache<Decision, bool>,
+    identities: Answers<[u8; 32], Option<UserInfo>>,
+    decisions: Answers<Decision, bool>,
 }
 
 impl Authorizer {
@@ -56,9 +52,8 @@ impl Authorizer {
         Authorizer {
             mode,
             client,
-            ttl,
-            identities: Mutex::new(HashMap::new()),
-            decisions: Mutex::new(HashMap::new()),
+            identities: Answers::new(ttl, NEGATIVE_TTL, STALE_IF_UNAVAILABLE),
+            decisions: Answers::new(ttl, NEGATIVE_TTL, STALE_IF_UNAVAILABLE),
         }
     }
 
@@ -77,14 +72,6 @@ impl Authorizer {
         let token =
             bearer(headers).ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
         let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(user) = cached(&self.identities, &token_hash, self.ttl) {
-            return user
-                .map(|user| Caller {
-                    token_hash,
-                    user: Some(user),
-                })
-                .ok_or_else(|| unauthorized("the token is not valid"));
-        }
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: token.to_string(),
@@ -92,31 +79,20 @@ impl Authorizer {
             },
             ..Default::default()
         };
-        let answer = match Api::<TokenReview>::all(client.clone())
-            .create(&PostParams::default(), &review)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) => {
-                let Some(user) = cached(&self.identities, &token_hash, STALE_IF_UNAVAILABLE) else {
-                    return Err(api_unavailable(e));
-                };
-                warn_stale(&e);
-                return user
-                    .map(|user| Caller {
-                        token_hash,
-                        user: Some(user),
-                    })
-                    .ok_or_else(|| unauthorized("the token is not valid"));
-            }
-        };
-        let status = answer.status.unwrap_or_default();
-        let user = status
-            .authenticated
-            .unwrap_or(false)
-            .then_some(status.user)
-            .flatten();
-        remember(&self.identities, token_hash, user.clone());
+        let reviewed = self.identities.get_or_review(token_hash, async {
+            let answer = Api::<TokenReview>::all(client.clone())
+                .create(&PostParams::default(), &review)
+                .await?;
+            let status = answer.status.unwrap_or_default();
+            Ok::<_, kube::Error>(
+                status
+                    .authenticated
+                    .unwrap_or(false)
+                    .then_some(status.user)
+                    .flatten(),
+            )
+        });
+        let user = settled(reviewed.await)?;
         let user = user.ok_or_else(|| unauthorized("the token is not valid"))?;
         Ok(Caller {
             token_hash,
@@ -141,9 +117,6 @@ impl Authorizer {
             verb.to_string(),
             caller.token_hash,
         );
-        if let Some(allowed) = cached(&self.decisions, &key, self.ttl) {
-            return Ok(allowed);
-        }
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: user.username.clone(),
@@ -163,22 +136,13 @@ impl Authorizer {
             },
             ..Default::default()
         };
-        let answer = match Api::<SubjectAccessReview>::all(client.clone())
-            .create(&PostParams::default(), &review)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) => {
-                let Some(allowed) = cached(&self.decisions, &key, STALE_IF_UNAVAILABLE) else {
-                    return Err(api_unavailable(e));
-                };
-                warn_stale(&e);
-                return Ok(allowed);
-            }
-        };
-        let allowed = answer.status.is_some_and(|s| s.allowed);
-        remember(&self.decisions, key, allowed);
-        Ok(allowed)
+        let reviewed = self.decisions.get_or_review(key, async {
+            let answer = Api::<SubjectAccessReview>::all(client.clone())
+                .create(&PostParams::default(), &review)
+                .await?;
+            Ok::<_, kube::Error>(answer.status.is_some_and(|s| s.allowed))
+        });
+        settled(reviewed.await)
     }
 
     /// 403 unless allowed (404 would hide the view, but the caller named it).
@@ -226,8 +190,8 @@ fn warn_stale(e: &kube::Error) {
     warn!(error = %matview_api::errors::chain(e), "the Kubernetes API did not answer; reusing an earlier authorization answer");
 }
 
-fn api_unavailable(e: kube::Error) -> Problem {
-    warn!(error = %matview_api::errors::chain(&e), "authorization check failed");
+fn api_unavailable(e: &kube::Error) -> Problem {
+    warn!(error = %matview_api::errors::chain(e), "authorization check failed");
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "authorization unavailable",
@@ -235,22 +199,18 @@ fn api_unavailable(e: kube::Error) -> Problem {
     )
 }
 
-fn cached<K: std::hash::Hash + Eq, V: Clone>(
-    cache: &Cache<K, V>,
-    key: &K,
-    ttl: Duration,
-) -> Option<V> {
-    let cache = cache.lock().ok()?;
-    let (value, at) = cache.get(key)?;
-    (at.elapsed() < ttl).then(|| value.clone())
-}
-
-fn remember<K: std::hash::Hash + Eq, V>(cache: &Cache<K, V>, key: K, value: V) {
-    if let Ok(mut cache) = cache.lock() {
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
+/// A review's answer, or the fallback answer while the API server does not
+/// answer (logged), or 503.
+fn settled<V>(
+    reviewed: Result<(V, Option<Arc<kube::Error>>), Arc<kube::Error>>,
+) -> Result<V, Problem> {
+    match reviewed {
+        Ok((answer, None)) => Ok(answer),
+        Ok((answer, Some(e))) => {
+            warn_stale(&e);
+            Ok(answer)
         }
-        cache.insert(key, (value, Instant::now()));
+        Err(e) => Err(api_unavailable(&e)),
     }
 }
 
@@ -271,14 +231,5 @@ mod tests {
         assert_eq!(bearer(&headers), Some("t0k"));
         headers.insert(header::AUTHORIZATION, "bearer ".parse().expect("header"));
         assert_eq!(bearer(&headers), None);
-    }
-
-    #[test]
-    fn cache_entries_expire() {
-        let cache = Mutex::new(HashMap::new());
-        remember(&cache, 1, true);
-        assert_eq!(cached(&cache, &1, Duration::from_secs(60)), Some(true));
-        assert_eq!(cached(&cache, &1, Duration::ZERO), None);
-        assert_eq!(cached(&cache, &2, Duration::from_secs(60)), None::<bool>);
     }
 }

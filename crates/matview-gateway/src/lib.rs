@@ -4,6 +4,7 @@
 //! between replicas, and checks who may read what.
 
 pub mod auth;
+pub mod auth_cache;
 pub mod discovery;
 pub mod fanout;
 pub mod http;

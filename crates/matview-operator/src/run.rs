@@ -153,7 +153,7 @@ async fn lead(
             }
         }
     };
-    Controller::for_stream(view_changes, view_store)
+    let controller = Controller::for_stream(view_changes, view_store)
         .owns_stream(sets)
         // Pods are owned by StatefulSets, not views: their view label maps a
         // pod's change (scheduled, crashing, ready) to its view's reconcile.
@@ -167,16 +167,33 @@ async fn lead(
             if let Err(e) = result {
                 warn!(error = %e, "controller");
             }
-        })
-        .await;
+        });
+    // A graceful stop waits for reconciles in flight; one that does not
+    // end (a shutdown while the controller was still starting was seen to
+    // hang) must not keep the lease from the next leader.
+    let overdue = async {
+        shutdown_signal().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = controller => {}
+        _ = overdue => warn!(grace = ?SHUTDOWN_GRACE, "the controller did not stop in time; leaving it"),
+    }
     if let Some(leader) = &config.leader {
-        super::leader::release(client, leader).await;
+        // Bounded too: an API server that does not answer lets it expire.
+        let release = super::leader::release(client, leader);
+        if tokio::time::timeout(SHUTDOWN_GRACE, release).await.is_err() {
+            warn!("the lease was not released in time; it expires by itself");
+        }
     }
     ended
         .lock()
         .map(|mut e| std::mem::replace(&mut *e, TermEnd::Shutdown))
         .unwrap_or(TermEnd::Shutdown)
 }
+
+/// How long a graceful stop may take before the operator leaves anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 const CRD_CHECKING: &str = "checking that the MaterializedView CRD is installed";
 /// How often a missing CRD is looked for again, and how often that is logged.

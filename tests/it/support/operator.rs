@@ -13,13 +13,24 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    /// SIGTERM, then waits for the exit status.
+    /// SIGTERM, then waits (up to a minute) for the exit status; a replica
+    /// that does not exit is killed and the test fails, never hangs.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        self.child.wait().expect("operator exit status")
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("operator exit status") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the operator did not exit within 60 s of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Whether the process is still the one started (it has not exited).
