@@ -33,6 +33,9 @@ pub struct GatewayArgs {
     /// Live streams served at once; more are refused with 503.
     #[arg(long, default_value_t = 1000, value_parser = crate::cli::ranged_usize(1, 1_000_000))]
     pub max_streams: usize,
+    /// MiB of hot rows kept, exact by the shards' change feeds (0: none).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub row_cache_mib: u64,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -48,6 +51,7 @@ impl GatewayArgs {
             deadline: Duration::from_millis(self.deadline_ms.max(1)),
             projector_timeout: Duration::from_millis(self.projector_timeout_ms.max(1)),
             max_streams: self.max_streams.max(1),
+            row_cache_bytes: self.row_cache_mib << 20,
         }
     }
 }

@@ -221,6 +221,7 @@ fn gateway_state(
         deadline: Duration::from_secs(5),
         projector_timeout: Duration::from_secs(1),
         max_streams: 1000,
+        row_cache_bytes: 64 << 20,
     };
     let auth = Authorizer::new(AuthMode::None, None, config.auth_cache);
     GatewayState::new(Directory::fixed(routed), auth, &config)

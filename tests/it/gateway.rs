@@ -12,10 +12,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
 use crate::support::gateway;
-use crate::support::kafka;
 use crate::support::orders::{Orders, orders};
 use crate::support::projector::{Reference, reference, row_totals};
 use crate::support::stack::{Stack, produce_keyed_by_user, stack};
+use crate::support::{eventually, kafka};
 
 /// Every row through the gateway equals the reference, and carries the revision.
 async fn check_rows(st: &Stack, view: &str, expected: &Reference, revision: &str, token: &str) {
@@ -130,8 +130,66 @@ async fn the_gateway_serves_rows_and_scans_equal_to_the_independent_view() {
     );
 
     read_your_writes(&st, &by_order, &reader).await;
+    cached_rows_follow_changes(&st, &by_order, &reader).await;
     authorization(&st, &reader).await;
     bad_requests(&st, &reader).await;
+}
+
+/// The gateway's row cache hit count so far.
+async fn cache_hits(st: &Stack) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", st.gateway.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    crate::support::projector::metric(&text, "matview_gateway_row_cache_hits_total")
+}
+
+/// Plain reads (no `after=`) of a row the gateway keeps: an unchanged row is
+/// served from the cache, and every change shows up all the same — the
+/// cache is dropped by the change feed, never served stale for long.
+async fn cached_rows_follow_changes(st: &Stack, topic: &str, token: &str) {
+    let producer: FutureProducer = kafka::client_config(st.env).create().expect("producer");
+    let path = format!("/v1/namespaces/{}/views/spread/rows/cache-user", st.ns.name);
+    let hits_before = cache_hits(st).await;
+    for i in 0..20 {
+        let item = format!("cache-item-{i}");
+        let order = json!({"orderId": format!("cache-{i}"), "userId": "cache-user",
+            "items": [{"itemId": item, "name": "pen", "price": 1.5}]});
+        let payload = order.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic).key(&item).payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+        let seen = eventually(
+            &format!("{item} on a plain read"),
+            Duration::from_secs(60),
+            || async {
+                let answer = st.gateway.get(&path, Some(token)).await?;
+                let items = answer.body["groups"]["cheap"]["items"].as_array()?.clone();
+                (answer.status == 200 && items.iter().any(|it| it["id"] == json!(item)))
+                    .then_some(items.len())
+            },
+        )
+        .await;
+        assert_eq!(seen, i + 1, "every item so far, once each");
+        // Unchanged now: read again, from the cache once it holds the row.
+        for _ in 0..5 {
+            let again = st.gateway.get(&path, Some(token)).await.expect("answers");
+            assert_eq!(again.status, 200);
+            assert_eq!(again.body["groups"]["cheap"]["count"], json!(i + 1));
+        }
+    }
+    let hits = cache_hits(st).await - hits_before;
+    assert!(
+        hits >= 20.0,
+        "unchanged rows are served from the cache: {hits} hits"
+    );
 }
 
 /// Produce an order, read its user's row with `after=` its position: the

@@ -202,7 +202,11 @@ async fn load_view_at(url: &str, ns: &str, view: &str, token: &str) -> LoadedVie
                 .send()
                 .await
                 .expect("scan");
-            assert_eq!(response.status().as_u16(), 200, "{path}");
+            if response.status().as_u16() != 200 {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                panic!("{path}: {status} {body}");
+            }
             if revision.is_none() {
                 revision = response
                     .headers()

@@ -20,6 +20,7 @@ mod hostile;
 mod image;
 mod layering;
 mod leader_election;
+mod monotonic_reads;
 mod operator;
 mod operator_objects;
 mod operator_scale;

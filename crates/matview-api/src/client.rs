@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::problem::ProblemBody;
 use super::projector::{
-    KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, Positions, ProjectorInfo,
-    ProjectorStats, REVISION_HEADER, ReadQuery, RowView, RowsPage, parse_positions,
+    EncodedRowsPage, KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, Positions,
+    ProjectorInfo, ProjectorStats, REVISION_HEADER, ReadQuery, RowView, RowsPage, parse_positions,
 };
 
 /// A projector's answer with what it reflects.
@@ -42,6 +43,12 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("{url} answered with a body that is not what was asked for")]
+    Body {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{url} answered {status}: {}", .problem.as_ref().map(|p| p.detail.as_str()).unwrap_or(""))]
     Status {
         url: String,
@@ -60,7 +67,8 @@ impl ClientError {
     /// (but not 504: a read-your-writes wait that ran out is an answer).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Transport { .. } => true,
+            // A replica that answers garbage is broken: another may not be.
+            ClientError::Transport { .. } | ClientError::Body { .. } => true,
             ClientError::Status { status, .. } => {
                 status.is_server_error() && *status != StatusCode::GATEWAY_TIMEOUT
             }
@@ -112,6 +120,21 @@ impl ProjectorClient {
         url: Url,
     ) -> Result<Answer<T>, ClientError> {
         let text = url.to_string();
+        let answer = self.send_bytes(request, url).await?;
+        let body = serde_json::from_slice(&answer.body).map_err(|e| ClientError::Body {
+            url: text,
+            source: e,
+        })?;
+        Ok(answer.map(|_| body))
+    }
+
+    /// [`Self::send`] with the body as the peer sent it.
+    async fn send_bytes(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: Url,
+    ) -> Result<Answer<Bytes>, ClientError> {
+        let text = url.to_string();
         let transport = |source| ClientError::Transport {
             url: text.clone(),
             source,
@@ -137,7 +160,7 @@ impl ProjectorClient {
         let positions = header(POSITIONS_HEADER)
             .and_then(|p| parse_positions(&p))
             .unwrap_or_default();
-        let body = response.json::<T>().await.map_err(transport)?;
+        let body = response.bytes().await.map_err(transport)?;
         Ok(Answer {
             body,
             revision,
@@ -154,6 +177,26 @@ impl ProjectorClient {
     ) -> Result<Answer<Option<RowView>>, ClientError> {
         let url = Self::url(base, &["v1", "rows", key], &read_query(read))?;
         match self.send::<RowView>(self.http.get(url.clone()), url).await {
+            Ok(answer) => Ok(answer.map(Some)),
+            Err(e) if e.is_not_found() => Ok(Answer {
+                body: None,
+                revision: None,
+                positions: Vec::new(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One row as the projector encoded it (JSON of a [`RowView`]); `None`
+    /// when no record has the key.
+    pub async fn row_bytes(
+        &self,
+        base: &str,
+        key: &str,
+        read: &ReadQuery,
+    ) -> Result<Answer<Option<Bytes>>, ClientError> {
+        let url = Self::url(base, &["v1", "rows", key], &read_query(read))?;
+        match self.send_bytes(self.http.get(url.clone()), url).await {
             Ok(answer) => Ok(answer.map(Some)),
             Err(e) if e.is_not_found() => Ok(Answer {
                 body: None,
@@ -187,6 +230,21 @@ impl ProjectorClient {
         limit: usize,
         read: &ReadQuery,
     ) -> Result<Answer<RowsPage>, ClientError> {
+        let mut query = page_query(after, limit);
+        query.extend(read_query(read));
+        let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;
+        self.send(self.http.get(url.clone()), url).await
+    }
+
+    /// [`Self::scan_group`] with the rows kept as the projector encoded them.
+    pub async fn scan_group_encoded(
+        &self,
+        base: &str,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+        read: &ReadQuery,
+    ) -> Result<Answer<EncodedRowsPage>, ClientError> {
         let mut query = page_query(after, limit);
         query.extend(read_query(read));
         let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;

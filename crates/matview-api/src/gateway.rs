@@ -62,8 +62,9 @@ pub struct StreamEvent {
     /// stream, a row that no longer has records in the group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
-    /// Why a `reset` was sent: `too-old` (the resume point is gone) or
-    /// `revision` (the view switched revisions): reload, then keep reading.
+    /// Why a `reset` was sent: `too-old` (the resume point is gone),
+    /// `revision` (the view switched revisions) or `unavailable` (a change
+    /// could not be completed from every shard): reload, then keep reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -200,3 +200,35 @@ mod tests {
         assert_eq!(parse_positions("7"), None);
     }
 }
+
+/// A row as a projector encoded it: the key read, its groups kept as the
+/// projector's bytes. Serializes back to the same JSON as the [`RowView`],
+/// so a gateway forwards what it does not merge without rebuilding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncodedRow {
+    pub key: String,
+    pub groups: Box<serde_json::value::RawValue>,
+}
+
+impl EncodedRow {
+    /// The row decoded, for merging with other shards' parts.
+    pub fn decode(&self) -> Result<RowView, serde_json::Error> {
+        Ok(RowView {
+            key: self.key.clone(),
+            groups: serde_json::from_str(self.groups.get())?,
+        })
+    }
+}
+
+/// [`RowsPage`] with its rows encoded.
+#[derive(Debug, Deserialize)]
+pub struct EncodedRowsPage {
+    pub rows: Vec<EncodedRow>,
+    pub next: Option<String>,
+}
+
+/// [`LookupResponse`] with its rows encoded.
+#[derive(Debug, Deserialize)]
+pub struct EncodedLookup {
+    pub rows: Vec<EncodedRow>,
+}

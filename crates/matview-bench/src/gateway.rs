@@ -1,23 +1,24 @@
-//! `matview bench gateway`: two projectors (2 shards, topic keyed by order, so
-//! every lookup asks both) behind the gateway, all on this machine. Measures
-//! point lookups (random keys, N concurrent clients), group scans, and
-//! freshness (produce → change visible on a live stream).
+//! `matview bench gateway`: two projectors (2 shards) behind the gateway,
+//! all on this machine, in two layouts: the topic keyed by row key (a lookup
+//! asks one shard) and keyed by order (a row's records are on both shards,
+//! so every lookup asks both and merges). Per layout: point lookups straight
+//! from a projector (the store's limit, for comparison) and through the
+//! gateway, group scans, and freshness (produce → visible on the view's
+//! stream and on a plain read) at each rate.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Child;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::{Value, json};
 
+use super::gateway_fresh::freshness;
+use super::gateway_load::{Targets, load};
 use super::{
     BenchError, create_topics, delete_topics, io_err, kafka_err, spawn_projector, view_yaml,
 };
@@ -26,8 +27,20 @@ use matview_crd::{MaterializedView, MaterializedViewStatus};
 use matview_gateway::auth::{AuthMode, Authorizer};
 use matview_gateway::discovery::Directory;
 use matview_gateway::routing::{Endpoint, ViewRoute};
-use matview_gateway::upstream::{MAX_PENDING_BYTES, sse_events};
 use matview_gateway::{GatewayConfig, GatewayState, serve_until};
+
+/// Partitions of the benchmark's topic.
+const PARTITIONS: i32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// Both layouts, one after the other.
+    Both,
+    /// The topic keyed by row key: a lookup asks one shard.
+    RowKey,
+    /// The topic keyed by order: a row is spread over both shards.
+    Order,
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayBenchConfig {
@@ -37,48 +50,24 @@ pub struct GatewayBenchConfig {
     /// Distinct row keys (users) to look up.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub keys: u64,
+    /// Which topic layouts to measure.
+    #[arg(long, value_enum, default_value_t = Layout::Both)]
+    pub layout: Layout,
     /// Concurrent clients of the lookup and scan phases.
     #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub concurrency: usize,
     /// Seconds of each measured phase.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub seconds: u64,
-    /// Events per second produced in the freshness phase.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub rate: u64,
+    /// Events per second produced in the freshness phases, one phase each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000u64, 100], value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rates: Vec<u64>,
+    /// MiB of the gateway's row cache (the lookups are also measured without).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub row_cache_mib: u64,
     /// Directory for the view file and the projectors' stores.
     #[arg(long, default_value = "target/bench")]
     pub work_dir: PathBuf,
-}
-
-/// Latency figures of one phase.
-struct Phase {
-    requests: usize,
-    errors: usize,
-    seconds: f64,
-    micros: Vec<u64>,
-}
-
-impl Phase {
-    fn percentile(&mut self, p: f64) -> f64 {
-        if self.micros.is_empty() {
-            return 0.0;
-        }
-        self.micros.sort_unstable();
-        let at = ((self.micros.len() as f64 * p) as usize).min(self.micros.len() - 1);
-        self.micros[at] as f64 / 1000.0
-    }
-
-    fn line(&mut self, what: &str) -> String {
-        format!(
-            "{what:<18}{:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)\n",
-            self.requests as f64 / self.seconds,
-            self.percentile(0.50),
-            self.percentile(0.99),
-            self.requests,
-            self.errors
-        )
-    }
 }
 
 /// Projector processes, killed when dropped.
@@ -105,76 +94,160 @@ pub fn run(config: GatewayBenchConfig) -> Result<String, BenchError> {
         .enable_all()
         .build()
         .map_err(io_err)?;
-    runtime.block_on(bench(config))
+    let layouts: &[bool] = match config.layout {
+        Layout::Both => &[true, false],
+        Layout::RowKey => &[true],
+        Layout::Order => &[false],
+    };
+    let mut report = String::new();
+    for &keyed_by_row in layouts {
+        report.push_str(&runtime.block_on(bench(&config, keyed_by_row))?);
+    }
+    Ok(report)
 }
 
-async fn bench(config: GatewayBenchConfig) -> Result<String, BenchError> {
-    let topic = format!("bench-gateway-{}", std::process::id());
+/// One layout: produce, project, then every phase; the report's lines.
+async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String, BenchError> {
+    let layout = if keyed_by_row { "rowkey" } else { "order" };
+    let topic = format!("bench-gateway-{layout}-{}", std::process::id());
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
         .create()
         .map_err(kafka_err)?;
     let dead_letters = format!("{topic}.dlq");
-    create_topics(&admin, &[(&topic, 4), (&dead_letters, 1)]).await?;
+    create_topics(&admin, &[(&topic, PARTITIONS), (&dead_letters, 1)]).await?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("linger.ms", "0")
+        // Batching as Kafka clients do by default (5 ms): a thousand one-event
+        // requests a second is a load on the broker no producer would make.
+        .set("linger.ms", "5")
+        // Java's partitioner, which the gateway's routing assumes.
+        .set("partitioner", "murmur2_random")
         .create()
         .map_err(kafka_err)?;
     // Random users: three orders per key reach ~95 % of the keys.
     let events = config.keys * 3;
     eprintln!(
-        "producing {events} orders over {} users to {topic}…",
+        "{layout}: producing {events} orders over {} users to {topic}…",
         config.keys
     );
-    let users = produce_orders(&producer, &topic, &config, events).await?;
+    let users = produce_orders(&producer, &topic, config, events, keyed_by_row).await?;
 
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
-    let view_file = config.work_dir.join("bench-gateway-view.yaml");
-    let yaml = view_yaml(&config.bootstrap_servers, &topic, 2);
+    let view_file = config.work_dir.join(format!("bench-gateway-{layout}.yaml"));
+    let mut yaml = view_yaml(&config.bootstrap_servers, &topic, 2);
+    if keyed_by_row {
+        yaml = yaml.replace("  source:\n", "  source:\n    keyedByRowKey: true\n");
+    }
     std::fs::write(&view_file, &yaml).map_err(io_err)?;
     let mut endpoints = Vec::new();
     let mut children = Vec::new();
+    let mut stores = Vec::new();
     for shard in 0..2 {
         let address = free_address()?;
-        let data = config
-            .work_dir
-            .join(format!("bench-gateway-{}-s{shard}", std::process::id()));
+        let data = config.work_dir.join(format!(
+            "bench-gateway-{layout}-{}-s{shard}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&data);
+        stores.push(data.clone());
         children.push(spawn_projector(&view_file, shard, &data, address.port())?);
         endpoints.push(format!("http://{address}"));
     }
     let projectors = Projectors(children);
-    eprintln!("projecting…");
+    eprintln!("{layout}: projecting…");
     wait_applied(&endpoints, events as i64).await?;
 
-    let (state, url) = start_gateway(&yaml, &endpoints).await?;
+    let (state, url) = start_gateway(&yaml, &endpoints, keyed_by_row, config.row_cache_mib).await?;
     let keys: Arc<Vec<String>> = Arc::new(users);
     let seconds = Duration::from_secs(config.seconds);
-    eprintln!(
-        "lookups: {} clients for {} s…",
-        config.concurrency, config.seconds
-    );
-    let mut lookups = load(&url, &keys, config.concurrency, seconds, false).await;
-    eprintln!("scans…");
-    let mut scans = load(&url, &keys, config.concurrency.min(16), seconds, true).await;
-    eprintln!("freshness at {} events/s…", config.rate);
-    let mut fresh = freshness(&url, &producer, &topic, config.rate, seconds).await?;
+    let clients = config.concurrency;
+    let mut report = if keyed_by_row {
+        format!(
+            "topic keyed by row key: {} rows over 2 shards, a lookup asks one\n",
+            keys.len()
+        )
+    } else {
+        format!(
+            "topic keyed by order: {} rows over 2 shards, a lookup asks both and merges\n",
+            keys.len()
+        )
+    };
+    eprintln!("{layout}: lookups straight from the projectors, {clients} clients…");
+    // Keys each projector holds, so every direct read finds its row.
+    let held = Arc::new(shard_keys(&endpoints).await?);
+    let direct: Targets = {
+        let (held, endpoints) = (held.clone(), endpoints.clone());
+        Arc::new(move |r: u64| {
+            let shard = (r >> 32) as usize % endpoints.len();
+            let keys = &held[shard];
+            let key = &keys[(r % keys.len().max(1) as u64) as usize];
+            format!("{}/v1/rows/{key}", endpoints[shard])
+        })
+    };
+    let mut direct = load(direct, clients, seconds).await;
+    report.push_str(&direct.line("lookups, one projector", ""));
+    let lookups = |url: &str| -> Targets {
+        let (keys, url) = (keys.clone(), url.to_string());
+        Arc::new(move |r: u64| format!("{url}/rows/{}", keys[(r % keys.len() as u64) as usize]))
+    };
+    let share = |rate: f64| {
+        format!(
+            "  {:.0} % of one projector's",
+            100.0 * rate / direct.rate().max(1e-9)
+        )
+    };
+    eprintln!("{layout}: lookups through a gateway without a row cache…");
+    let (uncached_state, uncached) = start_gateway(&yaml, &endpoints, keyed_by_row, 0).await?;
+    let mut uncached = load(lookups(&uncached), clients, seconds).await;
+    uncached_state.shutdown.cancel();
+    report.push_str(&uncached.line("lookups, gateway, no cache", &share(uncached.rate())));
+    eprintln!("{layout}: every row read once through the gateway (its cache warms)…");
+    warm(&url, &keys).await;
+    eprintln!("{layout}: lookups through the gateway…");
+    let (hits_before, misses_before) = state.metrics.row_reads();
+    let mut cached = load(lookups(&url), clients, seconds).await;
+    report.push_str(&cached.line("lookups, gateway", &share(cached.rate())));
+    let (hits, misses) = state.metrics.row_reads();
+    let (hits, misses) = (hits - hits_before, misses - misses_before);
+    report.push_str(&format!(
+        "row cache                 {:.1} % hits, {:.1} MiB held\n",
+        100.0 * hits as f64 / (hits + misses).max(1) as f64,
+        state.row_cache.bytes() as f64 / 1048576.0
+    ));
+    eprintln!("{layout}: scans…");
+    let scans: Targets = {
+        let (keys, url) = (keys.clone(), url.clone());
+        Arc::new(move |r: u64| {
+            let key = &keys[(r % keys.len() as u64) as usize];
+            let group = ["cheap", "affordable", "expensive"][(r % 3) as usize];
+            let cursor = matview_gateway::merge::encode_cursor(key);
+            format!("{url}/groups/{group}/rows?limit=100&cursor={cursor}")
+        })
+    };
+    let mut scans = load(scans, clients.min(16), seconds).await;
+    report.push_str(&scans.line("scans of 100, gateway", ""));
+    for &rate in &config.rates {
+        eprintln!("{layout}: freshness at {rate} events/s…");
+        let mut fresh = freshness(&url, &producer, &topic, keyed_by_row, rate, seconds).await?;
+        report.push_str(
+            &fresh
+                .stream
+                .freshness_line(&format!("fresh at {rate}/s, stream")),
+        );
+        report.push_str(
+            &fresh
+                .read
+                .freshness_line(&format!("fresh at {rate}/s, read")),
+        );
+        report.push_str(&fresh.acked.freshness_line("  of which Kafka's ack"));
+    }
     state.shutdown.cancel();
     drop(projectors);
+    for store in &stores {
+        let _ = std::fs::remove_dir_all(store);
+    }
     delete_topics(&admin, &[&topic, &dead_letters]).await;
-    let mut report = format!(
-        "keys              {} rows over 2 shards (topic keyed by order: lookups ask both)\n",
-        keys.len()
-    );
-    report.push_str(&lookups.line("lookups"));
-    report.push_str(&scans.line("scans (limit 100)"));
-    report.push_str(&format!(
-        "freshness         p50 {:.1} ms  p99 {:.1} ms  ({} of {} changes seen on the stream)\n",
-        fresh.percentile(0.50),
-        fresh.percentile(0.99),
-        fresh.micros.len(),
-        fresh.requests
-    ));
     Ok(report)
 }
 
@@ -184,6 +257,7 @@ async fn produce_orders(
     topic: &str,
     config: &GatewayBenchConfig,
     events: u64,
+    keyed_by_row: bool,
 ) -> Result<Vec<String>, BenchError> {
     let mut generator = OrderGenerator::new(7, config.keys);
     let mut users = std::collections::BTreeSet::new();
@@ -191,7 +265,8 @@ async fn produce_orders(
     for _ in 0..events {
         let order = generator.next_order();
         users.insert(order["userId"].as_str().unwrap_or_default().to_string());
-        let key = order["orderId"].as_str().unwrap_or_default().to_string();
+        let key = if keyed_by_row { "userId" } else { "orderId" };
+        let key = order[key].as_str().unwrap_or_default().to_string();
         pending.push((key, order.to_string()));
         if pending.len() == 5000 {
             send_all(producer, topic, std::mem::take(&mut pending)).await?;
@@ -216,6 +291,46 @@ async fn send_all(
         sent.map_err(|(e, _)| kafka_err(e))?;
     }
     Ok(())
+}
+
+/// Reads every key once, 16 at a time.
+async fn warm(url: &str, keys: &[String]) {
+    use futures::StreamExt;
+    let http = reqwest::Client::new();
+    futures::stream::iter(keys)
+        .for_each_concurrent(16, |key| {
+            let http = http.clone();
+            async move {
+                if let Ok(response) = http.get(format!("{url}/rows/{key}")).send().await {
+                    let _ = response.bytes().await;
+                }
+            }
+        })
+        .await;
+}
+
+/// Every row key of each projector, in order.
+async fn shard_keys(endpoints: &[String]) -> Result<Vec<Vec<String>>, BenchError> {
+    let client = matview_api::ProjectorClient::new(Duration::from_secs(10));
+    let mut held = Vec::new();
+    for url in endpoints {
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let page = client
+                .keys(url, keys.last().map(String::as_str), 10_000)
+                .await
+                .map_err(io_err)?;
+            keys.extend(page.keys);
+            if page.next.is_none() {
+                break;
+            }
+        }
+        if keys.is_empty() {
+            return Err(BenchError::Projector(format!("{url} holds no rows")));
+        }
+        held.push(keys);
+    }
+    Ok(held)
 }
 
 async fn wait_applied(endpoints: &[String], events: i64) -> Result<(), BenchError> {
@@ -244,6 +359,8 @@ async fn wait_applied(endpoints: &[String], events: i64) -> Result<(), BenchErro
 async fn start_gateway(
     yaml: &str,
     endpoints: &[String],
+    keyed_by_row_key: bool,
+    row_cache_mib: u64,
 ) -> Result<(Arc<GatewayState>, String), BenchError> {
     let mut view: MaterializedView = serde_yaml_ng::from_str(yaml).map_err(io_err)?;
     let revision = matview_engine::revision(&view.spec);
@@ -256,7 +373,7 @@ async fn start_gateway(
         name: "bench".into(),
         revision,
         topic: view.spec.source.kafka.topic.clone(),
-        keyed_by_row_key: false,
+        keyed_by_row_key,
         shards: endpoints
             .iter()
             .enumerate()
@@ -277,6 +394,7 @@ async fn start_gateway(
         deadline: Duration::from_secs(5),
         projector_timeout: Duration::from_secs(1),
         max_streams: 100,
+        row_cache_bytes: row_cache_mib << 20,
     };
     let directory = Directory::fixed(vec![(view, route)]);
     let state = GatewayState::new(
@@ -295,160 +413,4 @@ async fn start_gateway(
         state,
         format!("http://{address}/v1/namespaces/bench/views/bench"),
     ))
-}
-
-/// `clients` loops of random lookups (or scan pages) for `duration`.
-async fn load(
-    url: &str,
-    keys: &Arc<Vec<String>>,
-    clients: usize,
-    duration: Duration,
-    scan: bool,
-) -> Phase {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .unwrap_or_default();
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (http, url, keys) = (http.clone(), url.to_string(), keys.clone());
-            tokio::spawn(async move {
-                let mut state = (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-                let (mut micros, mut errors) = (Vec::new(), 0);
-                while started.elapsed() < duration {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let key = &keys[(state % keys.len() as u64) as usize];
-                    let target = if scan {
-                        let group = ["cheap", "affordable", "expensive"][(state % 3) as usize];
-                        format!(
-                            "{url}/groups/{group}/rows?limit=100&cursor={}",
-                            matview_gateway::merge::encode_cursor(key)
-                        )
-                    } else {
-                        format!("{url}/rows/{key}")
-                    };
-                    let sent = Instant::now();
-                    match http.get(&target).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
-                            micros.push(sent.elapsed().as_micros() as u64);
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (micros, errors)
-            })
-        })
-        .collect();
-    let mut phase = Phase {
-        requests: 0,
-        errors: 0,
-        seconds: 0.0,
-        micros: Vec::new(),
-    };
-    for task in tasks {
-        if let Ok((micros, errors)) = task.await {
-            phase.requests += micros.len() + errors;
-            phase.errors += errors;
-            phase.micros.extend(micros);
-        }
-    }
-    phase.seconds = started.elapsed().as_secs_f64();
-    phase
-}
-
-/// Reads the stream; each item found that `sent_at` holds is timed into
-/// `seen`. Ends once `done` and every sent item was seen.
-async fn time_items(
-    response: reqwest::Response,
-    sent_at: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
-    seen: Arc<std::sync::Mutex<Vec<u64>>>,
-    done: Arc<AtomicBool>,
-) {
-    let mut events = std::pin::pin!(sse_events(response.bytes_stream(), MAX_PENDING_BYTES));
-    while let Some(Ok(frame)) = events.next().await {
-        let now = Instant::now();
-        let data = serde_json::from_str::<Value>(&frame.data).unwrap_or_default();
-        let groups = data["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|row| {
-                row["groups"]
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|g| g.values())
-            });
-        for item in groups.flat_map(|g| g["items"].as_array().into_iter().flatten()) {
-            let id = item["id"].as_str().unwrap_or_default();
-            if let Some(at) = sent_at.lock().ok().and_then(|mut s| s.remove(id))
-                && let Ok(mut seen) = seen.lock()
-            {
-                seen.push((now - at).as_micros() as u64);
-            }
-        }
-        if done.load(Ordering::Relaxed) && sent_at.lock().map(|s| s.is_empty()).unwrap_or(true) {
-            return;
-        }
-    }
-}
-
-/// Produces new items at `rate`/s for `duration` and times each until a
-/// stream event shows it.
-async fn freshness(
-    url: &str,
-    producer: &FutureProducer,
-    topic: &str,
-    rate: u64,
-    duration: Duration,
-) -> Result<Phase, BenchError> {
-    let response = reqwest::get(format!("{url}/watch")).await.map_err(io_err)?;
-    let sent_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
-    let done = Arc::new(AtomicBool::new(false));
-    let reader = tokio::spawn(time_items(
-        response,
-        sent_at.clone(),
-        seen.clone(),
-        done.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let started = Instant::now();
-    let total = rate * duration.as_secs();
-    let mut sends = Vec::new();
-    for i in 0..total {
-        let due = started + Duration::from_micros(i * 1_000_000 / rate.max(1));
-        tokio::time::sleep_until(due.into()).await;
-        let item = format!("fresh-{i}");
-        // Few items per user, so every item is among a row's listed items.
-        let order = json!({"orderId": format!("fresh-{i}"), "userId": format!("fresh-user-{}", i % 5000),
-            "items": [{"itemId": item, "name": "pen", "price": 1.5}]});
-        if let Ok(mut s) = sent_at.lock() {
-            s.insert(item.clone(), Instant::now());
-        }
-        let producer = producer.clone();
-        let topic = topic.to_string();
-        sends.push(tokio::spawn(async move {
-            let payload = order.to_string();
-            let _ = producer
-                .send(
-                    FutureRecord::to(&topic).key(&item).payload(&payload),
-                    Duration::from_secs(30),
-                )
-                .await;
-        }));
-    }
-    futures::future::join_all(sends).await;
-    done.store(true, Ordering::Relaxed);
-    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
-    let micros = seen.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Phase {
-        requests: total as usize,
-        errors: total as usize - micros.len(),
-        seconds: started.elapsed().as_secs_f64(),
-        micros,
-    })
 }

@@ -6,6 +6,8 @@
 pub mod big_row;
 pub mod changelog;
 pub mod gateway;
+mod gateway_fresh;
+mod gateway_load;
 pub mod projector;
 pub mod rows_dump;
 pub mod workload;

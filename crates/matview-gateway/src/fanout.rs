@@ -41,8 +41,8 @@ impl Default for Fanout {
 }
 
 impl Fanout {
-    /// `call` on one replica of `shard`, failing over to the others (two
-    /// rounds at most) until `deadline`. Replicas are tried from a rotating
+    /// `call` on one replica of `shard`, failing over to the others, round
+    /// after round, until `deadline`. Replicas are tried from a rotating
     /// start, which spreads load.
     pub async fn on_shard<T, F, Fut>(
         &self,
@@ -61,8 +61,10 @@ impl Fanout {
         }
         let start = self.rotation.fetch_add(1, Ordering::Relaxed);
         let mut last = None;
-        for attempt in 0..replicas.len() * 2 {
-            if attempt == replicas.len() {
+        // Round after round until the deadline: on a loaded machine the one
+        // live replica may time out once and answer the next time.
+        for attempt in 0.. {
+            if attempt > 0 && attempt % replicas.len() == 0 {
                 tokio::time::sleep(ROUND_PAUSE).await;
             }
             let endpoint = &replicas[(start + attempt) % replicas.len()];

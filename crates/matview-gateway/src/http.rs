@@ -11,8 +11,8 @@ use axum::{Json, Router, middleware};
 use serde_json::json;
 
 use super::GatewayState;
-use super::reads;
 use super::routing::{ViewRoute, serving_revision};
+use super::{reads, scans};
 use matview_api::gateway::{ViewList, ViewSummary};
 use matview_api::problem::Problem;
 use matview_api::view::ValidatedView;
@@ -29,7 +29,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         )
         .route(
             "/v1/namespaces/{ns}/views/{name}/groups/{group}/rows",
-            get(reads::scan_group),
+            get(scans::scan_group),
         )
         .route(
             "/v1/namespaces/{ns}/views/{name}/watch",

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod auth_cache;
+pub mod coalesce;
 pub mod discovery;
 pub mod fanout;
 pub mod http;
@@ -13,6 +14,8 @@ pub mod metrics;
 pub mod params;
 pub mod reads;
 pub mod routing;
+pub mod row_cache;
+pub mod scans;
 pub mod upstream;
 pub mod watch;
 pub mod web;
@@ -44,6 +47,8 @@ pub struct GatewayConfig {
     pub projector_timeout: Duration,
     /// Live streams served at once.
     pub max_streams: usize,
+    /// Bytes of hot rows kept, exact by the shards' change feeds (0: none).
+    pub row_cache_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,7 @@ pub struct GatewayState {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// Cancelled on SIGTERM: streams end with a retry hint.
     pub shutdown: tokio_util::sync::CancellationToken,
+    pub row_cache: row_cache::RowCache,
 }
 
 pub fn run(config: GatewayConfig) -> Result<(), GatewayError> {
@@ -104,6 +110,7 @@ impl GatewayState {
                 .unwrap_or_default(),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            row_cache: row_cache::RowCache::new(config.row_cache_bytes),
         })
     }
 }

@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use serde::Serialize;
+
+use matview_api::projector::EncodedRow;
 use matview_engine::{CompiledView, RowView};
 
 /// The union of shards' views of one key (each shard holds disjoint records).
@@ -19,11 +22,48 @@ pub fn merge_rows(
         .reduce(|a, b| view.merge_views(a, b))
 }
 
+/// A shard's part of a row: as the projector encoded it (forwarded without
+/// being rebuilt), or decoded because it was merged. Serializes as the row's
+/// JSON either way.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RowPart {
+    Encoded(EncodedRow),
+    View(RowView),
+}
+
+impl RowPart {
+    pub fn key(&self) -> &str {
+        match self {
+            RowPart::Encoded(row) => &row.key,
+            RowPart::View(row) => &row.key,
+        }
+    }
+
+    pub fn into_view(self) -> Result<RowView, serde_json::Error> {
+        match self {
+            RowPart::Encoded(row) => row.decode(),
+            RowPart::View(row) => Ok(row),
+        }
+    }
+}
+
+/// Two parts of one key as one (the encoded ones decoded first).
+pub fn merge_parts(
+    view: &CompiledView,
+    a: RowPart,
+    b: RowPart,
+) -> Result<RowPart, serde_json::Error> {
+    Ok(RowPart::View(
+        view.merge_views(a.into_view()?, b.into_view()?),
+    ))
+}
+
 /// A merged page of a group scan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct MergedPage {
     /// Keys of the page, in order, each with the shards' parts found so far.
-    pub rows: Vec<RowView>,
+    pub rows: Vec<RowPart>,
     /// For each row, the shards (indexes of the input pages) it came from:
     /// the others may still hold parts of it outside the scanned group.
     pub sources: Vec<BTreeSet<usize>>,
@@ -32,51 +72,56 @@ pub struct MergedPage {
 }
 
 /// One shard's page: its rows in key order, and whether it has more.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ShardPage {
-    pub rows: Vec<RowView>,
+    pub rows: Vec<RowPart>,
     pub more: bool,
 }
 
 /// Merges shard pages (each sorted by key, each the shard's first keys after
 /// the cursor). Keys up to the smallest last key of a shard that has more are
-/// complete in every page; the merged page stops there, and at `limit`.
-pub fn merge_pages(view: &CompiledView, pages: Vec<ShardPage>, limit: usize) -> MergedPage {
+/// complete in every page; the merged page stops there, and at `limit`. Only
+/// rows that more than one shard holds are decoded.
+pub fn merge_pages(
+    view: &CompiledView,
+    pages: Vec<ShardPage>,
+    limit: usize,
+) -> Result<MergedPage, serde_json::Error> {
     let cutoff: Option<String> = pages
         .iter()
         .filter(|p| p.more)
-        .filter_map(|p| p.rows.last().map(|r| r.key.clone()))
+        .filter_map(|p| p.rows.last().map(|r| r.key().to_string()))
         .min();
     let any_more = pages.iter().any(|p| p.more);
-    let mut by_key: BTreeMap<String, (RowView, BTreeSet<usize>)> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, (RowPart, BTreeSet<usize>)> = BTreeMap::new();
     let tagged = pages
         .into_iter()
         .enumerate()
         .flat_map(|(shard, p)| p.rows.into_iter().map(move |row| (shard, row)));
     for (shard, row) in tagged {
-        if cutoff.as_ref().is_some_and(|c| row.key > *c) {
+        if cutoff.as_deref().is_some_and(|c| row.key() > c) {
             continue;
         }
-        let (merged, mut sources) = match by_key.remove(&row.key) {
-            Some((existing, sources)) => (view.merge_views(existing, row), sources),
+        let (merged, mut sources) = match by_key.remove(row.key()) {
+            Some((existing, sources)) => (merge_parts(view, existing, row)?, sources),
             None => (row, BTreeSet::new()),
         };
         sources.insert(shard);
-        by_key.insert(merged.key.clone(), (merged, sources));
+        by_key.insert(merged.key().to_string(), (merged, sources));
     }
     let cut = by_key.len() > limit;
-    let (rows, sources): (Vec<RowView>, Vec<BTreeSet<usize>>) =
+    let (rows, sources): (Vec<RowPart>, Vec<BTreeSet<usize>>) =
         by_key.into_values().take(limit).unzip();
     let next_after = if cut || any_more {
-        rows.last().map(|r| r.key.clone())
+        rows.last().map(|r| r.key().to_string())
     } else {
         None
     };
-    MergedPage {
+    Ok(MergedPage {
         rows,
         sources,
         next_after,
-    }
+    })
 }
 
 /// Positions of several shards (each owns distinct partitions) as one map.
@@ -131,26 +176,43 @@ mod tests {
         }
     }
 
+    /// A part as a projector sends it.
+    fn encoded(key: &str, cheap: u64) -> RowPart {
+        let bytes = serde_json::to_vec(&row(key, cheap)).expect("encodes");
+        RowPart::Encoded(serde_json::from_slice(&bytes).expect("decodes"))
+    }
+
     fn keys(page: &MergedPage) -> Vec<&str> {
-        page.rows.iter().map(|r| r.key.as_str()).collect()
+        page.rows.iter().map(RowPart::key).collect()
+    }
+
+    fn count(part: &RowPart) -> Option<u64> {
+        part.clone().into_view().expect("decodes").groups["cheap"].count
     }
 
     #[test]
     fn a_page_stops_where_a_shard_with_more_stopped() {
         let view = compiled();
         let a = ShardPage {
-            rows: vec![row("a", 1), row("c", 1), row("e", 1)],
+            rows: vec![encoded("a", 1), encoded("c", 1), encoded("e", 1)],
             more: true,
         };
         let b = ShardPage {
-            rows: vec![row("b", 1), row("c", 2), row("f", 1)],
+            rows: vec![encoded("b", 1), RowPart::View(row("c", 2)), encoded("f", 1)],
             more: false,
         };
-        let page = merge_pages(&view, vec![a, b], 10);
+        let page = merge_pages(&view, vec![a, b], 10).expect("merges");
         // "f" is beyond "e", where shard a stopped: it may have keys before f.
         assert_eq!(keys(&page), ["a", "b", "c", "e"]);
         assert_eq!(page.next_after.as_deref(), Some("e"));
-        assert_eq!(page.rows[2].groups["cheap"].count, Some(3), "c merged");
+        assert_eq!(count(&page.rows[2]), Some(3), "c merged");
+        // Rows one shard holds are forwarded as encoded, and read the same.
+        assert!(matches!(page.rows[0], RowPart::Encoded(_)));
+        assert!(matches!(page.rows[2], RowPart::View(_)));
+        assert_eq!(
+            serde_json::to_string(&page.rows[0]).expect("encodes"),
+            serde_json::to_string(&row("a", 1)).expect("encodes")
+        );
         assert_eq!(page.sources[2], BTreeSet::from([0, 1]));
         assert_eq!(page.sources[1], BTreeSet::from([1]));
     }
@@ -159,18 +221,37 @@ mod tests {
     fn the_limit_cuts_and_the_last_page_has_no_cursor() {
         let view = compiled();
         let a = ShardPage {
-            rows: vec![row("a", 1), row("b", 1)],
+            rows: vec![encoded("a", 1), encoded("b", 1)],
             more: false,
         };
         let b = ShardPage {
-            rows: vec![row("c", 1)],
+            rows: vec![encoded("c", 1)],
             more: false,
         };
-        let cut = merge_pages(&view, vec![a.clone(), b.clone()], 2);
+        let cut = merge_pages(&view, vec![a.clone(), b.clone()], 2).expect("merges");
         assert_eq!(keys(&cut), ["a", "b"]);
         assert_eq!(cut.next_after.as_deref(), Some("b"));
-        let all = merge_pages(&view, vec![a, b], 3);
+        let all = merge_pages(&view, vec![a, b], 3).expect("merges");
         assert_eq!(all.next_after, None);
+    }
+
+    #[test]
+    fn a_part_that_is_not_a_row_fails_the_merge() {
+        let view = compiled();
+        let bad: EncodedRow =
+            serde_json::from_str(r#"{"key":"a","groups":{"cheap":{"count":"many"}}}"#)
+                .expect("any JSON value is kept encoded");
+        let pages = vec![
+            ShardPage {
+                rows: vec![RowPart::Encoded(bad)],
+                more: false,
+            },
+            ShardPage {
+                rows: vec![encoded("a", 1)],
+                more: false,
+            },
+        ];
+        assert!(merge_pages(&view, pages, 10).is_err());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct GatewayMetrics {
     fanout: Histogram,
     failovers: Counter,
     streams: Gauge,
+    row_cache_hits: Counter,
+    row_cache_misses: Counter,
 }
 
 /// Counts an open stream until dropped.
@@ -74,8 +76,22 @@ impl Default for GatewayMetrics {
             "Calls retried on another replica after a failure",
             failovers.clone(),
         );
+        let row_cache_hits = Counter::default();
+        let row_cache_misses = Counter::default();
+        registry.register(
+            "row_cache_hits",
+            "Row reads answered from the gateway's row cache",
+            row_cache_hits.clone(),
+        );
+        registry.register(
+            "row_cache_misses",
+            "Row reads that asked the projectors",
+            row_cache_misses.clone(),
+        );
         GatewayMetrics {
             registry,
+            row_cache_hits,
+            row_cache_misses,
             requests,
             latency,
             fanout,
@@ -93,6 +109,20 @@ impl GatewayMetrics {
     pub fn stream_opened(&self) -> OpenStream {
         self.streams.inc();
         OpenStream(self.streams.clone())
+    }
+
+    /// Counts a row read: answered from the row cache or not.
+    pub fn row_read(&self, hit: bool) {
+        if hit {
+            self.row_cache_hits.inc();
+        } else {
+            self.row_cache_misses.inc();
+        }
+    }
+
+    /// Row reads answered from the cache and not, so far.
+    pub fn row_reads(&self) -> (u64, u64) {
+        (self.row_cache_hits.get(), self.row_cache_misses.get())
     }
 
     pub fn fanout(&self, shards: usize) {

@@ -6,22 +6,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::GatewayState;
 use super::discovery::RevisionInfo;
 use super::fanout::ShardError;
-use super::merge::{
-    ShardPage, decode_cursor, encode_cursor, merge_pages, merge_positions, merge_rows,
-};
-use super::params::{ReadParams, RowParams, ScanParams};
+use super::merge::{RowPart, merge_positions, merge_rows};
+use super::params::{ReadParams, RowParams};
 use super::routing::{ViewRoute, key_partition};
-use matview_api::gateway::ScanPage;
 use matview_api::problem::Problem;
 use matview_api::projector::{ReadQuery, answer_headers, format_positions};
 use matview_api::{Answer, ClientError};
@@ -71,7 +68,10 @@ impl GatewayState {
 }
 
 /// Per shard, the read-your-writes query for its partitions.
-fn shard_reads(route: &ViewRoute, params: &ReadParams) -> Result<Vec<ReadQuery>, Problem> {
+pub(crate) fn shard_reads(
+    route: &ViewRoute,
+    params: &ReadParams,
+) -> Result<Vec<ReadQuery>, Problem> {
     let mut per_shard: Vec<BTreeMap<i32, i64>> = vec![BTreeMap::new(); route.shards.len()];
     for at in &params.after {
         if at.topic != route.topic {
@@ -126,7 +126,7 @@ fn shard_problem(error: ShardError) -> Problem {
 
 impl GatewayState {
     /// Asks each of `shards` in parallel (one replica each, with failover).
-    async fn ask<T, F, Fut>(
+    pub(crate) async fn ask<T, F, Fut>(
         &self,
         route: &ViewRoute,
         shards: &[u32],
@@ -168,7 +168,7 @@ impl GatewayState {
         Ok(answers)
     }
 
-    fn deadline(&self, params: &ReadParams) -> Instant {
+    pub(crate) fn deadline(&self, params: &ReadParams) -> Instant {
         let wait = if params.after.is_empty() {
             0
         } else {
@@ -197,6 +197,18 @@ pub async fn get_row(
     let caller = st.auth.authenticate(&headers).await?;
     st.auth.require(&caller, &ns, &name, "get").await?;
     let target = st.target(&ns, &name).await?;
+    let route = &target.route;
+    let after: Option<Vec<(i32, i64)>> = params
+        .after
+        .iter()
+        .map(|a| (a.topic == route.topic).then_some((a.partition, a.offset)))
+        .collect();
+    if let Some(hit) = after.and_then(|after| st.row_cache.get(route, &key, &after)) {
+        st.metrics.row_read(true);
+        let headers = answer_headers(&route.revision, &hit.positions);
+        return Ok((headers, json_bytes(hit.body)).into_response());
+    }
+    st.metrics.row_read(false);
     let (row, answers) = st.read_row(&target, &key, &params).await?;
     let row = row.ok_or_else(|| {
         Problem::new(
@@ -205,11 +217,49 @@ pub async fn get_row(
             format!("no record has key {key:?} (yet)"),
         )
     })?;
-    Ok(answered(&target.route, &answers, Json(row)))
+    let body = match row {
+        RowBody::Encoded(bytes) => bytes,
+        RowBody::View(row) => Bytes::from(serde_json::to_vec(&row).map_err(Problem::internal)?),
+    };
+    let positions: Vec<(i32, i64)> = answers
+        .iter()
+        .flat_map(|(_, a)| a.positions.iter().copied())
+        .collect();
+    st.row_cache.offer(&st, route, &key, &body, &positions);
+    Ok(answered(route, &answers, json_bytes(body)))
 }
 
-/// Shards' answers to a row read, with what they reflect.
-pub type RowAnswers = Vec<(u32, Answer<Option<RowView>>)>;
+/// JSON already encoded, as a response.
+fn json_bytes(body: Bytes) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// Shards' answers to a row read, with what they reflect (bodies taken).
+pub type RowAnswers = Vec<(u32, Answer<Option<Bytes>>)>;
+
+/// A row read: as its one shard encoded it (forwarded unparsed), or merged.
+pub enum RowBody {
+    Encoded(Bytes),
+    View(RowView),
+}
+
+impl RowBody {
+    pub fn into_view(self) -> Result<RowView, Problem> {
+        match self {
+            RowBody::Encoded(bytes) => serde_json::from_slice(&bytes).map_err(bad_part),
+            RowBody::View(row) => Ok(row),
+        }
+    }
+}
+
+/// A projector's answer that is not a row: the replica is broken.
+pub(crate) fn bad_part(error: serde_json::Error) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "bad answer from a projector",
+        format!("a shard's row could not be read: {error}"),
+    )
+}
 
 impl GatewayState {
     /// One row merged across the shards that may hold it.
@@ -218,7 +268,7 @@ impl GatewayState {
         target: &Target,
         key: &str,
         params: &ReadParams,
-    ) -> Result<(Option<RowView>, RowAnswers), Problem> {
+    ) -> Result<(Option<RowBody>, RowAnswers), Problem> {
         let Target { route, info } = target;
         let reads = shard_reads(route, params)?;
         let deadline = self.deadline(params);
@@ -237,14 +287,30 @@ impl GatewayState {
         };
         let read_row = |s: u32, url: String| {
             let (st, key, read) = (self.clone(), key.to_string(), reads[s as usize].clone());
-            async move { st.projectors.row(&url, &key, &read).await }
+            async move { st.projectors.row_bytes(&url, &key, &read).await }
         };
         let mut answers = self.ask(route, &first, deadline, read_row).await?;
         if answers.iter().all(|(_, a)| a.body.is_none()) && first.len() < all.len() {
             let rest: Vec<u32> = all.iter().copied().filter(|s| !first.contains(s)).collect();
             answers.extend(self.ask(route, &rest, deadline, read_row).await?);
         }
-        let row = merge_rows(&info.compiled, answers.iter().map(|(_, a)| a.body.clone()));
+        let mut parts: Vec<Bytes> = answers
+            .iter_mut()
+            .filter_map(|(_, a)| a.body.take())
+            .collect();
+        // One shard holds the row: its bytes are the answer, not re-encoded.
+        let row = match parts.len() {
+            0 => None,
+            1 => parts.pop().map(RowBody::Encoded),
+            _ => {
+                let views = parts
+                    .iter()
+                    .map(|bytes| serde_json::from_slice::<RowView>(bytes).map(Some))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad_part)?;
+                merge_rows(&info.compiled, views).map(RowBody::View)
+            }
+        };
         Ok((row, answers))
     }
 
@@ -299,17 +365,21 @@ impl GatewayState {
             })
             .collect();
         let deadline = Instant::now() + self.deadline;
-        self.fill_in(target, missing, &mut rows, deadline).await?;
-        Ok(rows)
+        let mut parts: Vec<RowPart> = rows.drain(..).map(RowPart::View).collect();
+        self.fill_in(target, missing, &mut parts, deadline).await?;
+        parts
+            .into_iter()
+            .map(|part| part.into_view().map_err(bad_part))
+            .collect()
     }
 
     /// Asks each shard for the keys listed for it (one lookup per shard)
     /// and merges what it holds into `rows`.
-    async fn fill_in(
+    pub(crate) async fn fill_in(
         self: &Arc<Self>,
         target: &Target,
         missing: Vec<Vec<String>>,
-        rows: &mut [RowView],
+        rows: &mut [RowPart],
         deadline: Instant,
     ) -> Result<(), Problem> {
         let shards: Vec<u32> = (0..missing.len() as u32)
@@ -334,10 +404,17 @@ impl GatewayState {
             }
         }
         for row in rows.iter_mut() {
-            if let Some(more) = parts.remove(&row.key) {
-                let all = std::iter::once(Some(row.clone())).chain(more.into_iter().map(Some));
+            if let Some(more) = parts.remove(row.key()) {
+                let placeholder = RowPart::View(RowView {
+                    key: String::new(),
+                    groups: BTreeMap::new(),
+                });
+                let mine = std::mem::replace(row, placeholder)
+                    .into_view()
+                    .map_err(bad_part)?;
+                let all = std::iter::once(mine).chain(more).map(Some);
                 if let Some(whole) = merge_rows(&target.info.compiled, all) {
-                    *row = whole;
+                    *row = RowPart::View(whole);
                 }
             }
         }
@@ -345,79 +422,6 @@ impl GatewayState {
     }
 }
 
-pub async fn scan_group(
-    State(st): State<Arc<GatewayState>>,
-    Path((ns, name, group)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    ScanParams(params): ScanParams,
-) -> Result<Response, Problem> {
-    let caller = st.auth.authenticate(&headers).await?;
-    st.auth.require(&caller, &ns, &name, "list").await?;
-    let target = st.target(&ns, &name).await?;
-    let (route, info) = (&target.route, &target.info);
-    if !info.compiled.groups.contains(&group) {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "no such group",
-            format!("groups are {:?}", info.compiled.groups),
-        ));
-    }
-    let after = match &params.cursor {
-        None => None,
-        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad cursor",
-                "pass the `next` value of the previous page unchanged",
-            )
-        })?),
-    };
-    let reads = shard_reads(route, &params)?;
-    let deadline = st.deadline(&params);
-    let shards: Vec<u32> = (0..route.shards.len() as u32).collect();
-    let scan = |s: u32, url: String| {
-        let (st, group, after) = (st.clone(), group.clone(), after.clone());
-        let read = reads[s as usize].clone();
-        async move {
-            st.projectors
-                .scan_group(&url, &group, after.as_deref(), params.limit, &read)
-                .await
-        }
-    };
-    let mut answers = st.ask(route, &shards, deadline, scan).await?;
-    answers.sort_by_key(|(s, _)| *s);
-    let pages = answers
-        .iter()
-        .map(|(_, a)| ShardPage {
-            rows: a.body.rows.clone(),
-            more: a.body.next.is_some(),
-        })
-        .collect();
-    let mut merged = merge_pages(&info.compiled, pages, params.limit);
-    // A row in the group may have records of other groups on shards whose
-    // page did not list it: fetch those parts.
-    if !route.keyed_by_row_key && shards.len() > 1 {
-        let missing = (0..shards.len())
-            .map(|s| {
-                let absent = merged.rows.iter().zip(&merged.sources);
-                absent
-                    .filter(|(_, sources)| !sources.contains(&s))
-                    .map(|(row, _)| row.key.clone())
-                    .collect()
-            })
-            .collect();
-        st.fill_in(&target, missing, &mut merged.rows, deadline)
-            .await?;
-    }
-    let page = ScanPage {
-        next: merged.next_after.as_deref().map(encode_cursor),
-        rows: merged.rows,
-    };
-    Ok(answered(route, &answers, Json(page)))
-}
-
-/// A row in a scanned group may have records of other groups on shards whose
-/// page did not list it: fetch those parts (one lookup per shard) and merge.
 #[cfg(test)]
 mod tests {
     use super::*;

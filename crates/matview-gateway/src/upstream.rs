@@ -26,6 +26,10 @@ pub enum ShardChange {
     },
     /// The replica could not resume from our positions: the reader must reload.
     Reset { positions: BTreeMap<i32, i64> },
+    /// A replica's stream is open: every change after `positions` follows.
+    Connected { positions: BTreeMap<i32, i64> },
+    /// The replica broke off; changes wait until another one is followed.
+    Broke,
 }
 
 /// Bytes an upstream may send without completing an event: a replica that
@@ -174,6 +178,26 @@ async fn follow_replica(
     if !response.status().is_success() {
         return refused;
     }
+    let connected = ShardChange::Connected {
+        positions: from.clone(),
+    };
+    if out.send((shard, connected)).await.is_err() {
+        return Followed::Done;
+    }
+    let followed = read_events(response, shard, from, out).await;
+    if matches!(followed, Followed::Broke { .. }) {
+        let _ = out.send((shard, ShardChange::Broke)).await;
+    }
+    followed
+}
+
+/// Forwards one open stream's events until it ends.
+async fn read_events(
+    response: reqwest::Response,
+    shard: u32,
+    from: &mut BTreeMap<i32, i64>,
+    out: &mpsc::Sender<(u32, ShardChange)>,
+) -> Followed {
     let mut served = false;
     let mut events = std::pin::pin!(sse_events(response.bytes_stream(), MAX_PENDING_BYTES));
     while let Some(event) = events.next().await {

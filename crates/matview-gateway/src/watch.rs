@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::GatewayState;
+use super::coalesce::coalesce;
 use super::params::ReadParams;
 use super::reads::Target;
 use super::routing::partition_owner;
@@ -188,6 +189,9 @@ async fn send_snapshot(
     let Ok((row, answers)) = st.read_row(target, key, &ReadParams::default()).await else {
         return true;
     };
+    let Ok(row) = row.map(|r| r.into_view()).transpose() else {
+        return true;
+    };
     for (_, answer) in &answers {
         positions.extend(answer.positions.iter().copied());
     }
@@ -238,8 +242,23 @@ async fn follow(
     let outcome = loop {
         tokio::select! {
             change = changes.recv() => {
-                let Some((shard, change)) = change else { break Followed::Gone };
-                if !forward(st, target, filter, shard, change, positions, tx).await {
+                let Some(first) = change else { break Followed::Gone };
+                // Whatever else already arrived goes with it, folded per shard.
+                let mut batch = vec![first];
+                while batch.len() < MAX_FOLDED {
+                    match changes.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let mut gone = false;
+                for (shard, change) in fold(batch) {
+                    if !forward(st, target, filter, shard, change, positions, tx).await {
+                        gone = true;
+                        break;
+                    }
+                }
+                if gone {
                     break Followed::Gone;
                 }
             }
@@ -269,6 +288,40 @@ async fn follow(
     outcome
 }
 
+/// Shard changes handled at once by a stream that fell behind.
+const MAX_FOLDED: usize = 256;
+
+/// Changes in arrival order, with each shard's consecutive row changes folded
+/// into one; a reset ends what is folded before it.
+fn fold(changes: Vec<(u32, ShardChange)>) -> Vec<(u32, ShardChange)> {
+    let mut out = Vec::new();
+    let mut pending: BTreeMap<u32, Vec<WatchEvent>> = BTreeMap::new();
+    let flush = |pending: &mut BTreeMap<u32, Vec<WatchEvent>>, out: &mut Vec<_>| {
+        for (shard, events) in std::mem::take(pending) {
+            if let Some(event) = coalesce(events) {
+                let positions = parse_positions(&event.positions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                out.push((shard, ShardChange::Rows { event, positions }));
+            }
+        }
+    };
+    for (shard, change) in changes {
+        match change {
+            ShardChange::Rows { event, .. } => pending.entry(shard).or_default().push(event),
+            reset @ ShardChange::Reset { .. } => {
+                flush(&mut pending, &mut out);
+                out.push((shard, reset));
+            }
+            // A replica change: what it sends next resumes where the last stopped.
+            ShardChange::Connected { .. } | ShardChange::Broke => {}
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
 /// Sends one shard change to the client (merged and filtered); false when
 /// the client is gone.
 async fn forward(
@@ -283,9 +336,18 @@ async fn forward(
     let revision = target.route.revision.clone();
     let (kind, (rows, removed), reason, moved) = match change {
         ShardChange::Rows { event, positions } => {
-            let changed = merged_change(st, target, filter, shard, event).await;
-            ("rows", changed, None, positions)
+            match merged_change(st, target, filter, shard, event).await {
+                Some(changed) => ("rows", changed, None, positions),
+                // Never a silent gap: the client reloads from here.
+                None => (
+                    "reset",
+                    (Vec::new(), Vec::new()),
+                    Some("unavailable".into()),
+                    positions,
+                ),
+            }
         }
+        ShardChange::Connected { .. } | ShardChange::Broke => return true,
         ShardChange::Reset { positions } => (
             "reset",
             (Vec::new(), Vec::new()),
@@ -320,7 +382,7 @@ async fn merged_change(
     filter: &Filter,
     shard: u32,
     event: WatchEvent,
-) -> (Vec<RowView>, Vec<String>) {
+) -> Option<(Vec<RowView>, Vec<String>)> {
     let wanted = |key: &str| match filter {
         Filter::Key(only) => key == only,
         _ => true,
@@ -346,7 +408,7 @@ async fn merged_change(
             });
         }
     }
-    let whole = st.complete(target, shard, mine).await.unwrap_or_default();
+    let whole = st.complete(target, shard, mine).await.ok()?;
     let mut rows = Vec::new();
     let mut removed = Vec::new();
     for row in whole {
@@ -357,5 +419,5 @@ async fn merged_change(
             removed.push(row.key);
         }
     }
-    (rows, removed)
+    Some((rows, removed))
 }

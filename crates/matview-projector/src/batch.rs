@@ -135,10 +135,14 @@ impl<'scope> InFlight<'scope> {
         let (changes, next_offsets) = (shaped.changes, shaped.offsets);
         let commit = scope.spawn(move || {
             let started = Instant::now();
-            let outcome = shared
+            let mut outcome = shared
                 .store
                 .apply_batch(changes, &next_offsets, &letter_ends)?;
-            Ok((outcome, started.elapsed()))
+            let took = started.elapsed();
+            // Visible at once, not after the next poll: freshness is the
+            // commit, not the commit plus the wait for more events.
+            shared.committed(&next_offsets, std::mem::take(&mut outcome.changed_rows));
+            Ok((outcome, took))
         });
         InFlight {
             commit,

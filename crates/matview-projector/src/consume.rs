@@ -348,9 +348,6 @@ impl<'a> Consuming<'a> {
             iteration: self.iteration_started.elapsed(),
         });
         self.iteration_started = Instant::now();
-        if !outcome.changed_rows.is_empty() {
-            shared.feed.publish(outcome.changed_rows, self.next.clone());
-        }
         Ok(())
     }
 }

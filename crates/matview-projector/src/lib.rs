@@ -228,6 +228,18 @@ impl Shared {
         }
     }
 
+    /// A batch is in the store: read-your-writes waiters see its positions,
+    /// watchers its changes (in batch order: one batch commits at a time).
+    fn committed(&self, applied: &BTreeMap<i32, i64>, changed: Vec<store::ChangedRow>) {
+        if let Ok(mut p) = self.progress.lock() {
+            p.applied = applied.clone();
+        }
+        self.applied.send_replace(applied.clone());
+        if !changed.is_empty() {
+            self.feed.publish(changed, applied.clone());
+        }
+    }
+
     fn update_lag(&self, applied: &BTreeMap<i32, i64>, high_water: &BTreeMap<i32, i64>) {
         let lag: BTreeMap<i32, i64> = high_water
             .iter()

@@ -1,0 +1,187 @@
+//! Freshness of `matview bench gateway`: new items produced at a steady rate,
+//! each timed from the moment it is handed to the producer until the view
+//! shows it — on the view's live stream (every item), and on a plain read of
+//! its row (a sample, polled every millisecond).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+
+use super::gateway_load::Phase;
+use super::{BenchError, io_err};
+use matview_gateway::upstream::{MAX_PENDING_BYTES, sse_events};
+
+/// Reads polled per second at most, whatever the event rate.
+const READ_PROBES_PER_SECOND: u64 = 50;
+/// A change not visible after this long counts as not seen.
+const GIVE_UP: Duration = Duration::from_secs(10);
+
+pub struct Freshness {
+    pub stream: Phase,
+    pub read: Phase,
+    /// From the send to the broker's acknowledgement: the share of the
+    /// delay that is Kafka's, not the view's.
+    pub acked: Phase,
+}
+
+type SentAt = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Reads the stream; each item found that `sent_at` holds is timed into
+/// `seen`. Ends once `done` and every sent item was seen.
+async fn time_items(
+    response: reqwest::Response,
+    sent_at: SentAt,
+    seen: Arc<Mutex<Vec<u64>>>,
+    done: Arc<AtomicBool>,
+) {
+    let mut events = std::pin::pin!(sse_events(response.bytes_stream(), MAX_PENDING_BYTES));
+    while let Some(Ok(frame)) = events.next().await {
+        let now = Instant::now();
+        let data = serde_json::from_str::<Value>(&frame.data).unwrap_or_default();
+        let groups = data["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| {
+                row["groups"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|g| g.values())
+            });
+        for item in groups.flat_map(|g| g["items"].as_array().into_iter().flatten()) {
+            let id = item["id"].as_str().unwrap_or_default();
+            if let Some(at) = sent_at.lock().ok().and_then(|mut s| s.remove(id))
+                && let Ok(mut seen) = seen.lock()
+            {
+                seen.push((now - at).as_micros() as u64);
+            }
+        }
+        if done.load(Ordering::Relaxed) && sent_at.lock().map(|s| s.is_empty()).unwrap_or(true) {
+            return;
+        }
+    }
+}
+
+/// Polls `row` every millisecond until its body names `item`; the delay
+/// since `sent`, or `None` when it never did.
+async fn probe(http: reqwest::Client, row: String, item: String, sent: Instant) -> Option<u64> {
+    let needle = format!("\"{item}\"");
+    while sent.elapsed() < GIVE_UP {
+        if let Ok(response) = http.get(&row).send().await
+            && response.status().is_success()
+            && let Ok(body) = response.text().await
+            && body.contains(&needle)
+        {
+            return Some(sent.elapsed().as_micros() as u64);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+/// Produces new items at `rate`/s for `duration` to `topic` (keyed by the
+/// row key when `key_by_row`, else by item) and times each until the view
+/// at `url` shows it.
+pub async fn freshness(
+    url: &str,
+    producer: &FutureProducer,
+    topic: &str,
+    key_by_row: bool,
+    rate: u64,
+    duration: Duration,
+) -> Result<Freshness, BenchError> {
+    let response = reqwest::get(format!("{url}/watch")).await.map_err(io_err)?;
+    if !response.status().is_success() {
+        return Err(io_err(format!("watch answered {}", response.status())));
+    }
+    let sent_at: SentAt = Arc::default();
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn(time_items(
+        response,
+        sent_at.clone(),
+        seen.clone(),
+        done.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let sample_every = (rate / READ_PROBES_PER_SECOND).max(1);
+    let started = Instant::now();
+    let total = rate * duration.as_secs();
+    let (mut sends, mut probes) = (Vec::new(), Vec::new());
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    for i in 0..total {
+        let due = started + Duration::from_micros(i * 1_000_000 / rate.max(1));
+        tokio::time::sleep_until(due.into()).await;
+        let item = format!("fresh{rate}-{i}");
+        // Few items per user, so every item is among a row's listed items.
+        let user = format!("fresh-user-{}", i % 5000);
+        let order = json!({"orderId": item, "userId": user,
+            "items": [{"itemId": item, "name": "pen", "price": 1.5}]});
+        let sent = Instant::now();
+        if let Ok(mut s) = sent_at.lock() {
+            s.insert(item.clone(), sent);
+        }
+        let (producer, topic) = (producer.clone(), topic.to_string());
+        let key = if key_by_row {
+            user.clone()
+        } else {
+            item.clone()
+        };
+        let acked = acked.clone();
+        sends.push(tokio::spawn(async move {
+            let payload = order.to_string();
+            let sent_to = producer.send(
+                FutureRecord::to(&topic).key(&key).payload(&payload),
+                Duration::from_secs(30),
+            );
+            if sent_to.await.is_ok()
+                && let Ok(mut acked) = acked.lock()
+            {
+                acked.push(sent.elapsed().as_micros() as u64);
+            }
+        }));
+        if i % sample_every == 0 {
+            let row = format!("{url}/rows/{user}");
+            probes.push(tokio::spawn(probe(http.clone(), row, item, sent)));
+        }
+    }
+    futures::future::join_all(sends).await;
+    let mut read = Phase {
+        requests: probes.len(),
+        errors: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        micros: Vec::new(),
+    };
+    for probe in futures::future::join_all(probes).await {
+        match probe {
+            Ok(Some(micros)) => read.micros.push(micros),
+            _ => read.errors += 1,
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let _ = tokio::time::timeout(GIVE_UP, reader).await;
+    let micros = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let stream = Phase {
+        requests: total as usize,
+        errors: total as usize - micros.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        micros,
+    };
+    let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let acked = Phase {
+        requests: total as usize,
+        errors: total as usize - acked.len(),
+        seconds: stream.seconds,
+        micros: acked,
+    };
+    Ok(Freshness {
+        stream,
+        read,
+        acked,
+    })
+}

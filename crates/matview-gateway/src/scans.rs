@@ -1,0 +1,100 @@
+//! A group's rows in key order through the gateway: each shard's page
+//! merged up to where every shard's keys are known, rows completed with the
+//! parts other shards hold outside the group, paged with an opaque cursor.
+//! Rows one shard holds go out as that shard encoded them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::GatewayState;
+use super::merge::{
+    RowPart, ShardPage, decode_cursor, encode_cursor, merge_pages, merge_positions,
+};
+use super::params::ScanParams;
+use super::reads::{bad_part, shard_reads};
+use matview_api::problem::Problem;
+use matview_api::projector::answer_headers;
+
+pub async fn scan_group(
+    State(st): State<Arc<GatewayState>>,
+    Path((ns, name, group)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    ScanParams(params): ScanParams,
+) -> Result<Response, Problem> {
+    let caller = st.auth.authenticate(&headers).await?;
+    st.auth.require(&caller, &ns, &name, "list").await?;
+    let target = st.target(&ns, &name).await?;
+    let (route, info) = (&target.route, &target.info);
+    if !info.compiled.groups.contains(&group) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no such group",
+            format!("groups are {:?}", info.compiled.groups),
+        ));
+    }
+    let after = match &params.cursor {
+        None => None,
+        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad cursor",
+                "pass the `next` value of the previous page unchanged",
+            )
+        })?),
+    };
+    let reads = shard_reads(route, &params)?;
+    let deadline = st.deadline(&params);
+    let shards: Vec<u32> = (0..route.shards.len() as u32).collect();
+    let scan = |s: u32, url: String| {
+        let (st, group, after) = (st.clone(), group.clone(), after.clone());
+        let read = reads[s as usize].clone();
+        async move {
+            st.projectors
+                .scan_group_encoded(&url, &group, after.as_deref(), params.limit, &read)
+                .await
+        }
+    };
+    let mut answers = st.ask(route, &shards, deadline, scan).await?;
+    answers.sort_by_key(|(s, _)| *s);
+    let positions = merge_positions(answers.iter().map(|(_, a)| a.positions.as_slice()));
+    let pages = answers
+        .into_iter()
+        .map(|(_, a)| ShardPage {
+            more: a.body.next.is_some(),
+            rows: a.body.rows.into_iter().map(RowPart::Encoded).collect(),
+        })
+        .collect();
+    let mut merged = merge_pages(&info.compiled, pages, params.limit).map_err(bad_part)?;
+    // A row in the group may have records of other groups on shards whose
+    // page did not list it: fetch those parts.
+    if !route.keyed_by_row_key && shards.len() > 1 {
+        let missing = (0..shards.len())
+            .map(|s| {
+                let absent = merged.rows.iter().zip(&merged.sources);
+                absent
+                    .filter(|(_, sources)| !sources.contains(&s))
+                    .map(|(row, _)| row.key().to_string())
+                    .collect()
+            })
+            .collect();
+        st.fill_in(&target, missing, &mut merged.rows, deadline)
+            .await?;
+    }
+    let page = EncodedScanPage {
+        next: merged.next_after.as_deref().map(encode_cursor),
+        rows: merged.rows,
+    };
+    Ok((answer_headers(&route.revision, &positions), Json(page)).into_response())
+}
+
+/// A [`matview_api::gateway::ScanPage`] as sent: rows one shard holds go out
+/// as that shard encoded them (same JSON, not rebuilt).
+#[derive(serde::Serialize)]
+struct EncodedScanPage {
+    rows: Vec<RowPart>,
+    next: Option<String>,
+}
