@@ -43,11 +43,15 @@ bench-operator: testenv
 	python3 hack/bench-operator.py $(BENCH_VIEWS)
 
 # Gateway benchmark: two projectors behind the gateway, all on this machine.
+# The row cache is sized to hold every row (~1.4 KiB each): keys are read
+# uniformly at random, the worst case for a cache.
 BENCH_KEYS ?= 100000
+BENCH_ROW_CACHE_MIB ?= 256
 bench-gateway: testenv
 	cargo build --release
 	. .testenv/testenv.env; target/release/matview bench gateway \
-	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --keys $(BENCH_KEYS)
+	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --keys $(BENCH_KEYS) \
+	  --row-cache-mib $(BENCH_ROW_CACHE_MIB)
 
 # Soak (not part of `make test`): a projector at a steady rate with readers
 # for SOAK_MINUTES; CSV and PNG in target/soak; fails if memory grows.
