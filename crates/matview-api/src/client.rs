@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::problem::ProblemBody;
 use super::projector::{
-    EncodedRowsPage, KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, Positions,
-    ProjectorInfo, ProjectorStats, REVISION_HEADER, ReadQuery, RowView, RowsPage, parse_positions,
+    KeysPage, LookupRequest, LookupResponse, POSITIONS_HEADER, Positions, ProjectorInfo,
+    ProjectorStats, REVISION_HEADER, ReadQuery, RowView, parse_positions,
 };
 
 /// A projector's answer with what it reflects.
@@ -175,16 +175,19 @@ impl ProjectorClient {
         key: &str,
         read: &ReadQuery,
     ) -> Result<Answer<Option<RowView>>, ClientError> {
-        let url = Self::url(base, &["v1", "rows", key], &read_query(read))?;
-        match self.send::<RowView>(self.http.get(url.clone()), url).await {
-            Ok(answer) => Ok(answer.map(Some)),
-            Err(e) if e.is_not_found() => Ok(Answer {
-                body: None,
-                revision: None,
-                positions: Vec::new(),
-            }),
-            Err(e) => Err(e),
-        }
+        let answer = self.row_bytes(base, key, read).await?;
+        let row = match &answer.body {
+            Some(bytes) => {
+                Some(
+                    serde_json::from_slice(bytes).map_err(|source| ClientError::Body {
+                        url: format!("{base}/v1/rows/{key}"),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(answer.map(|_| row))
     }
 
     /// One row as the projector encoded it (JSON of a [`RowView`]); `None`
@@ -222,29 +225,16 @@ impl ProjectorClient {
             .await
     }
 
-    pub async fn scan_group(
+    /// A group's rows after `after`: as [`super::projector::RowsPage`], or with the rows kept
+    /// as the projector encoded them ([`super::projector::EncodedRowsPage`]).
+    pub async fn scan_group<T: DeserializeOwned>(
         &self,
         base: &str,
         group: &str,
         after: Option<&str>,
         limit: usize,
         read: &ReadQuery,
-    ) -> Result<Answer<RowsPage>, ClientError> {
-        let mut query = page_query(after, limit);
-        query.extend(read_query(read));
-        let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;
-        self.send(self.http.get(url.clone()), url).await
-    }
-
-    /// [`Self::scan_group`] with the rows kept as the projector encoded them.
-    pub async fn scan_group_encoded(
-        &self,
-        base: &str,
-        group: &str,
-        after: Option<&str>,
-        limit: usize,
-        read: &ReadQuery,
-    ) -> Result<Answer<EncodedRowsPage>, ClientError> {
+    ) -> Result<Answer<T>, ClientError> {
         let mut query = page_query(after, limit);
         query.extend(read_query(read));
         let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::GatewayState;
 use super::routing::ViewRoute;
-use super::upstream::{ShardChange, follow_shard};
+use super::upstream::{ShardChange, follow_shards};
 
 /// A view's feed stops being followed after this long without reads.
 const IDLE: Duration = Duration::from_secs(600);
@@ -235,19 +235,7 @@ impl ViewFeed {
 /// stops serving or nobody reads the view for [`IDLE`].
 async fn follow_view(st: Arc<GatewayState>, feed: Arc<ViewFeed>, route: ViewRoute) {
     let (tx, mut changes) = mpsc::channel(1024);
-    let followers: Vec<_> = (0..route.shards.len() as u32)
-        .map(|shard| {
-            tokio::spawn(follow_shard(
-                st.clone(),
-                route.namespace.clone(),
-                route.name.clone(),
-                route.revision.clone(),
-                shard,
-                BTreeMap::new(),
-                tx.clone(),
-            ))
-        })
-        .collect();
+    let followers = follow_shards(&st, &route, |_| BTreeMap::new(), &tx);
     drop(tx);
     let cache = &st.row_cache;
     loop {

@@ -17,7 +17,7 @@ use super::merge::{
 use super::params::ScanParams;
 use super::reads::{bad_part, shard_reads};
 use matview_api::problem::Problem;
-use matview_api::projector::answer_headers;
+use matview_api::projector::{EncodedRowsPage, answer_headers};
 
 pub async fn scan_group(
     State(st): State<Arc<GatewayState>>,
@@ -54,7 +54,7 @@ pub async fn scan_group(
         let read = reads[s as usize].clone();
         async move {
             st.projectors
-                .scan_group_encoded(&url, &group, after.as_deref(), params.limit, &read)
+                .scan_group::<EncodedRowsPage>(&url, &group, after.as_deref(), params.limit, &read)
                 .await
         }
     };

@@ -153,6 +153,29 @@ pub async fn follow_shard(
     }
 }
 
+/// Follows every shard of `route`'s revision into `out`, each from the
+/// positions `from` gives it; the followers' tasks, to abort.
+pub fn follow_shards(
+    st: &Arc<GatewayState>,
+    route: &super::routing::ViewRoute,
+    from: impl Fn(u32) -> BTreeMap<i32, i64>,
+    out: &mpsc::Sender<(u32, ShardChange)>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..route.shards.len() as u32)
+        .map(|shard| {
+            tokio::spawn(follow_shard(
+                st.clone(),
+                route.namespace.clone(),
+                route.name.clone(),
+                route.revision.clone(),
+                shard,
+                from(shard),
+                out.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// How following one replica ended.
 enum Followed {
     /// The reader went away.

@@ -22,7 +22,7 @@ use super::coalesce::coalesce;
 use super::params::ReadParams;
 use super::reads::Target;
 use super::routing::partition_owner;
-use super::upstream::{ShardChange, follow_shard};
+use super::upstream::{ShardChange, follow_shards};
 use matview_api::gateway::StreamEvent;
 use matview_api::problem::{Problem, TypedQuery};
 use matview_api::projector::{WatchEvent, format_positions, parse_positions};
@@ -220,24 +220,14 @@ async fn follow(
     let route = &target.route;
     let shards = route.shards.len() as u32;
     let (shard_tx, mut changes) = mpsc::channel(256);
-    let followers: Vec<_> = (0..shards)
-        .map(|shard| {
-            let from = positions
-                .iter()
-                .filter(|(p, _)| partition_owner(**p, shards) == shard)
-                .map(|(p, o)| (*p, *o))
-                .collect();
-            tokio::spawn(follow_shard(
-                st.clone(),
-                route.namespace.clone(),
-                route.name.clone(),
-                route.revision.clone(),
-                shard,
-                from,
-                shard_tx.clone(),
-            ))
-        })
-        .collect();
+    let from = |shard: u32| {
+        positions
+            .iter()
+            .filter(|(p, _)| partition_owner(**p, shards) == shard)
+            .map(|(p, o)| (*p, *o))
+            .collect()
+    };
+    let followers = follow_shards(st, route, from, &shard_tx);
     drop(shard_tx);
     let outcome = loop {
         tokio::select! {
