@@ -27,7 +27,7 @@ pub struct GatewayArgs {
     /// Longest a read may take, in milliseconds (read-your-writes waits come on top).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub deadline_ms: u64,
-    /// Longest one call to a projector may take before trying another replica, in milliseconds.
+    /// Milliseconds a call to a projector may go unanswered before the next replica is asked too (the first call keeps going; the first answer wins).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub projector_timeout_ms: u64,
     /// Live streams served at once; more are refused with 503.

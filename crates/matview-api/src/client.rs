@@ -81,6 +81,8 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct ProjectorClient {
     http: reqwest::Client,
+    /// Replaces the client's timeout for each request ([`Self::with_timeout`]).
+    timeout: Option<Duration>,
 }
 
 impl ProjectorClient {
@@ -93,7 +95,30 @@ impl ProjectorClient {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        ProjectorClient { http }
+        ProjectorClient {
+            http,
+            timeout: None,
+        }
+    }
+
+    /// The same connections, with another bound on each request: for calls
+    /// whose caller bounds them itself (a read's deadline).
+    pub fn with_timeout(&self, timeout: Duration) -> ProjectorClient {
+        ProjectorClient {
+            http: self.http.clone(),
+            timeout: Some(timeout),
+        }
+    }
+
+    fn get_request(&self, url: Url) -> reqwest::RequestBuilder {
+        self.bounded(self.http.get(url))
+    }
+
+    fn bounded(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
+        }
     }
 
     /// `base` is `http://host:port`; `segments` are path segments, encoded here.
@@ -110,7 +135,7 @@ impl ProjectorClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
-        Ok(self.send(self.http.get(url.clone()), url).await?.body)
+        Ok(self.send(self.get_request(url.clone()), url).await?.body)
     }
 
     /// Sends a request; a non-2xx answer becomes [`ClientError::Status`].
@@ -199,7 +224,7 @@ impl ProjectorClient {
         read: &ReadQuery,
     ) -> Result<Answer<Option<Bytes>>, ClientError> {
         let url = Self::url(base, &["v1", "rows", key], &read_query(read))?;
-        match self.send_bytes(self.http.get(url.clone()), url).await {
+        match self.send_bytes(self.get_request(url.clone()), url).await {
             Ok(answer) => Ok(answer.map(Some)),
             Err(e) if e.is_not_found() => Ok(Answer {
                 body: None,
@@ -221,7 +246,7 @@ impl ProjectorClient {
         let body = LookupRequest {
             keys: keys.to_vec(),
         };
-        self.send(self.http.post(url.clone()).json(&body), url)
+        self.send(self.bounded(self.http.post(url.clone()).json(&body)), url)
             .await
     }
 
@@ -238,7 +263,7 @@ impl ProjectorClient {
         let mut query = page_query(after, limit);
         query.extend(read_query(read));
         let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;
-        self.send(self.http.get(url.clone()), url).await
+        self.send(self.get_request(url.clone()), url).await
     }
 
     pub async fn keys(
@@ -264,7 +289,7 @@ impl ProjectorClient {
         let url = Self::url(base, &["metrics"], &[])?;
         let text = url.to_string();
         let transport = |source| ClientError::Transport { url: text, source };
-        match self.http.get(url).send().await {
+        match self.get_request(url).send().await {
             Ok(response) => response.text().await.map_err(transport),
             Err(e) => Err(transport(e)),
         }

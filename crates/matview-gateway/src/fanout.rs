@@ -1,9 +1,13 @@
-//! Calls to a shard's replicas with failover: a connection error, timeout or
-//! 5xx from one replica is retried on another within the request's deadline.
+//! Calls to a shard's replicas with failover and hedging: a connection error
+//! or 5xx from one replica is retried on another at once; a replica that is
+//! slow to answer gets company (the same call on the next replica) while it
+//! keeps working, and the first answer wins — all within the read's deadline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use super::metrics::GatewayMetrics;
@@ -30,20 +34,25 @@ pub enum ShardError {
 
 pub struct Fanout {
     rotation: AtomicUsize,
-}
-
-impl Default for Fanout {
-    fn default() -> Self {
-        Fanout {
-            rotation: AtomicUsize::new(0),
-        }
-    }
+    /// How long a call may go unanswered before the next replica is asked too.
+    hedge_after: Duration,
 }
 
 impl Fanout {
-    /// `call` on one replica of `shard`, failing over to the others, round
-    /// after round, until `deadline`. Replicas are tried from a rotating
-    /// start, which spreads load.
+    pub fn new(hedge_after: Duration) -> Fanout {
+        Fanout {
+            rotation: AtomicUsize::new(0),
+            hedge_after: hedge_after.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// `call` on one replica of `shard` until `deadline`: a failed call is
+    /// made again on the next replica (round after round: on a loaded
+    /// machine the one live replica may fail once and answer the next
+    /// time); a call unanswered after `hedge_after` is joined by one on the
+    /// next replica, and neither is cancelled — a slow replica's work is
+    /// not thrown away. Replicas are tried from a rotating start, which
+    /// spreads load.
     pub async fn on_shard<T, F, Fut>(
         &self,
         metrics: &GatewayMetrics,
@@ -59,29 +68,47 @@ impl Fanout {
         if replicas.is_empty() {
             return Err(ShardError::Dark { shard });
         }
+        // One replica: a second call to it still helps past a stuck connection.
+        let most_in_flight = replicas.len().max(2);
         let start = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let mut attempts = 0usize;
+        let mut in_flight: FuturesUnordered<Fut> = FuturesUnordered::new();
         let mut last = None;
-        // Round after round until the deadline: on a loaded machine the one
-        // live replica may time out once and answer the next time.
-        for attempt in 0.. {
-            if attempt > 0 && attempt % replicas.len() == 0 {
-                tokio::time::sleep(ROUND_PAUSE).await;
-            }
-            let endpoint = &replicas[(start + attempt) % replicas.len()];
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            match tokio::time::timeout(remaining, call(endpoint.url.clone())).await {
-                Ok(Ok(answer)) => return Ok(answer),
-                Ok(Err(e)) if e.is_retryable() => {
-                    metrics.failover();
-                    last = Some(e);
+        let mut next_call_at = Instant::now();
+        let expired = tokio::time::sleep_until(deadline);
+        tokio::pin!(expired);
+        loop {
+            tokio::select! {
+                biased;
+                Some(result) = in_flight.next() => match result {
+                    Ok(answer) => return Ok(answer),
+                    Err(e) if e.is_retryable() => {
+                        metrics.failover();
+                        last = Some(e);
+                        if in_flight.is_empty() {
+                            // A whole round failed: a short pause before the next.
+                            let round_done = attempts.is_multiple_of(replicas.len());
+                            next_call_at = Instant::now() + if round_done { ROUND_PAUSE } else { Duration::ZERO };
+                        }
+                    }
+                    Err(e) => return Err(ShardError::Refused(e)),
+                },
+                _ = tokio::time::sleep_until(next_call_at), if in_flight.len() < most_in_flight => {
+                    if !in_flight.is_empty() {
+                        metrics.hedge();
+                    }
+                    let endpoint = &replicas[(start + attempts) % replicas.len()];
+                    attempts += 1;
+                    in_flight.push(call(endpoint.url.clone()));
+                    next_call_at = Instant::now() + self.hedge_after;
                 }
-                Ok(Err(e)) => return Err(ShardError::Refused(e)),
-                Err(_) => break,
+                _ = &mut expired => break,
             }
         }
         Err(ShardError::Exhausted { shard, last })
     }
 }
+
+#[cfg(test)]
+#[path = "fanout_tests.rs"]
+mod tests;

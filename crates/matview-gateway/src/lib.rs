@@ -43,7 +43,8 @@ pub struct GatewayConfig {
     pub auth_cache: Duration,
     /// Longest a read may take (read-your-writes waits come on top).
     pub deadline: Duration,
-    /// Longest a single call to a projector may take before failing over.
+    /// How long a call to a projector may go unanswered before the next
+    /// replica is asked too (the first call keeps going; the first answer wins).
     pub projector_timeout: Duration,
     /// Live streams served at once.
     pub max_streams: usize,
@@ -68,7 +69,10 @@ pub enum GatewayError {
 /// Everything a request handler needs.
 pub struct GatewayState {
     pub directory: Arc<Directory>,
+    /// For calls outside a read (revision info, feed positions).
     pub projectors: ProjectorClient,
+    /// For a read's calls to the shards.
+    pub readers: ProjectorClient,
     pub fanout: Fanout,
     pub auth: Authorizer,
     pub metrics: Arc<GatewayMetrics>,
@@ -96,10 +100,15 @@ impl GatewayState {
         auth: Authorizer,
         config: &GatewayConfig,
     ) -> Arc<GatewayState> {
+        let projectors = ProjectorClient::new(config.projector_timeout);
         Arc::new(GatewayState {
             directory,
-            projectors: ProjectorClient::new(config.projector_timeout),
-            fanout: Fanout::default(),
+            // A read's calls are bounded by its deadline (see `Fanout`), so
+            // a slow replica's answer is not thrown away at the hedge delay.
+            readers: projectors
+                .with_timeout(config.deadline + Duration::from_millis(params::MAX_WAIT_MS)),
+            projectors,
+            fanout: Fanout::new(config.projector_timeout),
             auth,
             metrics: Arc::new(GatewayMetrics::default()),
             deadline: config.deadline,

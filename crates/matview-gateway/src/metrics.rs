@@ -1,5 +1,5 @@
 //! Gateway metrics (prometheus-client): requests by route and status, their
-//! latency, fan-out size, failovers between replicas, authorization checks.
+//! latency, fan-out size, failovers and hedges between replicas, authorization checks.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,7 @@ pub struct GatewayMetrics {
     latency: Family<RouteLabels, Histogram>,
     fanout: Histogram,
     failovers: Counter,
+    hedges: Counter,
     streams: Gauge,
     row_cache_hits: Counter,
     row_cache_misses: Counter,
@@ -76,6 +77,12 @@ impl Default for GatewayMetrics {
             "Calls retried on another replica after a failure",
             failovers.clone(),
         );
+        let hedges = Counter::default();
+        registry.register(
+            "hedges",
+            "Calls also made on another replica because the first was slow to answer",
+            hedges.clone(),
+        );
         let row_cache_hits = Counter::default();
         let row_cache_misses = Counter::default();
         registry.register(
@@ -96,6 +103,7 @@ impl Default for GatewayMetrics {
             latency,
             fanout,
             failovers,
+            hedges,
             streams,
         }
     }
@@ -104,6 +112,10 @@ impl Default for GatewayMetrics {
 impl GatewayMetrics {
     pub fn failover(&self) {
         self.failovers.inc();
+    }
+
+    pub fn hedge(&self) {
+        self.hedges.inc();
     }
 
     pub fn stream_opened(&self) -> OpenStream {

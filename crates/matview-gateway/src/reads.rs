@@ -287,7 +287,7 @@ impl GatewayState {
         };
         let read_row = |s: u32, url: String| {
             let (st, key, read) = (self.clone(), key.to_string(), reads[s as usize].clone());
-            async move { st.projectors.row_bytes(&url, &key, &read).await }
+            async move { st.readers.row_bytes(&url, &key, &read).await }
         };
         let mut answers = self.ask(route, &first, deadline, read_row).await?;
         if answers.iter().all(|(_, a)| a.body.is_none()) && first.len() < all.len() {
@@ -324,7 +324,7 @@ impl GatewayState {
         let read = |_: u32, url: String| {
             let st = self.clone();
             async move {
-                let p = st.projectors.positions(&url).await?;
+                let p = st.readers.positions(&url).await?;
                 let applied = p
                     .partitions
                     .iter()
@@ -390,11 +390,7 @@ impl GatewayState {
         }
         let lookup = |s: u32, url: String| {
             let (st, keys) = (self.clone(), missing[s as usize].clone());
-            async move {
-                st.projectors
-                    .lookup(&url, &keys, &ReadQuery::default())
-                    .await
-            }
+            async move { st.readers.lookup(&url, &keys, &ReadQuery::default()).await }
         };
         let extra = self.ask(&target.route, &shards, deadline, lookup).await?;
         let mut parts: BTreeMap<String, Vec<RowView>> = BTreeMap::new();

@@ -53,7 +53,7 @@ pub async fn scan_group(
         let (st, group, after) = (st.clone(), group.clone(), after.clone());
         let read = reads[s as usize].clone();
         async move {
-            st.projectors
+            st.readers
                 .scan_group::<EncodedRowsPage>(&url, &group, after.as_deref(), params.limit, &read)
                 .await
         }

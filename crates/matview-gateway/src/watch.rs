@@ -21,7 +21,7 @@ use super::GatewayState;
 use super::coalesce::coalesce;
 use super::params::ReadParams;
 use super::reads::Target;
-use super::routing::partition_owner;
+use super::routing::{ViewRoute, partition_owner};
 use super::upstream::{ShardChange, follow_shards};
 use matview_api::gateway::StreamEvent;
 use matview_api::problem::{Problem, TypedQuery};
@@ -229,10 +229,25 @@ async fn follow(
     };
     let followers = follow_shards(st, route, from, &shard_tx);
     drop(shard_tx);
+    let switched = || {
+        st.directory
+            .route(&route.namespace, &route.name)
+            .is_some_and(|now| now.revision != route.revision)
+    };
+    // A ticker, not a sleep per wait: changes that keep coming must not
+    // put the check off.
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + REVISION_CHECK, REVISION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         tokio::select! {
             change = changes.recv() => {
                 let Some(first) = change else { break Followed::Gone };
+                // The old revision's changes are not what readers get now.
+                if switched() {
+                    announce_switch(route, positions, tx).await;
+                    break Followed::RevisionChanged;
+                }
                 // Whatever else already arrived goes with it, folded per shard.
                 let mut batch = vec![first];
                 while batch.len() < MAX_FOLDED {
@@ -252,16 +267,9 @@ async fn follow(
                     break Followed::Gone;
                 }
             }
-            _ = tokio::time::sleep(REVISION_CHECK) => {
-                let now = st.directory.route(&route.namespace, &route.name);
-                if now.is_some_and(|r| r.revision != route.revision) {
-                    let data = StreamEvent {
-                        revision: route.revision.clone(),
-                        rows: Vec::new(),
-                        removed: Vec::new(),
-                        reason: Some("revision".into()),
-                    };
-                    let _ = tx.send(event("reset", positions, &data)).await;
+            _ = check.tick() => {
+                if switched() {
+                    announce_switch(route, positions, tx).await;
                     break Followed::RevisionChanged;
                 }
             }
@@ -276,6 +284,21 @@ async fn follow(
         follower.abort();
     }
     outcome
+}
+
+/// Tells the client the revision it followed stopped serving: it reloads.
+async fn announce_switch(
+    route: &ViewRoute,
+    positions: &BTreeMap<i32, i64>,
+    tx: &mpsc::Sender<Event>,
+) {
+    let data = StreamEvent {
+        revision: route.revision.clone(),
+        rows: Vec::new(),
+        removed: Vec::new(),
+        reason: Some("revision".into()),
+    };
+    let _ = tx.send(event("reset", positions, &data)).await;
 }
 
 /// Shard changes handled at once by a stream that fell behind.
