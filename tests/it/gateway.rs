@@ -3,7 +3,7 @@
 //! gateway` under its own least-privilege ServiceAccount. Expected answers are
 //! computed from the produced orders, not by the engine.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::Role;
@@ -11,6 +11,7 @@ use kube::api::{Api, PostParams};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
+use crate::gateway_scans::{cache_hits, cached_scans_follow_changes, check_scans};
 use crate::support::gateway;
 use crate::support::orders::{Orders, orders};
 use crate::support::projector::{Reference, reference, row_totals};
@@ -26,46 +27,6 @@ async fn check_rows(st: &Stack, view: &str, expected: &Reference, revision: &str
         assert_eq!(&row_totals(&answer.body), groups, "{view} row {user}");
         assert_eq!(answer.revision.as_deref(), Some(revision));
         assert!(answer.positions.is_some(), "positions header");
-    }
-}
-
-/// Every group scanned in pages of 7 lists exactly the reference's users of
-/// that group, each row whole (all groups), in key order, without repeats.
-async fn check_scans(st: &Stack, view: &str, expected: &Reference, token: &str) {
-    for group in ["cheap", "affordable", "expensive"] {
-        let wanted: BTreeSet<&String> = expected
-            .iter()
-            .filter(|(_, g)| g.contains_key(group))
-            .map(|(u, _)| u)
-            .collect();
-        let mut seen: Vec<String> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!(
-                "/v1/namespaces/{}/views/{view}/groups/{group}/rows?limit=7",
-                st.ns.name
-            );
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let page = st.gateway.get(&path, Some(token)).await.expect("answers");
-            assert_eq!(page.status, 200, "{path}: {}", page.body);
-            for row in page.body["rows"].as_array().expect("rows") {
-                let key = row["key"].as_str().expect("key").to_string();
-                assert_eq!(row_totals(row), expected[&key], "{view} scan row {key}");
-                seen.push(key);
-            }
-            match page.body["next"].as_str() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => break,
-            }
-        }
-        let mut sorted = seen.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(seen, sorted, "{view}/{group}: in key order, no repeats");
-        let seen: BTreeSet<&String> = seen.iter().collect();
-        assert_eq!(seen, wanted, "{view}/{group}: exactly the group's rows");
     }
 }
 
@@ -118,6 +79,8 @@ async fn the_gateway_serves_rows_and_scans_equal_to_the_independent_view() {
     check_rows(&st, "keyed", &keyed_ref, &keyed_rev, &reader).await;
     check_scans(&st, "spread", &spread_ref, &reader).await;
     check_scans(&st, "keyed", &keyed_ref, &reader).await;
+    cached_scans_follow_changes(&st, "spread", &spread, &by_order, &reader).await;
+    cached_scans_follow_changes(&st, "keyed", &keyed, &by_user, &reader).await;
     let metrics = reqwest::get(format!("{}/metrics", st.gateway.url))
         .await
         .expect("metrics")
@@ -133,17 +96,6 @@ async fn the_gateway_serves_rows_and_scans_equal_to_the_independent_view() {
     cached_rows_follow_changes(&st, &by_order, &reader).await;
     authorization(&st, &reader).await;
     bad_requests(&st, &reader).await;
-}
-
-/// The gateway's row cache hit count so far.
-async fn cache_hits(st: &Stack) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", st.gateway.url))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    crate::support::projector::metric(&text, "matview_gateway_row_cache_hits_total")
 }
 
 /// Plain reads (no `after=`) of a row the gateway keeps: an unchanged row is

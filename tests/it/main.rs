@@ -13,6 +13,7 @@ mod docs;
 mod e2e;
 mod gateway;
 mod gateway_load;
+mod gateway_scans;
 mod helm;
 mod helm_chart;
 mod history;

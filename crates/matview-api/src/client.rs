@@ -266,6 +266,21 @@ impl ProjectorClient {
         self.send(self.get_request(url.clone()), url).await
     }
 
+    /// The keys of the page [`Self::scan_group`] would answer, without the rows.
+    pub async fn scan_group_keys(
+        &self,
+        base: &str,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+        read: &ReadQuery,
+    ) -> Result<Answer<KeysPage>, ClientError> {
+        let mut query = page_query(after, limit);
+        query.extend(read_query(read));
+        let url = Self::url(base, &["v1", "groups", group, "keys"], &query)?;
+        self.send(self.get_request(url.clone()), url).await
+    }
+
     pub async fn keys(
         &self,
         base: &str,

@@ -199,9 +199,34 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
     };
     eprintln!("{layout}: lookups through a gateway without a row cache…");
     let (uncached_state, uncached) = start_gateway(&yaml, &endpoints, keyed_by_row, 0).await?;
-    let mut uncached = load(lookups(&uncached), clients, seconds).await;
+    let mut uncached_lookups = load(lookups(&uncached), clients, seconds).await;
+    report.push_str(&uncached_lookups.line(
+        "lookups, gateway, no cache",
+        &share(uncached_lookups.rate()),
+    ));
+    // Scans of 100 from a random key of a random group; the same pages asked
+    // of one projector directly, of the gateway without and with its cache.
+    let scans = |url: &str, gateway: bool| -> Targets {
+        let (keys, url) = (keys.clone(), url.to_string());
+        Arc::new(move |r: u64| {
+            let key = &keys[(r % keys.len() as u64) as usize];
+            let group = ["cheap", "affordable", "expensive"][(r % 3) as usize];
+            if gateway {
+                let cursor = matview_gateway::merge::encode_cursor(key);
+                format!("{url}/groups/{group}/rows?limit=100&cursor={cursor}")
+            } else {
+                format!("{url}/v1/groups/{group}/rows?limit=100&after={key}")
+            }
+        })
+    };
+    let scan_clients = clients.min(16);
+    eprintln!("{layout}: scans straight from a projector…");
+    let mut direct_scans = load(scans(&endpoints[0], false), scan_clients, seconds).await;
+    report.push_str(&direct_scans.line("scans of 100, one projector", ""));
+    eprintln!("{layout}: scans through a gateway without a row cache…");
+    let mut uncached_scans = load(scans(&uncached, true), scan_clients, seconds).await;
     uncached_state.shutdown.cancel();
-    report.push_str(&uncached.line("lookups, gateway, no cache", &share(uncached.rate())));
+    report.push_str(&uncached_scans.line("scans of 100, gateway, no cache", ""));
     eprintln!("{layout}: every row read once through the gateway (its cache warms)…");
     warm(&url, &keys).await;
     eprintln!("{layout}: lookups through the gateway…");
@@ -215,18 +240,18 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
         100.0 * hits as f64 / (hits + misses).max(1) as f64,
         state.row_cache.bytes() as f64 / 1048576.0
     ));
-    eprintln!("{layout}: scans…");
-    let scans: Targets = {
-        let (keys, url) = (keys.clone(), url.clone());
-        Arc::new(move |r: u64| {
-            let key = &keys[(r % keys.len() as u64) as usize];
-            let group = ["cheap", "affordable", "expensive"][(r % 3) as usize];
-            let cursor = matview_gateway::merge::encode_cursor(key);
-            format!("{url}/groups/{group}/rows?limit=100&cursor={cursor}")
-        })
-    };
-    let mut scans = load(scans, clients.min(16), seconds).await;
-    report.push_str(&scans.line("scans of 100, gateway", ""));
+    eprintln!("{layout}: scans through the gateway…");
+    let (hits_before, misses_before) = state.metrics.row_reads();
+    let mut cached_scans = load(scans(&url, true), scan_clients, seconds).await;
+    let (hits, misses) = state.metrics.row_reads();
+    let (hits, misses) = (hits - hits_before, misses - misses_before);
+    report.push_str(&cached_scans.line(
+        "scans of 100, gateway",
+        &format!(
+            "  rows {:.1} % from the cache",
+            100.0 * hits as f64 / (hits + misses).max(1) as f64
+        ),
+    ));
     for &rate in &config.rates {
         eprintln!("{layout}: freshness at {rate} events/s…");
         let mut fresh = freshness(&url, &producer, &topic, keyed_by_row, rate, seconds).await?;

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod auth_cache;
+pub mod cached_scans;
 pub mod coalesce;
 pub mod discovery;
 pub mod fanout;

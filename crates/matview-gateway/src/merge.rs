@@ -59,6 +59,14 @@ pub fn merge_parts(
     ))
 }
 
+/// A [`matview_api::gateway::ScanPage`] as sent: rows one shard holds go out
+/// as that shard encoded them (same JSON, not rebuilt).
+#[derive(serde::Serialize)]
+pub struct EncodedScanPage {
+    pub rows: Vec<RowPart>,
+    pub next: Option<String>,
+}
+
 /// A merged page of a group scan.
 #[derive(Debug, Clone)]
 pub struct MergedPage {
@@ -87,12 +95,11 @@ pub fn merge_pages(
     pages: Vec<ShardPage>,
     limit: usize,
 ) -> Result<MergedPage, serde_json::Error> {
-    let cutoff: Option<String> = pages
-        .iter()
-        .filter(|p| p.more)
-        .filter_map(|p| p.rows.last().map(|r| r.key().to_string()))
-        .min();
-    let any_more = pages.iter().any(|p| p.more);
+    let (cutoff, any_more) = cutoff(
+        pages
+            .iter()
+            .map(|p| (p.rows.last().map(RowPart::key), p.more)),
+    );
     let mut by_key: BTreeMap<String, (RowPart, BTreeSet<usize>)> = BTreeMap::new();
     let tagged = pages
         .into_iter()
@@ -122,6 +129,57 @@ pub fn merge_pages(
         sources,
         next_after,
     })
+}
+
+/// Where merged shard pages stop being complete: the smallest last key of
+/// a page that has more; and whether any has more. Each item is a page's
+/// last key and whether more follow it.
+fn cutoff<'a>(pages: impl Iterator<Item = (Option<&'a str>, bool)>) -> (Option<String>, bool) {
+    let mut any_more = false;
+    let mut cut: Option<&str> = None;
+    for (last, more) in pages {
+        if more {
+            any_more = true;
+            if let Some(last) = last {
+                cut = Some(cut.map_or(last, |c| c.min(last)));
+            }
+        }
+    }
+    (cut.map(str::to_string), any_more)
+}
+
+/// Shards' key pages (each a group's keys in order, and whether it has
+/// more) merged as [`merge_pages`] merges rows: each key with the shards
+/// (indexes of the input pages) that listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedKeys {
+    pub keys: Vec<(String, BTreeSet<usize>)>,
+    pub next_after: Option<String>,
+}
+
+pub fn merge_keys(pages: Vec<(Vec<String>, bool)>, limit: usize) -> MergedKeys {
+    let (cutoff, any_more) = cutoff(
+        pages
+            .iter()
+            .map(|(keys, more)| (keys.last().map(String::as_str), *more)),
+    );
+    let mut by_key: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for (shard, (keys, _)) in pages.into_iter().enumerate() {
+        for key in keys {
+            if cutoff.as_deref().is_some_and(|c| key.as_str() > c) {
+                continue;
+            }
+            by_key.entry(key).or_default().insert(shard);
+        }
+    }
+    let cut = by_key.len() > limit;
+    let keys: Vec<(String, BTreeSet<usize>)> = by_key.into_iter().take(limit).collect();
+    let next_after = if cut || any_more {
+        keys.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    MergedKeys { keys, next_after }
 }
 
 /// Positions of several shards (each owns distinct partitions) as one map.
@@ -232,6 +290,38 @@ mod tests {
         assert_eq!(keys(&cut), ["a", "b"]);
         assert_eq!(cut.next_after.as_deref(), Some("b"));
         let all = merge_pages(&view, vec![a, b], 3).expect("merges");
+        assert_eq!(all.next_after, None);
+    }
+
+    #[test]
+    fn key_pages_merge_as_row_pages_do() {
+        let page = |keys: &[&str], more| (keys.iter().map(|k| k.to_string()).collect(), more);
+        // Shard 0 stopped at "e" with more: "f" of shard 1 may come after
+        // keys shard 0 has not listed yet.
+        let merged = merge_keys(
+            vec![page(&["a", "c", "e"], true), page(&["b", "c", "f"], false)],
+            10,
+        );
+        let listed: Vec<(&str, Vec<usize>)> = merged
+            .keys
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.iter().copied().collect()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("a", vec![0]),
+                ("b", vec![1]),
+                ("c", vec![0, 1]),
+                ("e", vec![0])
+            ]
+        );
+        assert_eq!(merged.next_after.as_deref(), Some("e"));
+        // The limit cuts; the last page has no cursor.
+        let cut = merge_keys(vec![page(&["a", "b"], false), page(&["c"], false)], 2);
+        assert_eq!(cut.next_after.as_deref(), Some("b"));
+        let all = merge_keys(vec![page(&["a", "b"], false), page(&["c"], false)], 3);
+        assert_eq!(all.keys.len(), 3);
         assert_eq!(all.next_after, None);
     }
 

@@ -65,6 +65,14 @@ pub struct Hit {
     pub positions: BTreeMap<i32, i64>,
 }
 
+/// A feed's state at one moment, for reading many rows as of it.
+pub struct FeedView {
+    id: Arc<str>,
+    /// Every change up to these positions has dropped its rows.
+    pub positions: BTreeMap<i32, i64>,
+    epoch: u64,
+}
+
 /// A fetched answer may be kept: it is at least at the feed's positions
 /// (on a partition the feed has not reported yet, it may be behind what the
 /// feed will start from, so it is not kept).
@@ -124,6 +132,29 @@ impl RowCache {
             body: row.body,
             positions: state.positions.clone(),
         })
+    }
+
+    /// The view's feed now, when every shard of it is followed; starts
+    /// following the view on first use.
+    pub fn view_feed(&self, st: &Arc<GatewayState>, route: &ViewRoute) -> Option<FeedView> {
+        if !self.enabled {
+            return None;
+        }
+        let feed = self.feed(st, route);
+        feed.last_read
+            .store(self.started.elapsed().as_secs(), Ordering::Relaxed);
+        let state = feed.state.lock().ok()?;
+        state.live.iter().all(|l| *l).then(|| FeedView {
+            id: feed.id.clone(),
+            positions: state.positions.clone(),
+            epoch: state.epoch,
+        })
+    }
+
+    /// The row of `key` if held: current at least as of `view`'s positions.
+    pub fn row_at(&self, view: &FeedView, key: &str) -> Option<Bytes> {
+        let row = self.rows.get(&(view.id.clone(), key.to_string()))?;
+        (row.epoch == view.epoch).then_some(row.body)
     }
 
     /// Keeps a fetched row when the view's feed is followed and the answer

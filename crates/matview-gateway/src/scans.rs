@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::GatewayState;
+use super::cached_scans::{PageAsk, scan_from_cache};
 use super::merge::{
-    RowPart, ShardPage, decode_cursor, encode_cursor, merge_pages, merge_positions,
+    EncodedScanPage, RowPart, ShardPage, decode_cursor, encode_cursor, merge_pages, merge_positions,
 };
 use super::params::ScanParams;
 use super::reads::{bad_part, shard_reads};
@@ -48,6 +49,16 @@ pub async fn scan_group(
     };
     let reads = shard_reads(route, &params)?;
     let deadline = st.deadline(&params);
+    let ask = PageAsk {
+        group: &group,
+        after: after.as_deref(),
+        limit: params.limit,
+        reads: &reads,
+        deadline,
+    };
+    if let Some((positions, page)) = scan_from_cache(&st, &target, &ask).await? {
+        return Ok((answer_headers(&route.revision, &positions), Json(page)).into_response());
+    }
     let shards: Vec<u32> = (0..route.shards.len() as u32).collect();
     let scan = |s: u32, url: String| {
         let (st, group, after) = (st.clone(), group.clone(), after.clone());
@@ -89,12 +100,4 @@ pub async fn scan_group(
         rows: merged.rows,
     };
     Ok((answer_headers(&route.revision, &positions), Json(page)).into_response())
-}
-
-/// A [`matview_api::gateway::ScanPage`] as sent: rows one shard holds go out
-/// as that shard encoded them (same JSON, not rebuilt).
-#[derive(serde::Serialize)]
-struct EncodedScanPage {
-    rows: Vec<RowPart>,
-    next: Option<String>,
 }

@@ -2,6 +2,7 @@
 //!
 //! - `GET /v1/rows/{key}`: one row
 //! - `GET /v1/groups/{group}/rows?after=KEY&limit=N`: rows with records in a group, by key
+//! - `GET /v1/groups/{group}/keys?after=KEY&limit=N`: the keys of that page only
 //! - `GET /v1/keys?after=KEY&limit=N`: row keys in order
 //! - `GET /v1/positions`: applied offset, high-water mark and lag per partition
 //! - `GET /v1/watch`: row changes as server-sent events (`Last-Event-ID` resumes)
@@ -36,6 +37,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/rows/{key}", get(reads::get_row))
         .route("/v1/lookup", post(reads::lookup))
         .route("/v1/groups/{group}/rows", get(reads::scan_group))
+        .route("/v1/groups/{group}/keys", get(reads::scan_group_keys))
         .route("/v1/keys", get(reads::keys))
         .route("/v1/positions", get(positions))
         .route("/v1/watch", get(watch))

@@ -145,40 +145,77 @@ pub async fn lookup(
     Ok(answered(&shared, &applied, Json(LookupResponse { rows })))
 }
 
-pub async fn scan_group(
-    State(shared): State<Arc<Shared>>,
-    Path(group): Path<String>,
-    TypedQuery(query): TypedQuery<ScanQuery>,
-) -> Result<Response, Problem> {
+/// A group scan's bounds: the group's index and the page size.
+fn group_page(shared: &Shared, group: &str, query: &ScanQuery) -> Result<(usize, usize), Problem> {
     let groups = &shared.view.compiled.groups;
-    let group_index = groups.iter().position(|g| *g == group).ok_or_else(|| {
+    let group_index = groups.iter().position(|g| g == group).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
             "no such group",
             format!("groups are {groups:?}"),
         )
     })?;
-    let limit = limit(query.limit, 100, MAX_SCAN_LIMIT)?;
-    let read = ReadQuery {
-        at_least: query.at_least,
+    Ok((group_index, limit(query.limit, 100, MAX_SCAN_LIMIT)?))
+}
+
+fn read_of(query: &ScanQuery) -> ReadQuery {
+    ReadQuery {
+        at_least: query.at_least.clone(),
         wait_ms: query.wait_ms,
-    };
-    let applied = settle(&shared, &read).await?;
+    }
+}
+
+/// The keys of a group's rows after `after`, and the cursor of what follows.
+fn group_keys(
+    shared: &Shared,
+    group_index: usize,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<KeysPage, Problem> {
+    let keys = shared
+        .store
+        .keys_in_group(group_index, after, limit)
+        .map_err(Problem::internal)?;
+    let next = (keys.len() == limit)
+        .then(|| keys.last().cloned())
+        .flatten();
+    Ok(KeysPage { keys, next })
+}
+
+pub async fn scan_group(
+    State(shared): State<Arc<Shared>>,
+    Path(group): Path<String>,
+    TypedQuery(query): TypedQuery<ScanQuery>,
+) -> Result<Response, Problem> {
+    let (group_index, limit) = group_page(&shared, &group, &query)?;
+    let applied = settle(&shared, &read_of(&query)).await?;
     let reader = shared.clone();
-    let after = query.after;
     let page = tokio::task::spawn_blocking(move || {
-        let keys = reader
-            .store
-            .keys_in_group(group_index, after.as_deref(), limit)
-            .map_err(Problem::internal)?;
+        let KeysPage { keys, next } =
+            group_keys(&reader, group_index, query.after.as_deref(), limit)?;
         let mut rows = Vec::with_capacity(keys.len());
         for key in &keys {
             rows.extend(read_view(&reader, key)?);
         }
-        let next = (keys.len() == limit)
-            .then(|| keys.last().cloned())
-            .flatten();
         Ok::<_, Problem>(RowsPage { rows, next })
+    })
+    .await
+    .map_err(Problem::internal)??;
+    Ok(answered(&shared, &applied, Json(page)))
+}
+
+/// The keys a group scan would list, without the rows (a gateway that
+/// holds the rows asks only for these).
+pub async fn scan_group_keys(
+    State(shared): State<Arc<Shared>>,
+    Path(group): Path<String>,
+    TypedQuery(query): TypedQuery<ScanQuery>,
+) -> Result<Response, Problem> {
+    let (group_index, limit) = group_page(&shared, &group, &query)?;
+    let applied = settle(&shared, &read_of(&query)).await?;
+    let reader = shared.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        group_keys(&reader, group_index, query.after.as_deref(), limit)
     })
     .await
     .map_err(Problem::internal)??;
