@@ -6,6 +6,7 @@
 pub mod client;
 pub mod errors;
 pub mod gateway;
+pub mod listen;
 pub mod metrics_text;
 pub mod names;
 pub mod openapi;

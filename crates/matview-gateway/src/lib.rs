@@ -144,7 +144,7 @@ pub async fn serve_router_until(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, router)
+    axum::serve(matview_api::listen::no_delay(listener), router)
         .with_graceful_shutdown(async move {
             stop.await;
             shutdown.cancel();

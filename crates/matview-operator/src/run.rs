@@ -321,7 +321,7 @@ async fn serve_health(
             }),
         );
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(matview_api::listen::no_delay(listener), router)
             .with_graceful_shutdown(shutdown_signal())
             .await;
     });

@@ -485,7 +485,7 @@ pub fn start(
     let router = http::router(shared.clone());
     let server_stop = cancel.clone();
     runtime.spawn(async move {
-        let _ = axum::serve(listener, router)
+        let _ = axum::serve(matview_api::listen::no_delay(listener), router)
             .with_graceful_shutdown(server_stop.cancelled_owned())
             .await;
     });
