@@ -8,6 +8,7 @@ pub mod changelog;
 pub mod gateway;
 mod gateway_fresh;
 mod gateway_load;
+mod paced_reads;
 pub mod projector;
 pub mod rows_dump;
 pub mod workload;

@@ -15,6 +15,7 @@ use super::{
     reap_with_cpu, send_message, spawn_projector, view_yaml,
 };
 use crate::changelog::Changelog;
+use crate::paced_reads::PacedReads;
 use matview_crd::Envelope;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +56,10 @@ pub struct BenchConfig {
     /// Write every row the projector serves, caught up, as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     pub rows_out: Option<PathBuf>,
+    /// Reads of random rows sent to the projector per second while it
+    /// builds the view (0: none): what serving reads costs projection.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub lookups_per_second: u64,
 }
 
 /// `spec.source.envelope` of the benchmark view.
@@ -148,8 +153,19 @@ pub struct Figures {
     broker_cpu: Option<f64>,
     peak_kib: u64,
     store_bytes: u64,
+    /// Reads served while projecting (`--lookups-per-second`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reads: Option<ReadsFigure>,
     #[serde(skip)]
     metrics: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ReadsFigure {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
 }
 
 pub fn run(config: BenchConfig) -> Result<String, BenchError> {
@@ -218,8 +234,19 @@ async fn project(
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let projectors = matview_api::ProjectorClient::new(Duration::from_secs(3));
+    let reads = match config.lookups_per_second {
+        0 => None,
+        n => Some(PacedReads::start(base.clone(), config.users, n).map_err(io_err)?),
+    };
     let watched =
-        watch_until_caught_up(produced.messages, &mut child, &projectors, &base, started).await?;
+        watch_until_caught_up(produced.messages, &mut child, &projectors, &base, started).await;
+    let reads = reads.map(PacedReads::stop).map(|mut phase| ReadsFigure {
+        per_second: phase.rate(),
+        p50_ms: phase.percentile(0.50),
+        p99_ms: phase.percentile(0.99),
+        errors: phase.errors,
+    });
+    let watched = watched?;
     let (applied, peak_kib) = (watched.applied, watched.peak_kib);
     let elapsed = started.elapsed().as_secs_f64();
     let first_tenth_rate = watched.progress.first_tenth_rate();
@@ -254,6 +281,7 @@ async fn project(
         broker_cpu,
         peak_kib,
         store_bytes,
+        reads,
         metrics,
     })
 }
@@ -411,6 +439,12 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
         ),
         None => "broker CPU        (pass --broker-pid to measure)".into(),
     });
+    if let Some(r) = &f.reads {
+        lines.push(format!(
+            "reads meanwhile   {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} failed or not sent)",
+            r.per_second, r.p50_ms, r.p99_ms, r.errors
+        ));
+    }
     lines.push(format!(
         "peak RSS          {:.0} MiB",
         f.peak_kib as f64 / 1024.0
