@@ -14,33 +14,20 @@ use crate::support::stack::Stack;
 /// Every group scanned in pages of 7 lists exactly the reference's users of
 /// that group, each row whole (all groups), in key order, without repeats.
 pub async fn check_scans(st: &Stack, view: &str, expected: &Reference, token: &str) {
-    for group in ["cheap", "affordable", "expensive"] {
+    for group in GROUPS {
         let wanted: BTreeSet<&String> = expected
             .iter()
             .filter(|(_, g)| g.contains_key(group))
             .map(|(u, _)| u)
             .collect();
+        let rows = scan_group(st, view, group, token)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut seen: Vec<String> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!(
-                "/v1/namespaces/{}/views/{view}/groups/{group}/rows?limit=7",
-                st.ns.name
-            );
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let page = st.gateway.get(&path, Some(token)).await.expect("answers");
-            assert_eq!(page.status, 200, "{path}: {}", page.body);
-            for row in page.body["rows"].as_array().expect("rows") {
-                let key = row["key"].as_str().expect("key").to_string();
-                assert_eq!(row_totals(row), expected[&key], "{view} scan row {key}");
-                seen.push(key);
-            }
-            match page.body["next"].as_str() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => break,
-            }
+        for row in &rows {
+            let key = row["key"].as_str().expect("key").to_string();
+            assert_eq!(row_totals(row), expected[&key], "{view} scan row {key}");
+            seen.push(key);
         }
         let mut sorted = seen.clone();
         sorted.sort();
@@ -48,6 +35,42 @@ pub async fn check_scans(st: &Stack, view: &str, expected: &Reference, token: &s
         assert_eq!(seen, sorted, "{view}/{group}: in key order, no repeats");
         let seen: BTreeSet<&String> = seen.iter().collect();
         assert_eq!(seen, wanted, "{view}/{group}: exactly the group's rows");
+    }
+}
+
+const GROUPS: [&str; 3] = ["cheap", "affordable", "expensive"];
+
+/// A group's rows as the gateway pages them (7 a page, cursor to cursor),
+/// or why not.
+async fn scan_group(
+    st: &Stack,
+    view: &str,
+    group: &str,
+    token: &str,
+) -> Result<Vec<Value>, String> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/v1/namespaces/{}/views/{view}/groups/{group}/rows?limit=7",
+            st.ns.name
+        );
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = st
+            .gateway
+            .get(&path, Some(token))
+            .await
+            .ok_or("no answer")?;
+        if page.status != 200 {
+            return Err(format!("{path}: {} {}", page.status, page.body));
+        }
+        rows.extend(page.body["rows"].as_array().into_iter().flatten().cloned());
+        match page.body["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return Ok(rows),
+        }
     }
 }
 
@@ -65,32 +88,10 @@ pub async fn cache_hits(st: &Stack) -> f64 {
 /// Every group's rows as scanned in pages of 7: key → totals, or why not.
 async fn scanned(st: &Stack, view: &str, token: &str) -> Result<Reference, String> {
     let mut rows = Reference::new();
-    for group in ["cheap", "affordable", "expensive"] {
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!(
-                "/v1/namespaces/{}/views/{view}/groups/{group}/rows?limit=7",
-                st.ns.name
-            );
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let page = st
-                .gateway
-                .get(&path, Some(token))
-                .await
-                .ok_or("no answer")?;
-            if page.status != 200 {
-                return Err(format!("{path}: {} {}", page.status, page.body));
-            }
-            for row in page.body["rows"].as_array().into_iter().flatten() {
-                let key = row["key"].as_str().unwrap_or_default().to_string();
-                rows.insert(key, row_totals(row));
-            }
-            match page.body["next"].as_str() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => break,
-            }
+    for group in GROUPS {
+        for row in scan_group(st, view, group, token).await? {
+            let key = row["key"].as_str().unwrap_or_default().to_string();
+            rows.insert(key, row_totals(&row));
         }
     }
     Ok(rows)

@@ -260,10 +260,8 @@ impl ProjectorClient {
         limit: usize,
         read: &ReadQuery,
     ) -> Result<Answer<T>, ClientError> {
-        let mut query = page_query(after, limit);
-        query.extend(read_query(read));
-        let url = Self::url(base, &["v1", "groups", group, "rows"], &query)?;
-        self.send(self.get_request(url.clone()), url).await
+        self.group_page(base, group, "rows", after, limit, read)
+            .await
     }
 
     /// The keys of the page [`Self::scan_group`] would answer, without the rows.
@@ -275,9 +273,23 @@ impl ProjectorClient {
         limit: usize,
         read: &ReadQuery,
     ) -> Result<Answer<KeysPage>, ClientError> {
+        self.group_page(base, group, "keys", after, limit, read)
+            .await
+    }
+
+    /// `GET /v1/groups/{group}/{what}` with paging and read-your-writes.
+    async fn group_page<T: DeserializeOwned>(
+        &self,
+        base: &str,
+        group: &str,
+        what: &str,
+        after: Option<&str>,
+        limit: usize,
+        read: &ReadQuery,
+    ) -> Result<Answer<T>, ClientError> {
         let mut query = page_query(after, limit);
         query.extend(read_query(read));
-        let url = Self::url(base, &["v1", "groups", group, "keys"], &query)?;
+        let url = Self::url(base, &["v1", "groups", group, what], &query)?;
         self.send(self.get_request(url.clone()), url).await
     }
 

@@ -65,6 +65,9 @@ pub struct StreamEvent {
     /// Why a `reset` was sent: `too-old` (the resume point is gone),
     /// `revision` (the view switched revisions) or `unavailable` (a change
     /// could not be completed from every shard): reload, then keep reading.
+    /// A reload may already answer from a new revision the stream has not
+    /// announced yet (it does within 0.5 s): skip `rows` of another
+    /// revision than the reload's until that `reset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

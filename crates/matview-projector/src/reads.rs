@@ -187,21 +187,17 @@ pub async fn scan_group(
     Path(group): Path<String>,
     TypedQuery(query): TypedQuery<ScanQuery>,
 ) -> Result<Response, Problem> {
-    let (group_index, limit) = group_page(&shared, &group, &query)?;
-    let applied = settle(&shared, &read_of(&query)).await?;
-    let reader = shared.clone();
-    let page = tokio::task::spawn_blocking(move || {
-        let KeysPage { keys, next } =
-            group_keys(&reader, group_index, query.after.as_deref(), limit)?;
-        let mut rows = Vec::with_capacity(keys.len());
-        for key in &keys {
-            rows.extend(read_view(&reader, key)?);
+    group_scan(shared, &group, query, |reader, page| {
+        let mut rows = Vec::with_capacity(page.keys.len());
+        for key in &page.keys {
+            rows.extend(read_view(reader, key)?);
         }
-        Ok::<_, Problem>(RowsPage { rows, next })
+        Ok(RowsPage {
+            rows,
+            next: page.next,
+        })
     })
     .await
-    .map_err(Problem::internal)??;
-    Ok(answered(&shared, &applied, Json(page)))
 }
 
 /// The keys a group scan would list, without the rows (a gateway that
@@ -211,11 +207,23 @@ pub async fn scan_group_keys(
     Path(group): Path<String>,
     TypedQuery(query): TypedQuery<ScanQuery>,
 ) -> Result<Response, Problem> {
-    let (group_index, limit) = group_page(&shared, &group, &query)?;
+    group_scan(shared, &group, query, |_, page| Ok(page)).await
+}
+
+/// A page of a group's keys, once the query's positions are applied, made
+/// into the answer by `answer` (on the blocking pool: it reads the store).
+async fn group_scan<T: serde::Serialize + Send + 'static>(
+    shared: Arc<Shared>,
+    group: &str,
+    query: ScanQuery,
+    answer: impl FnOnce(&Shared, KeysPage) -> Result<T, Problem> + Send + 'static,
+) -> Result<Response, Problem> {
+    let (group_index, limit) = group_page(&shared, group, &query)?;
     let applied = settle(&shared, &read_of(&query)).await?;
     let reader = shared.clone();
     let page = tokio::task::spawn_blocking(move || {
-        group_keys(&reader, group_index, query.after.as_deref(), limit)
+        let keys = group_keys(&reader, group_index, query.after.as_deref(), limit)?;
+        answer(&reader, keys)
     })
     .await
     .map_err(Problem::internal)??;
