@@ -62,6 +62,10 @@ pub struct GatewayBenchConfig {
     /// Events per second produced in the freshness phases, one phase each.
     #[arg(long, value_delimiter = ',', default_values_t = [1000u64, 100], value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub rates: Vec<u64>,
+    /// After the phases, add `--keys` new rows at a time until the view
+    /// holds this many, measuring freshness at each size (0: do not grow).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub curve_to: u64,
     /// MiB of the gateway's row cache (the lookups are also measured without).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub row_cache_mib: u64,
@@ -131,7 +135,8 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
         "{layout}: producing {events} orders over {} users to {topic}…",
         config.keys
     );
-    let users = produce_orders(&producer, &topic, config, events, keyed_by_row).await?;
+    let mut generator = OrderGenerator::new(7, config.keys);
+    let users = produce_orders(&producer, &topic, &mut generator, events, keyed_by_row).await?;
 
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view_file = config.work_dir.join(format!("bench-gateway-{layout}.yaml"));
@@ -252,8 +257,10 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
             100.0 * hits as f64 / (hits + misses).max(1) as f64
         ),
     ));
+    let mut produced = events;
     for &rate in &config.rates {
         eprintln!("{layout}: freshness at {rate} events/s…");
+        produced += rate * seconds.as_secs();
         let mut fresh = freshness(&url, &producer, &topic, keyed_by_row, rate, seconds).await?;
         report.push_str(
             &fresh
@@ -266,6 +273,23 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
                 .freshness_line(&format!("fresh at {rate}/s, read")),
         );
         report.push_str(&fresh.acked.freshness_line("  of which Kafka's ack"));
+    }
+    // Freshness as the view grows: `--keys` new users at a time.
+    let (mut rows, mut step) = (keys.len() as u64, 1);
+    while rows < config.curve_to {
+        eprintln!("{layout}: {rows} rows; adding {} users…", config.keys);
+        let mut more =
+            OrderGenerator::continuing(7 + step, step * config.keys, config.keys, produced);
+        let added = produce_orders(&producer, &topic, &mut more, events, keyed_by_row).await?;
+        (rows, step, produced) = (rows + added.len() as u64, step + 1, produced + events);
+        wait_applied(&endpoints, produced as i64).await?;
+        for &rate in &config.rates {
+            let mut fresh = freshness(&url, &producer, &topic, keyed_by_row, rate, seconds).await?;
+            produced += rate * seconds.as_secs();
+            let at = format!("{rows} rows, {rate}/s");
+            report.push_str(&fresh.stream.freshness_line(&format!("{at}, stream")));
+            report.push_str(&fresh.read.freshness_line(&format!("{at}, read")));
+        }
     }
     state.shutdown.cancel();
     drop(projectors);
@@ -280,11 +304,10 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
 async fn produce_orders(
     producer: &FutureProducer,
     topic: &str,
-    config: &GatewayBenchConfig,
+    generator: &mut OrderGenerator,
     events: u64,
     keyed_by_row: bool,
 ) -> Result<Vec<String>, BenchError> {
-    let mut generator = OrderGenerator::new(7, config.keys);
     let mut users = std::collections::BTreeSet::new();
     let mut pending = Vec::new();
     for _ in 0..events {

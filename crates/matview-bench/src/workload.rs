@@ -24,14 +24,22 @@ const COUNTRIES: [&str; 8] = ["DE", "AT", "CH", "FR", "IT", "US", "GB", "NL"];
 pub struct OrderGenerator {
     state: u64,
     next_order: u64,
+    first_user: u64,
     users: u64,
 }
 
 impl OrderGenerator {
     pub fn new(seed: u64, users: u64) -> OrderGenerator {
+        OrderGenerator::continuing(seed, 0, users, 0)
+    }
+
+    /// Orders numbered from `first_order`, of the users `u{first_user}` to
+    /// `u{first_user + users - 1}`: more of a topic without repeating ids.
+    pub fn continuing(seed: u64, first_user: u64, users: u64, first_order: u64) -> OrderGenerator {
         OrderGenerator {
             state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
-            next_order: 0,
+            next_order: first_order,
+            first_user,
             users: users.max(1),
         }
     }
@@ -51,7 +59,7 @@ impl OrderGenerator {
     pub fn next_order(&mut self) -> Value {
         let order = self.next_order;
         self.next_order += 1;
-        let user = self.below(self.users);
+        let user = self.first_user + self.below(self.users);
         let items: Vec<Value> = (0..1 + self.below(10))
             .map(|i| {
                 let (name, cents) = PRODUCTS[self.below(PRODUCTS.len() as u64) as usize];
@@ -98,5 +106,19 @@ mod tests {
             assert!((1..=10).contains(&n), "{n} items");
         }
         assert_ne!(OrderGenerator::new(8, 100).next_event(), a[0]);
+    }
+
+    #[test]
+    fn a_continuation_has_new_users_and_new_order_ids() {
+        let mut more = OrderGenerator::continuing(7, 1000, 10, 500);
+        for n in 0..100 {
+            let order = more.next_order();
+            assert_eq!(order["orderId"], format!("o{}", 500 + n));
+            let user: u64 = order["userId"]
+                .as_str()
+                .and_then(|u| u[1..].parse().ok())
+                .expect("user");
+            assert!((1000..1010).contains(&user), "{user}");
+        }
     }
 }
