@@ -4,7 +4,7 @@
 //! its row (a sample, polled every millisecond).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ use matview_gateway::upstream::{MAX_PENDING_BYTES, sse_events};
 
 /// Reads polled per second at most, whatever the event rate.
 const READ_PROBES_PER_SECOND: u64 = 50;
+/// Freshness phases run so far in this process: each names its own items.
+static PHASES: AtomicU64 = AtomicU64::new(0);
 /// A change not visible after this long counts as not seen.
 const GIVE_UP: Duration = Duration::from_secs(10);
 
@@ -109,6 +111,7 @@ pub async fn freshness(
         done.clone(),
     ));
     let http = reqwest::Client::new();
+    let phase = PHASES.fetch_add(1, Ordering::Relaxed);
     let sample_every = (rate / READ_PROBES_PER_SECOND).max(1);
     let started = Instant::now();
     let total = rate * duration.as_secs();
@@ -117,9 +120,10 @@ pub async fn freshness(
     for i in 0..total {
         let due = started + Duration::from_micros(i * 1_000_000 / rate.max(1));
         tokio::time::sleep_until(due.into()).await;
-        let item = format!("fresh{rate}-{i}");
+        // Ids of this phase only: an item id seen before is not a change.
+        let item = format!("fresh{phase}-{rate}-{i}");
         // Few items per user, so every item is among a row's listed items.
-        let user = format!("fresh-user-{}", i % 5000);
+        let user = format!("fresh{phase}-user-{}", i % 5000);
         let order = json!({"orderId": item, "userId": user,
             "items": [{"itemId": item, "name": "pen", "price": 1.5}]});
         let sent = Instant::now();
