@@ -238,42 +238,33 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
     let (hits_before, misses_before) = state.metrics.row_reads();
     let mut cached = load(lookups(&url), clients, seconds).await;
     report.push_str(&cached.line("lookups, gateway", &share(cached.rate())));
-    let (hits, misses) = state.metrics.row_reads();
-    let (hits, misses) = (hits - hits_before, misses - misses_before);
     report.push_str(&format!(
         "row cache                 {:.1} % hits, {:.1} MiB held\n",
-        100.0 * hits as f64 / (hits + misses).max(1) as f64,
+        hit_share(&state, (hits_before, misses_before)),
         state.row_cache.bytes() as f64 / 1048576.0
     ));
     eprintln!("{layout}: scans through the gateway…");
     let (hits_before, misses_before) = state.metrics.row_reads();
     let mut cached_scans = load(scans(&url, true), scan_clients, seconds).await;
-    let (hits, misses) = state.metrics.row_reads();
-    let (hits, misses) = (hits - hits_before, misses - misses_before);
     report.push_str(&cached_scans.line(
         "scans of 100, gateway",
         &format!(
             "  rows {:.1} % from the cache",
-            100.0 * hits as f64 / (hits + misses).max(1) as f64
+            hit_share(&state, (hits_before, misses_before))
         ),
     ));
-    let mut produced = events;
-    for &rate in &config.rates {
-        eprintln!("{layout}: freshness at {rate} events/s…");
-        produced += rate * seconds.as_secs();
-        let mut fresh = freshness(&url, &producer, &topic, keyed_by_row, rate, seconds).await?;
-        report.push_str(
-            &fresh
-                .stream
-                .freshness_line(&format!("fresh at {rate}/s, stream")),
-        );
-        report.push_str(
-            &fresh
-                .read
-                .freshness_line(&format!("fresh at {rate}/s, read")),
-        );
-        report.push_str(&fresh.acked.freshness_line("  of which Kafka's ack"));
-    }
+    let fresh = FreshnessRun {
+        url: &url,
+        producer: &producer,
+        topic: &topic,
+        keyed_by_row,
+        rates: &config.rates,
+        seconds,
+    };
+    // Events in the topic, so far: the first orders and what the phases added.
+    let (lines, fresh_events) = fresh.lines(layout, "").await?;
+    let mut produced = events + fresh_events;
+    report.push_str(&lines);
     // Freshness as the view grows: `--keys` new users at a time.
     let (mut rows, mut step) = (keys.len() as u64, 1);
     while rows < config.curve_to {
@@ -283,13 +274,9 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
         let added = produce_orders(&producer, &topic, &mut more, events, keyed_by_row).await?;
         (rows, step, produced) = (rows + added.len() as u64, step + 1, produced + events);
         wait_applied(&endpoints, produced as i64).await?;
-        for &rate in &config.rates {
-            let mut fresh = freshness(&url, &producer, &topic, keyed_by_row, rate, seconds).await?;
-            produced += rate * seconds.as_secs();
-            let at = format!("{rows} rows, {rate}/s");
-            report.push_str(&fresh.stream.freshness_line(&format!("{at}, stream")));
-            report.push_str(&fresh.read.freshness_line(&format!("{at}, read")));
-        }
+        let (lines, fresh_events) = fresh.lines(layout, &format!("{rows} rows, ")).await?;
+        report.push_str(&lines);
+        produced += fresh_events;
     }
     state.shutdown.cancel();
     drop(projectors);
@@ -298,6 +285,56 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
     }
     delete_topics(&admin, &[&topic, &dead_letters]).await;
     Ok(report)
+}
+
+/// Percent of the row reads since `before` (hits, misses) that the cache answered.
+fn hit_share(state: &GatewayState, before: (u64, u64)) -> f64 {
+    let (hits, misses) = state.metrics.row_reads();
+    let (hits, misses) = (hits - before.0, misses - before.1);
+    100.0 * hits as f64 / (hits + misses).max(1) as f64
+}
+
+/// Where the freshness phases produce and read, and at which rates.
+struct FreshnessRun<'a> {
+    url: &'a str,
+    producer: &'a FutureProducer,
+    topic: &'a str,
+    keyed_by_row: bool,
+    rates: &'a [u64],
+    seconds: Duration,
+}
+
+impl FreshnessRun<'_> {
+    /// Freshness at each rate, each line starting with `at`; the lines and
+    /// the events the phases produced.
+    async fn lines(&self, layout: &str, at: &str) -> Result<(String, u64), BenchError> {
+        let (mut out, mut produced) = (String::new(), 0);
+        for &rate in self.rates {
+            eprintln!("{layout}: {at}freshness at {rate} events/s…");
+            let mut fresh = freshness(
+                self.url,
+                self.producer,
+                self.topic,
+                self.keyed_by_row,
+                rate,
+                self.seconds,
+            )
+            .await?;
+            produced += rate * self.seconds.as_secs();
+            out.push_str(
+                &fresh
+                    .stream
+                    .freshness_line(&format!("{at}fresh at {rate}/s, stream")),
+            );
+            out.push_str(
+                &fresh
+                    .read
+                    .freshness_line(&format!("{at}fresh at {rate}/s, read")),
+            );
+            out.push_str(&fresh.acked.freshness_line("  of which Kafka's ack"));
+        }
+        Ok((out, produced))
+    }
 }
 
 /// Produces `events` seeded orders; returns the distinct users.

@@ -3,6 +3,7 @@
 //! parts other shards hold outside the group, paged with an opaque cursor.
 //! Rows one shard holds go out as that shard encoded them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -16,7 +17,7 @@ use super::merge::{
     EncodedScanPage, RowPart, ShardPage, decode_cursor, encode_cursor, merge_pages, merge_positions,
 };
 use super::params::ScanParams;
-use super::reads::{bad_part, shard_reads};
+use super::reads::{Target, bad_part, shard_reads};
 use matview_api::problem::Problem;
 use matview_api::projector::{EncodedRowsPage, answer_headers};
 
@@ -56,20 +57,33 @@ pub async fn scan_group(
         reads: &reads,
         deadline,
     };
-    if let Some((positions, page)) = scan_from_cache(&st, &target, &ask).await? {
-        return Ok((answer_headers(&route.revision, &positions), Json(page)).into_response());
-    }
+    let (positions, page) = match scan_from_cache(&st, &target, &ask).await? {
+        Some(answer) => answer,
+        None => scan_from_projectors(&st, &target, &ask).await?,
+    };
+    Ok((answer_headers(&route.revision, &positions), Json(page)).into_response())
+}
+
+/// The page read whole from the projectors: each shard's page merged, rows
+/// completed with the parts other shards hold outside the group.
+async fn scan_from_projectors(
+    st: &Arc<GatewayState>,
+    target: &Target,
+    ask: &PageAsk<'_>,
+) -> Result<(BTreeMap<i32, i64>, EncodedScanPage), Problem> {
+    let route = &target.route;
     let shards: Vec<u32> = (0..route.shards.len() as u32).collect();
     let scan = |s: u32, url: String| {
-        let (st, group, after) = (st.clone(), group.clone(), after.clone());
-        let read = reads[s as usize].clone();
+        let st = st.clone();
+        let (group, after) = (ask.group.to_string(), ask.after.map(str::to_string));
+        let (read, limit) = (ask.reads[s as usize].clone(), ask.limit);
         async move {
             st.readers
-                .scan_group::<EncodedRowsPage>(&url, &group, after.as_deref(), params.limit, &read)
+                .scan_group::<EncodedRowsPage>(&url, &group, after.as_deref(), limit, &read)
                 .await
         }
     };
-    let mut answers = st.ask(route, &shards, deadline, scan).await?;
+    let mut answers = st.ask(route, &shards, ask.deadline, scan).await?;
     answers.sort_by_key(|(s, _)| *s);
     let positions = merge_positions(answers.iter().map(|(_, a)| a.positions.as_slice()));
     let pages = answers
@@ -79,7 +93,7 @@ pub async fn scan_group(
             rows: a.body.rows.into_iter().map(RowPart::Encoded).collect(),
         })
         .collect();
-    let mut merged = merge_pages(&info.compiled, pages, params.limit).map_err(bad_part)?;
+    let mut merged = merge_pages(&target.info.compiled, pages, ask.limit).map_err(bad_part)?;
     // A row in the group may have records of other groups on shards whose
     // page did not list it: fetch those parts.
     if !route.keyed_by_row_key && shards.len() > 1 {
@@ -92,12 +106,12 @@ pub async fn scan_group(
                     .collect()
             })
             .collect();
-        st.fill_in(&target, missing, &mut merged.rows, deadline)
+        st.fill_in(target, missing, &mut merged.rows, ask.deadline)
             .await?;
     }
     let page = EncodedScanPage {
         next: merged.next_after.as_deref().map(encode_cursor),
         rows: merged.rows,
     };
-    Ok((answer_headers(&route.revision, &positions), Json(page)).into_response())
+    Ok((positions, page))
 }
