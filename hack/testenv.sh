@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The matview test environment: Apache Kafka (KRaft), etcd and kube-apiserver
-# (TLS, RBAC, service-account tokens), plus kubectl and helm, all on 127.0.0.1.
+# (TLS, RBAC, service-account tokens), a schema registry (Apicurio, Confluent
+# REST API), plus kubectl and helm, all on 127.0.0.1.
 #
 #   hack/testenv.sh up        provision (cached) and start; idempotent
 #   hack/testenv.sh down      stop; leaves no process behind
@@ -10,6 +11,11 @@
 #   hack/testenv.sh broker N [sasl-ssl]
 #                             start (again) a test's own broker N; prints its address
 #                             (sasl-ssl: also a SASL_SSL/SCRAM-SHA-512 listener)
+#   hack/testenv.sh registry N
+#                             start (again) a test's own schema registry N; prints its URL
+#   hack/testenv.sh stop-registry N
+#                             kill -9 a test's own schema registry N (its schemas are
+#                             kept on disk: a start again serves them under the same ids)
 #   hack/testenv.sh stop-control-plane / start-control-plane
 #                             etcd, kube-apiserver and controller-manager down and up
 #                             again (same ports and data), for the API-server outage test
@@ -264,6 +270,29 @@ while True:
   wait_for "kafka ($name)" 120 "$LOGS/$name.log" grep -q "Kafka Server started" "$LOGS/$name.log"
 }
 
+# A schema registry whose data live in $1 (an H2 file, so a registry started
+# again serves the same schemas under the same ids), run as process $2.
+registry_instance() {
+  local dir="$1" name="$2"
+  mkdir -p "$dir"
+  [[ -f "$dir/port" ]] || free_port >"$dir/port"
+  local port java; port=$(cat "$dir/port"); java=$(registry_java)
+  # Loopback only; the management interface (health, metrics) is not needed.
+  start_bg "$name" env QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$port" \
+    QUARKUS_MANAGEMENT_ENABLED=false QUARKUS_HTTP_ACCESS_LOG_ENABLED=false \
+    APICURIO_DATASOURCE_URL="jdbc:h2:file:$dir/registry;DB_CLOSE_ON_EXIT=FALSE" \
+    "$java" -Xms64m -Xmx384m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -jar "$REGISTRY_DIR/quarkus-run.jar"
+  wait_for "schema registry ($name)" 120 "$LOGS/$name.log" \
+    curl -sf "http://127.0.0.1:$port/apis/ccompat/v7/subjects"
+  echo "http://127.0.0.1:$port" >"$dir/url"
+}
+
+start_registry() {
+  registry_instance "$RUN/registry" registry
+  REGISTRY_URL=$(cat "$RUN/registry/url")
+}
+
 start_kafka() {
   kafka_instance "$RUN/kafka" kafka
   KAFKA_PORT=$(sed 's/.*://' "$RUN/kafka/bootstrap")
@@ -310,6 +339,27 @@ cmd_broker() {
   cat "$RUN/brokers/$name/bootstrap"
 }
 
+# A schema registry of one test's own, for tests that stop and start it.
+cmd_registry() {
+  local name="${1:?usage: hack/testenv.sh registry <name>}"
+  [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "a registry name is lowercase letters, digits and '-'"
+  [[ -d "$LOGS" && -d "$PIDS" ]] || die "the test environment is not running: start it with \`make testenv\`"
+  provision_registry
+  alive "registry-$name" && die "registry $name is already running (pid $(cat "$PIDS/registry-$name"))"
+  registry_instance "$RUN/registries/$name" "registry-$name"
+  cat "$RUN/registries/$name/url"
+}
+
+cmd_stop_registry() {
+  local name="${1:?usage: hack/testenv.sh stop-registry <name>}"
+  alive "registry-$name" || die "registry $name is not running"
+  local pid; pid=$(cat "$PIDS/registry-$name")
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$PIDS/registry-$name"
+  log "registry $name stopped"
+}
+
 write_env() {
   cat >"$ENV_FILE" <<EOF
 KUBECONFIG=$RUN/kubeconfig
@@ -321,6 +371,8 @@ MATVIEW_PUPPETEER_CORE=$PUPPETEER_DIR/node_modules/puppeteer-core/lib/puppeteer/
 MATVIEW_TESTENV_DIR=$RUN
 MATVIEW_TESTENV_PKI=$PKI
 MATVIEW_ETCD=http://127.0.0.1:$ETCD_PORT
+MATVIEW_SCHEMA_REGISTRY=$REGISTRY_URL
+MATVIEW_SERDES_PYTHON=$SERDES_DIR/bin/python
 EOF
 }
 
@@ -331,7 +383,7 @@ print_env() {
 }
 
 healthy() {
-  [[ -f "$ENV_FILE" ]] && alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kafka || return 1
+  [[ -f "$ENV_FILE" ]] && alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kafka && alive registry || return 1
   local bootstrap; bootstrap=$(sed -n 's/^MATVIEW_KAFKA_BOOTSTRAP=//p' "$ENV_FILE")
   "$K8S_DIR/bin/kubectl" --kubeconfig "$RUN/kubeconfig" get --raw /readyz >/dev/null 2>&1 || return 1
   (exec 3<>"/dev/tcp/${bootstrap%:*}/${bootstrap#*:}") 2>/dev/null
@@ -343,6 +395,8 @@ cmd_provision() {
   provision_schemathesis
   provision_puppeteer
   provision_kubernetes
+  provision_registry
+  provision_serdes
 }
 
 cmd_up() {
@@ -359,6 +413,7 @@ cmd_up() {
   start_apiserver
   start_controller_manager
   start_kafka
+  start_registry
   write_env
   log "up in $((SECONDS - started)) s; logs in $LOGS; env: eval \"\$(hack/testenv.sh env)\""
 }
@@ -382,7 +437,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  for c in etcd kube-apiserver kube-controller-manager kafka; do
+  for c in etcd kube-apiserver kube-controller-manager kafka registry; do
     if alive "$c"; then echo "$c: running (pid $(cat "$PIDS/$c"))"; else echo "$c: stopped"; fi
   done
 }
@@ -394,7 +449,9 @@ case "${1:-}" in
   env) print_env ;;
   provision) cmd_provision ;;
   broker) shift; cmd_broker "$@" ;;
+  registry) shift; cmd_registry "$@" ;;
+  stop-registry) shift; cmd_stop_registry "$@" ;;
   stop-control-plane) cmd_stop_control_plane ;;
   start-control-plane) cmd_start_control_plane ;;
-  *) echo "usage: $0 up|down|status|env|provision|broker <name>|stop-control-plane|start-control-plane" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane" >&2; exit 2 ;;
 esac

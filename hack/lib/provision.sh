@@ -7,12 +7,16 @@
 : "${MATVIEW_CACHE:=$HOME/.cache/matview}"
 : "${SCHEMATHESIS_VERSION:=4.32.5}"
 : "${PUPPETEER_VERSION:=25.16.0}"
+: "${REGISTRY_VERSION:=3.3.3}"
+: "${SERDES_VERSION:=2.16.1}"
 
 K8S_DIR="$MATVIEW_CACHE/k8s-$K8S_VERSION"
 KAFKA_DIR="$MATVIEW_CACHE/kafka-$KAFKA_VERSION"
 HELM_DIR="$MATVIEW_CACHE/helm-$HELM_VERSION"
 SCHEMATHESIS_DIR="$MATVIEW_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
 PUPPETEER_DIR="$MATVIEW_CACHE/puppeteer-core-$PUPPETEER_VERSION"
+REGISTRY_DIR="$MATVIEW_CACHE/apicurio-registry-$REGISTRY_VERSION"
+SERDES_DIR="$MATVIEW_CACHE/confluent-kafka-$SERDES_VERSION"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -167,4 +171,53 @@ provision_puppeteer() {
   mkdir -p "$PUPPETEER_DIR"
   (cd "$PUPPETEER_DIR" && with_progress "npm install puppeteer-core" \
     npm install --no-audit --no-fund --loglevel=error "puppeteer-core@$PUPPETEER_VERSION")
+}
+
+# A schema registry speaking the Confluent REST API: Apicurio Registry's
+# Quarkus distribution from Maven Central (it needs Java 21 or newer).
+provision_registry() {
+  [[ -f "$REGISTRY_DIR/.complete" ]] && return 0
+  command -v mvn >/dev/null || die "mvn is required to fetch Apicurio Registry (install Maven 3.8+)"
+  log "fetching Apicurio Registry $REGISTRY_VERSION from Maven Central"
+  rm -rf "$REGISTRY_DIR"
+  mkdir -p "$REGISTRY_DIR"
+  (cd "$REGISTRY_DIR" && with_progress "mvn dependency:copy (apicurio-registry-app)" \
+    mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+      "-Dartifact=io.apicurio:apicurio-registry-app:$REGISTRY_VERSION:tar.gz:all" -DoutputDirectory=.)
+  tar -xzf "$REGISTRY_DIR/apicurio-registry-app-$REGISTRY_VERSION-all.tar.gz" -C "$REGISTRY_DIR"
+  rm -f "$REGISTRY_DIR/apicurio-registry-app-$REGISTRY_VERSION-all.tar.gz"
+  [[ -f "$REGISTRY_DIR/quarkus-run.jar" ]] || die "the Apicurio Registry archive has no quarkus-run.jar"
+  touch "$REGISTRY_DIR/.complete"
+}
+
+# A Java of version 21 or newer for the registry: $MATVIEW_REGISTRY_JAVA, the
+# default java, or a JDK under /usr/lib/jvm; prints its path.
+registry_java() {
+  local candidates=("${MATVIEW_REGISTRY_JAVA:-}" "$(command -v java || true)")
+  local jdk
+  for jdk in /usr/lib/jvm/*/bin/java; do candidates+=("$jdk"); done
+  local java version
+  for java in "${candidates[@]}"; do
+    [[ -n "$java" && -x "$java" ]] || continue
+    version=$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+    if [[ "${version%%.*}" =~ ^[0-9]+$ ]] && (( ${version%%.*} >= 21 )); then
+      echo "$java"
+      return 0
+    fi
+  done
+  die "Apicurio Registry needs Java 21 or newer: install one (e.g. a JDK under /usr/lib/jvm) or set MATVIEW_REGISTRY_JAVA"
+}
+
+# The serializers producers use (confluent-kafka's Avro and Protobuf, with
+# fastavro), in their own virtualenv from PyPI: events in the tests are
+# written by an implementation independent of matview's decoders.
+provision_serdes() {
+  [[ -x "$SERDES_DIR/bin/python" && -f "$SERDES_DIR/.complete" ]] && return 0
+  command -v python3 >/dev/null || die "python3 is required for the Avro and Protobuf serializers"
+  log "installing confluent-kafka $SERDES_VERSION (Avro, Protobuf, schema registry) from PyPI"
+  rm -rf "$SERDES_DIR"
+  python3 -m venv "$SERDES_DIR" || die "python3 -m venv failed (install python3-venv)"
+  with_progress "pip install confluent-kafka" \
+    "$SERDES_DIR/bin/pip" install -q "confluent-kafka[avro,protobuf,schemaregistry]==$SERDES_VERSION"
+  touch "$SERDES_DIR/.complete"
 }

@@ -1,0 +1,42 @@
+//! Binary event formats read through a schema registry: the Confluent wire
+//! format (magic byte, schema id) around Avro, decoded into the JSON text the
+//! engine already reads, so records, rules and aggregates work unchanged.
+//! Numbers stay exact: an Avro `decimal` becomes the decimal's digits, never
+//! a float. Pure: bytes and schemas in, JSON or an error out; fetching
+//! schemas is the caller's I/O (see [`registry`] for the REST contract).
+
+mod avro;
+mod avro_values;
+pub mod cache;
+pub mod registry;
+pub mod wire;
+
+pub use avro::AvroDecoder;
+pub use cache::SchemaCache;
+
+/// Why an event's bytes cannot be decoded; each is a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a frame of the wire format, or a body its schema cannot read.
+    #[error("{0}")]
+    BadEncoding(String),
+    /// The registry answered that no schema has this id.
+    #[error("the schema registry has no schema with id {0}")]
+    UnknownSchema(u32),
+}
+
+/// Why a schema from the registry cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("schema {id} is {found}, not {expected}")]
+    WrongType {
+        id: u32,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("schema {id} is not a valid Avro schema: {detail}")]
+    Invalid { id: u32, detail: String },
+}
+
+#[cfg(test)]
+mod avro_tests;
