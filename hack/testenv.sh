@@ -285,7 +285,8 @@ registry_instance() {
     -jar "$REGISTRY_DIR/quarkus-run.jar"
   wait_for "schema registry ($name)" 120 "$LOGS/$name.log" \
     curl -sf "http://127.0.0.1:$port/apis/ccompat/v7/subjects"
-  echo "http://127.0.0.1:$port" >"$dir/url"
+  # The Confluent-compatible API: what clients call the registry URL.
+  echo "http://127.0.0.1:$port/apis/ccompat/v7" >"$dir/url"
 }
 
 start_registry() {

@@ -11,6 +11,7 @@ mod dev;
 mod disk_full;
 mod docs;
 mod e2e;
+mod formats;
 mod gateway;
 mod gateway_load;
 mod gateway_scans;

@@ -102,6 +102,10 @@ pub struct ProjectorStats {
     /// while they are (reads are still served from the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
+    /// Why the schema registry cannot answer, while it cannot (batches
+    /// wait for it; reads are still served from the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry_error: Option<String>,
 }
 
 /// One event of `GET /v1/watch` (`rows`, or `reset` with no rows: reload).

@@ -135,12 +135,16 @@ fn one() -> i32 {
 /// The Kafka topic a view reads.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.format) || self.format == 'json' || has(self.schemaRegistry)").message("format avro reads each message's schema from a registry: set schemaRegistry.url").field_path(".schemaRegistry"))]
 pub struct Source {
     /// The Kafka cluster and topic.
     pub kafka: KafkaSource,
     /// Encoding of event values.
     #[serde(default)]
     pub format: EventFormat,
+    /// The schema registry that holds the schemas of `avro` events (by the id each message carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<SchemaRegistry>,
     /// What a message means: new records (`append`), the latest state of the entity its key names (`upsert`, a null value deletes it), or a Debezium change event (`debezium`).
     #[serde(default)]
     pub envelope: Envelope,
@@ -208,6 +212,17 @@ pub enum EventFormat {
     /// One JSON document per message value.
     #[default]
     Json,
+    /// Avro in the Confluent wire format (magic byte 0, a 4-byte schema id, the body), each message decoded with the writer's schema the registry has for its id; paths address the record as its JSON form (a decimal exact, a union's null branch absent). Needs `schemaRegistry`.
+    Avro,
+}
+
+/// A schema registry speaking the Confluent REST API (Confluent Schema Registry, Apicurio's `/apis/ccompat/v7`, Karapace, Redpanda).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaRegistry {
+    /// Base URL, e.g. `http://schema-registry.kafka:8081`; `GET {url}/schemas/ids/{id}` must answer.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: String,
 }
 
 /// What a message means for the view.

@@ -70,11 +70,15 @@ pub enum EventError {
         path: String,
         problem: String,
     },
+    #[error("cannot decode the event: {detail}")]
+    BadEncoding { detail: String },
+    #[error("the schema registry has no schema with id {id}")]
+    UnknownSchema { id: u32 },
 }
 
 impl EventError {
     /// Every reason, as [`EventError::reason`] gives them.
-    pub const REASONS: [&'static str; 11] = [
+    pub const REASONS: [&'static str; 13] = [
         "not-json",
         "too-large",
         "missing-field",
@@ -86,6 +90,8 @@ impl EventError {
         "missing-key",
         "bad-envelope",
         "truncate",
+        "bad-encoding",
+        "unknown-schema",
     ];
 
     /// A stable, machine-readable reason (dead-letter header, metric label).
@@ -102,6 +108,8 @@ impl EventError {
             EventError::MissingKey => "missing-key",
             EventError::BadEnvelope { .. } => "bad-envelope",
             EventError::Truncate => "truncate",
+            EventError::BadEncoding { .. } => "bad-encoding",
+            EventError::UnknownSchema { .. } => "unknown-schema",
         }
     }
 }

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use super::batch::{InFlight, Offsets, Shaped, poll, shape};
 use super::dead_letters::{self, DeadLetterSink, LetterScan};
+use super::decoding::Decoding;
 use super::metrics::BatchReport;
 use super::{ProjectorError, Shared};
 use matview_crd::StartFrom;
@@ -194,6 +195,7 @@ pub(super) fn run(
     info!(?high_water, "consuming");
     shared.set_targets(&high_water, source.count);
     shared.set_source_error(None);
+    shared.set_registry_error(None);
     shared.feed.set_floor(next.clone());
     shared.update_lag(&next, &high_water);
     let latest_high = Arc::new(Mutex::new(high_water.clone()));
@@ -211,6 +213,7 @@ pub(super) fn run(
     let mut consuming = Consuming {
         shared: &shared,
         source: &source,
+        decoding: Decoding::for_view(&shared, runtime.clone()),
         next,
         high_water,
         sent_before,
@@ -226,6 +229,8 @@ pub(super) fn run(
 struct Consuming<'a> {
     shared: &'a Shared,
     source: &'a Source,
+    /// Schemas of a binary format (`None` for JSON).
+    decoding: Option<Decoding>,
     /// Next offsets to consume, as committed to the store.
     next: Offsets,
     high_water: Offsets,
@@ -254,9 +259,20 @@ impl<'a> Consuming<'a> {
                 self.shared.update_lag(&self.next, &self.high_water);
                 continue;
             }
+            if let Some(decoding) = self.decoding.as_mut() {
+                if let Err(e) = decoding.prefetch(&polled.messages) {
+                    // The registry is not the data: wait for it, skip nothing.
+                    self.shared.set_registry_error(Some(e.to_string()));
+                    self.finish(in_flight.take())?;
+                    self.hold()?;
+                    continue;
+                }
+                self.shared.set_registry_error(None);
+            }
             // The next batch starts where the one in flight ends.
             let shaped_from = in_flight.as_ref().map_or(&self.next, |b| &b.offsets);
-            let shaped = shape(self.shared, &polled.messages, shaped_from);
+            let schemas = self.decoding.as_ref().map(Decoding::cache);
+            let shaped = shape(self.shared, &polled.messages, shaped_from, schemas);
             self.finish(in_flight.take())?;
             if let Some(letter_ends) = self.send_letters(&shaped)? {
                 in_flight = Some(InFlight::start(

@@ -102,6 +102,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         ready: shared.readiness().is_ok(),
         source_error: shared.source_error(),
         store_error: shared.store_error(),
+        schema_registry_error: shared.registry_error(),
     })
 }
 
@@ -117,6 +118,9 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
             }
             if let Some(error) = shared.store_error() {
                 body["store"] = json!({"writable": false, "error": error});
+            }
+            if let Some(error) = shared.registry_error() {
+                body["schemaRegistry"] = json!({"reachable": false, "error": error});
             }
             Json(body).into_response()
         }

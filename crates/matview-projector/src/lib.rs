@@ -7,9 +7,11 @@ pub mod budget;
 pub mod changes;
 pub mod consume;
 mod dead_letters;
+mod decoding;
 pub mod http;
 pub mod metrics;
 mod reads;
+mod schema_registry;
 pub mod store;
 pub mod store_codec;
 mod watermarks;
@@ -153,6 +155,8 @@ struct Progress {
     source_error: Option<String>,
     /// Why batches are held instead of written to the store, while they are.
     store_error: Option<String>,
+    /// Why the schema registry cannot answer, while it cannot (batches wait).
+    registry_error: Option<String>,
     /// Partitions of the source topic, once read.
     partition_count: i32,
 }
@@ -186,6 +190,29 @@ impl Shared {
             let down = "holding batches; serving reads from the store";
             replace_trouble(&mut p.store_error, error, down, "writing batches again");
         }
+    }
+
+    /// Records whether the schema registry answers (`None`) or why not.
+    pub(crate) fn set_registry_error(&self, error: Option<String>) {
+        self.metrics.set_registry_reachable(error.is_none());
+        if let Ok(mut p) = self.progress.lock() {
+            let down =
+                "the schema registry cannot answer: holding batches; serving reads from the store";
+            replace_trouble(
+                &mut p.registry_error,
+                error,
+                down,
+                "the schema registry answers again",
+            );
+        }
+    }
+
+    /// Why the schema registry cannot answer, while it cannot.
+    pub fn registry_error(&self) -> Option<String> {
+        self.progress
+            .lock()
+            .ok()
+            .and_then(|p| p.registry_error.clone())
     }
 
     /// Why batches are held, while they are.
@@ -285,10 +312,11 @@ impl Shared {
         }
         if !p.caught_up {
             // What keeps it from catching up, if anything does.
-            let held = match (&p.store_error, &p.source_error) {
-                (Some(store), _) => format!("; batches held: {store}"),
-                (None, Some(source)) => format!("; the broker does not answer: {source}"),
-                (None, None) => String::new(),
+            let held = match (&p.store_error, &p.source_error, &p.registry_error) {
+                (Some(store), _, _) => format!("; batches held: {store}"),
+                (None, Some(source), _) => format!("; the broker does not answer: {source}"),
+                (None, None, Some(registry)) => format!("; batches held: {registry}"),
+                (None, None, None) => String::new(),
             };
             return Err(format!("catching up with the topic{held}"));
         }

@@ -55,6 +55,7 @@ pub struct Metrics {
     store_rebuilt_from_damage: Gauge,
     source_reachable: Gauge,
     store_writable: Gauge,
+    schema_registry_reachable: Gauge,
     loop_seconds: Family<Stage, Counter<f64, AtomicU64>>,
     batch_events: Histogram,
     commit_seconds: Histogram,
@@ -81,6 +82,7 @@ impl Default for Metrics {
             store_rebuilt_from_damage: Gauge::default(),
             source_reachable: Gauge::default(),
             store_writable: Gauge::default(),
+            schema_registry_reachable: Gauge::default(),
             loop_seconds: Family::default(),
             batch_events: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
@@ -152,6 +154,11 @@ impl Default for Metrics {
             "store_writable",
             "1 while batches are written; 0 while they are held (too little free disk space)",
             m.store_writable.clone(),
+        );
+        r.register(
+            "schema_registry_reachable",
+            "1 while the schema registry answers (or the view's format needs none); 0 while batches wait for it",
+            m.schema_registry_reachable.clone(),
         );
         r.register(
             "loop_seconds",
@@ -247,6 +254,10 @@ impl Metrics {
 
     pub fn set_store_writable(&self, writable: bool) {
         self.store_writable.set(i64::from(writable));
+    }
+
+    pub fn set_registry_reachable(&self, reachable: bool) {
+        self.schema_registry_reachable.set(i64::from(reachable));
     }
 
     pub fn set_source_reachable(&self, reachable: bool) {

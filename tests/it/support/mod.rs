@@ -4,6 +4,7 @@
 
 pub mod changelog;
 pub mod doc_lines;
+pub mod formats;
 pub mod gateway;
 pub mod kafka;
 pub mod kube;
@@ -42,6 +43,10 @@ pub struct TestEnv {
     pub etcd: String,
     /// The environment's CA and certificates.
     pub pki: PathBuf,
+    /// The schema registry's Confluent-compatible API.
+    pub schema_registry: String,
+    /// A Python with confluent-kafka's Avro and Protobuf serializers.
+    pub serdes_python: PathBuf,
 }
 
 impl TestEnv {
@@ -58,6 +63,20 @@ impl TestEnv {
     pub fn with_kafka() -> &'static TestEnv {
         let env = Self::get();
         require_listening("Kafka broker", &env.kafka_bootstrap);
+        env
+    }
+
+    /// Like [`TestEnv::with_kafka`], and also checks that the schema
+    /// registry answers.
+    pub fn with_registry() -> &'static TestEnv {
+        let env = Self::with_kafka();
+        let address = env
+            .schema_registry
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        require_listening("schema registry", address);
         env
     }
 
@@ -107,6 +126,8 @@ fn load() -> Result<TestEnv, String> {
         puppeteer_core: var("MATVIEW_PUPPETEER_CORE")?.into(),
         etcd: var("MATVIEW_ETCD")?,
         pki: var("MATVIEW_TESTENV_PKI")?.into(),
+        schema_registry: var("MATVIEW_SCHEMA_REGISTRY")?,
+        serdes_python: var("MATVIEW_SERDES_PYTHON")?.into(),
     })
 }
 

@@ -1,0 +1,162 @@
+//! Avro through a real schema registry: events serialized by confluent-kafka
+//! (registering schemas as a producer does, one type referenced from another
+//! subject), the schema evolving mid-stream and back, decimals of 24 digits,
+//! and every kind of bad frame. The view must equal the reference computed
+//! from the orders without matview, and each bad message must be a dead
+//! letter once, with its reason.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::message::Message;
+use serde_json::json;
+
+use crate::support::formats::{AvroMessage, avro_order, serialize};
+use crate::support::orders::{Orders, orders};
+use crate::support::projector::{Projector, reference};
+use crate::support::{TestEnv, kafka, unique_name};
+
+fn avro_view(registry: &str, name: &str, topic: &str, dead_letter: &str) -> String {
+    format!(
+        r#"apiVersion: matview.dev/v1alpha1
+kind: MaterializedView
+metadata: {{name: {name}, namespace: tests}}
+spec:
+  source:
+    kafka: {{bootstrapServers: "{bootstrap}", topic: {topic}}}
+    format: avro
+    schemaRegistry: {{url: "{registry}"}}
+  records:
+    explode: /items
+    key: ^/userId
+    id: /itemId
+    fields: {{name: /name, price: /price, orderId: ^/orderId}}
+  classify:
+    field: price
+    rules:
+      - {{group: cheap, lt: 5}}
+      - {{group: affordable, gte: 5, lte: 50}}
+      - {{group: expensive, gt: 50}}
+  aggregate: {{count: true, sum: [price], items: {{limit: 5}}}}
+  deadLetter: {{topic: {dead_letter}}}
+"#,
+        bootstrap = TestEnv::get().kafka_bootstrap
+    )
+}
+
+/// Orders in v1, then v2 (new optional fields), then v1 again.
+fn evolving(which: Orders) -> (Vec<serde_json::Value>, Vec<AvroMessage>) {
+    let orders = orders(which);
+    let third = orders.len() / 3;
+    let messages = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| avro_order(o, if i / third == 1 { "v2" } else { "v1" }))
+        .collect();
+    (orders, messages)
+}
+
+/// One order whose price has 24 significant digits: exact or wrong.
+const WHALE_PRICE: &str = "12345678901234567890.1234";
+
+fn whale() -> AvroMessage {
+    AvroMessage {
+        key: "whale-o1".into(),
+        schema: "v2",
+        value: json!({
+            "orderId": "whale-o1", "userId": "whale", "placedAt": 1_767_225_600_000u64,
+            "items": [{"itemId": "whale-i1", "name": "island", "price": WHALE_PRICE}],
+            "coupon": "VIP"
+        }),
+    }
+}
+
+#[tokio::test]
+async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frames() {
+    let env = TestEnv::with_registry();
+    let topic = kafka::create_topic(env, "avro-orders", 3).await;
+    let dead_letter = kafka::create_topic(env, "avro-orders-dlq", 1).await;
+    let (orders, mut messages) = evolving(Orders {
+        seed: 0x0a70,
+        users: 40,
+        count: 450,
+    });
+    messages.push(whale());
+    let framed = serialize(&env.serdes_python, &env.schema_registry, &topic, &messages);
+    assert_eq!(framed.len(), messages.len());
+
+    // Bad messages, each unique, with the reason each must get.
+    let good = framed[0].1.clone();
+    let mut bad: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
+    bad.insert(br#"{"orderId":"plain-json"}"#.to_vec(), "bad-encoding");
+    bad.insert(good[..good.len() - 1].to_vec(), "bad-encoding");
+    bad.insert(vec![0, 0, 7], "bad-encoding");
+    let mut unknown = vec![0, 0x7f, 0xff, 0xff, 0xf0];
+    unknown.extend_from_slice(&good[5..]);
+    bad.insert(unknown, "unknown-schema");
+    let mut produced: Vec<(Option<String>, Option<Vec<u8>>)> = Vec::new();
+    let mut bad_iter = bad.keys();
+    for (i, (key, value)) in framed.into_iter().enumerate() {
+        produced.push((Some(key), Some(value)));
+        if i % 100 == 50
+            && let Some(b) = bad_iter.next()
+        {
+            produced.push((Some(format!("bad-{i}")), Some(b.clone())));
+        }
+    }
+    produced.extend(bad_iter.map(|b| (Some("bad-end".to_string()), Some(b.clone()))));
+    kafka::produce_raw(env, &topic, &produced).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view = dir.path().join("view.yaml");
+    let name = unique_name("avro");
+    std::fs::write(
+        &view,
+        avro_view(&env.schema_registry, &name, &topic, &dead_letter),
+    )
+    .expect("write view");
+    let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
+    projector
+        .wait_applied(produced.len() as i64, Duration::from_secs(120))
+        .await;
+
+    // Every row equals the reference computed from the orders.
+    let want = reference(&orders);
+    let users: Vec<String> = want.keys().cloned().collect();
+    assert_eq!(
+        projector.rows(&users).await,
+        want,
+        "rows\n{}",
+        projector.logs()
+    );
+
+    // 24 digits, exact from the producer's string to the served sum.
+    let whale = projector
+        .get_text("/v1/rows/whale")
+        .await
+        .expect("whale row");
+    assert!(
+        whale.contains(&format!("\"price\":{WHALE_PRICE}")),
+        "the whale's price is not exact: {whale}"
+    );
+
+    // Each bad message is a dead letter once, with its reason.
+    let letters = kafka::read_topic(env, &dead_letter);
+    let mut seen = BTreeMap::new();
+    for letter in &letters {
+        let payload = letter.payload().unwrap_or_default().to_vec();
+        let reason = kafka::header(letter, "matview.reason");
+        assert_eq!(
+            bad.get(&payload).copied(),
+            Some(reason.as_str()),
+            "letter {:?}: {}",
+            String::from_utf8_lossy(&payload),
+            kafka::header(letter, "matview.error")
+        );
+        assert!(
+            seen.insert(payload, reason).is_none(),
+            "a dead letter twice"
+        );
+    }
+    assert_eq!(seen.len(), bad.len(), "every bad message is a dead letter");
+}
