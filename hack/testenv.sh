@@ -276,10 +276,13 @@ registry_instance() {
   local dir="$1" name="$2"
   mkdir -p "$dir"
   [[ -f "$dir/port" ]] || free_port >"$dir/port"
+  [[ -f "$dir/management-port" ]] || free_port >"$dir/management-port"
   local port java; port=$(cat "$dir/port"); java=$(registry_java)
-  # Loopback only; the management interface (health, metrics) is not needed.
+  # Loopback only, the management interface (health, metrics) too: it is
+  # built in, and would otherwise listen on 0.0.0.0:9000.
   start_bg "$name" env QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$port" \
-    QUARKUS_MANAGEMENT_ENABLED=false QUARKUS_HTTP_ACCESS_LOG_ENABLED=false \
+    QUARKUS_MANAGEMENT_HOST=127.0.0.1 QUARKUS_MANAGEMENT_PORT="$(cat "$dir/management-port")" \
+    QUARKUS_HTTP_ACCESS_LOG_ENABLED=false \
     APICURIO_DATASOURCE_URL="jdbc:h2:file:$dir/registry;DB_CLOSE_ON_EXIT=FALSE" \
     "$java" -Xms64m -Xmx384m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
     -jar "$REGISTRY_DIR/quarkus-run.jar"

@@ -13,8 +13,9 @@ use serde_json::json;
 
 use crate::support::formats::{AvroMessage, avro_order, serialize};
 use crate::support::orders::{Orders, orders};
-use crate::support::projector::{Projector, reference};
-use crate::support::{TestEnv, kafka, unique_name};
+use crate::support::own_registry::OwnRegistry;
+use crate::support::projector::{Projector, metric, reference};
+use crate::support::{TestEnv, eventually, kafka, unique_name};
 
 fn avro_view(registry: &str, name: &str, topic: &str, dead_letter: &str) -> String {
     format!(
@@ -159,4 +160,103 @@ async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frame
         );
     }
     assert_eq!(seen.len(), bad.len(), "every bad message is a dead letter");
+}
+
+/// The projector's own account of itself (`GET /v1/stats`).
+async fn stats(projector: &Projector) -> serde_json::Value {
+    let (status, body) = projector.get("/v1/stats").await.expect("stats answer");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_registry_outage_holds_the_shard_skips_nothing_and_heals_by_itself() {
+    let env = TestEnv::with_kafka();
+    let registry = OwnRegistry::start("registry-outage");
+    let topic = kafka::create_topic(env, "avro-outage", 2).await;
+    let dead_letter = kafka::create_topic(env, "avro-outage-dlq", 1).await;
+    let orders = orders(Orders {
+        seed: 0x0a77,
+        users: 30,
+        count: 240,
+    });
+    // The first part in v1; the rest in v2, a schema id the projector
+    // has not seen when the registry goes away.
+    let messages: Vec<AvroMessage> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| avro_order(o, if i < 80 { "v1" } else { "v2" }))
+        .collect();
+    let framed: Vec<(Option<String>, Option<Vec<u8>>)> =
+        serialize(&env.serdes_python, &registry.url, &topic, &messages)
+            .into_iter()
+            .map(|(k, v)| (Some(k), Some(v)))
+            .collect();
+    let (before, during) = framed.split_at(80);
+    kafka::produce_raw(env, &topic, before).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view = dir.path().join("view.yaml");
+    let name = unique_name("avro-outage");
+    std::fs::write(&view, avro_view(&registry.url, &name, &topic, &dead_letter))
+        .expect("write view");
+    let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
+    projector.wait_applied(80, Duration::from_secs(120)).await;
+
+    registry.stop();
+    kafka::produce_raw(env, &topic, during).await;
+    let said = eventually(
+        "the projector to report the registry",
+        Duration::from_secs(60),
+        || async {
+            stats(&projector).await["schemaRegistryError"]
+                .as_str()
+                .map(str::to_string)
+        },
+    )
+    .await;
+    assert!(
+        said.contains(&registry.url),
+        "the error names the registry: {said}"
+    );
+    let (_, ready) = projector.get("/readyz").await.expect("readyz answers");
+    assert_eq!(ready["schemaRegistry"]["reachable"], false, "{ready}");
+    assert_eq!(
+        metric(
+            &projector.metrics().await,
+            "matview_schema_registry_reachable"
+        ),
+        0.0
+    );
+    // The outage lasts 20 s, as an operator's restart of the registry
+    // might; the shard holds all the while: nothing applied, nothing
+    // dead-lettered.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        stats(&projector).await["eventsConsumed"],
+        80,
+        "nothing skipped while held"
+    );
+    assert!(
+        kafka::read_topic(env, &dead_letter).is_empty(),
+        "no dead letter"
+    );
+
+    registry.start_again();
+    projector
+        .wait_applied(framed.len() as i64, Duration::from_secs(120))
+        .await;
+    let want = reference(&orders);
+    let users: Vec<String> = want.keys().cloned().collect();
+    assert_eq!(
+        projector.rows(&users).await,
+        want,
+        "rows\n{}",
+        projector.logs()
+    );
+    assert!(
+        kafka::read_topic(env, &dead_letter).is_empty(),
+        "no dead letter"
+    );
+    assert!(stats(&projector).await.get("schemaRegistryError").is_none());
 }

@@ -14,6 +14,7 @@ pub mod node_rules;
 pub mod operator;
 pub mod orders;
 pub mod own_broker;
+pub mod own_registry;
 pub mod projector;
 pub mod stack;
 
