@@ -68,6 +68,7 @@ pub fn projector_troubles(pods: &[ObservedPod]) -> ProjectorTroubles {
     ProjectorTroubles {
         store: first(|s| s.store_error.as_ref()),
         source: first(|s| s.source_error.as_ref()),
+        schema_registry: first(|s| s.schema_registry_error.as_ref()),
     }
 }
 
@@ -178,6 +179,7 @@ mod tests {
             ready: true,
             source_error: None,
             store_error: None,
+            schema_registry_error: None,
         }
     }
 

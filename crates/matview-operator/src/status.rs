@@ -69,11 +69,13 @@ impl Readiness {
 }
 
 /// What a revision's projectors report while still serving reads: batches
-/// held (e.g. a full disk) or a broker that does not answer them.
+/// held (e.g. a full disk), a broker that does not answer them, or a schema
+/// registry that does not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectorTroubles {
     pub store: Option<String>,
     pub source: Option<String>,
+    pub schema_registry: Option<String>,
 }
 
 /// Figures the view's projectors report, summed over shards.
@@ -281,6 +283,17 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
             message,
         );
     }
+    if let Some(registry) = &troubles.schema_registry {
+        let message = format!(
+            "projectors cannot get schemas from the registry ({registry}); batches wait for it, reads are served from their stores"
+        );
+        c.set(
+            ConditionType::SourceReady,
+            false,
+            "SchemaRegistryUnreachable",
+            message,
+        );
+    }
     let (phase, reason, message) = if a.all_ready() && troubles.store.is_some() {
         let message = format!(
             "{counts}, serving; batches held: {}",
@@ -290,6 +303,10 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
     } else if a.all_ready() && troubles.source.is_some() {
         let message = format!("{counts}, serving from their stores; the broker does not answer");
         (Phase::Degraded, "SourceUnreachable", message)
+    } else if a.all_ready() && troubles.schema_registry.is_some() {
+        let message =
+            format!("{counts}, serving from their stores; the schema registry does not answer");
+        (Phase::Degraded, "SchemaRegistryUnreachable", message)
     } else if a.all_ready() {
         (Phase::Ready, "CaughtUp", format!("{counts} and caught up"))
     } else if a.serving() {

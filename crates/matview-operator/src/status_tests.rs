@@ -373,6 +373,34 @@ fn held_batches_and_an_unreachable_broker_degrade_a_view_that_still_serves() {
         ready(&s, ConditionType::SourceReady),
         (ConditionStatus::True, "TopicFound".into())
     );
+
+    // A registry that does not answer: the source is not ready, in the
+    // registry's words; the view serves from its stores.
+    let mut o = observed();
+    o.troubles.schema_registry =
+        Some("p-0: schema registry http://sr:8081: connection refused".into());
+    let s = compute(Some(&s), &o, now());
+    assert_eq!(s.phase, Some(Phase::Degraded));
+    assert_eq!(
+        ready(&s, ConditionType::SourceReady),
+        (ConditionStatus::False, "SchemaRegistryUnreachable".into())
+    );
+    assert_eq!(
+        ready(&s, ConditionType::Ready),
+        (ConditionStatus::True, "SchemaRegistryUnreachable".into())
+    );
+    let said = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::SourceReady)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(said.contains("connection refused"), "{said}");
+    let s = compute(Some(&s), &observed(), now());
+    assert_eq!(
+        ready(&s, ConditionType::SourceReady),
+        (ConditionStatus::True, "TopicFound".into())
+    );
 }
 
 #[test]
