@@ -17,8 +17,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use matview::crd::MaterializedView;
 use matview::engine::{Position, compile};
 use matview::workload::OrderGenerator;
-use matview_formats::SchemaCache;
 use matview_formats::registry::ResolvedSchema;
+use matview_formats::{Encoding, SchemaCache};
 use num_bigint::BigInt;
 use serde_json::Value;
 
@@ -95,7 +95,7 @@ fn formats(c: &mut Criterion) {
             frame
         })
         .collect();
-    let mut cache = SchemaCache::default();
+    let mut cache = SchemaCache::new(Encoding::Avro);
     cache.insert(&ResolvedSchema {
         id: 1,
         schema_type: "AVRO".into(),

@@ -270,8 +270,9 @@ while True:
   wait_for "kafka ($name)" 120 "$LOGS/$name.log" grep -q "Kafka Server started" "$LOGS/$name.log"
 }
 
-# A schema registry whose data live in $1 (an H2 file, so a registry started
-# again serves the same schemas under the same ids), run as process $2.
+# A schema registry whose data live in $1 (an H2 file written at each commit,
+# so a registry killed and started again serves the same schemas under the
+# same ids), run as process $2.
 registry_instance() {
   local dir="$1" name="$2"
   mkdir -p "$dir"
@@ -283,7 +284,7 @@ registry_instance() {
   start_bg "$name" env QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$port" \
     QUARKUS_MANAGEMENT_HOST=127.0.0.1 QUARKUS_MANAGEMENT_PORT="$(cat "$dir/management-port")" \
     QUARKUS_HTTP_ACCESS_LOG_ENABLED=false \
-    APICURIO_DATASOURCE_URL="jdbc:h2:file:$dir/registry;DB_CLOSE_ON_EXIT=FALSE" \
+    APICURIO_DATASOURCE_URL="jdbc:h2:file:$dir/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0" \
     "$java" -Xms64m -Xmx384m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
     -jar "$REGISTRY_DIR/quarkus-run.jar"
   wait_for "schema registry ($name)" 120 "$LOGS/$name.log" \

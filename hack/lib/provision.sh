@@ -9,6 +9,7 @@
 : "${PUPPETEER_VERSION:=25.16.0}"
 : "${REGISTRY_VERSION:=3.3.3}"
 : "${SERDES_VERSION:=2.16.1}"
+: "${GRPCIO_TOOLS_VERSION:=1.85.1}"
 
 K8S_DIR="$MATVIEW_CACHE/k8s-$K8S_VERSION"
 KAFKA_DIR="$MATVIEW_CACHE/kafka-$KAFKA_VERSION"
@@ -209,15 +210,18 @@ registry_java() {
 }
 
 # The serializers producers use (confluent-kafka's Avro and Protobuf, with
-# fastavro), in their own virtualenv from PyPI: events in the tests are
+# fastavro and grpcio-tools), in their own virtualenv from PyPI: events in the tests are
 # written by an implementation independent of matview's decoders.
 provision_serdes() {
-  [[ -x "$SERDES_DIR/bin/python" && -f "$SERDES_DIR/.complete" ]] && return 0
+  # The marker names what is installed: a cache from before grpcio-tools is redone.
+  [[ -x "$SERDES_DIR/bin/python" && -f "$SERDES_DIR/.complete-with-grpcio-tools-$GRPCIO_TOOLS_VERSION" ]] && return 0
   command -v python3 >/dev/null || die "python3 is required for the Avro and Protobuf serializers"
   log "installing confluent-kafka $SERDES_VERSION (Avro, Protobuf, schema registry) from PyPI"
   rm -rf "$SERDES_DIR"
   python3 -m venv "$SERDES_DIR" || die "python3 -m venv failed (install python3-venv)"
-  with_progress "pip install confluent-kafka" \
-    "$SERDES_DIR/bin/pip" install -q "confluent-kafka[avro,protobuf,schemaregistry]==$SERDES_VERSION"
-  touch "$SERDES_DIR/.complete"
+  # grpcio-tools is protoc for Python: producers' message classes come from it.
+  with_progress "pip install confluent-kafka grpcio-tools" \
+    "$SERDES_DIR/bin/pip" install -q "confluent-kafka[avro,protobuf,schemaregistry]==$SERDES_VERSION" \
+      "grpcio-tools==$GRPCIO_TOOLS_VERSION"
+  touch "$SERDES_DIR/.complete-with-grpcio-tools-$GRPCIO_TOOLS_VERSION"
 }

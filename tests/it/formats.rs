@@ -1,7 +1,7 @@
-//! Avro through a real schema registry: events serialized by confluent-kafka
-//! (registering schemas as a producer does, one type referenced from another
-//! subject), the schema evolving mid-stream and back, decimals of 24 digits,
-//! and every kind of bad frame. The view must equal the reference computed
+//! Avro and Protobuf through a real schema registry: events serialized by
+//! confluent-kafka (registering schemas as a producer does, one type
+//! referenced from another subject or file), the schema evolving mid-stream
+//! and back, decimals of 24 digits, and every kind of bad frame. The view must equal the reference computed
 //! from the orders without matview, and each bad message must be a dead
 //! letter once, with its reason.
 
@@ -11,7 +11,9 @@ use std::time::Duration;
 use rdkafka::message::Message;
 use serde_json::json;
 
-use crate::support::formats::{AvroMessage, avro_order, serialize};
+use crate::support::formats::{
+    AvroMessage, avro_order, protobuf_order, serialize, serialize_protobuf,
+};
 use crate::support::orders::{Orders, orders};
 use crate::support::own_registry::OwnRegistry;
 use crate::support::projector::{Projector, metric, reference};
@@ -141,25 +143,7 @@ async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frame
         "the whale's price is not exact: {whale}"
     );
 
-    // Each bad message is a dead letter once, with its reason.
-    let letters = kafka::read_topic(env, &dead_letter);
-    let mut seen = BTreeMap::new();
-    for letter in &letters {
-        let payload = letter.payload().unwrap_or_default().to_vec();
-        let reason = kafka::header(letter, "matview.reason");
-        assert_eq!(
-            bad.get(&payload).copied(),
-            Some(reason.as_str()),
-            "letter {:?}: {}",
-            String::from_utf8_lossy(&payload),
-            kafka::header(letter, "matview.error")
-        );
-        assert!(
-            seen.insert(payload, reason).is_none(),
-            "a dead letter twice"
-        );
-    }
-    assert_eq!(seen.len(), bad.len(), "every bad message is a dead letter");
+    assert_letters(env, &dead_letter, &bad);
 }
 
 /// The projector's own account of itself (`GET /v1/stats`).
@@ -237,15 +221,14 @@ async fn a_registry_outage_holds_the_shard_skips_nothing_and_heals_by_itself() {
         80,
         "nothing skipped while held"
     );
-    assert!(
-        kafka::read_topic(env, &dead_letter).is_empty(),
-        "no dead letter"
-    );
+    assert_letters(env, &dead_letter, &BTreeMap::new());
 
     registry.start_again();
     projector
         .wait_applied(framed.len() as i64, Duration::from_secs(120))
         .await;
+    // No dead letter (one would name its reason here), then every row.
+    assert_letters(env, &dead_letter, &BTreeMap::new());
     let want = reference(&orders);
     let users: Vec<String> = want.keys().cloned().collect();
     assert_eq!(
@@ -254,9 +237,126 @@ async fn a_registry_outage_holds_the_shard_skips_nothing_and_heals_by_itself() {
         "rows\n{}",
         projector.logs()
     );
-    assert!(
-        kafka::read_topic(env, &dead_letter).is_empty(),
-        "no dead letter"
-    );
     assert!(stats(&projector).await.get("schemaRegistryError").is_none());
+}
+
+fn protobuf_view(registry: &str, name: &str, topic: &str, dead_letter: &str) -> String {
+    avro_view(registry, name, topic, dead_letter)
+        .replace("format: avro", "format: protobuf")
+        .replace("key: ^/userId", "key: ^/user_id")
+        .replace("id: /itemId", "id: /item_id")
+        .replace("orderId: ^/orderId", "orderId: ^/order_id")
+}
+
+#[tokio::test]
+async fn protobuf_through_a_registry_ends_exact_across_versions_imports_and_bad_frames() {
+    let env = TestEnv::with_registry();
+    let topic = kafka::create_topic(env, "proto-orders", 3).await;
+    let dead_letter = kafka::create_topic(env, "proto-orders-dlq", 1).await;
+    let orders = orders(Orders {
+        seed: 0x0b07,
+        users: 40,
+        count: 450,
+    });
+    // Version 1, then 2 (a oneof and a nested message added), then 1 again:
+    // each run of the serializer is a producer of one version.
+    let mut framed = Vec::new();
+    for (part, version) in orders.chunks(150).zip([1, 2, 1]) {
+        let messages: Vec<_> = part.iter().map(|o| protobuf_order(o, version)).collect();
+        framed.extend(serialize_protobuf(
+            &env.serdes_python,
+            &env.schema_registry,
+            &topic,
+            version,
+            &messages,
+        ));
+    }
+    let whale = json!({
+        "order_id": "whale-o1", "user_id": "whale", "voucher": "VIP",
+        "items": [{"item_id": "whale-i1", "name": "island", "price": {"value": WHALE_PRICE}}]
+    });
+    framed.extend(serialize_protobuf(
+        &env.serdes_python,
+        &env.schema_registry,
+        &topic,
+        2,
+        &[("whale-o1".to_string(), whale)],
+    ));
+
+    let good = framed[0].1.clone();
+    let mut bad: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
+    // Message indexes naming a fourth message of a file with one.
+    let mut wrong_index = good[..5].to_vec();
+    wrong_index.extend([2, 6]);
+    wrong_index.extend_from_slice(&good[6..]);
+    bad.insert(wrong_index, "bad-encoding");
+    // A field whose length runs past the end.
+    let mut cut = good[..6].to_vec();
+    cut.extend([0x0a, 0x7f, b'o']);
+    bad.insert(cut, "bad-encoding");
+    bad.insert(b"order o-1, as text".to_vec(), "bad-encoding");
+    let mut unknown = vec![0, 0x7f, 0xff, 0xff, 0xf1];
+    unknown.extend_from_slice(&good[5..]);
+    bad.insert(unknown, "unknown-schema");
+    let mut produced: Vec<(Option<String>, Option<Vec<u8>>)> = framed
+        .into_iter()
+        .map(|(k, v)| (Some(k), Some(v)))
+        .collect();
+    for (i, b) in bad.keys().enumerate() {
+        produced.insert(40 + i * 90, (Some(format!("bad-{i}")), Some(b.clone())));
+    }
+    kafka::produce_raw(env, &topic, &produced).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view = dir.path().join("view.yaml");
+    let name = unique_name("proto");
+    std::fs::write(
+        &view,
+        protobuf_view(&env.schema_registry, &name, &topic, &dead_letter),
+    )
+    .expect("write view");
+    let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
+    projector
+        .wait_applied(produced.len() as i64, Duration::from_secs(120))
+        .await;
+
+    let want = reference(&orders);
+    let users: Vec<String> = want.keys().cloned().collect();
+    assert_eq!(
+        projector.rows(&users).await,
+        want,
+        "rows\n{}",
+        projector.logs()
+    );
+    let whale = projector
+        .get_text("/v1/rows/whale")
+        .await
+        .expect("whale row");
+    assert!(
+        whale.contains(&format!("\"price\":{WHALE_PRICE}")),
+        "the whale's price is not exact: {whale}"
+    );
+    assert_letters(env, &dead_letter, &bad);
+}
+
+/// Each bad message is a dead letter once, with its reason.
+fn assert_letters(env: &TestEnv, dead_letter: &str, bad: &BTreeMap<Vec<u8>, &str>) {
+    let letters = kafka::read_topic(env, dead_letter);
+    let mut seen = BTreeMap::new();
+    for letter in &letters {
+        let payload = letter.payload().unwrap_or_default().to_vec();
+        let reason = kafka::header(letter, "matview.reason");
+        assert_eq!(
+            bad.get(&payload).copied(),
+            Some(reason.as_str()),
+            "letter {:?}: {}",
+            String::from_utf8_lossy(&payload),
+            kafka::header(letter, "matview.error")
+        );
+        assert!(
+            seen.insert(payload, reason).is_none(),
+            "a dead letter twice"
+        );
+    }
+    assert_eq!(seen.len(), bad.len(), "every bad message is a dead letter");
 }

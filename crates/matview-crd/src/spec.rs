@@ -135,14 +135,14 @@ fn one() -> i32 {
 /// The Kafka topic a view reads.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.format) || self.format == 'json' || has(self.schemaRegistry)").message("format avro reads each message's schema from a registry: set schemaRegistry.url").field_path(".schemaRegistry"))]
+#[x_kube(validation = Rule::new("!has(self.format) || self.format == 'json' || has(self.schemaRegistry)").message("formats avro and protobuf read each message's schema from a registry: set schemaRegistry.url").field_path(".schemaRegistry"))]
 pub struct Source {
     /// The Kafka cluster and topic.
     pub kafka: KafkaSource,
     /// Encoding of event values.
     #[serde(default)]
     pub format: EventFormat,
-    /// The schema registry that holds the schemas of `avro` events (by the id each message carries).
+    /// The schema registry that holds the schemas of `avro` and `protobuf` events (by the id each message carries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<SchemaRegistry>,
     /// What a message means: new records (`append`), the latest state of the entity its key names (`upsert`, a null value deletes it), or a Debezium change event (`debezium`).
@@ -214,6 +214,8 @@ pub enum EventFormat {
     Json,
     /// Avro in the Confluent wire format (magic byte 0, a 4-byte schema id, the body), each message decoded with the writer's schema the registry has for its id; paths address the record as its JSON form (a decimal exact, a union's null branch absent). Needs `schemaRegistry`.
     Avro,
+    /// Protobuf in the Confluent wire format (magic byte 0, a 4-byte schema id, the message indexes, the message), decoded with the `.proto` schema (and its imports) the registry has for the id; paths address field names as in the `.proto` (a `oneof`'s unset members absent, enums by name). Needs `schemaRegistry`.
+    Protobuf,
 }
 
 /// A schema registry speaking the Confluent REST API (Confluent Schema Registry, Apicurio's `/apis/ccompat/v7`, Karapace, Redpanda).

@@ -103,7 +103,7 @@ fn check_kafka(spec: &MaterializedViewSpec, issues: &mut Issues) {
     if spec.source.format != EventFormat::Json && spec.source.schema_registry.is_none() {
         issues.add(
             "spec.source.schemaRegistry",
-            "format avro reads each message's schema from a registry: set schemaRegistry.url",
+            "formats avro and protobuf read each message's schema from a registry: set schemaRegistry.url",
         );
     }
     let Some(dlq) = spec.dead_letter.as_ref().and_then(|d| d.topic.as_ref()) else {

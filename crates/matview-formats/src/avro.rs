@@ -34,6 +34,7 @@ impl AvroDecoder {
     pub fn new(id: u32, schema: &str, references: &[String]) -> Result<AvroDecoder, SchemaError> {
         let invalid = |e: apache_avro::Error| SchemaError::Invalid {
             id,
+            kind: "Avro",
             detail: e.to_string(),
         };
         let (root, referenced) = if references.is_empty() {

@@ -7,24 +7,55 @@ use std::sync::Arc;
 
 use super::registry::ResolvedSchema;
 use super::wire::{self, unframe};
-use super::{AvroDecoder, DecodeError, SchemaError};
+use super::{AvroDecoder, DecodeError, ProtobufDecoder, SchemaError};
+
+/// The encodings a cache decodes, as the registry names schema types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Avro,
+    Protobuf,
+}
+
+impl Encoding {
+    /// The registry's `schemaType`.
+    pub fn schema_type(self) -> &'static str {
+        match self {
+            Encoding::Avro => "AVRO",
+            Encoding::Protobuf => "PROTOBUF",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Decoder {
+    Avro(Arc<AvroDecoder>),
+    Protobuf(Arc<ProtobufDecoder>),
+}
 
 #[derive(Debug, Clone)]
 enum Entry {
-    Ready(Arc<AvroDecoder>),
+    Ready(Decoder),
     /// The registry answered that the id does not exist.
     Unknown,
     /// The registry has it, but it cannot decode (wrong type, invalid).
     Unusable(SchemaError),
 }
 
-/// Avro decoders by schema id.
-#[derive(Debug, Default, Clone)]
+/// Decoders of one encoding by schema id.
+#[derive(Debug, Clone)]
 pub struct SchemaCache {
+    encoding: Encoding,
     entries: HashMap<u32, Entry>,
 }
 
 impl SchemaCache {
+    pub fn new(encoding: Encoding) -> SchemaCache {
+        SchemaCache {
+            encoding,
+            entries: HashMap::new(),
+        }
+    }
+
     /// Schema ids framed in `values` that are not known yet.
     pub fn missing<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) -> BTreeSet<u32> {
         values
@@ -36,17 +67,33 @@ impl SchemaCache {
 
     /// A schema the registry gave for its id.
     pub fn insert(&mut self, resolved: &ResolvedSchema) {
-        let entry = if resolved.schema_type != "AVRO" {
-            Entry::Unusable(SchemaError::WrongType {
+        let expected = self.encoding.schema_type();
+        let entry = if resolved.schema_type != expected {
+            Err(SchemaError::WrongType {
                 id: resolved.id,
                 found: resolved.schema_type.clone(),
-                expected: "AVRO",
+                expected,
             })
         } else {
-            match AvroDecoder::new(resolved.id, &resolved.schema, &resolved.references) {
-                Ok(decoder) => Entry::Ready(Arc::new(decoder)),
-                Err(e) => Entry::Unusable(e),
+            match self.encoding {
+                Encoding::Avro => {
+                    let texts: Vec<String> = resolved
+                        .references
+                        .iter()
+                        .map(|r| r.schema.clone())
+                        .collect();
+                    AvroDecoder::new(resolved.id, &resolved.schema, &texts)
+                        .map(|d| Decoder::Avro(Arc::new(d)))
+                }
+                Encoding::Protobuf => {
+                    ProtobufDecoder::new(resolved.id, &resolved.schema, &resolved.references)
+                        .map(|d| Decoder::Protobuf(Arc::new(d)))
+                }
             }
+        };
+        let entry = match entry {
+            Ok(decoder) => Entry::Ready(decoder),
+            Err(e) => Entry::Unusable(e),
         };
         self.entries.insert(resolved.id, entry);
     }
@@ -62,7 +109,8 @@ impl SchemaCache {
         out.clear();
         let frame = unframe(value)?;
         match self.entries.get(&frame.schema_id) {
-            Some(Entry::Ready(decoder)) => decoder.to_json(frame.body, out),
+            Some(Entry::Ready(Decoder::Avro(d))) => d.to_json(frame.body, out),
+            Some(Entry::Ready(Decoder::Protobuf(d))) => d.to_json(frame.body, out),
             Some(Entry::Unusable(e)) => Err(DecodeError::BadEncoding(e.to_string())),
             Some(Entry::Unknown) | None => Err(DecodeError::UnknownSchema(frame.schema_id)),
         }

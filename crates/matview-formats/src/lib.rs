@@ -1,5 +1,5 @@
 //! Binary event formats read through a schema registry: the Confluent wire
-//! format (magic byte, schema id) around Avro, decoded into the JSON text the
+//! format (magic byte, schema id) around Avro or Protobuf, decoded into the JSON text the
 //! engine already reads, so records, rules and aggregates work unchanged.
 //! Numbers stay exact: an Avro `decimal` becomes the decimal's digits, never
 //! a float. Pure: bytes and schemas in, JSON or an error out; fetching
@@ -8,11 +8,14 @@
 mod avro;
 mod avro_values;
 pub mod cache;
+mod protobuf;
+mod protobuf_json;
 pub mod registry;
 pub mod wire;
 
 pub use avro::AvroDecoder;
-pub use cache::SchemaCache;
+pub use cache::{Encoding, SchemaCache};
+pub use protobuf::ProtobufDecoder;
 
 /// Why an event's bytes cannot be decoded; each is a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,9 +37,15 @@ pub enum SchemaError {
         found: String,
         expected: &'static str,
     },
-    #[error("schema {id} is not a valid Avro schema: {detail}")]
-    Invalid { id: u32, detail: String },
+    #[error("schema {id} is not a valid {kind} schema: {detail}")]
+    Invalid {
+        id: u32,
+        kind: &'static str,
+        detail: String,
+    },
 }
 
 #[cfg(test)]
 mod avro_tests;
+#[cfg(test)]
+mod protobuf_tests;

@@ -44,13 +44,21 @@ pub struct RegistryProblem {
     pub message: Option<String>,
 }
 
-/// A schema with the texts of everything it references, transitively.
+/// A schema with everything it references, transitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSchema {
     pub id: u32,
     pub schema_type: String,
     pub schema: String,
-    pub references: Vec<String>,
+    pub references: Vec<NamedSchema>,
+}
+
+/// A referenced schema under the name the referring one uses (an Avro
+/// type's full name, a Protobuf import path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedSchema {
+    pub name: String,
+    pub schema: String,
 }
 
 impl SchemaById {

@@ -5,7 +5,7 @@
 
 use matview_crd::EventFormat;
 use matview_engine::EventError;
-use matview_formats::{DecodeError, SchemaCache};
+use matview_formats::{DecodeError, Encoding, SchemaCache};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::runtime::Handle;
 use tracing::info;
@@ -23,13 +23,15 @@ impl Decoding {
     /// The stage for the view's format; `None` for JSON, which needs none.
     pub(super) fn for_view(shared: &Shared, runtime: Handle) -> Option<Decoding> {
         let source = &shared.view.spec.source;
-        if source.format == EventFormat::Json {
-            return None;
-        }
+        let encoding = match source.format {
+            EventFormat::Json => return None,
+            EventFormat::Avro => Encoding::Avro,
+            EventFormat::Protobuf => Encoding::Protobuf,
+        };
         // Compilation refuses a binary format without a registry.
         let url = source.schema_registry.as_ref()?.url.clone();
         Some(Decoding {
-            cache: SchemaCache::default(),
+            cache: SchemaCache::new(encoding),
             client: RegistryClient::new(&url),
             runtime,
         })

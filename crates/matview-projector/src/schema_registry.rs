@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use matview_formats::registry::{
-    RegistryProblem, ResolvedSchema, SchemaById, SchemaReference, SubjectVersion,
+    NamedSchema, RegistryProblem, ResolvedSchema, SchemaById, SchemaReference, SubjectVersion,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -73,7 +73,10 @@ impl RegistryClient {
             match self.get::<SubjectVersion>(&path).await? {
                 Fetched::Found(found) => {
                     queue.extend(found.references.iter().cloned());
-                    references.push(found.schema);
+                    references.push(NamedSchema {
+                        name: reference.name.clone(),
+                        schema: found.schema,
+                    });
                 }
                 Fetched::Missing(said) => {
                     let subject = &reference.subject;

@@ -1,0 +1,211 @@
+//! A decoded Protobuf message written as the JSON paths address: field
+//! names as in the `.proto`; fields with presence (`optional`, message
+//! fields, `oneof` members) only when set — so of a `oneof`, only the set
+//! member — and other scalars always, defaults included (a price of 0 is 0,
+//! not absent); enums by name; 64-bit integers as numbers; bytes as base64;
+//! well-known types as their value (see [`well_known`]). Unknown fields are
+//! ignored.
+
+use std::io::Write;
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
+
+use super::DecodeError;
+use super::avro_values as values;
+
+/// Nesting deeper than this is refused (recursive message types).
+const MAX_DEPTH: usize = 64;
+
+pub fn message(msg: &DynamicMessage, out: &mut Vec<u8>, depth: usize) -> Result<(), DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::BadEncoding(format!(
+            "nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    if well_known(msg, out)? {
+        return Ok(());
+    }
+    out.push(b'{');
+    let mut first = true;
+    for field in msg.descriptor().fields() {
+        if field.supports_presence() && !msg.has_field(&field) {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        values::string(field.name(), out);
+        out.push(b':');
+        field_value(&field, &msg.get_field(&field), out, depth)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn field_value(
+    field: &FieldDescriptor,
+    value: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), DecodeError> {
+    match value {
+        Value::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                scalar(&field.kind(), item, out, depth)?;
+            }
+            out.push(b']');
+        }
+        Value::Map(entries) => {
+            let value_kind = match field.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            };
+            // Sorted keys: the same message always reads as the same text.
+            let mut sorted: Vec<_> = entries.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                values::string(&map_key(key), out);
+                out.push(b':');
+                scalar(&value_kind, item, out, depth)?;
+            }
+            out.push(b'}');
+        }
+        single => scalar(&field.kind(), single, out, depth)?,
+    }
+    Ok(())
+}
+
+fn map_key(key: &MapKey) -> String {
+    match key {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(v) => v.to_string(),
+        MapKey::I64(v) => v.to_string(),
+        MapKey::U32(v) => v.to_string(),
+        MapKey::U64(v) => v.to_string(),
+        MapKey::String(s) => s.clone(),
+    }
+}
+
+fn scalar(kind: &Kind, value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), DecodeError> {
+    match value {
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::I32(v) => values::integer(i64::from(*v), out),
+        Value::I64(v) => values::integer(*v, out),
+        Value::U32(v) => values::integer(i64::from(*v), out),
+        Value::U64(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::F32(v) => values::float32(*v, out),
+        Value::F64(v) => values::float64(*v, out),
+        Value::String(s) => values::string(s, out),
+        Value::Bytes(b) => values::base64(b, out),
+        Value::EnumNumber(n) => match kind {
+            Kind::Enum(e) => match e.get_value(*n) {
+                Some(v) => values::string(v.name(), out),
+                // A number this schema does not name (a newer writer's).
+                None => values::integer(i64::from(*n), out),
+            },
+            _ => values::integer(i64::from(*n), out),
+        },
+        Value::Message(m) => message(m, out, depth + 1)?,
+        Value::List(_) | Value::Map(_) => {
+            return Err(DecodeError::BadEncoding(
+                "a list or map inside a list or map".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Well-known types as their values: `Timestamp` as RFC 3339 in UTC,
+/// `Duration` as seconds (an exact decimal number), the wrappers
+/// (`DoubleValue`, `StringValue`, …) as the value, `google.type.Decimal` as
+/// a number with its digits (a string if it is not a decimal),
+/// `google.type.Money` as `{"currency_code", "amount"}` with the amount an
+/// exact decimal. `true` when `msg` was one and is written.
+fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeError> {
+    let name = msg.descriptor().full_name().to_string();
+    let field = |n: u32| msg.get_field_by_number(n).map(|v| v.into_owned());
+    let long = |n: u32| match field(n) {
+        Some(Value::I64(v)) => v,
+        Some(Value::I32(v)) => i64::from(v),
+        _ => 0,
+    };
+    match name.as_str() {
+        "google.protobuf.Timestamp" => {
+            let nanos = i128::from(long(1)) * 1_000_000_000 + i128::from(long(2));
+            values::timestamp(nanos, true, out)?;
+        }
+        "google.protobuf.Duration" => seconds_and_nanos(long(1), long(2), out),
+        "google.protobuf.DoubleValue"
+        | "google.protobuf.FloatValue"
+        | "google.protobuf.Int64Value"
+        | "google.protobuf.UInt64Value"
+        | "google.protobuf.Int32Value"
+        | "google.protobuf.UInt32Value"
+        | "google.protobuf.BoolValue"
+        | "google.protobuf.StringValue"
+        | "google.protobuf.BytesValue" => {
+            let value_field = msg.descriptor().get_field(1);
+            match (value_field, field(1)) {
+                (Some(f), Some(v)) => scalar(&f.kind(), &v, out, 0)?,
+                _ => out.extend_from_slice(b"null"),
+            }
+        }
+        "google.type.Decimal" => {
+            let text = match field(1) {
+                Some(Value::String(s)) => s,
+                _ => String::new(),
+            };
+            if is_decimal(&text) {
+                out.extend_from_slice(text.as_bytes());
+            } else {
+                values::string(&text, out);
+            }
+        }
+        "google.type.Money" => {
+            let code = match field(1) {
+                Some(Value::String(s)) => s,
+                _ => String::new(),
+            };
+            out.extend_from_slice(b"{\"currency_code\":");
+            values::string(&code, out);
+            out.extend_from_slice(b",\"amount\":");
+            seconds_and_nanos(long(2), long(3), out);
+            out.push(b'}');
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `units` and `nanos` (same sign) as one exact decimal: 12 and 500000000
+/// are 12.5.
+fn seconds_and_nanos(units: i64, nanos: i64, out: &mut Vec<u8>) {
+    let total = i128::from(units) * 1_000_000_000 + i128::from(nanos);
+    let sign = if total < 0 { "-" } else { "" };
+    let magnitude = total.unsigned_abs();
+    let (whole, fraction) = (magnitude / 1_000_000_000, magnitude % 1_000_000_000);
+    if fraction == 0 {
+        let _ = write!(out, "{sign}{whole}");
+    } else {
+        let digits = format!("{fraction:09}");
+        let _ = write!(out, "{sign}{whole}.{}", digits.trim_end_matches('0'));
+    }
+}
+
+/// A JSON number token of the decimal kind: `-?digits(.digits)?`.
+fn is_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction) && (whole == "0" || !whole.starts_with('0'))
+}
