@@ -11,6 +11,7 @@ use std::time::Duration;
 use rdkafka::message::Message;
 use serde_json::json;
 
+use crate::support::changelog::{changelog, expected, order, users};
 use crate::support::formats::{
     AvroMessage, avro_order, protobuf_order, serialize, serialize_protobuf,
 };
@@ -18,6 +19,9 @@ use crate::support::orders::{Orders, orders};
 use crate::support::own_registry::OwnRegistry;
 use crate::support::projector::{Projector, metric, reference};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
+
+/// A message as produced: key and value bytes, each possibly Kafka's null.
+type Produced = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 fn avro_view(registry: &str, name: &str, topic: &str, dead_letter: &str) -> String {
     format!(
@@ -71,6 +75,7 @@ fn whale() -> AvroMessage {
             "items": [{"itemId": "whale-i1", "name": "island", "price": WHALE_PRICE}],
             "coupon": "VIP"
         }),
+        avro_key: None,
     }
 }
 
@@ -89,7 +94,7 @@ async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frame
     assert_eq!(framed.len(), messages.len());
 
     // Bad messages, each unique, with the reason each must get.
-    let good = framed[0].1.clone();
+    let good = framed[0].1.clone().expect("a value");
     let mut bad: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
     bad.insert(br#"{"orderId":"plain-json"}"#.to_vec(), "bad-encoding");
     bad.insert(good[..good.len() - 1].to_vec(), "bad-encoding");
@@ -97,17 +102,17 @@ async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frame
     let mut unknown = vec![0, 0x7f, 0xff, 0xff, 0xf0];
     unknown.extend_from_slice(&good[5..]);
     bad.insert(unknown, "unknown-schema");
-    let mut produced: Vec<(Option<String>, Option<Vec<u8>>)> = Vec::new();
+    let mut produced: Vec<Produced> = Vec::new();
     let mut bad_iter = bad.keys();
     for (i, (key, value)) in framed.into_iter().enumerate() {
-        produced.push((Some(key), Some(value)));
+        produced.push((Some(key), value));
         if i % 100 == 50
             && let Some(b) = bad_iter.next()
         {
-            produced.push((Some(format!("bad-{i}")), Some(b.clone())));
+            produced.push((Some(format!("bad-{i}").into_bytes()), Some(b.clone())));
         }
     }
-    produced.extend(bad_iter.map(|b| (Some("bad-end".to_string()), Some(b.clone()))));
+    produced.extend(bad_iter.map(|b| (Some(b"bad-end".to_vec()), Some(b.clone()))));
     kafka::produce_raw(env, &topic, &produced).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -171,11 +176,10 @@ async fn a_registry_outage_holds_the_shard_skips_nothing_and_heals_by_itself() {
         .enumerate()
         .map(|(i, o)| avro_order(o, if i < 80 { "v1" } else { "v2" }))
         .collect();
-    let framed: Vec<(Option<String>, Option<Vec<u8>>)> =
-        serialize(&env.serdes_python, &registry.url, &topic, &messages)
-            .into_iter()
-            .map(|(k, v)| (Some(k), Some(v)))
-            .collect();
+    let framed: Vec<Produced> = serialize(&env.serdes_python, &registry.url, &topic, &messages)
+        .into_iter()
+        .map(|(k, v)| (Some(k), v))
+        .collect();
     let (before, during) = framed.split_at(80);
     kafka::produce_raw(env, &topic, before).await;
 
@@ -283,7 +287,7 @@ async fn protobuf_through_a_registry_ends_exact_across_versions_imports_and_bad_
         &[("whale-o1".to_string(), whale)],
     ));
 
-    let good = framed[0].1.clone();
+    let good = framed[0].1.clone().expect("a value");
     let mut bad: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
     // Message indexes naming a fourth message of a file with one.
     let mut wrong_index = good[..5].to_vec();
@@ -298,12 +302,12 @@ async fn protobuf_through_a_registry_ends_exact_across_versions_imports_and_bad_
     let mut unknown = vec![0, 0x7f, 0xff, 0xff, 0xf1];
     unknown.extend_from_slice(&good[5..]);
     bad.insert(unknown, "unknown-schema");
-    let mut produced: Vec<(Option<String>, Option<Vec<u8>>)> = framed
-        .into_iter()
-        .map(|(k, v)| (Some(k), Some(v)))
-        .collect();
+    let mut produced: Vec<Produced> = framed.into_iter().map(|(k, v)| (Some(k), v)).collect();
     for (i, b) in bad.keys().enumerate() {
-        produced.insert(40 + i * 90, (Some(format!("bad-{i}")), Some(b.clone())));
+        produced.insert(
+            40 + i * 90,
+            (Some(format!("bad-{i}").into_bytes()), Some(b.clone())),
+        );
     }
     kafka::produce_raw(env, &topic, &produced).await;
 
@@ -359,4 +363,64 @@ fn assert_letters(env: &TestEnv, dead_letter: &str, bad: &BTreeMap<Vec<u8>, &str
         );
     }
     assert_eq!(seen.len(), bad.len(), "every bad message is a dead letter");
+}
+
+#[tokio::test]
+async fn avro_keys_name_entities_by_content_across_key_schema_versions() {
+    let env = TestEnv::with_registry();
+    // One partition: a key in other bytes hashes to another partition, and
+    // Kafka orders a key's messages only within one.
+    let topic = kafka::create_topic(env, "avro-table", 1).await;
+    let dead_letter = kafka::create_topic(env, "avro-table-dlq", 1).await;
+    let changes = changelog(0xa7e5, 200, 30, 1500);
+    // Every other message of a key is written with the second key schema:
+    // other bytes, the same key. Compared as bytes, updates would not
+    // replace and deletes would not delete (this test fails with
+    // `keyFormat: string`).
+    let messages: Vec<AvroMessage> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let value = match &c.state {
+                Some(state) => {
+                    let mut order = order(&c.key, state);
+                    order["placedAt"] = json!(0);
+                    avro_order(&order, "v1").value
+                }
+                None => serde_json::Value::Null,
+            };
+            let key_schema = if i % 2 == 0 { "k1" } else { "k2" };
+            AvroMessage {
+                key: c.key.clone(),
+                schema: "v1",
+                value,
+                avro_key: Some((key_schema, json!({"orderId": c.key}))),
+            }
+        })
+        .collect();
+    let framed = serialize(&env.serdes_python, &env.schema_registry, &topic, &messages);
+    let produced: Vec<Produced> = framed.into_iter().map(|(k, v)| (Some(k), v)).collect();
+    kafka::produce_raw(env, &topic, &produced).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view = dir.path().join("view.yaml");
+    let name = unique_name("avro-table");
+    let yaml = avro_view(&env.schema_registry, &name, &topic, &dead_letter).replace(
+        "    format: avro\n",
+        "    format: avro\n    keyFormat: avro\n    envelope: upsert\n",
+    );
+    std::fs::write(&view, yaml).expect("write view");
+    let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
+    projector
+        .wait_applied(produced.len() as i64, Duration::from_secs(120))
+        .await;
+    assert_letters(env, &dead_letter, &BTreeMap::new());
+    let want = expected(&changes);
+    assert!(!want.is_empty());
+    assert_eq!(
+        projector.rows(&users(&changes)).await,
+        want,
+        "rows\n{}",
+        projector.logs()
+    );
 }

@@ -8,8 +8,8 @@ pub mod status;
 
 pub use spec::{
     Aggregate, Classify, ClassifyRule, ConfigFrom, DeadLetter, DeletionPolicy, Envelope,
-    EventFormat, FieldType, ItemsSpec, KafkaSource, Keep, MaterializedView, MaterializedViewSpec,
-    ProjectorPod, Records, Source, StartFrom,
+    EventFormat, FieldType, ItemsSpec, KafkaSource, Keep, KeyFormat, MaterializedView,
+    MaterializedViewSpec, ProjectorPod, Records, Source, StartFrom,
 };
 pub use status::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
 

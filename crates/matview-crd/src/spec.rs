@@ -136,12 +136,16 @@ fn one() -> i32 {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.format) || self.format == 'json' || has(self.schemaRegistry)").message("formats avro and protobuf read each message's schema from a registry: set schemaRegistry.url").field_path(".schemaRegistry"))]
+#[x_kube(validation = Rule::new("!has(self.keyFormat) || self.keyFormat == 'string' || self.keyFormat == 'json' || has(self.schemaRegistry)").message("key formats avro and protobuf read each key's schema from a registry: set schemaRegistry.url").field_path(".schemaRegistry"))]
 pub struct Source {
     /// The Kafka cluster and topic.
     pub kafka: KafkaSource,
     /// Encoding of event values.
     #[serde(default)]
     pub format: EventFormat,
+    /// Encoding of message keys, which name the entity with envelopes `upsert` and `debezium`: `string` (the default) compares them as bytes; `json`, `avro` and `protobuf` decode them first, so the same key written with another schema version, or other JSON spacing, names the same entity.
+    #[serde(default, skip_serializing_if = "is_string_key")]
+    pub key_format: KeyFormat,
     /// The schema registry that holds the schemas of `avro` and `protobuf` events (by the id each message carries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<SchemaRegistry>,
@@ -216,6 +220,25 @@ pub enum EventFormat {
     Avro,
     /// Protobuf in the Confluent wire format (magic byte 0, a 4-byte schema id, the message indexes, the message), decoded with the `.proto` schema (and its imports) the registry has for the id; paths address field names as in the `.proto` (a `oneof`'s unset members absent, enums by name). Needs `schemaRegistry`.
     Protobuf,
+}
+
+/// Encoding of message keys.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyFormat {
+    /// The key's bytes as they are.
+    #[default]
+    String,
+    /// A JSON document, compared by content (member order and spacing do not matter).
+    Json,
+    /// Avro in the Confluent wire format (schemas from `schemaRegistry`).
+    Avro,
+    /// Protobuf in the Confluent wire format (schemas from `schemaRegistry`).
+    Protobuf,
+}
+
+fn is_string_key(format: &KeyFormat) -> bool {
+    *format == KeyFormat::String
 }
 
 /// A schema registry speaking the Confluent REST API (Confluent Schema Registry, Apicurio's `/apis/ccompat/v7`, Karapace, Redpanda).

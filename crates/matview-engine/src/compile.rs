@@ -8,7 +8,7 @@ use super::pointer::FieldPointer;
 pub use super::rules::{CompiledClassify, CompiledRule, GroupId, Predicate, Scalar, ValueKind};
 use super::{explode_check, quantity, source};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use matview_crd::{Envelope, EventFormat, FieldType, Keep, MaterializedViewSpec};
+use matview_crd::{Envelope, EventFormat, FieldType, Keep, KeyFormat, MaterializedViewSpec};
 
 /// Default largest event: 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
@@ -99,6 +99,16 @@ fn check_kafka(spec: &MaterializedViewSpec, issues: &mut Issues) {
         .and_then(source::bootstrap_problem)
     {
         issues.add("spec.source.kafka.bootstrapServers", problem);
+    }
+    let binary_key = matches!(
+        spec.source.key_format,
+        KeyFormat::Avro | KeyFormat::Protobuf
+    );
+    if binary_key && spec.source.schema_registry.is_none() {
+        issues.add(
+            "spec.source.schemaRegistry",
+            "key formats avro and protobuf read each key's schema from a registry: set schemaRegistry.url",
+        );
     }
     if spec.source.format != EventFormat::Json && spec.source.schema_registry.is_none() {
         issues.add(

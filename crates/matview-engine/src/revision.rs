@@ -5,7 +5,7 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use matview_crd::{Envelope, MaterializedViewSpec};
+use matview_crd::{Envelope, KeyFormat, MaterializedViewSpec};
 
 /// Hex digits kept: 40 bits, plenty to tell a view's revisions apart.
 const REVISION_LEN: usize = 10;
@@ -29,6 +29,10 @@ pub fn revision(spec: &MaterializedViewSpec) -> String {
     // envelopes keep their revision (and are not rebuilt on upgrade).
     if spec.source.envelope != Envelope::Append {
         content["source"]["envelope"] = json!(spec.source.envelope);
+    }
+    // Decoded keys name entities differently from raw ones.
+    if spec.source.key_format != KeyFormat::String {
+        content["source"]["keyFormat"] = json!(spec.source.key_format);
     }
     // serde_json writes struct fields in declaration order and maps sorted
     // (BTreeMap), so the text, and the hash, are stable.

@@ -11,10 +11,9 @@ use tracing::warn;
 
 use super::Shared;
 use super::dead_letters::DeadLetter;
-use super::decoding::event_error;
+use super::decoding::Decoding;
 use super::store::{BatchChanges, BatchOutcome, SourceChange, StoreError};
 use matview_engine::{MessageChange, Position};
-use matview_formats::SchemaCache;
 
 /// The next offset to read, by partition.
 pub(super) type Offsets = BTreeMap<i32, i64>;
@@ -61,16 +60,17 @@ pub(super) struct Shaped {
     pub(super) took: Duration,
 }
 
-/// Shapes a batch; `schemas` decodes the values of a binary format (every
-/// id the batch names fetched already) into the JSON the engine reads.
+/// Shapes a batch; `decoding` turns values and keys that are not plain
+/// (every schema id the batch names fetched already) into what the engine
+/// reads.
 pub(super) fn shape(
     shared: &Shared,
     messages: &[OwnedMessage],
     next: &Offsets,
-    schemas: Option<&SchemaCache>,
+    decoding: Option<&Decoding>,
 ) -> Shaped {
     let started = Instant::now();
-    let mut decoded = Vec::new();
+    let (mut value_buf, mut key_buf) = (Vec::new(), Vec::new());
     let mut changes = BatchChanges::default();
     // Where each source key's latest state sits in `changes.sources`.
     let mut latest: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -81,15 +81,16 @@ pub(super) fn shape(
             partition: m.partition(),
             offset: m.offset(),
         };
-        let value = match (schemas, m.payload()) {
-            (Some(schemas), Some(framed)) => schemas
-                .decode(framed, &mut decoded)
-                .map(|()| Some(decoded.as_slice()))
-                .map_err(event_error),
-            (_, value) => Ok(value),
+        let shaped = match decoding {
+            None => shared
+                .view
+                .compiled
+                .shape_message(m.key(), m.payload(), position),
+            Some(d) => d.key(m.key(), &mut key_buf).and_then(|key| {
+                let value = d.value(m.payload(), &mut value_buf)?;
+                shared.view.compiled.shape_message(key, value, position)
+            }),
         };
-        let shaped =
-            value.and_then(|value| shared.view.compiled.shape_message(m.key(), value, position));
         match shaped {
             Ok(MessageChange::Add(records)) => changes.records.extend(records),
             Ok(MessageChange::Replace { source, records }) => {

@@ -229,7 +229,7 @@ pub(super) fn run(
 struct Consuming<'a> {
     shared: &'a Shared,
     source: &'a Source,
-    /// Schemas of a binary format (`None` for JSON).
+    /// Decoding of values and keys that are not plain (`None` for JSON values, raw keys).
     decoding: Option<Decoding>,
     /// Next offsets to consume, as committed to the store.
     next: Offsets,
@@ -271,8 +271,8 @@ impl<'a> Consuming<'a> {
             }
             // The next batch starts where the one in flight ends.
             let shaped_from = in_flight.as_ref().map_or(&self.next, |b| &b.offsets);
-            let schemas = self.decoding.as_ref().map(Decoding::cache);
-            let shaped = shape(self.shared, &polled.messages, shaped_from, schemas);
+            let decoding = self.decoding.as_ref();
+            let shaped = shape(self.shared, &polled.messages, shaped_from, decoding);
             self.finish(in_flight.take())?;
             if let Some(letter_ends) = self.send_letters(&shaped)? {
                 in_flight = Some(InFlight::start(

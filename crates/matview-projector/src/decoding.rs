@@ -1,9 +1,10 @@
-//! The decode stage of a view whose events are not JSON: before a batch is
-//! shaped, every schema id it names is known (fetched from the registry once,
-//! then cached: ids are immutable); shaping then decodes without I/O. When
-//! the registry cannot answer, the batch is held, never dead-lettered.
+//! The decode stage of a view whose values or keys are not plain: before a
+//! batch is shaped, every schema id it names is known (fetched from the
+//! registry once, then cached: ids are immutable); shaping then decodes
+//! without I/O. When the registry cannot answer, the batch is held, never
+//! dead-lettered.
 
-use matview_crd::EventFormat;
+use matview_crd::{EventFormat, KeyFormat};
 use matview_engine::EventError;
 use matview_formats::{DecodeError, Encoding, SchemaCache};
 use rdkafka::message::{Message, OwnedMessage};
@@ -13,60 +14,152 @@ use tracing::info;
 use super::Shared;
 use super::schema_registry::{Fetched, RegistryClient, RegistryUnavailable};
 
+/// How message keys become the identity of a source entity.
+enum Keys {
+    /// Compared as bytes.
+    Raw,
+    /// Parsed and written back canonically (members sorted, no spaces).
+    Json,
+    /// Decoded through the registry into canonical JSON.
+    Registry(SchemaCache),
+}
+
 pub(super) struct Decoding {
-    cache: SchemaCache,
-    client: RegistryClient,
+    values: Option<SchemaCache>,
+    keys: Keys,
+    client: Option<RegistryClient>,
     runtime: Handle,
 }
 
+fn encoding(format: EventFormat) -> Option<Encoding> {
+    match format {
+        EventFormat::Json => None,
+        EventFormat::Avro => Some(Encoding::Avro),
+        EventFormat::Protobuf => Some(Encoding::Protobuf),
+    }
+}
+
 impl Decoding {
-    /// The stage for the view's format; `None` for JSON, which needs none.
+    /// The stage for the view's formats; `None` when values are JSON and
+    /// keys raw, which need none.
     pub(super) fn for_view(shared: &Shared, runtime: Handle) -> Option<Decoding> {
         let source = &shared.view.spec.source;
-        let encoding = match source.format {
-            EventFormat::Json => return None,
-            EventFormat::Avro => Encoding::Avro,
-            EventFormat::Protobuf => Encoding::Protobuf,
+        let values = encoding(source.format).map(SchemaCache::new);
+        let keys = match source.key_format {
+            KeyFormat::String => Keys::Raw,
+            KeyFormat::Json => Keys::Json,
+            KeyFormat::Avro => Keys::Registry(SchemaCache::new(Encoding::Avro)),
+            KeyFormat::Protobuf => Keys::Registry(SchemaCache::new(Encoding::Protobuf)),
         };
+        if values.is_none() && matches!(keys, Keys::Raw) {
+            return None;
+        }
         // Compilation refuses a binary format without a registry.
-        let url = source.schema_registry.as_ref()?.url.clone();
+        let client = source
+            .schema_registry
+            .as_ref()
+            .map(|r| RegistryClient::new(&r.url));
         Some(Decoding {
-            cache: SchemaCache::new(encoding),
-            client: RegistryClient::new(&url),
+            values,
+            keys,
+            client,
             runtime,
         })
     }
 
-    /// Fetches the schemas `messages` name that are not cached yet.
+    /// Fetches the schemas `messages` name (values and keys) not cached yet.
     pub(super) fn prefetch(
         &mut self,
         messages: &[OwnedMessage],
     ) -> Result<(), RegistryUnavailable> {
-        let missing = self
-            .cache
-            .missing(messages.iter().filter_map(|m| m.payload()));
-        for id in missing {
-            match self.runtime.block_on(self.client.resolve(id))? {
-                Fetched::Found(schema) => {
-                    info!(id, kind = %schema.schema_type, references = schema.references.len(), "schema fetched");
-                    self.cache.insert(&schema);
-                }
-                Fetched::Missing(said) => {
-                    info!(
-                        id,
-                        said,
-                        "the schema registry has no schema with this id: its events are dead letters"
-                    );
-                    self.cache.insert_unknown(id);
-                }
-            }
+        let Some(client) = &self.client else {
+            return Ok(());
+        };
+        if let Some(values) = self.values.as_mut() {
+            let missing = values.missing(messages.iter().filter_map(|m| m.payload()));
+            fetch(client, &self.runtime, values, missing)?;
+        }
+        if let Keys::Registry(keys) = &mut self.keys {
+            let missing = keys.missing(messages.iter().filter_map(|m| m.key()));
+            fetch(client, &self.runtime, keys, missing)?;
         }
         Ok(())
     }
 
-    pub(super) fn cache(&self) -> &SchemaCache {
-        &self.cache
+    /// The value as the engine reads it (decoded into `buf` when it is not JSON).
+    pub(super) fn value<'a>(
+        &self,
+        value: Option<&'a [u8]>,
+        buf: &'a mut Vec<u8>,
+    ) -> Result<Option<&'a [u8]>, EventError> {
+        match (&self.values, value) {
+            (Some(schemas), Some(framed)) => {
+                schemas.decode(framed, buf).map_err(event_error)?;
+                Ok(Some(buf.as_slice()))
+            }
+            (_, value) => Ok(value),
+        }
     }
+
+    /// The key as the identity of its entity.
+    pub(super) fn key<'a>(
+        &self,
+        key: Option<&'a [u8]>,
+        buf: &'a mut Vec<u8>,
+    ) -> Result<Option<&'a [u8]>, EventError> {
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        buf.clear();
+        match &self.keys {
+            Keys::Raw => return Ok(Some(key)),
+            Keys::Json => canonical_json(key, buf)?,
+            Keys::Registry(schemas) => {
+                schemas.decode(key, buf).map_err(|e| match event_error(e) {
+                    EventError::BadEncoding { detail } => EventError::BadEncoding {
+                        detail: format!("the key: {detail}"),
+                    },
+                    other => other,
+                })?;
+            }
+        }
+        Ok(Some(buf.as_slice()))
+    }
+}
+
+/// A JSON key written back canonically: members sorted (serde_json's map
+/// is ordered), no spaces, so equal content is equal bytes.
+fn canonical_json(key: &[u8], buf: &mut Vec<u8>) -> Result<(), EventError> {
+    let bad = |e: serde_json::Error| EventError::BadEncoding {
+        detail: format!("the key is not JSON: {e}"),
+    };
+    let parsed: serde_json::Value = serde_json::from_slice(key).map_err(bad)?;
+    serde_json::to_writer(&mut *buf, &parsed).map_err(bad)
+}
+
+fn fetch(
+    client: &RegistryClient,
+    runtime: &Handle,
+    cache: &mut SchemaCache,
+    missing: impl IntoIterator<Item = u32>,
+) -> Result<(), RegistryUnavailable> {
+    for id in missing {
+        match runtime.block_on(client.resolve(id))? {
+            Fetched::Found(schema) => {
+                info!(id, kind = %schema.schema_type, references = schema.references.len(), "schema fetched");
+                cache.insert(&schema);
+            }
+            Fetched::Missing(said) => {
+                info!(
+                    id,
+                    said,
+                    "the schema registry has no schema with this id: its events are dead letters"
+                );
+                cache.insert_unknown(id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A decode failure as the dead-letter reason it is.
@@ -74,5 +167,28 @@ pub(super) fn event_error(error: DecodeError) -> EventError {
     match error {
         DecodeError::BadEncoding(detail) => EventError::BadEncoding { detail },
         DecodeError::UnknownSchema(id) => EventError::UnknownSchema { id },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keys_compare_by_content() {
+        let canonical = |key: &str| {
+            let mut buf = Vec::new();
+            canonical_json(key.as_bytes(), &mut buf)
+                .map(|()| String::from_utf8(buf).expect("utf-8"))
+        };
+        let a = canonical(r#"{"id": 7, "region": "eu"}"#).expect("a");
+        let b = canonical(r#"{"region":"eu","id":7}"#).expect("b");
+        assert_eq!(a, b);
+        assert_eq!(a, r#"{"id":7,"region":"eu"}"#);
+        assert_ne!(a, canonical(r#"{"id":8,"region":"eu"}"#).expect("c"));
+        assert!(matches!(
+            canonical("{id: 7}"),
+            Err(EventError::BadEncoding { .. })
+        ));
     }
 }

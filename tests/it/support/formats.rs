@@ -34,12 +34,25 @@ pub const ORDER_V2: &str = r#"{"type":"record","name":"Order","namespace":"shop"
   {"name":"shipping","type":["null",{"type":"record","name":"Address","fields":[
     {"name":"city","type":"string"},{"name":"zip","type":["null","int"],"default":null}]}],"default":null}]}"#;
 
-/// A message to serialize: its key, schema name (`v1`, `v2`) and value.
+/// A message to serialize: its key, schema name (`v1`, `v2`) and value
+/// (`Value::Null`: a tombstone).
 pub struct AvroMessage {
     pub key: String,
     pub schema: &'static str,
     pub value: Value,
+    /// The key written in Avro instead: key schema name and key value.
+    pub avro_key: Option<(&'static str, Value)>,
 }
+
+/// The order key in Avro.
+pub const ORDER_KEY_V1: &str = r#"{"type":"record","name":"OrderKey","namespace":"shop","fields":[
+  {"name":"orderId","type":"string"}]}"#;
+
+/// The order key with an optional field added: another schema id, the same
+/// key as JSON while the field is null.
+pub const ORDER_KEY_V2: &str = r#"{"type":"record","name":"OrderKey","namespace":"shop","fields":[
+  {"name":"orderId","type":"string"},
+  {"name":"region","type":["null","string"],"default":null}]}"#;
 
 /// A generated shop order in the schema's shape: prices as exact decimal
 /// strings (from the generator's cents), every third item tagged, and with
@@ -78,6 +91,7 @@ pub fn avro_order(order: &Value, schema: &'static str) -> AvroMessage {
         key: id,
         schema,
         value,
+        avro_key: None,
     }
 }
 
@@ -87,12 +101,20 @@ pub fn serialize(
     registry: &str,
     topic: &str,
     messages: &[AvroMessage],
-) -> Vec<(String, Vec<u8>)> {
+) -> Vec<Framed> {
     let spec = json!({
         "schemas": {"shop.Item": ITEM, "v1": ORDER_V1, "v2": ORDER_V2},
+        "key_schemas": {"k1": ORDER_KEY_V1, "k2": ORDER_KEY_V2},
         "messages": messages
             .iter()
-            .map(|m| json!({"key": m.key, "schema": m.schema, "value": m.value}))
+            .map(|m| {
+                let mut out = json!({"key": m.key, "schema": m.schema, "value": m.value});
+                if let Some((schema, value)) = &m.avro_key {
+                    out["key_schema"] = json!(schema);
+                    out["key_value"] = value.clone();
+                }
+                out
+            })
             .collect::<Vec<_>>(),
     });
     run_serializer("avro_serialize.py", python, registry, topic, &spec)
@@ -187,7 +209,7 @@ pub fn serialize_protobuf(
     topic: &str,
     version: u32,
     messages: &[(String, Value)],
-) -> Vec<(String, Vec<u8>)> {
+) -> Vec<Framed> {
     let spec = json!({
         "protos": {
             "google/type/decimal.proto": DECIMAL_PROTO,
@@ -211,7 +233,7 @@ fn run_serializer(
     registry: &str,
     topic: &str,
     spec: &Value,
-) -> Vec<(String, Vec<u8>)> {
+) -> Vec<Framed> {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("input.json");
     let output = dir.path().join("output.jsonl");
@@ -242,12 +264,18 @@ fn run_serializer(
         .lines()
         .map(|line| {
             let m: Value = serde_json::from_str(line).expect("a JSON line");
-            let hex = m["value"].as_str().expect("value");
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                .collect();
-            (m["key"].as_str().expect("key").to_string(), bytes)
+            let key = unhex(m["key"].as_str().expect("key"));
+            (key, m["value"].as_str().map(unhex))
         })
         .collect()
 }
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A message as Kafka carries it: key and value bytes, `None` for null.
+pub type Framed = (Vec<u8>, Option<Vec<u8>>);

@@ -136,19 +136,19 @@ pub fn read_topic(env: &TestEnv, topic: &str) -> Vec<rdkafka::message::OwnedMess
 }
 
 /// Produces messages in order, waiting for every delivery.
-pub async fn produce_raw(
+pub async fn produce_raw<K: AsRef<[u8]>>(
     env: &TestEnv,
     topic: &str,
-    messages: &[(Option<String>, Option<Vec<u8>>)],
+    messages: &[(Option<K>, Option<Vec<u8>>)],
 ) {
     produce_raw_at(&env.kafka_bootstrap, topic, messages).await;
 }
 
 /// [`produce_raw`] to the given Kafka.
-pub async fn produce_raw_at(
+pub async fn produce_raw_at<K: AsRef<[u8]>>(
     servers: &str,
     topic: &str,
-    messages: &[(Option<String>, Option<Vec<u8>>)],
+    messages: &[(Option<K>, Option<Vec<u8>>)],
 ) {
     let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", servers)
@@ -159,9 +159,9 @@ pub async fn produce_raw_at(
         .create()
         .expect("producer");
     let sends = messages.iter().map(|(key, value)| {
-        let mut record = rdkafka::producer::FutureRecord::<String, Vec<u8>>::to(topic);
+        let mut record = rdkafka::producer::FutureRecord::<[u8], Vec<u8>>::to(topic);
         if let Some(key) = key {
-            record = record.key(key);
+            record = record.key(key.as_ref());
         }
         if let Some(value) = value {
             record = record.payload(value);
