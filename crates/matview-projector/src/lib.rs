@@ -14,6 +14,7 @@ mod reads;
 mod schema_registry;
 pub mod store;
 pub mod store_codec;
+mod troubles;
 mod watermarks;
 
 use std::collections::BTreeMap;
@@ -169,68 +170,6 @@ impl Shared {
         }
     }
 
-    /// Records whether the source's broker answers (`None`) or why not.
-    pub(crate) fn set_source_error(&self, error: Option<String>) {
-        self.metrics.set_source_reachable(error.is_none());
-        if let Ok(mut p) = self.progress.lock() {
-            let down = "the source's broker does not answer; serving reads from the store";
-            replace_trouble(
-                &mut p.source_error,
-                error,
-                down,
-                "the source's broker answers again",
-            );
-        }
-    }
-
-    /// Records whether batches can be written to the store (`None`) or why not.
-    pub(crate) fn set_store_error(&self, error: Option<String>) {
-        self.metrics.set_store_writable(error.is_none());
-        if let Ok(mut p) = self.progress.lock() {
-            let down = "holding batches; serving reads from the store";
-            replace_trouble(&mut p.store_error, error, down, "writing batches again");
-        }
-    }
-
-    /// Records whether the schema registry answers (`None`) or why not.
-    pub(crate) fn set_registry_error(&self, error: Option<String>) {
-        self.metrics.set_registry_reachable(error.is_none());
-        if let Ok(mut p) = self.progress.lock() {
-            let down =
-                "the schema registry cannot answer: holding batches; serving reads from the store";
-            replace_trouble(
-                &mut p.registry_error,
-                error,
-                down,
-                "the schema registry answers again",
-            );
-        }
-    }
-
-    /// Why the schema registry cannot answer, while it cannot.
-    pub fn registry_error(&self) -> Option<String> {
-        self.progress
-            .lock()
-            .ok()
-            .and_then(|p| p.registry_error.clone())
-    }
-
-    /// Why batches are held, while they are.
-    pub fn store_error(&self) -> Option<String> {
-        self.progress
-            .lock()
-            .ok()
-            .and_then(|p| p.store_error.clone())
-    }
-
-    /// Why the source's broker does not answer, while it does not.
-    pub fn source_error(&self) -> Option<String> {
-        self.progress
-            .lock()
-            .ok()
-            .and_then(|p| p.source_error.clone())
-    }
-
     pub fn partition_count(&self) -> i32 {
         self.progress.lock().map(|p| p.partition_count).unwrap_or(0)
     }
@@ -330,16 +269,6 @@ impl Shared {
             .map(|p| (p.applied.clone(), p.high_water.clone()))
             .unwrap_or_default()
     }
-}
-
-/// Sets a trouble slot, logging only when it starts (`down`) or ends (`up`).
-fn replace_trouble(slot: &mut Option<String>, error: Option<String>, down: &str, up: &str) {
-    match (&slot, &error) {
-        (None, Some(e)) => tracing::warn!(error = %e, "{down}"),
-        (Some(_), None) => info!("{up}"),
-        _ => {}
-    }
-    *slot = error;
 }
 
 /// Reads the view manifest (YAML or JSON).
