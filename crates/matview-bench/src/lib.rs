@@ -5,6 +5,7 @@
 
 pub mod big_row;
 pub mod changelog;
+pub mod encoded_orders;
 pub mod gateway;
 mod gateway_fresh;
 mod gateway_load;
@@ -120,7 +121,7 @@ pub fn send_order(
     order: &serde_json::Value,
 ) -> Result<(), BenchError> {
     let key = order["orderId"].as_str().unwrap_or_default();
-    send_message(producer, topic, key, Some(&order.to_string()))
+    send_message(producer, topic, key, Some(order.to_string().as_bytes()))
 }
 
 /// Sends one message (`None`: a tombstone), waiting while the queue is full.
@@ -128,10 +129,10 @@ pub fn send_message(
     producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
     topic: &str,
     key: &str,
-    value: Option<&str>,
+    value: Option<&[u8]>,
 ) -> Result<(), BenchError> {
     loop {
-        let mut record = rdkafka::producer::BaseRecord::<str, str>::to(topic).key(key);
+        let mut record = rdkafka::producer::BaseRecord::<str, [u8]>::to(topic).key(key);
         if let Some(value) = value {
             record = record.payload(value);
         }

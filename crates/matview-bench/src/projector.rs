@@ -15,6 +15,7 @@ use super::{
     reap_with_cpu, send_message, spawn_projector, view_yaml,
 };
 use crate::changelog::Changelog;
+use crate::encoded_orders::{BenchFormat, OrderEncoder};
 use crate::paced_reads::PacedReads;
 use matview_crd::Envelope;
 
@@ -50,6 +51,14 @@ pub struct BenchConfig {
     /// the messages update a live order and 5 % delete one.
     #[arg(long, value_enum, default_value_t = BenchEnvelope::Append)]
     pub envelope: BenchEnvelope,
+    /// Encoding of the events: `json`, or `avro` / `protobuf` in the
+    /// Confluent wire format with the schema registered in `--schema-registry`
+    /// (only with `--envelope append`).
+    #[arg(long, value_enum, default_value_t = BenchFormat::Json)]
+    pub format: BenchFormat,
+    /// The schema registry's Confluent-compatible API, for `--format avro|protobuf`.
+    #[arg(long, env = "MATVIEW_SCHEMA_REGISTRY")]
+    pub schema_registry: Option<String>,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -100,7 +109,11 @@ struct Produced {
 }
 
 /// Produces the orders.
-fn produce(config: &BenchConfig, topic: &str) -> Result<Produced, BenchError> {
+fn produce(
+    config: &BenchConfig,
+    topic: &str,
+    encoder: Option<&OrderEncoder>,
+) -> Result<Produced, BenchError> {
     let producer = bulk_producer(&config.bootstrap_servers)?;
     let mut changelog = Changelog::new(config.envelope.into(), config.seed, config.users);
     let started = Instant::now();
@@ -116,7 +129,11 @@ fn produce(config: &BenchConfig, topic: &str) -> Result<Produced, BenchError> {
             item_json_bytes += item.to_string().len() as u64;
         }
         for message in &sent {
-            send_message(&producer, topic, &message.key, message.value.as_deref())?;
+            let value = match (encoder, &order) {
+                (Some(encoder), Some(order)) => Some(encoder.encode(order)?),
+                _ => message.value.as_ref().map(|v| v.as_bytes().to_vec()),
+            };
+            send_message(&producer, topic, &message.key, value.as_deref())?;
         }
         messages += sent.len() as u64;
         if (i + 1) % step == 0 {
@@ -187,7 +204,25 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         "producing {} orders to {topic} ({} partitions)…",
         config.events, config.partitions
     );
-    let produced = produce(&config, &topic)?;
+    let encoder = match (config.format, &config.schema_registry) {
+        (BenchFormat::Json, _) => None,
+        (_, None) => {
+            return Err(io_err(
+                "--format avro|protobuf needs --schema-registry (or MATVIEW_SCHEMA_REGISTRY)",
+            ));
+        }
+        (_, Some(_)) if config.envelope != BenchEnvelope::Append => {
+            return Err(io_err(
+                "--format avro|protobuf is measured with --envelope append only",
+            ));
+        }
+        (format, Some(registry)) => Some(runtime.block_on(OrderEncoder::register(
+            format,
+            registry,
+            &format!("{topic}-value"),
+        ))?),
+    };
+    let produced = produce(&config, &topic, encoder.as_ref())?;
     eprintln!("  done: {} items in {:.1} s", produced.items, produced.secs);
     let figures = runtime.block_on(project(&config, &topic, &produced));
     if config.keep_topic {
@@ -196,6 +231,19 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         runtime.block_on(delete_topics(&admin, &[&topic, &dead_letter_topic]));
     }
     let figures = figures?;
+    // Every benchmark event is valid: a dead letter means the figures time
+    // something other than the view being built.
+    let dead: f64 = figures
+        .metrics
+        .lines()
+        .filter(|l| l.starts_with("matview_dead_lettered_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    if dead > 0.0 {
+        return Err(io_err(format!(
+            "{dead} events were dead-lettered; the benchmark's events are all valid"
+        )));
+    }
     if let Some(path) = &config.report {
         let json = serde_json::to_vec_pretty(&figures).map_err(io_err)?;
         std::fs::write(path, json).map_err(io_err)?;
@@ -212,10 +260,18 @@ async fn project(
     std::fs::create_dir_all(&config.work_dir).map_err(io_err)?;
     let view = config.work_dir.join("bench-view.yaml");
     let envelope = serde_json::to_value(Envelope::from(config.envelope)).map_err(io_err)?;
+    let format = match (config.format, &config.schema_registry) {
+        (BenchFormat::Json, _) | (_, None) => String::new(),
+        (f, Some(url)) => {
+            let name = serde_json::to_value(f).map_err(io_err)?;
+            let name = name.as_str().unwrap_or("json").to_string();
+            format!("\n    format: {name}\n    schemaRegistry: {{url: \"{url}\"}}")
+        }
+    };
     let yaml = view_yaml(&config.bootstrap_servers, topic, 1).replace(
         "\n  records:\n",
         &format!(
-            "\n    envelope: {}\n  records:\n",
+            "\n    envelope: {}{format}\n  records:\n",
             envelope.as_str().unwrap_or("append")
         ),
     );
@@ -396,6 +452,7 @@ fn report(config: &BenchConfig, f: &Figures) -> String {
     let events = config.events as f64;
     let mut lines = vec![
         format!("envelope          {:?}", config.envelope).to_lowercase(),
+        format!("format            {:?}", config.format).to_lowercase(),
         format!(
             "events            {} ({} items, {:.1} items/event)",
             f.applied,
