@@ -31,11 +31,14 @@ bench:
 BENCH_EVENTS ?= 2000000
 # append, or a table's changelog: upsert or debezium (20 % updates, 5 % deletes)
 BENCH_ENVELOPE ?= append
+# json, or avro / protobuf through the test environment's schema registry
+BENCH_FORMAT ?= json
 bench-projector: testenv
 	cargo build --release
 	. .testenv/testenv.env; target/release/matview bench projector \
 	  --bootstrap-servers $$MATVIEW_KAFKA_BOOTSTRAP --events $(BENCH_EVENTS) \
-	  --envelope $(BENCH_ENVELOPE) --broker-pid $$(cat .testenv/pids/kafka)
+	  --envelope $(BENCH_ENVELOPE) --format $(BENCH_FORMAT) \
+	  --schema-registry $$MATVIEW_SCHEMA_REGISTRY --broker-pid $$(cat .testenv/pids/kafka)
 
 # Operator at scale: N views, one operator, time until every view is reconciled.
 BENCH_VIEWS ?= 1000
