@@ -17,37 +17,17 @@ use crate::support::formats::{
 };
 use crate::support::orders::{Orders, orders};
 use crate::support::own_registry::OwnRegistry;
-use crate::support::projector::{Projector, metric, reference};
+use crate::support::projector::{Projector, metric, reference, shop_view_yaml};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
 
 /// A message as produced: key and value bytes, each possibly Kafka's null.
 type Produced = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// The JSON tests' shop view, on Avro events.
 fn avro_view(registry: &str, name: &str, topic: &str, dead_letter: &str) -> String {
-    format!(
-        r#"apiVersion: matview.dev/v1alpha1
-kind: MaterializedView
-metadata: {{name: {name}, namespace: tests}}
-spec:
-  source:
-    kafka: {{bootstrapServers: "{bootstrap}", topic: {topic}}}
-    format: avro
-    schemaRegistry: {{url: "{registry}"}}
-  records:
-    explode: /items
-    key: ^/userId
-    id: /itemId
-    fields: {{name: /name, price: /price, orderId: ^/orderId}}
-  classify:
-    field: price
-    rules:
-      - {{group: cheap, lt: 5}}
-      - {{group: affordable, gte: 5, lte: 50}}
-      - {{group: expensive, gt: 50}}
-  aggregate: {{count: true, sum: [price], items: {{limit: 5}}}}
-  deadLetter: {{topic: {dead_letter}}}
-"#,
-        bootstrap = TestEnv::get().kafka_bootstrap
+    shop_view_yaml(TestEnv::get(), name, topic, dead_letter, 1).replace(
+        "  records:\n",
+        &format!("    format: avro\n    schemaRegistry: {{url: \"{registry}\"}}\n  records:\n"),
     )
 }
 
@@ -95,7 +75,7 @@ async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frame
 
     // Bad messages, each unique, with the reason each must get.
     let good = framed[0].1.clone().expect("a value");
-    let mut bad: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
+    let mut bad: BTreeMap<Vec<u8>, &'static str> = BTreeMap::new();
     bad.insert(br#"{"orderId":"plain-json"}"#.to_vec(), "bad-encoding");
     bad.insert(good[..good.len() - 1].to_vec(), "bad-encoding");
     bad.insert(vec![0, 0, 7], "bad-encoding");
@@ -113,42 +93,59 @@ async fn avro_through_a_registry_ends_exact_across_schema_versions_and_bad_frame
         }
     }
     produced.extend(bad_iter.map(|b| (Some(b"bad-end".to_vec()), Some(b.clone()))));
-    kafka::produce_raw(env, &topic, &produced).await;
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let view = dir.path().join("view.yaml");
-    let name = unique_name("avro");
-    std::fs::write(
-        &view,
-        avro_view(&env.schema_registry, &name, &topic, &dead_letter),
-    )
-    .expect("write view");
-    let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
-    projector
-        .wait_applied(produced.len() as i64, Duration::from_secs(120))
+    let view = |name: &str| avro_view(&env.schema_registry, name, &topic, &dead_letter);
+    let run = Run {
+        topic: &topic,
+        dead_letter: &dead_letter,
+        produced: &produced,
+        bad: &bad,
+    };
+    run.projects_exactly(view(&unique_name("avro")), &orders)
         .await;
+}
 
-    // Every row equals the reference computed from the orders.
-    let want = reference(&orders);
-    let users: Vec<String> = want.keys().cloned().collect();
-    assert_eq!(
-        projector.rows(&users).await,
-        want,
-        "rows\n{}",
-        projector.logs()
-    );
+/// Produced messages, some bad, and the topics a view of them uses.
+struct Run<'a> {
+    topic: &'a str,
+    dead_letter: &'a str,
+    produced: &'a [Produced],
+    /// Each bad message's payload and the reason its dead letter must give.
+    bad: &'a BTreeMap<Vec<u8>, &'static str>,
+}
 
-    // 24 digits, exact from the producer's string to the served sum.
-    let whale = projector
-        .get_text("/v1/rows/whale")
-        .await
-        .expect("whale row");
-    assert!(
-        whale.contains(&format!("\"price\":{WHALE_PRICE}")),
-        "the whale's price is not exact: {whale}"
-    );
-
-    assert_letters(env, &dead_letter, &bad);
+impl Run<'_> {
+    /// Produces the messages and projects them with `view`: every row
+    /// equals the reference computed from `orders`, the whale's 24 digits
+    /// arrive exact, and each bad message is a dead letter once.
+    async fn projects_exactly(&self, view_yaml: String, orders: &[serde_json::Value]) {
+        let env = TestEnv::get();
+        kafka::produce_raw(env, self.topic, self.produced).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let view = dir.path().join("view.yaml");
+        std::fs::write(&view, view_yaml).expect("write view");
+        let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
+        projector
+            .wait_applied(self.produced.len() as i64, Duration::from_secs(120))
+            .await;
+        let want = reference(orders);
+        let users: Vec<String> = want.keys().cloned().collect();
+        assert_eq!(
+            projector.rows(&users).await,
+            want,
+            "rows\n{}",
+            projector.logs()
+        );
+        // 24 digits, exact from the producer's string to the served sum.
+        let whale = projector
+            .get_text("/v1/rows/whale")
+            .await
+            .expect("whale row");
+        assert!(
+            whale.contains(&format!("\"price\":{WHALE_PRICE}")),
+            "the whale's price is not exact: {whale}"
+        );
+        assert_letters(env, self.dead_letter, self.bad);
+    }
 }
 
 /// The projector's own account of itself (`GET /v1/stats`).
@@ -288,7 +285,7 @@ async fn protobuf_through_a_registry_ends_exact_across_versions_imports_and_bad_
     ));
 
     let good = framed[0].1.clone().expect("a value");
-    let mut bad: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
+    let mut bad: BTreeMap<Vec<u8>, &'static str> = BTreeMap::new();
     // Message indexes naming a fourth message of a file with one.
     let mut wrong_index = good[..5].to_vec();
     wrong_index.extend([2, 6]);
@@ -309,38 +306,19 @@ async fn protobuf_through_a_registry_ends_exact_across_versions_imports_and_bad_
             (Some(format!("bad-{i}").into_bytes()), Some(b.clone())),
         );
     }
-    kafka::produce_raw(env, &topic, &produced).await;
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let view = dir.path().join("view.yaml");
-    let name = unique_name("proto");
-    std::fs::write(
-        &view,
-        protobuf_view(&env.schema_registry, &name, &topic, &dead_letter),
-    )
-    .expect("write view");
-    let projector = Projector::start(&view, 0, &dir.path().join("data"), dir.path());
-    projector
-        .wait_applied(produced.len() as i64, Duration::from_secs(120))
-        .await;
-
-    let want = reference(&orders);
-    let users: Vec<String> = want.keys().cloned().collect();
-    assert_eq!(
-        projector.rows(&users).await,
-        want,
-        "rows\n{}",
-        projector.logs()
+    let view = protobuf_view(
+        &env.schema_registry,
+        &unique_name("proto"),
+        &topic,
+        &dead_letter,
     );
-    let whale = projector
-        .get_text("/v1/rows/whale")
-        .await
-        .expect("whale row");
-    assert!(
-        whale.contains(&format!("\"price\":{WHALE_PRICE}")),
-        "the whale's price is not exact: {whale}"
-    );
-    assert_letters(env, &dead_letter, &bad);
+    let run = Run {
+        topic: &topic,
+        dead_letter: &dead_letter,
+        produced: &produced,
+        bad: &bad,
+    };
+    run.projects_exactly(view, &orders).await;
 }
 
 /// Each bad message is a dead letter once, with its reason.
