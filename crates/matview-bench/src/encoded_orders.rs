@@ -64,7 +64,14 @@ impl BenchFormat {
 
 enum Kind {
     Avro(Schema),
-    Protobuf(MessageDescriptor),
+    Protobuf(ProtoTypes),
+}
+
+/// The message types an order is built of, looked up once.
+struct ProtoTypes {
+    order: MessageDescriptor,
+    item: MessageDescriptor,
+    decimal: MessageDescriptor,
 }
 
 /// Frames orders under one schema id.
@@ -83,10 +90,15 @@ impl OrderEncoder {
                 let mut compiler = protox::Compiler::with_file_resolver(Sources);
                 compiler.open_file("shop/order.proto").map_err(io_err)?;
                 let pool = compiler.descriptor_pool();
-                Kind::Protobuf(
-                    pool.get_message_by_name("shop.Order")
-                        .ok_or_else(|| io_err("no shop.Order"))?,
-                )
+                let message = |name: &str| {
+                    pool.get_message_by_name(name)
+                        .ok_or_else(|| io_err(format!("no {name}")))
+                };
+                Kind::Protobuf(ProtoTypes {
+                    order: message("shop.Order")?,
+                    item: message("shop.Order.Item")?,
+                    decimal: message("google.type.Decimal")?,
+                })
             }
         };
         Ok(OrderEncoder { id, kind })
@@ -141,9 +153,9 @@ impl OrderEncoder {
                         .map_err(io_err)?,
                 );
             }
-            Kind::Protobuf(descriptor) => {
+            Kind::Protobuf(types) => {
                 out.push(0); // message indexes: the file's first message
-                out.extend(proto_order(descriptor, order)?.encode_to_vec());
+                out.extend(proto_order(types, order).encode_to_vec());
             }
         }
         Ok(out)
@@ -204,27 +216,16 @@ pub fn avro_order(order: &Value) -> Avro {
     ])
 }
 
-fn proto_order(
-    descriptor: &MessageDescriptor,
-    order: &Value,
-) -> Result<DynamicMessage, BenchError> {
-    let item_desc = descriptor
-        .child_messages()
-        .next()
-        .ok_or_else(|| io_err("no Order.Item"))?;
-    let decimal_desc = item_desc
-        .get_field_by_name("price")
-        .and_then(|f| f.kind().as_message().cloned())
-        .ok_or_else(|| io_err("no Decimal"))?;
+fn proto_order(types: &ProtoTypes, order: &Value) -> DynamicMessage {
     let items = items(order)
         .map(|i| {
             let c = cents(i);
-            let mut price = DynamicMessage::new(decimal_desc.clone());
+            let mut price = DynamicMessage::new(types.decimal.clone());
             price.set_field_by_name(
                 "value",
                 Proto::String(format!("{}.{:02}", c / 100, c % 100)),
             );
-            let mut item = DynamicMessage::new(item_desc.clone());
+            let mut item = DynamicMessage::new(types.item.clone());
             item.set_field_by_name("itemId", Proto::String(text(&i["itemId"])));
             item.set_field_by_name("name", Proto::String(text(&i["name"])));
             item.set_field_by_name("price", Proto::Message(price));
@@ -235,7 +236,7 @@ fn proto_order(
             Proto::Message(item)
         })
         .collect();
-    let mut message = DynamicMessage::new(descriptor.clone());
+    let mut message = DynamicMessage::new(types.order.clone());
     message.set_field_by_name("orderId", Proto::String(text(&order["orderId"])));
     message.set_field_by_name("userId", Proto::String(text(&order["userId"])));
     message.set_field_by_name("country", Proto::String(text(&order["country"])));
@@ -244,5 +245,5 @@ fn proto_order(
         Proto::I64(order["placedAt"].as_i64().unwrap_or(0)),
     );
     message.set_field_by_name("items", Proto::List(items));
-    Ok(message)
+    message
 }

@@ -204,24 +204,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         "producing {} orders to {topic} ({} partitions)…",
         config.events, config.partitions
     );
-    let encoder = match (config.format, &config.schema_registry) {
-        (BenchFormat::Json, _) => None,
-        (_, None) => {
-            return Err(io_err(
-                "--format avro|protobuf needs --schema-registry (or MATVIEW_SCHEMA_REGISTRY)",
-            ));
-        }
-        (_, Some(_)) if config.envelope != BenchEnvelope::Append => {
-            return Err(io_err(
-                "--format avro|protobuf is measured with --envelope append only",
-            ));
-        }
-        (format, Some(registry)) => Some(runtime.block_on(OrderEncoder::register(
-            format,
-            registry,
-            &format!("{topic}-value"),
-        ))?),
-    };
+    let encoder = runtime.block_on(encoder_for(&config, &topic))?;
     let produced = produce(&config, &topic, encoder.as_ref())?;
     eprintln!("  done: {} items in {:.1} s", produced.items, produced.secs);
     let figures = runtime.block_on(project(&config, &topic, &produced));
@@ -233,12 +216,7 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
     let figures = figures?;
     // Every benchmark event is valid: a dead letter means the figures time
     // something other than the view being built.
-    let dead: f64 = figures
-        .metrics
-        .lines()
-        .filter(|l| l.starts_with("matview_dead_lettered_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let dead = dead_lettered(&figures.metrics);
     if dead > 0.0 {
         return Err(io_err(format!(
             "{dead} events were dead-lettered; the benchmark's events are all valid"
@@ -249,6 +227,37 @@ pub fn run(config: BenchConfig) -> Result<String, BenchError> {
         std::fs::write(path, json).map_err(io_err)?;
     }
     Ok(report(&config, &figures))
+}
+
+/// The encoder of `--format avro|protobuf`, its schema registered for
+/// `topic`; none for JSON.
+async fn encoder_for(
+    config: &BenchConfig,
+    topic: &str,
+) -> Result<Option<OrderEncoder>, BenchError> {
+    match (config.format, &config.schema_registry) {
+        (BenchFormat::Json, _) => Ok(None),
+        (_, None) => Err(io_err(
+            "--format avro|protobuf needs --schema-registry (or MATVIEW_SCHEMA_REGISTRY)",
+        )),
+        (_, Some(_)) if config.envelope != BenchEnvelope::Append => Err(io_err(
+            "--format avro|protobuf is measured with --envelope append only",
+        )),
+        (format, Some(registry)) => {
+            OrderEncoder::register(format, registry, &format!("{topic}-value"))
+                .await
+                .map(Some)
+        }
+    }
+}
+
+/// Events dead-lettered, by the projector's metrics.
+fn dead_lettered(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("matview_dead_lettered_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Runs one projector from start to caught up, watching it.

@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 
 use apache_avro::Schema;
-use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
+use apache_avro::schema::{InnerDecimalSchema, RecordSchema, UuidSchema};
 
 use super::avro_values as values;
+use super::wire::read_long;
 use super::{DecodeError, SchemaError};
 
 /// Deeper nesting than this is refused: a recursive schema must not let a
@@ -120,7 +121,7 @@ impl<'a> Reader<'a> {
     }
 
     fn long(&mut self) -> Result<i64, DecodeError> {
-        values::read_long(&mut self.input)
+        read_long(&mut self.input)
     }
 
     fn int(&mut self) -> Result<i32, DecodeError> {
@@ -159,6 +160,11 @@ impl<'a> Reader<'a> {
         Ok(count)
     }
 
+    /// `N` bytes, as an array.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        Ok(self.take(N)?.first_chunk::<N>().copied().unwrap_or([0; N]))
+    }
+
     fn value(
         &mut self,
         schema: &Schema,
@@ -177,22 +183,8 @@ impl<'a> Reader<'a> {
             },
             Schema::Int => values::integer(i64::from(self.int()?), out),
             Schema::Long => values::integer(self.long()?, out),
-            Schema::Float => {
-                let raw = self
-                    .take(4)?
-                    .first_chunk::<4>()
-                    .copied()
-                    .unwrap_or_default();
-                values::float32(f32::from_le_bytes(raw), out)
-            }
-            Schema::Double => {
-                let raw = self
-                    .take(8)?
-                    .first_chunk::<8>()
-                    .copied()
-                    .unwrap_or_default();
-                values::float64(f64::from_le_bytes(raw), out)
-            }
+            Schema::Float => values::float32(f32::from_le_bytes(self.array()?), out),
+            Schema::Double => values::float64(f64::from_le_bytes(self.array()?), out),
             Schema::Bytes => values::base64(self.bytes()?, out),
             Schema::String => values::string(self.string()?, out),
             Schema::Fixed(f) => values::base64(self.take(f.size)?, out),
@@ -207,105 +199,18 @@ impl<'a> Reader<'a> {
                 values::string(symbol, out)
             }
             Schema::Array(a) => {
-                out.push(b'[');
-                let mut first = true;
-                loop {
-                    let count = self.block()?;
-                    if count == 0 {
-                        break;
-                    }
-                    for _ in 0..count {
-                        if !std::mem::take(&mut first) {
-                            out.push(b',');
-                        }
-                        self.value(&a.items, out, depth + 1)?;
-                    }
-                }
-                out.push(b']');
+                self.entries(out, *b"[]", |r, out| r.value(&a.items, out, depth + 1))?
             }
-            Schema::Map(m) => {
-                out.push(b'{');
-                let mut first = true;
-                loop {
-                    let count = self.block()?;
-                    if count == 0 {
-                        break;
-                    }
-                    for _ in 0..count {
-                        if !std::mem::take(&mut first) {
-                            out.push(b',');
-                        }
-                        values::string(self.string()?, out);
-                        out.push(b':');
-                        self.value(&m.types, out, depth + 1)?;
-                    }
-                }
-                out.push(b'}');
-            }
+            Schema::Map(m) => self.entries(out, *b"{}", |r, out| {
+                values::string(r.string()?, out);
+                out.push(b':');
+                r.value(&m.types, out, depth + 1)
+            })?,
             Schema::Union(u) => {
                 let branch = self.branch(u.variants())?;
                 self.value(branch, out, depth + 1)?;
             }
-            Schema::Record(r) => {
-                out.push(b'{');
-                let mut first = true;
-                for field in &r.fields {
-                    // A null (or a union's null branch) is an absent member.
-                    let schema = match &field.schema {
-                        Schema::Null => continue,
-                        Schema::Union(u) => match self.branch(u.variants())? {
-                            Schema::Null => continue,
-                            branch => branch,
-                        },
-                        other => other,
-                    };
-                    if !std::mem::take(&mut first) {
-                        out.push(b',');
-                    }
-                    values::string(&field.name, out);
-                    out.push(b':');
-                    self.value(schema, out, depth + 1)?;
-                }
-                out.push(b'}');
-            }
-            Schema::Decimal(d) => {
-                let unscaled = match &d.inner {
-                    InnerDecimalSchema::Bytes => self.bytes()?,
-                    InnerDecimalSchema::Fixed(f) => self.take(f.size)?,
-                };
-                values::decimal(unscaled, d.scale, out)?;
-            }
-            Schema::BigDecimal => {
-                let bytes = self.bytes()?;
-                values::big_decimal(bytes, out)?;
-            }
-            Schema::Uuid(UuidSchema::String) => values::string(self.string()?, out),
-            Schema::Uuid(UuidSchema::Bytes) => {
-                let bytes = self.bytes()?;
-                values::uuid(bytes, out)?;
-            }
-            Schema::Uuid(UuidSchema::Fixed(f)) => {
-                let bytes = self.take(f.size)?;
-                values::uuid(bytes, out)?;
-            }
-            Schema::Date => values::date(self.int()?, out)?,
-            Schema::TimeMillis => values::time_of_day(i64::from(self.int()?), 1_000, out)?,
-            Schema::TimeMicros => values::time_of_day(self.long()?, 1_000_000, out)?,
-            Schema::TimestampMillis => {
-                values::timestamp(i128::from(self.long()?) * 1_000_000, true, out)?
-            }
-            Schema::TimestampMicros => {
-                values::timestamp(i128::from(self.long()?) * 1_000, true, out)?
-            }
-            Schema::TimestampNanos => values::timestamp(i128::from(self.long()?), true, out)?,
-            Schema::LocalTimestampMillis => {
-                values::timestamp(i128::from(self.long()?) * 1_000_000, false, out)?
-            }
-            Schema::LocalTimestampMicros => {
-                values::timestamp(i128::from(self.long()?) * 1_000, false, out)?
-            }
-            Schema::LocalTimestampNanos => values::timestamp(i128::from(self.long()?), false, out)?,
-            Schema::Duration(_) => values::duration(self.take(12)?, out),
+            Schema::Record(r) => self.record(r, out, depth)?,
             Schema::Ref { name } => {
                 let names = self.names;
                 let named = names.get(&name.fullname(None)).ok_or_else(|| {
@@ -313,8 +218,108 @@ impl<'a> Reader<'a> {
                 })?;
                 self.value(named, out, depth + 1)?;
             }
+            logical => self.logical(logical, out)?,
         }
         Ok(())
+    }
+
+    /// An array or a map: blocks of entries until an empty one, each entry
+    /// written by `entry`, between `brackets` and separated by commas.
+    fn entries(
+        &mut self,
+        out: &mut Vec<u8>,
+        [open, close]: [u8; 2],
+        mut entry: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        out.push(open);
+        let mut first = true;
+        loop {
+            let count = self.block()?;
+            if count == 0 {
+                break;
+            }
+            for _ in 0..count {
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                entry(self, out)?;
+            }
+        }
+        out.push(close);
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        record: &RecordSchema,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), DecodeError> {
+        out.push(b'{');
+        let mut first = true;
+        for field in &record.fields {
+            // A null (or a union's null branch) is an absent member.
+            let schema = match &field.schema {
+                Schema::Null => continue,
+                Schema::Union(u) => match self.branch(u.variants())? {
+                    Schema::Null => continue,
+                    branch => branch,
+                },
+                other => other,
+            };
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            values::string(&field.name, out);
+            out.push(b':');
+            self.value(schema, out, depth + 1)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// The logical types: decimals, uuids, dates, times, durations.
+    fn logical(&mut self, schema: &Schema, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        const MICROS: i128 = 1_000;
+        const MILLIS: i128 = 1_000_000;
+        match schema {
+            Schema::Decimal(d) => {
+                let unscaled = match &d.inner {
+                    InnerDecimalSchema::Bytes => self.bytes()?,
+                    InnerDecimalSchema::Fixed(f) => self.take(f.size)?,
+                };
+                values::decimal(unscaled, d.scale, out)
+            }
+            Schema::BigDecimal => values::big_decimal(self.bytes()?, out),
+            Schema::Uuid(UuidSchema::String) => {
+                values::string(self.string()?, out);
+                Ok(())
+            }
+            Schema::Uuid(UuidSchema::Bytes) => values::uuid(self.bytes()?, out),
+            Schema::Uuid(UuidSchema::Fixed(f)) => values::uuid(self.take(f.size)?, out),
+            Schema::Date => values::date(self.int()?, out),
+            Schema::TimeMillis => values::time_of_day(i64::from(self.int()?), 1_000, out),
+            Schema::TimeMicros => values::time_of_day(self.long()?, 1_000_000, out),
+            Schema::TimestampMillis => {
+                values::timestamp(i128::from(self.long()?) * MILLIS, true, out)
+            }
+            Schema::TimestampMicros => {
+                values::timestamp(i128::from(self.long()?) * MICROS, true, out)
+            }
+            Schema::TimestampNanos => values::timestamp(i128::from(self.long()?), true, out),
+            Schema::LocalTimestampMillis => {
+                values::timestamp(i128::from(self.long()?) * MILLIS, false, out)
+            }
+            Schema::LocalTimestampMicros => {
+                values::timestamp(i128::from(self.long()?) * MICROS, false, out)
+            }
+            Schema::LocalTimestampNanos => values::timestamp(i128::from(self.long()?), false, out),
+            Schema::Duration(_) => {
+                values::duration(self.take(12)?, out);
+                Ok(())
+            }
+            other => Err(bad(format!("the schema type {other:?} is not read"))),
+        }
     }
 
     fn branch<'s>(&mut self, variants: &'s [Schema]) -> Result<&'s Schema, DecodeError> {

@@ -9,6 +9,7 @@ use base64::Engine;
 use num_bigint::BigInt;
 
 use super::DecodeError;
+use super::wire::read_long;
 
 fn bad(detail: impl Into<String>) -> DecodeError {
     DecodeError::BadEncoding(detail.into())
@@ -91,22 +92,6 @@ fn write_scaled(digits: &str, scale: usize, out: &mut Vec<u8>) {
         out.extend(std::iter::repeat_n(b'0', scale - magnitude.len()));
         out.extend_from_slice(magnitude.as_bytes());
     }
-}
-
-/// A zig-zag varint long from the front of `input`, which moves past it.
-pub fn read_long(input: &mut &[u8]) -> Result<i64, DecodeError> {
-    let mut raw: u64 = 0;
-    for i in 0..10 {
-        let (&byte, rest) = input
-            .split_first()
-            .ok_or_else(|| bad("truncated: the input ends inside a number"))?;
-        *input = rest;
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
-        }
-    }
-    Err(bad("a variable-length integer runs past 10 bytes"))
 }
 
 /// The `big-decimal` logical type: inside the bytes, the unscaled digits

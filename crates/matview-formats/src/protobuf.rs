@@ -14,8 +14,8 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use prost_types::FileDescriptorProto;
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
-use super::avro_values::read_long;
 use super::registry::NamedSchema;
+use super::wire::read_long;
 use super::{DecodeError, SchemaError, protobuf_json};
 
 /// Message indexes deeper than this are refused (nesting of message types).

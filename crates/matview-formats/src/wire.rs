@@ -49,6 +49,25 @@ pub fn schema_id(bytes: &[u8]) -> Option<u32> {
     unframe(bytes).ok().map(|f| f.schema_id)
 }
 
+/// A zig-zag varint long from the front of `input`, which moves past it:
+/// Avro's ints and longs, and the Protobuf frame's message indexes.
+pub fn read_long(input: &mut &[u8]) -> Result<i64, DecodeError> {
+    let mut raw: u64 = 0;
+    for i in 0..10 {
+        let (&byte, rest) = input.split_first().ok_or_else(|| {
+            DecodeError::BadEncoding("truncated: the input ends inside a number".into())
+        })?;
+        *input = rest;
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    Err(DecodeError::BadEncoding(
+        "a variable-length integer runs past 10 bytes".into(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

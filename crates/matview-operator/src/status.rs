@@ -250,28 +250,9 @@ fn source_unavailable(c: &mut Setter<'_>, why: &SourceUnavailable, serving: bool
     }
 }
 
-/// Figures, readiness of the active revision and progress of a target.
-fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
-    c.status.active_revision = o.active_revision.clone();
-    c.status.target_revision = o.target_revision.clone();
-    c.status.lag = o.lag;
-    if let Some(stats) = o.stats {
-        c.status.rows = Some(stats.rows);
-        c.status.records_applied = Some(stats.records_applied);
-        c.status.dead_lettered = Some(stats.dead_lettered);
-    }
-    c.status.ready_replicas = Some(o.active.ready_replicas);
-    let a = o.active;
-    let counts = format!(
-        "{}/{} projectors ready",
-        a.ready_replicas, a.desired_replicas
-    );
-    let why = o.active_pods.as_ref();
-    let with_cause = |base: String| match why {
-        Some(d) => format!("{base}: {}", d.message),
-        None => base,
-    };
-    let troubles = &o.troubles;
+/// `SourceReady=False` when the serving projectors cannot reach the broker
+/// or the schema registry, in their words.
+fn source_troubles(c: &mut Setter<'_>, troubles: &ProjectorTroubles) {
     if let Some(source) = &troubles.source {
         let message = format!(
             "projectors cannot reach the broker ({source}); reads are served from their stores"
@@ -294,6 +275,31 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
             message,
         );
     }
+}
+
+/// Figures, readiness of the active revision and progress of a target.
+fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
+    c.status.active_revision = o.active_revision.clone();
+    c.status.target_revision = o.target_revision.clone();
+    c.status.lag = o.lag;
+    if let Some(stats) = o.stats {
+        c.status.rows = Some(stats.rows);
+        c.status.records_applied = Some(stats.records_applied);
+        c.status.dead_lettered = Some(stats.dead_lettered);
+    }
+    c.status.ready_replicas = Some(o.active.ready_replicas);
+    let a = o.active;
+    let counts = format!(
+        "{}/{} projectors ready",
+        a.ready_replicas, a.desired_replicas
+    );
+    let why = o.active_pods.as_ref();
+    let with_cause = |base: String| match why {
+        Some(d) => format!("{base}: {}", d.message),
+        None => base,
+    };
+    let troubles = &o.troubles;
+    source_troubles(c, troubles);
     let (phase, reason, message) = if a.all_ready() && troubles.store.is_some() {
         let message = format!(
             "{counts}, serving; batches held: {}",
