@@ -11,8 +11,12 @@
 #   hack/testenv.sh broker N [sasl-ssl]
 #                             start (again) a test's own broker N; prints its address
 #                             (sasl-ssl: also a SASL_SSL/SCRAM-SHA-512 listener)
-#   hack/testenv.sh registry N
+#   hack/testenv.sh registry N [secured]
 #                             start (again) a test's own schema registry N; prints its URL
+#                             (secured: behind an nginx front speaking https with a
+#                             certificate from the environment's CA and basic auth, user
+#                             "matview", password in $MATVIEW_TESTENV_DIR/registries/N/password;
+#                             prints the front's URL)
 #   hack/testenv.sh stop-registry N
 #                             kill -9 a test's own schema registry N (its schemas are
 #                             kept on disk: a start again serves them under the same ids)
@@ -293,6 +297,59 @@ registry_instance() {
   echo "http://127.0.0.1:$port/apis/ccompat/v7" >"$dir/url"
 }
 
+# A front for the registry in $1 (nginx, Debian's package): https with a
+# certificate from the environment's CA, HTTP basic auth (user "matview", a
+# random password in $1/password), run as process $2. One process, no
+# daemon: it is the test's, killed with it.
+registry_front() {
+  local dir="$1" name="$2" nginx
+  nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  [[ -x "$nginx" ]] || die "nginx is missing: install Debian's package (apt-get install nginx)"
+  mkdir -p "$dir/front/tmp"
+  [[ -f "$dir/front-port" ]] || free_port >"$dir/front-port"
+  if [[ ! -f "$dir/password" ]]; then
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=schema-registry" -keyout "$dir/front/server.key" \
+      -out "$dir/front/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/front/server.ext"
+    openssl x509 -req -in "$dir/front/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+      -CAcreateserial -days 365 -extfile "$dir/front/server.ext" -out "$dir/front/server.crt" 2>/dev/null
+    python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$dir/password"
+    printf 'matview:%s\n' "$(openssl passwd -apr1 "$(cat "$dir/password")")" >"$dir/front/htpasswd"
+  fi
+  local port upstream; port=$(cat "$dir/front-port"); upstream=$(cat "$dir/port")
+  cat >"$dir/front/nginx.conf" <<EOF
+daemon off;
+master_process off;
+pid $dir/front/nginx.pid;
+error_log $LOGS/$name.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $dir/front/tmp/body;
+  proxy_temp_path $dir/front/tmp/proxy;
+  fastcgi_temp_path $dir/front/tmp/fastcgi;
+  uwsgi_temp_path $dir/front/tmp/uwsgi;
+  scgi_temp_path $dir/front/tmp/scgi;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $dir/front/server.crt;
+    ssl_certificate_key $dir/front/server.key;
+    location / {
+      auth_basic "schema registry";
+      auth_basic_user_file $dir/front/htpasswd;
+      proxy_set_header Authorization "";
+      proxy_pass http://127.0.0.1:$upstream;
+    }
+  }
+}
+EOF
+  start_bg "$name" "$nginx" -p "$dir/front" -e "$LOGS/$name.log" -c "$dir/front/nginx.conf"
+  wait_for "registry front ($name)" 30 "$LOGS/$name.log" \
+    curl -sf --cacert "$PKI/ca.crt" -u "matview:$(cat "$dir/password")" \
+    "https://127.0.0.1:$port/apis/ccompat/v7/subjects"
+  echo "https://127.0.0.1:$port/apis/ccompat/v7" >"$dir/secured-url"
+}
+
 start_registry() {
   registry_instance "$RUN/registry" registry
   REGISTRY_URL=$(cat "$RUN/registry/url")
@@ -346,13 +403,19 @@ cmd_broker() {
 
 # A schema registry of one test's own, for tests that stop and start it.
 cmd_registry() {
-  local name="${1:?usage: hack/testenv.sh registry <name>}"
+  local name="${1:?usage: hack/testenv.sh registry <name> [secured]}" secured="${2:-}"
   [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "a registry name is lowercase letters, digits and '-'"
+  [[ -z "$secured" || "$secured" == secured ]] || die "unknown registry option $secured (secured)"
   [[ -d "$LOGS" && -d "$PIDS" ]] || die "the test environment is not running: start it with \`make testenv\`"
   provision_registry
   alive "registry-$name" && die "registry $name is already running (pid $(cat "$PIDS/registry-$name"))"
   registry_instance "$RUN/registries/$name" "registry-$name"
-  cat "$RUN/registries/$name/url"
+  if [[ "$secured" == secured ]]; then
+    alive "registry-$name-front" || registry_front "$RUN/registries/$name" "registry-$name-front"
+    cat "$RUN/registries/$name/secured-url"
+  else
+    cat "$RUN/registries/$name/url"
+  fi
 }
 
 cmd_stop_registry() {

@@ -30,6 +30,10 @@ pub struct DevArgs {
     /// built-in example, 0 (off) with your own views.
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub demo_rate: Option<u64>,
+    /// Use this schema registry (Confluent REST API) for Avro and Protobuf views
+    /// instead of the built-in one (served at /schema-registry on --listen, for dev only).
+    #[arg(long, value_name = "URL")]
+    pub schema_registry: Option<String>,
     /// Log format.
     #[arg(long, env = "MATVIEW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -45,6 +49,7 @@ impl DevArgs {
             broker_listen: self.broker_listen,
             listen: self.listen,
             data_dir: self.data_dir,
+            schema_registry: self.schema_registry,
         }
     }
 }

@@ -5,6 +5,7 @@ mod gateway;
 mod operator;
 mod projector;
 pub mod validate;
+mod validate_schema;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,13 @@ pub enum Command {
         /// Manifest files or directories of *.yaml files.
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         paths: Vec<PathBuf>,
+        /// Also check the paths of views reading Avro or Protobuf against the latest
+        /// schema of `<topic>-value` in this registry (Confluent REST API).
+        #[arg(long, value_name = "URL")]
+        schema_registry: Option<String>,
+        /// The registry's settings: files `username`, `password`, `ca.crt`.
+        #[arg(long, value_name = "DIR", requires = "schema_registry")]
+        schema_registry_config_dir: Option<PathBuf>,
     },
     /// Run one projector: consume a shard of the view's topic into a durable store and serve it over HTTP.
     Projector(Box<projector::ProjectorArgs>),
@@ -111,7 +119,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", crate::api::openapi::gateway_document_text());
             Ok(())
         }
-        Command::Validate { paths } => validate::run(&paths),
+        Command::Validate {
+            paths,
+            schema_registry,
+            schema_registry_config_dir,
+        } => {
+            let registry = schema_registry
+                .map(|url| {
+                    validate_schema::SchemaCheck::new(&url, schema_registry_config_dir.as_deref())
+                })
+                .transpose()?;
+            validate::run(&paths, registry.as_ref())
+        }
         Command::Reference { page, chart } => {
             use clap::CommandFactory;
             print!(

@@ -40,6 +40,11 @@ pub struct ProjectorArgs {
     /// (a Secret or ConfigMap mounted as a volume).
     #[arg(long, env = "MATVIEW_KAFKA_PROPERTIES_DIR")]
     pub kafka_properties_dir: Option<PathBuf>,
+    /// Directory of the schema registry's settings: files `username` and
+    /// `password` (HTTP basic auth) and `ca.crt` (PEM CA to trust for https),
+    /// each optional (a Secret mounted as a volume).
+    #[arg(long, env = "MATVIEW_SCHEMA_REGISTRY_CONFIG_DIR")]
+    pub schema_registry_config_dir: Option<PathBuf>,
     /// Most events per batch (one store commit each); the memory budget may
     /// allow fewer.
     #[arg(
@@ -93,6 +98,10 @@ impl ProjectorArgs {
             kafka_properties.extend(properties_from_dir(dir)?);
         }
         kafka_properties.extend(self.kafka_properties);
+        // Read now so that a mistake in them stops the start, said plainly.
+        if let Some(dir) = &self.schema_registry_config_dir {
+            matview_registry::RegistryAccess::from_dir(dir).map_err(|e| e.to_string())?;
+        }
         let budget = self
             .memory_budget_mib
             .or_else(crate::projector::budget::cgroup_limit_mib)
@@ -118,6 +127,7 @@ impl ProjectorArgs {
             memory_budget_mib: budget,
             damaged_store: self.damaged_store,
             min_free_bytes: self.min_free_mib.saturating_mul(1 << 20),
+            schema_registry_config_dir: self.schema_registry_config_dir,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::CliError;
+use super::validate_schema::{SchemaCheck, SchemaVerdict};
 use crate::crd::MaterializedView;
 use crate::view::{ValidatedView, ViewError};
 
@@ -72,15 +73,18 @@ fn dns_subdomain_problem(name: &str) -> Option<String> {
 /// Checks every MaterializedView document in a YAML text (other kinds are
 /// skipped; a misspelt kind or a wrong apiVersion of ours is invalid).
 pub fn check_text(text: &str) -> Vec<Verdict> {
+    check_documents(text).into_iter().map(|(v, _)| v).collect()
+}
+
+/// The verdicts, each valid one with its view.
+fn check_documents(text: &str) -> Vec<(Verdict, Option<ValidatedView>)> {
+    let invalid = |name: String, problems: Vec<String>| (Verdict::Invalid { name, problems }, None);
     let mut verdicts = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {
         let value = match serde_yaml_ng::Value::deserialize(document) {
             Ok(v) => v,
             Err(e) => {
-                verdicts.push(Verdict::Invalid {
-                    name: "<unparsable>".into(),
-                    problems: vec![e.to_string()],
-                });
+                verdicts.push(invalid("<unparsable>".into(), vec![e.to_string()]));
                 // After a syntax error the parser yields the same error
                 // forever: nothing after it can be read.
                 break;
@@ -105,38 +109,32 @@ pub fn check_text(text: &str) -> Vec<Verdict> {
             }
         }
         if !problems.is_empty() {
-            verdicts.push(Verdict::Invalid { name, problems });
+            verdicts.push(invalid(name, problems));
             continue;
         }
         let view: MaterializedView = match serde_yaml_ng::from_value(value) {
             Ok(v) => v,
             Err(e) => {
-                verdicts.push(Verdict::Invalid {
-                    name,
-                    problems: vec![format!("spec: {e}")],
-                });
+                verdicts.push(invalid(name, vec![format!("spec: {e}")]));
                 continue;
             }
         };
-        match ValidatedView::new(&view) {
-            Ok(valid) => verdicts.push(Verdict::Valid {
+        verdicts.push(match ValidatedView::new(&view) {
+            Ok(valid) => {
+                let revision = valid.revision.clone();
+                (Verdict::Valid { name, revision }, Some(valid))
+            }
+            Err(ViewError::Invalid { source, .. }) => invalid(
                 name,
-                revision: valid.revision,
-            }),
-            Err(ViewError::Invalid { source, .. }) => verdicts.push(Verdict::Invalid {
-                name,
-                problems: source.issues.iter().map(ToString::to_string).collect(),
-            }),
-            Err(e @ ViewError::Unnamed) => verdicts.push(Verdict::Invalid {
-                name,
-                problems: vec![e.to_string()],
-            }),
-        }
+                source.issues.iter().map(ToString::to_string).collect(),
+            ),
+            Err(e @ ViewError::Unnamed) => invalid(name, vec![e.to_string()]),
+        });
     }
     verdicts
 }
 
-pub fn run(paths: &[PathBuf]) -> Result<(), CliError> {
+pub fn run(paths: &[PathBuf], registry: Option<&SchemaCheck>) -> Result<(), CliError> {
     let (mut total, mut invalid) = (0, 0);
     let files = crate::view::manifest_files(paths)
         .map_err(|(path, source)| CliError::Read { path, source })?;
@@ -145,8 +143,12 @@ pub fn run(paths: &[PathBuf]) -> Result<(), CliError> {
             path: file.clone(),
             source,
         })?;
-        for verdict in check_text(&text) {
+        for (verdict, view) in check_documents(&text) {
             total += 1;
+            let verdict = match (registry, view) {
+                (Some(registry), Some(view)) => with_schema(verdict, registry.view(&view)),
+                _ => verdict,
+            };
             print_verdict(&file, &verdict);
             if matches!(verdict, Verdict::Invalid { .. }) {
                 invalid += 1;
@@ -157,6 +159,25 @@ pub fn run(paths: &[PathBuf]) -> Result<(), CliError> {
         return Err(CliError::Invalid { invalid, total });
     }
     Ok(())
+}
+
+/// The verdict with what the registry said: problems make it invalid; a
+/// registry that could not answer is said, and leaves it valid.
+fn with_schema(verdict: Verdict, schema: SchemaVerdict) -> Verdict {
+    match (verdict, schema) {
+        (Verdict::Valid { name, .. }, SchemaVerdict::Problems(problems)) => {
+            Verdict::Invalid { name, problems }
+        }
+        (Verdict::Valid { name, revision }, SchemaVerdict::Fits { subject, id }) => {
+            println!("  paths checked against {subject}, schema id {id}");
+            Verdict::Valid { name, revision }
+        }
+        (verdict, SchemaVerdict::Unchecked(why)) => {
+            eprintln!("  could not check the paths against the schema registry: {why}");
+            verdict
+        }
+        (verdict, _) => verdict,
+    }
 }
 
 fn print_verdict(file: &Path, verdict: &Verdict) {

@@ -6,6 +6,7 @@
 mod demo;
 mod demo_tables;
 mod orders;
+mod registry;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ use crate::view::{ValidatedView, ViewError};
 const DEFAULT_VIEW: &str = include_str!("../../examples/items-by-price.yaml");
 /// The embedded broker's data, beside the views' (`_` is in no namespace name).
 const BROKER_DIR: &str = "_broker";
+/// The built-in schema registry's schemas, beside them.
+const REGISTRY_FILE: &str = "_schema-registry.json";
 
 #[derive(Debug, Clone)]
 pub struct DevConfig {
@@ -44,6 +47,8 @@ pub struct DevConfig {
     pub data_dir: PathBuf,
     /// Demo orders per second into the first view's topic (0: none).
     pub demo_rate: u64,
+    /// A schema registry for Avro and Protobuf views; `None`: the built-in one.
+    pub schema_registry: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +121,7 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         .enable_all()
         .build()
         .map_err(DevError::Runtime)?;
-    let views = load_views(&config)?;
+    let mut views = load_views(&config)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.listen))
         .map_err(|source| match source.kind() {
@@ -126,6 +131,11 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
                 source,
             },
         })?;
+    let address = listener.local_addr().unwrap_or(config.listen);
+    let (built_in_registry, registry_url) = schema_registry(&config, address, &views)?;
+    if let Some(url) = &registry_url {
+        use_registry(&mut views, url);
+    }
     // The broker outlives the projectors, so their last commits reach it.
     let broker_stop = CancellationToken::new();
     let (broker, servers) = runtime.block_on(kafka(&config, &broker_stop))?;
@@ -143,7 +153,6 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         });
         routed.push((manifest, route));
     }
-    let address = listener.local_addr().unwrap_or(config.listen);
     println!("matview dev: http://{address}/  (Ctrl-C stops)");
     match &broker {
         Some(b) => println!(
@@ -152,24 +161,33 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         ),
         None => println!("  Kafka at {servers}"),
     }
+    match (&built_in_registry, &registry_url) {
+        (Some(_), Some(url)) => println!(
+            "  built-in schema registry at {url} (for dev only; --schema-registry uses another)"
+        ),
+        (None, Some(url)) => println!("  schema registry at {url}"),
+        _ => {}
+    }
     for (manifest, route) in &routed {
         let (ns, name, shards) = (&route.namespace, &route.name, route.shards.len());
-        let topic = &manifest.spec.source.kafka.topic;
-        println!("  view {ns}/{name} ({shards} shards, topic {topic})");
+        let source = &manifest.spec.source;
+        let (topic, format) = (&source.kafka.topic, source.format);
+        println!("  view {ns}/{name} ({shards} shards, topic {topic}, {format:?})");
     }
-    let first_topic = routed.first().map(|(m, _)| {
+    let first = routed.first().map(|(m, _)| {
         let source = &m.spec.source;
-        (source.kafka.topic.clone(), source.envelope)
+        demo::DemoSource {
+            topic: source.kafka.topic.clone(),
+            envelope: source.envelope,
+            format: source.format,
+            registry: registry_url.clone(),
+        }
     });
     let state = gateway_state(routed, config.listen);
-    let router = dev_router(
-        &config,
-        &servers,
-        &state,
-        first_topic,
-        runtime.handle(),
-        &cancel,
-    )?;
+    let mut router = dev_router(&config, &servers, &state, first, runtime.handle(), &cancel)?;
+    if let Some(registry) = built_in_registry {
+        router = router.merge(registry.router());
+    }
     let stop_all = cancel.clone();
     let served = runtime.block_on(serve_router_until(listener, router, &state, async move {
         crate::signals::terminated().await;
@@ -227,25 +245,80 @@ fn gateway_state(
     GatewayState::new(Directory::fixed(routed), auth, &config)
 }
 
+/// The registry for views that read Avro or Protobuf: the one given, or
+/// the built-in one (kept beside the stores); none when every view is JSON.
+fn schema_registry(
+    config: &DevConfig,
+    address: SocketAddr,
+    views: &[DevView],
+) -> Result<
+    (
+        Option<std::sync::Arc<registry::DevRegistry>>,
+        Option<String>,
+    ),
+    DevError,
+> {
+    let binary = views.iter().any(|v| needs_registry(&v.manifest));
+    match &config.schema_registry {
+        Some(url) => Ok((None, Some(url.clone()))),
+        None if binary => {
+            let file = config.data_dir.join(REGISTRY_FILE);
+            std::fs::create_dir_all(&config.data_dir).map_err(|source| DevError::Write {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+            let built_in = registry::DevRegistry::open(&file)
+                .map_err(|source| DevError::Read { path: file, source })?;
+            let url = format!("http://{address}{}", registry::PREFIX);
+            Ok((Some(std::sync::Arc::new(built_in)), Some(url)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
+fn needs_registry(view: &MaterializedView) -> bool {
+    let source = &view.spec.source;
+    source.format != crate::crd::EventFormat::Json
+        || matches!(
+            source.key_format,
+            crate::crd::KeyFormat::Avro | crate::crd::KeyFormat::Protobuf
+        )
+}
+
+/// Points every view that reads a registry at `url` (the manifests' URLs
+/// name the cluster's registry, not this machine's).
+fn use_registry(views: &mut [DevView], url: &str) {
+    for view in views.iter_mut().filter(|v| needs_registry(&v.manifest)) {
+        let registry = crate::crd::SchemaRegistry {
+            url: url.to_string(),
+            config_from: None,
+        };
+        view.manifest.spec.source.schema_registry = Some(registry.clone());
+        view.validated.spec.source.schema_registry = Some(registry);
+    }
+}
+
 /// The gateway's routes plus the order form's endpoint, and the demo orders.
 fn dev_router(
     config: &DevConfig,
     servers: &str,
     state: &std::sync::Arc<GatewayState>,
-    first_topic: Option<(String, crate::crd::Envelope)>,
+    first: Option<demo::DemoSource>,
     runtime: &tokio::runtime::Handle,
     cancel: &CancellationToken,
 ) -> Result<axum::Router, DevError> {
     let router = crate::gateway::http::router(state.clone());
-    let Some((topic, envelope)) = first_topic else {
+    let Some(first) = first else {
         return Ok(router);
     };
+    let (topic, envelope, format) = (first.topic.clone(), first.envelope, first.format);
     if config.demo_rate > 0 {
-        let demo = demo::DemoOrders::new(servers, &topic, config.demo_rate, envelope);
+        let demo = demo::DemoOrders::new(servers, first, config.demo_rate);
         runtime.spawn(demo.run(cancel.clone()));
     }
-    if envelope != crate::crd::Envelope::Append {
-        // The order form writes shop orders: no use to a table's topic.
+    if envelope != crate::crd::Envelope::Append || format != crate::crd::EventFormat::Json {
+        // The order form writes JSON shop orders: no use to a table's
+        // topic or an Avro or Protobuf one.
         return Ok(router);
     }
     let producer = ClientConfig::new()
@@ -417,6 +490,7 @@ fn shard_config(servers: &str, view_file: &Path, home: &Path, shard: u32) -> Pro
         memory_budget_mib: 256,
         damaged_store: crate::projector::DamagedStore::Rebuild,
         min_free_bytes: 16 << 20,
+        schema_registry_config_dir: None,
     }
 }
 

@@ -13,15 +13,12 @@ use serde_json::json;
 
 use crate::support::changelog::{changelog, expected, order, users};
 use crate::support::formats::{
-    AvroMessage, avro_order, protobuf_order, serialize, serialize_protobuf,
+    AvroMessage, Produced, avro_order, protobuf_order, serialize, serialize_protobuf, serialized,
 };
 use crate::support::orders::{Orders, orders};
 use crate::support::own_registry::OwnRegistry;
 use crate::support::projector::{Projector, metric, reference, shop_view_yaml};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
-
-/// A message as produced: key and value bytes, each possibly Kafka's null.
-type Produced = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The JSON tests' shop view, on Avro events.
 fn avro_view(registry: &str, name: &str, topic: &str, dead_letter: &str) -> String {
@@ -173,10 +170,7 @@ async fn a_registry_outage_holds_the_shard_skips_nothing_and_heals_by_itself() {
         .enumerate()
         .map(|(i, o)| avro_order(o, if i < 80 { "v1" } else { "v2" }))
         .collect();
-    let framed: Vec<Produced> = serialize(&env.serdes_python, &registry.url, &topic, &messages)
-        .into_iter()
-        .map(|(k, v)| (Some(k), v))
-        .collect();
+    let framed = serialized(&env.serdes_python, &registry.url, &topic, &messages);
     let (before, during) = framed.split_at(80);
     kafka::produce_raw(env, &topic, before).await;
 

@@ -106,6 +106,9 @@ pub struct ProjectorStats {
     /// wait for it; reads are still served from the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_registry_error: Option<String>,
+    /// The registry refuses the projector's credentials (401/403), while it does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schema_registry_refused: bool,
 }
 
 /// One event of `GET /v1/watch` (`rows`, or `reset` with no rows: reload).

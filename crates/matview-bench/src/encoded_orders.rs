@@ -6,6 +6,7 @@
 
 use apache_avro::Schema;
 use apache_avro::types::Value as Avro;
+use matview_formats::registry::{RegisterSchema, RegisteredId};
 use num_bigint::BigInt;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value as Proto};
@@ -13,17 +14,8 @@ use serde_json::Value;
 
 use super::{BenchError, io_err};
 
-/// The order in Avro: prices as `decimal(12,2)`.
-pub const AVRO_ORDER: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
-  {"name":"orderId","type":"string"},
-  {"name":"userId","type":"string"},
-  {"name":"country","type":"string"},
-  {"name":"placedAt","type":{"type":"long","logicalType":"timestamp-millis"}},
-  {"name":"items","type":{"type":"array","items":{"type":"record","name":"Item","fields":[
-    {"name":"itemId","type":"string"},
-    {"name":"name","type":"string"},
-    {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}},
-    {"name":"quantity","type":"int"}]}}}]}"#;
+/// The order in Avro: prices as `decimal(12,2)` (the Avro example's schema).
+pub const AVRO_ORDER: &str = include_str!("../../../examples/schemas/order.avsc");
 
 /// The order in Protobuf: prices as `google.type.Decimal`.
 pub const PROTO_ORDER: &str = r#"syntax = "proto3";
@@ -118,8 +110,12 @@ impl OrderEncoder {
             "{}/subjects/{subject}/versions",
             registry.trim_end_matches('/')
         );
-        let body = serde_json::json!({"schema": schema, "schemaType": schema_type});
-        let answer: Value = reqwest::Client::new()
+        let body = RegisterSchema {
+            schema: schema.to_string(),
+            schema_type: Some(schema_type.to_string()),
+            references: Vec::new(),
+        };
+        let answer: RegisteredId = reqwest::Client::new()
             .post(&url)
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
             .json(&body)
@@ -131,11 +127,7 @@ impl OrderEncoder {
             .json()
             .await
             .map_err(io_err)?;
-        let id = answer["id"]
-            .as_u64()
-            .and_then(|id| u32::try_from(id).ok())
-            .ok_or_else(|| io_err(format!("the registry answered {answer}, not an id")))?;
-        OrderEncoder::new(format, id)
+        OrderEncoder::new(format, answer.id)
     }
 
     /// The order as a framed message value.

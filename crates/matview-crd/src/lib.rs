@@ -9,7 +9,7 @@ pub mod status;
 pub use spec::{
     Aggregate, Classify, ClassifyRule, ConfigFrom, DeadLetter, DeletionPolicy, Envelope,
     EventFormat, FieldType, ItemsSpec, KafkaSource, Keep, KeyFormat, MaterializedView,
-    MaterializedViewSpec, ProjectorPod, Records, Source, StartFrom,
+    MaterializedViewSpec, ProjectorPod, Records, SchemaRegistry, Source, StartFrom,
 };
 pub use status::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
 

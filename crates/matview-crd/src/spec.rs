@@ -248,6 +248,9 @@ pub struct SchemaRegistry {
     /// Base URL, e.g. `http://schema-registry.kafka:8081`; `GET {url}/schemas/ids/{id}` must answer.
     #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub url: String,
+    /// A Secret (or ConfigMap, for a CA alone) in the view's namespace for a secured registry: keys `username` and `password` for HTTP basic auth, `ca.crt` for a PEM CA to trust for https. Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<ConfigFrom>,
 }
 
 /// What a message means for the view.

@@ -50,6 +50,11 @@ impl AvroDecoder {
         Ok(AvroDecoder { root, names })
     }
 
+    /// The JSON form of this schema's values.
+    pub fn shape(&self) -> super::Shape {
+        super::shape::avro_shape(&self.root, &self.names, &mut Default::default())
+    }
+
     /// Appends the body as JSON to `out`; the whole body must be read.
     pub fn to_json(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let mut reader = Reader {

@@ -11,11 +11,13 @@ pub mod cache;
 mod protobuf;
 mod protobuf_json;
 pub mod registry;
+mod shape;
 pub mod wire;
 
 pub use avro::AvroDecoder;
 pub use cache::{Encoding, SchemaCache};
 pub use protobuf::ProtobufDecoder;
+pub use shape::Shape;
 
 /// Why an event's bytes cannot be decoded; each is a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

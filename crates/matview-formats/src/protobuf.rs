@@ -117,6 +117,13 @@ impl ProtobufDecoder {
         Ok(ProtobufDecoder { messages })
     }
 
+    /// The JSON form of the file's first message (message index 0).
+    pub fn shape(&self) -> super::Shape {
+        self.messages.first().map_or(super::Shape::Any, |m| {
+            super::shape::message_shape(m, &mut Default::default())
+        })
+    }
+
     /// Appends the framed body (message indexes, then the message) as JSON.
     pub fn to_json(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let bad = |detail: String| DecodeError::BadEncoding(detail);

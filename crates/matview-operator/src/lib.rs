@@ -23,6 +23,7 @@ pub mod rebuild_history;
 mod reconcile;
 pub mod refusal;
 pub mod run;
+mod schema_admission;
 pub mod status;
 
 use kube::Resource;

@@ -17,6 +17,9 @@ const PER_VIEW_READY: Duration = Duration::from_millis(60);
 pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
 /// Apply the desired objects again at least this often, even when unchanged.
 pub const REAPPLY_EVERY: Duration = Duration::from_secs(600);
+/// A view refused for paths its schema lacks is checked again this often
+/// (a newer schema version may have them).
+pub const SCHEMA_RECHECK: Duration = Duration::from_secs(30);
 /// An applied object the watch cache still lacks after this long went
 /// missing; sooner, the cache may just not have seen it yet.
 pub const CACHE_LAG: Duration = Duration::from_secs(30);
@@ -93,6 +96,9 @@ pub struct ReconcileMemo {
     retiring: Mutex<HashMap<String, (String, Instant)>>,
     /// Revisions kept by the last cleanup of other revisions' objects.
     cleaned: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// The generation whose paths fit the schema, and whether they did
+    /// (else a warning that they could not be checked was given).
+    schema: Mutex<HashMap<String, (Option<i64>, bool)>>,
 }
 
 type Applied = (Option<i64>, String);
@@ -165,10 +171,35 @@ impl ReconcileMemo {
         }
     }
 
+    /// Whether this generation's paths were found to fit the schema.
+    pub fn schema_fitted(&self, uid: &str, generation: Option<i64>) -> bool {
+        self.schema
+            .lock()
+            .is_ok_and(|s| s.get(uid) == Some(&(generation, true)))
+    }
+
+    pub fn schema_fits(&self, uid: &str, generation: Option<i64>) {
+        if let Ok(mut s) = self.schema.lock() {
+            s.insert(uid.to_string(), (generation, true));
+        }
+    }
+
+    /// Whether to warn that this generation could not be checked (once).
+    pub fn schema_warn(&self, uid: &str, generation: Option<i64>) -> bool {
+        self.schema.lock().is_ok_and(|mut s| {
+            let warned = s.get(uid).is_some_and(|(g, _)| *g == generation);
+            s.insert(uid.to_string(), (generation, false));
+            !warned
+        })
+    }
+
     /// Everything about a view (deleted).
     pub fn forget(&self, uid: &str) {
         if let Ok(mut r) = self.retiring.lock() {
             r.remove(uid);
+        }
+        if let Ok(mut s) = self.schema.lock() {
+            s.remove(uid);
         }
         self.forget_applied(uid);
     }

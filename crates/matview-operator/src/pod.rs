@@ -18,6 +18,7 @@ use matview_crd::{ConfigFrom, MaterializedView};
 
 const VIEW_FILE: &str = "/etc/matview/view/view.yaml";
 const KAFKA_DIR: &str = "/etc/matview/kafka";
+const SCHEMA_REGISTRY_DIR: &str = "/etc/matview/schema-registry";
 const DATA_DIR: &str = "/var/lib/matview";
 /// The image's non-root user and group.
 const NON_ROOT: i64 = 65532;
@@ -54,12 +55,22 @@ pub fn pod_template(
 ) -> PodTemplateSpec {
     let projector = view.spec.projector.clone().unwrap_or_default();
     let kafka_config = view.spec.source.kafka.config_from.as_ref();
-    let (volumes, mounts) = volumes(config_name, kafka_config);
+    let registry_config = view
+        .spec
+        .source
+        .schema_registry
+        .as_ref()
+        .and_then(|r| r.config_from.as_ref());
+    let (volumes, mounts) = volumes(config_name, kafka_config, registry_config);
     let container = Container {
         name: "projector".into(),
         image: Some(settings.image.clone()),
         image_pull_policy: Some(settings.image_pull_policy.clone()),
-        args: Some(projector_args(shard, kafka_config.is_some())),
+        args: Some(projector_args(
+            shard,
+            kafka_config.is_some(),
+            registry_config.is_some(),
+        )),
         env: Some(projector_env(settings)),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
@@ -113,11 +124,12 @@ fn probe(path: &str, failure_threshold: i32) -> Probe {
 }
 
 /// The view's ConfigMap (read-only), the data volume (the StatefulSet's
-/// claim), a scratch /tmp, and the Kafka client properties when the view
-/// names a Secret or ConfigMap of them.
+/// claim), a scratch /tmp, and the Kafka client properties and the schema
+/// registry's settings when the view names a Secret or ConfigMap of them.
 fn volumes(
     config_name: &str,
     kafka_config: Option<&ConfigFrom>,
+    registry_config: Option<&ConfigFrom>,
 ) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
         name: name.into(),
@@ -146,16 +158,21 @@ fn volumes(
         mount("tmp", "/tmp", false),
     ];
     if let Some(config_from) = kafka_config {
-        volumes.push(kafka_properties_volume(config_from));
+        volumes.push(config_volume("kafka", config_from));
         mounts.push(mount("kafka", KAFKA_DIR, true));
+    }
+    if let Some(config_from) = registry_config {
+        volumes.push(config_volume("schema-registry", config_from));
+        mounts.push(mount("schema-registry", SCHEMA_REGISTRY_DIR, true));
     }
     (volumes, mounts)
 }
 
-/// Each key of the Secret or ConfigMap is one librdkafka property file.
-fn kafka_properties_volume(config_from: &ConfigFrom) -> Volume {
+/// A Secret or ConfigMap as a volume: each key one file (a librdkafka
+/// property, a registry setting).
+fn config_volume(name: &str, config_from: &ConfigFrom) -> Volume {
     let mut volume = Volume {
-        name: "kafka".into(),
+        name: name.into(),
         ..Default::default()
     };
     match (&config_from.secret_name, &config_from.config_map_name) {
@@ -178,8 +195,8 @@ fn kafka_properties_volume(config_from: &ConfigFrom) -> Volume {
 }
 
 /// `matview projector` with the shard, the mounted view and data, and the
-/// mounted Kafka properties when there are some.
-fn projector_args(shard: u32, kafka_properties: bool) -> Vec<String> {
+/// mounted Kafka properties and registry settings when there are some.
+fn projector_args(shard: u32, kafka_properties: bool, registry_settings: bool) -> Vec<String> {
     let mut args: Vec<String> = [
         "projector",
         "--view",
@@ -196,6 +213,12 @@ fn projector_args(shard: u32, kafka_properties: bool) -> Vec<String> {
     .collect();
     if kafka_properties {
         args.extend(["--kafka-properties-dir".to_string(), KAFKA_DIR.to_string()]);
+    }
+    if registry_settings {
+        args.extend([
+            "--schema-registry-config-dir".to_string(),
+            SCHEMA_REGISTRY_DIR.to_string(),
+        ]);
     }
     args
 }

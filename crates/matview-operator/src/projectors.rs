@@ -69,6 +69,9 @@ pub fn projector_troubles(pods: &[ObservedPod]) -> ProjectorTroubles {
         store: first(|s| s.store_error.as_ref()),
         source: first(|s| s.source_error.as_ref()),
         schema_registry: first(|s| s.schema_registry_error.as_ref()),
+        schema_registry_refused: pods
+            .iter()
+            .any(|p| p.stats.as_ref().is_some_and(|s| s.schema_registry_refused)),
     }
 }
 
@@ -180,6 +183,7 @@ mod tests {
             source_error: None,
             store_error: None,
             schema_registry_error: None,
+            schema_registry_refused: false,
         }
     }
 

@@ -18,13 +18,14 @@ use super::k8s;
 use super::kafka::{self, KafkaConnection, KafkaError};
 use super::objects::{Mode, apply_desired, delete_orphans};
 use super::pacing::{
-    CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, refused_source_requeue, requeue_after,
+    CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, SCHEMA_RECHECK, refused_source_requeue, requeue_after,
     source_failing_for,
 };
 use super::projectors::{
     ObservedPod, diagnose_pods, projector_troubles, revision_pods, view_totals,
 };
 use super::rebuild_history::rebuild_history;
+use super::schema_admission::{self, SchemaAdmission};
 use super::status::{self, Observed, SourceUnavailable, ViewTotals};
 use matview_api::view::{ValidatedView, ViewError, shard_count};
 use matview_crd::{MaterializedView, MaterializedViewStatus, Phase};
@@ -41,6 +42,13 @@ pub(super) async fn apply(
             return Ok(Action::await_change());
         }
     };
+    if let SchemaAdmission::Refused(message) =
+        schema_admission::admit(&ctx, &view, &validated).await
+    {
+        run.finish_refused(message).await?;
+        // A newer schema version may make the paths fit: look again.
+        return Ok(Action::requeue(SCHEMA_RECHECK));
+    }
     // A changed spec of a view that serves is first tried as a dry run: what
     // the API server would refuse becomes InvalidSpec before any workload is
     // touched. A view that serves nothing yet is refused by the apply itself.

@@ -76,6 +76,8 @@ pub struct ProjectorTroubles {
     pub store: Option<String>,
     pub source: Option<String>,
     pub schema_registry: Option<String>,
+    /// The registry answered 401/403: the credentials need the fix.
+    pub schema_registry_refused: bool,
 }
 
 /// Figures the view's projectors report, summed over shards.
@@ -265,15 +267,18 @@ fn source_troubles(c: &mut Setter<'_>, troubles: &ProjectorTroubles) {
         );
     }
     if let Some(registry) = &troubles.schema_registry {
+        let (reason, fix) = if troubles.schema_registry_refused {
+            (
+                "SchemaRegistryAuthenticationFailed",
+                "; check username and password in spec.source.schemaRegistry.configFrom",
+            )
+        } else {
+            ("SchemaRegistryUnreachable", "")
+        };
         let message = format!(
-            "projectors cannot get schemas from the registry ({registry}); batches wait for it, reads are served from their stores"
+            "projectors cannot get schemas from the registry ({registry}){fix}; batches wait for it, reads are served from their stores"
         );
-        c.set(
-            ConditionType::SourceReady,
-            false,
-            "SchemaRegistryUnreachable",
-            message,
-        );
+        c.set(ConditionType::SourceReady, false, reason, message);
     }
 }
 

@@ -396,6 +396,29 @@ fn held_batches_and_an_unreachable_broker_degrade_a_view_that_still_serves() {
         .map(|c| c.message.clone())
         .unwrap_or_default();
     assert!(said.contains("connection refused"), "{said}");
+
+    // Refused credentials are a reason of their own, with the fix.
+    let mut o = observed();
+    o.troubles.schema_registry = Some("p-0: schema registry https://sr: 401 Unauthorized".into());
+    o.troubles.schema_registry_refused = true;
+    let refused = compute(Some(&s), &o, now());
+    assert_eq!(
+        ready(&refused, ConditionType::SourceReady),
+        (
+            ConditionStatus::False,
+            "SchemaRegistryAuthenticationFailed".into()
+        )
+    );
+    let said = refused
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::SourceReady)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        said.contains("401") && said.contains("configFrom"),
+        "{said}"
+    );
     let s = compute(Some(&s), &observed(), now());
     assert_eq!(
         ready(&s, ConditionType::SourceReady),

@@ -343,3 +343,64 @@ fn a_view_named_with_dots_is_refused_before_any_object_is_planned() {
         "{chain}"
     );
 }
+
+#[test]
+fn a_secured_registry_is_a_read_only_volume_and_a_flag_and_keeps_the_revision() {
+    let plain = view("items", 1, 1);
+    let mut secured = plain.clone();
+    secured.spec.source.format = matview_crd::EventFormat::Avro;
+    let registry = |config_from| matview_crd::SchemaRegistry {
+        url: "https://registry.kafka:8081".into(),
+        config_from,
+    };
+    secured.spec.source.schema_registry = Some(registry(None));
+    let (rev_without, _) = plan(&secured, &PodSettings::default()).expect("plans");
+    secured.spec.source.schema_registry = Some(registry(Some(matview_crd::ConfigFrom {
+        secret_name: Some("registry-credentials".into()),
+        config_map_name: None,
+    })));
+    let (rev_with, objects) = plan(&secured, &PodSettings::default()).expect("plans");
+    assert_eq!(rev_without, rev_with, "credentials do not change content");
+    let pod = objects.stateful_sets[0]
+        .spec
+        .template
+        .spec
+        .clone()
+        .expect("pod");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "schema-registry")
+        .expect("a schema-registry volume");
+    let secret = volume.secret.as_ref().expect("from the Secret");
+    assert_eq!(secret.secret_name.as_deref(), Some("registry-credentials"));
+    let container = &pod.containers[0];
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "schema-registry")
+        .expect("mounted");
+    assert_eq!(mount.read_only, Some(true));
+    let args = container.args.clone().unwrap_or_default();
+    let at = args
+        .iter()
+        .position(|a| a == "--schema-registry-config-dir")
+        .expect("the flag");
+    assert_eq!(args.get(at + 1), Some(&mount.mount_path));
+    let (_, plain_objects) = plan(&plain, &PodSettings::default()).expect("plans");
+    let plain_pod = plain_objects.stateful_sets[0]
+        .spec
+        .template
+        .spec
+        .clone()
+        .expect("pod");
+    assert!(
+        !plain_pod.containers[0]
+            .args
+            .iter()
+            .flatten()
+            .any(|a| a.contains("schema-registry"))
+    );
+}

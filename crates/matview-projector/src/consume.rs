@@ -213,7 +213,7 @@ pub(super) fn run(
     let mut consuming = Consuming {
         shared: &shared,
         source: &source,
-        decoding: Decoding::for_view(&shared, runtime.clone()),
+        decoding: Decoding::for_view(&shared, runtime.clone())?,
         next,
         high_water,
         sent_before,
@@ -262,7 +262,7 @@ impl<'a> Consuming<'a> {
             if let Some(decoding) = self.decoding.as_mut() {
                 if let Err(e) = decoding.prefetch(&polled.messages) {
                     // The registry is not the data: wait for it, skip nothing.
-                    self.shared.set_registry_error(Some(e.to_string()));
+                    self.shared.set_registry_error(Some(&e));
                     self.finish(in_flight.take())?;
                     self.hold()?;
                     continue;

@@ -4,15 +4,17 @@
 //! without I/O. When the registry cannot answer, the batch is held, never
 //! dead-lettered.
 
+use std::path::{Path, PathBuf};
+
 use matview_crd::{EventFormat, KeyFormat};
 use matview_engine::EventError;
 use matview_formats::{DecodeError, Encoding, SchemaCache};
+use matview_registry::{AccessError, Fetched, RegistryAccess, RegistryClient, RegistryUnavailable};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::runtime::Handle;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Shared;
-use super::schema_registry::{Fetched, RegistryClient, RegistryUnavailable};
 
 /// How message keys become the identity of a source entity.
 enum Keys {
@@ -27,8 +29,58 @@ enum Keys {
 pub(super) struct Decoding {
     values: Option<SchemaCache>,
     keys: Keys,
-    client: Option<RegistryClient>,
+    client: Option<Registry>,
     runtime: Handle,
+}
+
+/// The registry's client, and where its settings are mounted: read again
+/// when the registry refuses them, so a fixed Secret heals the shard.
+struct Registry {
+    url: String,
+    settings_dir: Option<PathBuf>,
+    access: RegistryAccess,
+    client: RegistryClient,
+}
+
+impl Registry {
+    fn connect(url: &str, settings_dir: Option<&Path>) -> Result<Registry, AccessError> {
+        let access = match settings_dir {
+            Some(dir) => RegistryAccess::from_dir(dir)?,
+            None => RegistryAccess::default(),
+        };
+        Ok(Registry {
+            url: url.to_string(),
+            settings_dir: settings_dir.map(Path::to_path_buf),
+            client: RegistryClient::new(url, &access)?,
+            access,
+        })
+    }
+
+    /// After a refusal: the settings as mounted now, when they changed.
+    fn reread_settings(&mut self) -> bool {
+        let Some(dir) = &self.settings_dir else {
+            return false;
+        };
+        match RegistryAccess::from_dir(dir) {
+            Ok(access) if access != self.access => match RegistryClient::new(&self.url, &access) {
+                Ok(client) => {
+                    info!("the schema registry's settings changed: using them");
+                    self.client = client;
+                    self.access = access;
+                    true
+                }
+                Err(e) => {
+                    warn!(error = %e, "the schema registry's new settings are not usable");
+                    false
+                }
+            },
+            Ok(_) => false,
+            Err(e) => {
+                warn!(error = %e, "cannot read the schema registry's settings again");
+                false
+            }
+        }
+    }
 }
 
 fn encoding(format: EventFormat) -> Option<Encoding> {
@@ -42,7 +94,10 @@ fn encoding(format: EventFormat) -> Option<Encoding> {
 impl Decoding {
     /// The stage for the view's formats; `None` when values are JSON and
     /// keys raw, which need none.
-    pub(super) fn for_view(shared: &Shared, runtime: Handle) -> Option<Decoding> {
+    pub(super) fn for_view(
+        shared: &Shared,
+        runtime: Handle,
+    ) -> Result<Option<Decoding>, AccessError> {
         let source = &shared.view.spec.source;
         let values = encoding(source.format).map(SchemaCache::new);
         let keys = match source.key_format {
@@ -52,27 +107,39 @@ impl Decoding {
             KeyFormat::Protobuf => Keys::Registry(SchemaCache::new(Encoding::Protobuf)),
         };
         if values.is_none() && matches!(keys, Keys::Raw) {
-            return None;
+            return Ok(None);
         }
         // Compilation refuses a binary format without a registry.
+        let settings = shared.config.schema_registry_config_dir.as_deref();
         let client = source
             .schema_registry
             .as_ref()
-            .map(|r| RegistryClient::new(&r.url));
-        Some(Decoding {
+            .map(|r| Registry::connect(&r.url, settings))
+            .transpose()?;
+        Ok(Some(Decoding {
             values,
             keys,
             client,
             runtime,
-        })
+        }))
     }
 
-    /// Fetches the schemas `messages` name (values and keys) not cached yet.
+    /// Fetches the schemas `messages` name (values and keys) not cached
+    /// yet; refused, it tries the settings as mounted now once more.
     pub(super) fn prefetch(
         &mut self,
         messages: &[OwnedMessage],
     ) -> Result<(), RegistryUnavailable> {
-        let Some(client) = &self.client else {
+        match self.fetch_missing(messages) {
+            Err(e) if e.refused && self.client.as_mut().is_some_and(Registry::reread_settings) => {
+                self.fetch_missing(messages)
+            }
+            done => done,
+        }
+    }
+
+    fn fetch_missing(&mut self, messages: &[OwnedMessage]) -> Result<(), RegistryUnavailable> {
+        let Some(Registry { client, .. }) = &self.client else {
             return Ok(());
         };
         if let Some(values) = self.values.as_mut() {

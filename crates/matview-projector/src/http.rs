@@ -103,6 +103,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         source_error: shared.source_error(),
         store_error: shared.store_error(),
         schema_registry_error: shared.registry_error(),
+        schema_registry_refused: shared.registry_refused(),
     })
 }
 
@@ -120,7 +121,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
                 body["store"] = json!({"writable": false, "error": error});
             }
             if let Some(error) = shared.registry_error() {
-                body["schemaRegistry"] = json!({"reachable": false, "error": error});
+                body["schemaRegistry"] = json!({"reachable": false, "refused": shared.registry_refused(), "error": error});
             }
             Json(body).into_response()
         }

@@ -11,7 +11,6 @@ mod decoding;
 pub mod http;
 pub mod metrics;
 mod reads;
-mod schema_registry;
 pub mod store;
 pub mod store_codec;
 mod troubles;
@@ -55,6 +54,9 @@ pub struct ProjectorConfig {
     pub damaged_store: DamagedStore,
     /// Batches wait while the data directory's file system has less free.
     pub min_free_bytes: u64,
+    /// Where the settings of a secured schema registry are mounted
+    /// (`username`, `password`, `ca.crt`).
+    pub schema_registry_config_dir: Option<PathBuf>,
 }
 
 /// What a projector does with a store that fails its integrity check.
@@ -108,6 +110,8 @@ pub enum ProjectorError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    RegistryAccess(#[from] matview_registry::AccessError),
     #[error("cannot start the projector's threads")]
     Runtime(#[source] std::io::Error),
     #[error("the consume loop panicked")]
@@ -158,6 +162,8 @@ struct Progress {
     store_error: Option<String>,
     /// Why the schema registry cannot answer, while it cannot (batches wait).
     registry_error: Option<String>,
+    /// The registry answered 401 or 403: the credentials need a fix.
+    registry_refused: bool,
     /// Partitions of the source topic, once read.
     partition_count: i32,
 }

@@ -2,6 +2,7 @@
 //! broker, the store, the schema registry — each recorded when it starts
 //! and when it clears (logged once each way).
 
+use matview_registry::RegistryUnavailable;
 use tracing::info;
 
 use super::Shared;
@@ -31,9 +32,11 @@ impl Shared {
     }
 
     /// Records whether the schema registry answers (`None`) or why not.
-    pub(crate) fn set_registry_error(&self, error: Option<String>) {
-        self.metrics.set_registry_reachable(error.is_none());
+    pub(crate) fn set_registry_error(&self, trouble: Option<&RegistryUnavailable>) {
+        self.metrics.set_registry_reachable(trouble.is_none());
+        let error = trouble.map(ToString::to_string);
         if let Ok(mut p) = self.progress.lock() {
+            p.registry_refused = trouble.is_some_and(|t| t.refused);
             let down =
                 "the schema registry cannot answer: holding batches; serving reads from the store";
             replace_trouble(
@@ -51,6 +54,11 @@ impl Shared {
             .lock()
             .ok()
             .and_then(|p| p.registry_error.clone())
+    }
+
+    /// Whether the registry refuses the credentials, while it does.
+    pub fn registry_refused(&self) -> bool {
+        self.progress.lock().is_ok_and(|p| p.registry_refused)
     }
 
     /// Why batches are held, while they are.

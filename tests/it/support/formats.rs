@@ -279,3 +279,19 @@ fn unhex(hex: &str) -> Vec<u8> {
 
 /// A message as Kafka carries it: key and value bytes, `None` for null.
 pub type Framed = (Vec<u8>, Option<Vec<u8>>);
+
+/// A message as produced: key and value bytes, each possibly Kafka's null.
+pub type Produced = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// [`serialize`]d messages as produced, every key present.
+pub fn serialized(
+    python: &Path,
+    registry: &str,
+    topic: &str,
+    messages: &[AvroMessage],
+) -> Vec<Produced> {
+    serialize(python, registry, topic, messages)
+        .into_iter()
+        .map(|(k, v)| (Some(k), v))
+        .collect()
+}
