@@ -1,8 +1,13 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: dev test testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race bench-stores
+.PHONY: dev test fuzz testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race bench-stores
 
 test:
 	hack/test.sh
+
+# Coverage-guided fuzzing of the Avro and Protobuf decoders (nightly Rust, cargo-fuzz).
+FUZZ_SECONDS ?= 300
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) hack/fuzz.sh
 
 # Run it: matview dev with the shop example on its embedded Kafka broker.
 dev:

@@ -7,6 +7,8 @@
 //! - `avro/decode`: the decoder alone (Avro body to JSON text).
 //! - `protobuf/decode+shape`, `protobuf/decode`: the same for Protobuf
 //!   (prices as `google.type.Decimal`).
+//! - `…/decode+shape projected`: decoded writing only what the view's
+//!   paths read (the projector's way), then shaped.
 //! - `avro/apache-avro-value`: apache-avro's `GenericDatumReader` to its
 //!   `Value` tree, no JSON: what the decoder would start from if it used the
 //!   crate's reader (the comparison `matview-formats/src/avro.rs` cites).
@@ -20,7 +22,7 @@ use matview::crd::MaterializedView;
 use matview::engine::{Position, compile};
 use matview::workload::OrderGenerator;
 use matview_formats::registry::ResolvedSchema;
-use matview_formats::{Encoding, SchemaCache};
+use matview_formats::{Encoding, Projection, SchemaCache};
 use serde_json::Value;
 
 const EVENTS: usize = 10_000;
@@ -45,8 +47,9 @@ fn formats(c: &mut Criterion) {
         encode(BenchFormat::Avro, 1),
         encode(BenchFormat::Protobuf, 2),
     );
-    let cache = |encoding, id, schema_type: &str, schema: &str| {
-        let mut cache = SchemaCache::new(encoding);
+    let projection = matview::projector::value_projection(&view);
+    let cache = |encoding, id, schema_type: &str, schema: &str, projection: &Projection| {
+        let mut cache = SchemaCache::with_projection(encoding, projection.clone());
         cache.insert(&ResolvedSchema {
             id,
             schema_type: schema_type.into(),
@@ -55,8 +58,11 @@ fn formats(c: &mut Criterion) {
         });
         cache
     };
-    let avro_cache = cache(Encoding::Avro, 1, "AVRO", AVRO_ORDER);
-    let proto_cache = cache(Encoding::Protobuf, 2, "PROTOBUF", PROTO_ORDER);
+    let all = Projection::All;
+    let avro_cache = cache(Encoding::Avro, 1, "AVRO", AVRO_ORDER, &all);
+    let proto_cache = cache(Encoding::Protobuf, 2, "PROTOBUF", PROTO_ORDER, &all);
+    let avro_projected = cache(Encoding::Avro, 1, "AVRO", AVRO_ORDER, &projection);
+    let proto_projected = cache(Encoding::Protobuf, 2, "PROTOBUF", PROTO_ORDER, &projection);
     let at = Position {
         partition: 0,
         offset: 0,
@@ -95,6 +101,20 @@ fn formats(c: &mut Criterion) {
                 })
             });
         }
+    }
+    for (name, cache, frames) in [
+        ("avro", &avro_projected, &framed),
+        ("protobuf", &proto_projected, &protobuf),
+    ] {
+        let mut out = Vec::new();
+        group.bench_function(format!("{name}/decode+shape projected"), |b| {
+            b.iter(|| {
+                for e in frames {
+                    cache.decode(e, &mut out).expect("decodes");
+                    black_box(view.shape(&out, at).map(|r| r.len()).unwrap_or(0));
+                }
+            })
+        });
     }
     let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
         .build()

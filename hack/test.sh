@@ -27,6 +27,7 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo test --workspace --all-targets --locked --no-fail-fast -- --include-ignored
 step "cargo test --doc" cargo test --workspace --doc --locked
+step "fuzz the decoders (${FUZZ_SECONDS:-30} s each)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" hack/fuzz.sh
 
 echo "==> total $((SECONDS - started)) s"
 if ((${#failed[@]})); then

@@ -13,7 +13,7 @@ use apache_avro::schema::{InnerDecimalSchema, RecordSchema, UuidSchema};
 
 use super::avro_values as values;
 use super::wire::read_long;
-use super::{DecodeError, SchemaError};
+use super::{DecodeError, Projection, SchemaError};
 
 /// Deeper nesting than this is refused: a recursive schema must not let a
 /// message exhaust the stack.
@@ -57,12 +57,23 @@ impl AvroDecoder {
 
     /// Appends the body as JSON to `out`; the whole body must be read.
     pub fn to_json(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        self.to_json_projected(body, &Projection::All, out)
+    }
+
+    /// [`Self::to_json`] writing only the members `projection` keeps (the
+    /// rest is read past, so a bad body is refused all the same).
+    pub fn to_json_projected(
+        &self,
+        body: &[u8],
+        projection: &Projection,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
         let mut reader = Reader {
             input: body,
             entries: 0,
             names: &self.names,
         };
-        reader.value(&self.root, out, 0)?;
+        reader.value(&self.root, projection, out, 0)?;
         if !reader.input.is_empty() {
             return Err(bad(format!(
                 "{} bytes left after the value: the body was not written with this schema",
@@ -173,6 +184,7 @@ impl<'a> Reader<'a> {
     fn value(
         &mut self,
         schema: &Schema,
+        projection: &Projection,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), DecodeError> {
@@ -203,25 +215,27 @@ impl<'a> Reader<'a> {
                     })?;
                 values::string(symbol, out)
             }
-            Schema::Array(a) => {
-                self.entries(out, *b"[]", |r, out| r.value(&a.items, out, depth + 1))?
-            }
+            Schema::Array(a) => self.entries(out, *b"[]", |r, out| {
+                r.value(&a.items, projection, out, depth + 1).map(|()| true)
+            })?,
             Schema::Map(m) => self.entries(out, *b"{}", |r, out| {
-                values::string(r.string()?, out);
+                let key = r.string()?;
+                let Some(inner) = projection.member(key) else {
+                    r.skip(&m.types, depth + 1)?;
+                    return Ok(false);
+                };
+                values::string(key, out);
                 out.push(b':');
-                r.value(&m.types, out, depth + 1)
+                r.value(&m.types, inner, out, depth + 1).map(|()| true)
             })?,
             Schema::Union(u) => {
                 let branch = self.branch(u.variants())?;
-                self.value(branch, out, depth + 1)?;
+                self.value(branch, projection, out, depth + 1)?;
             }
-            Schema::Record(r) => self.record(r, out, depth)?,
+            Schema::Record(r) => self.record(r, projection, out, depth)?,
             Schema::Ref { name } => {
-                let names = self.names;
-                let named = names.get(&name.fullname(None)).ok_or_else(|| {
-                    bad(format!("the schema names {name} but does not define it"))
-                })?;
-                self.value(named, out, depth + 1)?;
+                let named = self.named(name)?;
+                self.value(named, projection, out, depth + 1)?;
             }
             logical => self.logical(logical, out)?,
         }
@@ -229,12 +243,13 @@ impl<'a> Reader<'a> {
     }
 
     /// An array or a map: blocks of entries until an empty one, each entry
-    /// written by `entry`, between `brackets` and separated by commas.
+    /// written by `entry` (which says whether it wrote one), between
+    /// `brackets` and separated by commas.
     fn entries(
         &mut self,
         out: &mut Vec<u8>,
         [open, close]: [u8; 2],
-        mut entry: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<(), DecodeError>,
+        mut entry: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<bool, DecodeError>,
     ) -> Result<(), DecodeError> {
         out.push(open);
         let mut first = true;
@@ -244,25 +259,114 @@ impl<'a> Reader<'a> {
                 break;
             }
             for _ in 0..count {
-                if !std::mem::take(&mut first) {
+                let before = out.len();
+                if !first {
                     out.push(b',');
                 }
-                entry(self, out)?;
+                if entry(self, out)? {
+                    first = false;
+                } else {
+                    out.truncate(before);
+                }
             }
         }
         out.push(close);
         Ok(())
     }
 
+    fn named(&self, name: &apache_avro::schema::Name) -> Result<&'a Schema, DecodeError> {
+        let names = self.names;
+        names
+            .get(&name.fullname(None))
+            .ok_or_else(|| bad(format!("the schema names {name} but does not define it")))
+    }
+
+    /// Reads past a value without writing it: a member the view does not
+    /// address (its bytes are still checked to be there).
+    fn skip(&mut self, schema: &Schema, depth: usize) -> Result<(), DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        match schema {
+            Schema::Null => {}
+            Schema::Boolean => {
+                self.take(1)?;
+            }
+            Schema::Int
+            | Schema::Long
+            | Schema::Enum(_)
+            | Schema::Date
+            | Schema::TimeMillis
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => {
+                self.long()?;
+            }
+            Schema::Float => {
+                self.take(4)?;
+            }
+            Schema::Double => {
+                self.take(8)?;
+            }
+            Schema::Bytes
+            | Schema::String
+            | Schema::BigDecimal
+            | Schema::Uuid(UuidSchema::String | UuidSchema::Bytes) => {
+                self.bytes()?;
+            }
+            Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
+                self.take(f.size)?;
+            }
+            Schema::Decimal(d) => match &d.inner {
+                InnerDecimalSchema::Bytes => {
+                    self.bytes()?;
+                }
+                InnerDecimalSchema::Fixed(f) => {
+                    self.take(f.size)?;
+                }
+            },
+            Schema::Array(a) => self.entries(&mut Vec::new(), *b"[]", |r, _| {
+                r.skip(&a.items, depth + 1).map(|()| false)
+            })?,
+            Schema::Map(m) => self.entries(&mut Vec::new(), *b"{}", |r, _| {
+                r.bytes()?;
+                r.skip(&m.types, depth + 1).map(|()| false)
+            })?,
+            Schema::Union(u) => {
+                let branch = self.branch(u.variants())?;
+                self.skip(branch, depth + 1)?;
+            }
+            Schema::Record(r) => {
+                for field in &r.fields {
+                    self.skip(&field.schema, depth + 1)?;
+                }
+            }
+            Schema::Ref { name } => {
+                let named = self.named(name)?;
+                self.skip(named, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
     fn record(
         &mut self,
         record: &RecordSchema,
+        projection: &Projection,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), DecodeError> {
         out.push(b'{');
         let mut first = true;
         for field in &record.fields {
+            let Some(inner) = projection.member(&field.name) else {
+                self.skip(&field.schema, depth + 1)?;
+                continue;
+            };
             // A null (or a union's null branch) is an absent member.
             let schema = match &field.schema {
                 Schema::Null => continue,
@@ -277,7 +381,7 @@ impl<'a> Reader<'a> {
             }
             values::string(&field.name, out);
             out.push(b':');
-            self.value(schema, out, depth + 1)?;
+            self.value(schema, inner, out, depth + 1)?;
         }
         out.push(b'}');
         Ok(())

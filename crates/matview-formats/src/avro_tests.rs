@@ -7,7 +7,7 @@ use num_bigint::BigInt;
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::{AvroDecoder, DecodeError};
+use super::{AvroDecoder, DecodeError, Projection};
 
 const ITEM: &str = r#"{"type":"record","name":"Item","namespace":"shop","fields":[
   {"name":"itemId","type":"string"},
@@ -55,9 +55,9 @@ fn json_of(decoder: &AvroDecoder, body: &[u8]) -> Result<serde_json::Value, Deco
     Ok(serde_json::from_slice(&out).expect("the decoder writes JSON"))
 }
 
-#[test]
-fn an_order_with_referenced_items_reads_as_json() {
-    let order = Value::Record(vec![
+/// An order using every kind of member the schema has.
+fn sample_order() -> Value {
+    Value::Record(vec![
         ("orderId".into(), Value::String("o-1".into())),
         ("placedAt".into(), Value::TimestampMillis(1_764_775_200_123)),
         ("day".into(), Value::Date(20_425)),
@@ -81,7 +81,12 @@ fn an_order_with_referenced_items_reads_as_json() {
             "note".into(),
             Value::Union(1, Box::new(Value::String("ring \"twice\"".into()))),
         ),
-    ]);
+    ])
+}
+
+#[test]
+fn an_order_with_referenced_items_reads_as_json() {
+    let order = sample_order();
     let body = encode(ORDER, &[ITEM], order);
     let decoder = AvroDecoder::new(1, ORDER, &[ITEM.to_string()]).expect("decoder");
     let mut text = Vec::new();
@@ -106,6 +111,44 @@ fn an_order_with_referenced_items_reads_as_json() {
             "note": "ring \"twice\""
         })
     );
+}
+
+#[test]
+fn a_projection_writes_only_the_paths_a_view_reads_and_still_reads_every_byte() {
+    let body = encode(ORDER, &[ITEM], sample_order());
+    let decoder = AvroDecoder::new(1, ORDER, &[ITEM.to_string()]).expect("decoder");
+    let path = |p: &[&str]| p.iter().map(|t| t.to_string()).collect::<Vec<String>>();
+    let paths = [
+        path(&["orderId"]),
+        path(&["items", "price"]),
+        path(&["attributes", "gift"]),
+    ];
+    let needed = [path(&["items"])];
+    let projection = Projection::of_paths(
+        paths.iter().map(Vec::as_slice),
+        needed.iter().map(Vec::as_slice),
+    );
+    let mut out = Vec::new();
+    decoder
+        .to_json_projected(&body, &projection, &mut out)
+        .expect("decodes");
+    let got: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+    assert_eq!(
+        got,
+        json!({
+            "orderId": "o-1",
+            "items": [{"price": 4.99}, {"price": -0.0005}],
+            "attributes": {"gift": 1}
+        })
+    );
+    // What is read past is still read: a truncated or overlong body is refused.
+    for broken in [
+        &body[..body.len() - 1],
+        &[body.as_slice(), &[0]].concat()[..],
+    ] {
+        let said = decoder.to_json_projected(broken, &projection, &mut Vec::new());
+        assert!(matches!(said, Err(DecodeError::BadEncoding(_))), "{said:?}");
+    }
 }
 
 /// An Avro long, zig-zag varint, written by hand.

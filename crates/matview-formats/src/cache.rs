@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::registry::ResolvedSchema;
 use super::wire::{self, unframe};
-use super::{AvroDecoder, DecodeError, ProtobufDecoder, SchemaError};
+use super::{AvroDecoder, DecodeError, Projection, ProtobufDecoder, SchemaError};
 
 /// The encodings a cache decodes, as the registry names schema types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +46,21 @@ enum Entry {
 pub struct SchemaCache {
     encoding: Encoding,
     entries: HashMap<u32, Entry>,
+    /// What of each value to write.
+    projection: Projection,
 }
 
 impl SchemaCache {
     pub fn new(encoding: Encoding) -> SchemaCache {
+        SchemaCache::with_projection(encoding, Projection::All)
+    }
+
+    /// A cache whose decodes write only what `projection` keeps.
+    pub fn with_projection(encoding: Encoding, projection: Projection) -> SchemaCache {
         SchemaCache {
             encoding,
             entries: HashMap::new(),
+            projection,
         }
     }
 
@@ -109,8 +117,12 @@ impl SchemaCache {
         out.clear();
         let frame = unframe(value)?;
         match self.entries.get(&frame.schema_id) {
-            Some(Entry::Ready(Decoder::Avro(d))) => d.to_json(frame.body, out),
-            Some(Entry::Ready(Decoder::Protobuf(d))) => d.to_json(frame.body, out),
+            Some(Entry::Ready(Decoder::Avro(d))) => {
+                d.to_json_projected(frame.body, &self.projection, out)
+            }
+            Some(Entry::Ready(Decoder::Protobuf(d))) => {
+                d.to_json_projected(frame.body, &self.projection, out)
+            }
             Some(Entry::Unusable(e)) => Err(DecodeError::BadEncoding(e.to_string())),
             Some(Entry::Unknown) | None => Err(DecodeError::UnknownSchema(frame.schema_id)),
         }

@@ -8,6 +8,7 @@
 mod avro;
 mod avro_values;
 pub mod cache;
+mod projection;
 mod protobuf;
 mod protobuf_json;
 pub mod registry;
@@ -16,6 +17,7 @@ pub mod wire;
 
 pub use avro::AvroDecoder;
 pub use cache::{Encoding, SchemaCache};
+pub use projection::Projection;
 pub use protobuf::ProtobufDecoder;
 pub use shape::Shape;
 

@@ -16,7 +16,7 @@ use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
 use super::registry::NamedSchema;
 use super::wire::read_long;
-use super::{DecodeError, SchemaError, protobuf_json};
+use super::{DecodeError, Projection, SchemaError, protobuf_json};
 
 /// Message indexes deeper than this are refused (nesting of message types).
 const MAX_INDEXES: usize = 32;
@@ -126,6 +126,16 @@ impl ProtobufDecoder {
 
     /// Appends the framed body (message indexes, then the message) as JSON.
     pub fn to_json(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        self.to_json_projected(body, &Projection::All, out)
+    }
+
+    /// [`Self::to_json`] writing only the members `projection` keeps.
+    pub fn to_json_projected(
+        &self,
+        body: &[u8],
+        projection: &Projection,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
         let bad = |detail: String| DecodeError::BadEncoding(detail);
         let mut rest = body;
         let count = read_long(&mut rest)?;
@@ -142,7 +152,7 @@ impl ProtobufDecoder {
         let descriptor = self.message(&indexes)?;
         let message = DynamicMessage::decode(descriptor.clone(), rest)
             .map_err(|e| bad(format!("not a {} message: {e}", descriptor.full_name())))?;
-        protobuf_json::message(&message, out, 0)
+        protobuf_json::message(&message, projection, out, 0)
     }
 
     fn message(&self, indexes: &[i64]) -> Result<MessageDescriptor, DecodeError> {

@@ -10,13 +10,18 @@ use std::io::Write;
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
 
-use super::DecodeError;
 use super::avro_values as values;
+use super::{DecodeError, Projection};
 
 /// Nesting deeper than this is refused (recursive message types).
 const MAX_DEPTH: usize = 64;
 
-pub fn message(msg: &DynamicMessage, out: &mut Vec<u8>, depth: usize) -> Result<(), DecodeError> {
+pub fn message(
+    msg: &DynamicMessage,
+    projection: &Projection,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError::BadEncoding(format!(
             "nested deeper than {MAX_DEPTH} levels"
@@ -28,6 +33,9 @@ pub fn message(msg: &DynamicMessage, out: &mut Vec<u8>, depth: usize) -> Result<
     out.push(b'{');
     let mut first = true;
     for field in msg.descriptor().fields() {
+        let Some(inner) = projection.member(field.name()) else {
+            continue;
+        };
         if field.supports_presence() && !msg.has_field(&field) {
             continue;
         }
@@ -36,7 +44,7 @@ pub fn message(msg: &DynamicMessage, out: &mut Vec<u8>, depth: usize) -> Result<
         }
         values::string(field.name(), out);
         out.push(b':');
-        field_value(&field, &msg.get_field(&field), out, depth)?;
+        field_value(&field, &msg.get_field(&field), inner, out, depth)?;
     }
     out.push(b'}');
     Ok(())
@@ -45,6 +53,7 @@ pub fn message(msg: &DynamicMessage, out: &mut Vec<u8>, depth: usize) -> Result<
 fn field_value(
     field: &FieldDescriptor,
     value: &Value,
+    projection: &Projection,
     out: &mut Vec<u8>,
     depth: usize,
 ) -> Result<(), DecodeError> {
@@ -55,7 +64,7 @@ fn field_value(
                 if i > 0 {
                     out.push(b',');
                 }
-                scalar(&field.kind(), item, out, depth)?;
+                scalar(&field.kind(), item, projection, out, depth)?;
             }
             out.push(b']');
         }
@@ -65,20 +74,24 @@ fn field_value(
                 other => other,
             };
             // Sorted keys: the same message always reads as the same text.
-            let mut sorted: Vec<_> = entries.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let mut sorted: Vec<_> = entries.iter().map(|(k, v)| (map_key(k), v)).collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
             out.push(b'{');
-            for (i, (key, item)) in sorted.into_iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            for (key, item) in sorted {
+                let Some(inner) = projection.member(&key) else {
+                    continue;
+                };
+                if !std::mem::take(&mut first) {
                     out.push(b',');
                 }
-                values::string(&map_key(key), out);
+                values::string(&key, out);
                 out.push(b':');
-                scalar(&value_kind, item, out, depth)?;
+                scalar(&value_kind, item, inner, out, depth)?;
             }
             out.push(b'}');
         }
-        single => scalar(&field.kind(), single, out, depth)?,
+        single => scalar(&field.kind(), single, projection, out, depth)?,
     }
     Ok(())
 }
@@ -94,7 +107,13 @@ fn map_key(key: &MapKey) -> String {
     }
 }
 
-fn scalar(kind: &Kind, value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), DecodeError> {
+fn scalar(
+    kind: &Kind,
+    value: &Value,
+    projection: &Projection,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), DecodeError> {
     match value {
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::I32(v) => values::integer(i64::from(*v), out),
@@ -115,7 +134,7 @@ fn scalar(kind: &Kind, value: &Value, out: &mut Vec<u8>, depth: usize) -> Result
             },
             _ => values::integer(i64::from(*n), out),
         },
-        Value::Message(m) => message(m, out, depth + 1)?,
+        Value::Message(m) => message(m, projection, out, depth + 1)?,
         Value::List(_) | Value::Map(_) => {
             return Err(DecodeError::BadEncoding(
                 "a list or map inside a list or map".into(),
@@ -156,7 +175,7 @@ fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeErr
         | "google.protobuf.BytesValue" => {
             let value_field = msg.descriptor().get_field(1);
             match (value_field, field(1)) {
-                (Some(f), Some(v)) => scalar(&f.kind(), &v, out, 0)?,
+                (Some(f), Some(v)) => scalar(&f.kind(), &v, &Projection::All, out, 0)?,
                 _ => out.extend_from_slice(b"null"),
             }
         }

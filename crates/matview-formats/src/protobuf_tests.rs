@@ -7,7 +7,7 @@ use prost_reflect::{DynamicMessage, MapKey, Value};
 use serde_json::json;
 
 use super::registry::NamedSchema;
-use super::{DecodeError, ProtobufDecoder};
+use super::{DecodeError, Projection, ProtobufDecoder};
 
 const ITEM: &str = r#"syntax = "proto3";
 package shop;
@@ -120,6 +120,7 @@ fn an_order_reads_with_oneof_maps_enums_and_well_known_types() {
 
     // A single 0: the file's first message.
     let body = framed(&[0], &order);
+    projected_reads_only_the_paths(&body);
     let mut text = Vec::new();
     decoder().to_json(&body, &mut text).expect("decodes");
     let text = String::from_utf8(text).expect("utf-8");
@@ -143,6 +144,29 @@ fn an_order_reads_with_oneof_maps_enums_and_well_known_types() {
             "status": "PAID",
             "note": "ring twice",
             "total_cents": 0
+        })
+    );
+}
+
+/// Only the members a view's paths reach are written.
+fn projected_reads_only_the_paths(body: &[u8]) {
+    let path = |p: &[&str]| p.iter().map(|t| t.to_string()).collect::<Vec<String>>();
+    let paths = [
+        path(&["order_id"]),
+        path(&["items", "price"]),
+        path(&["counters", "views"]),
+    ];
+    let projection = Projection::of_paths(paths.iter().map(Vec::as_slice), []);
+    let mut out = Vec::new();
+    decoder()
+        .to_json_projected(body, &projection, &mut out)
+        .expect("decodes");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out).expect("json"),
+        json!({
+            "order_id": "o-1",
+            "items": [{"price": 12345678901234567890.1234}],
+            "counters": {"views": 9007199254740993u64}
         })
     );
 }

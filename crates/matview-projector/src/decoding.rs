@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use matview_crd::{EventFormat, KeyFormat};
-use matview_engine::EventError;
-use matview_formats::{DecodeError, Encoding, SchemaCache};
+use matview_crd::{Envelope, EventFormat, KeyFormat};
+use matview_engine::pointer::{FieldPointer, Scope};
+use matview_engine::{CompiledView, EventError};
+use matview_formats::{DecodeError, Encoding, Projection, SchemaCache};
 use matview_registry::{AccessError, Fetched, RegistryAccess, RegistryClient, RegistryUnavailable};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::runtime::Handle;
@@ -28,6 +29,8 @@ enum Keys {
 
 pub(super) struct Decoding {
     values: Option<SchemaCache>,
+    /// The view's bound on an event, on the message as it arrives.
+    max_event_bytes: usize,
     keys: Keys,
     client: Option<Registry>,
     runtime: Handle,
@@ -99,7 +102,9 @@ impl Decoding {
         runtime: Handle,
     ) -> Result<Option<Decoding>, AccessError> {
         let source = &shared.view.spec.source;
-        let values = encoding(source.format).map(SchemaCache::new);
+        let compiled = &shared.view.compiled;
+        let values = encoding(source.format)
+            .map(|e| SchemaCache::with_projection(e, value_projection(compiled)));
         let keys = match source.key_format {
             KeyFormat::String => Keys::Raw,
             KeyFormat::Json => Keys::Json,
@@ -118,6 +123,7 @@ impl Decoding {
             .transpose()?;
         Ok(Some(Decoding {
             values,
+            max_event_bytes: compiled.max_event_bytes,
             keys,
             client,
             runtime,
@@ -160,6 +166,12 @@ impl Decoding {
         buf: &'a mut Vec<u8>,
     ) -> Result<Option<&'a [u8]>, EventError> {
         match (&self.values, value) {
+            (Some(_), Some(framed)) if framed.len() > self.max_event_bytes => {
+                Err(EventError::TooLarge {
+                    size: framed.len(),
+                    max: self.max_event_bytes,
+                })
+            }
             (Some(schemas), Some(framed)) => {
                 schemas.decode(framed, buf).map_err(event_error)?;
                 Ok(Some(buf.as_slice()))
@@ -192,6 +204,35 @@ impl Decoding {
         }
         Ok(Some(buf.as_slice()))
     }
+}
+
+/// What of each value the view reads: the paths of its key, id and fields
+/// (element paths under the exploded array), and the exploded array itself.
+/// A Debezium event is read through its envelope's members: all of it.
+pub fn value_projection(view: &CompiledView) -> Projection {
+    if view.envelope == Envelope::Debezium {
+        return Projection::All;
+    }
+    let explode: Vec<String> = view
+        .explode
+        .as_ref()
+        .map(|e| e.tokens().to_vec())
+        .unwrap_or_default();
+    let from_root = |p: &FieldPointer| -> Vec<String> {
+        match p.scope {
+            Scope::Event => p.tokens().to_vec(),
+            Scope::Element => explode.iter().chain(p.tokens()).cloned().collect(),
+        }
+    };
+    let pointers = [Some(&view.key), view.id.as_ref()]
+        .into_iter()
+        .flatten()
+        .chain(view.fields.iter().map(|f| &f.pointer));
+    let paths: Vec<Vec<String>> = pointers.map(from_root).collect();
+    Projection::of_paths(
+        paths.iter().map(Vec::as_slice),
+        view.explode.iter().map(|e| e.tokens()),
+    )
 }
 
 /// A JSON key written back canonically: members sorted (serde_json's map
@@ -240,6 +281,27 @@ pub(super) fn event_error(error: DecodeError) -> EventError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn example(text: &str) -> CompiledView {
+        let view: matview_crd::MaterializedView = serde_yaml_ng::from_str(text).expect("parses");
+        matview_engine::compile(&view.spec).expect("compiles")
+    }
+
+    #[test]
+    fn a_view_decodes_only_the_members_its_paths_reach() {
+        let shop = example(include_str!("../../../examples/items-by-price.yaml"));
+        let p = value_projection(&shop);
+        assert!(p.member("userId").is_some() && p.member("orderId").is_some());
+        assert!(p.member("country").is_none() && p.member("placedAt").is_none());
+        let items = p.member("items").expect("the exploded array");
+        for read in ["itemId", "name", "price"] {
+            assert_eq!(items.member(read), Some(&Projection::All), "{read}");
+        }
+        assert!(items.member("quantity").is_none());
+        // A change event is read through its envelope: all of it.
+        let cdc = example(include_str!("../../../examples/orders-from-postgres.yaml"));
+        assert_eq!(value_projection(&cdc), Projection::All);
+    }
 
     #[test]
     fn json_keys_compare_by_content() {
