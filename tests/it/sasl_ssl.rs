@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use matview::crd::{Condition, ConditionStatus, ConditionType, MaterializedView};
+use matview::crd::MaterializedView;
 use matview::workload::OrderGenerator;
 use serde_json::Value;
 
 use crate::support::own_broker::OwnBroker;
 use crate::support::projector::{Projector, produce_orders_at, reference, shop_view_yaml};
-use crate::support::stack::{Stack, shop_view, stack};
+use crate::support::stack::{Stack, shop_view, source_refused, stack};
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
 /// librdkafka properties for the SASL_SSL listener, as a Secret's file.
@@ -126,23 +126,6 @@ fn view_from_secret(name: &str, topic: &str, secret: &str) -> MaterializedView {
         config_map_name: None,
     });
     view
-}
-
-/// `SourceReady` of the view, once it is False.
-async fn source_refused(views: &Api<MaterializedView>, name: &str) -> Condition {
-    eventually(
-        &format!("{name}: SourceReady=False"),
-        Duration::from_secs(120),
-        || async {
-            let status = views.get(name).await.ok()?.status?;
-            status
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == ConditionType::SourceReady)
-                .filter(|c| c.status == ConditionStatus::False)
-        },
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,15 +10,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use matview::crd::{
-    ConditionStatus, ConditionType, ConfigFrom, EventFormat, MaterializedView, SchemaRegistry,
-};
+use matview::crd::{ConditionType, ConfigFrom, EventFormat, MaterializedView, SchemaRegistry};
 
 use crate::support::formats::{AvroMessage, avro_order, serialized};
 use crate::support::orders::{Orders, orders};
 use crate::support::own_registry::SecuredRegistry;
 use crate::support::projector::{Projector, reference, shop_view_yaml};
-use crate::support::stack::{Stack, shop_view, stack};
+use crate::support::stack::{Stack, shop_view, source_refused, stack};
 use crate::support::{TestEnv, eventually, kafka, run_ok, unique_name};
 
 /// The registry's settings as a Secret: what a platform team would write.
@@ -59,6 +57,27 @@ fn avro_view(name: &str, topic: &str, url: &str, secret: &str) -> MaterializedVi
     view
 }
 
+/// `count` seeded orders in Avro into `topic`, as confluent-kafka's
+/// serializer writes them. It registers through the registry's plain
+/// address: the same schemas, under the same ids, as the front serves.
+async fn produce_avro_orders(
+    registry: &SecuredRegistry,
+    topic: &str,
+    seed: u64,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let env = TestEnv::get();
+    let orders = orders(Orders {
+        seed,
+        users: 25,
+        count,
+    });
+    let messages: Vec<AvroMessage> = orders.iter().map(|o| avro_order(o, "v1")).collect();
+    let framed = serialized(&env.serdes_python, &registry.registry.url, topic, &messages);
+    kafka::produce_raw(env, topic, &framed).await;
+    orders
+}
+
 /// What every projector pod of the stack wrote.
 fn pod_logs(st: &Stack) -> String {
     let pods = st.work.path().join("pods");
@@ -93,21 +112,7 @@ async fn a_view_reads_a_registry_behind_tls_and_basic_auth_and_a_wrong_password_
     let registry = tokio::task::block_in_place(|| SecuredRegistry::start("secured"));
     let st = stack("sreg", "kubernetes").await;
     let topic = kafka::create_topic(env, "secured-avro", 2).await;
-    let orders = orders(Orders {
-        seed: 0x5ec0,
-        users: 25,
-        count: 200,
-    });
-    let messages: Vec<AvroMessage> = orders.iter().map(|o| avro_order(o, "v1")).collect();
-    // The producer registers through the registry's plain address: the
-    // same schemas, under the same ids, as the front serves.
-    let framed = serialized(
-        &env.serdes_python,
-        &registry.registry.url,
-        &topic,
-        &messages,
-    );
-    kafka::produce_raw(env, &topic, &framed).await;
+    let orders = produce_avro_orders(&registry, &topic, 0x5ec0, 200).await;
     let expected = reference(&orders);
 
     // Admission reads the schema through the same Secret: a path the
@@ -158,19 +163,7 @@ async fn a_view_reads_a_registry_behind_tls_and_basic_auth_and_a_wrong_password_
         .create(&PostParams::default(), &refused)
         .await
         .expect("view");
-    let condition = eventually(
-        "refused: SourceReady=False",
-        Duration::from_secs(120),
-        || async {
-            let status = st.views.get("refused").await.ok()?.status?;
-            status
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == ConditionType::SourceReady)
-                .filter(|c| c.status == ConditionStatus::False)
-        },
-    )
-    .await;
+    let condition = source_refused(&st.views, "refused").await;
     assert_eq!(
         condition.reason, "SchemaRegistryAuthenticationFailed",
         "{condition:?}"
@@ -226,19 +219,7 @@ async fn a_projector_rereads_refused_settings_and_heals_when_they_are_fixed() {
     let registry = tokio::task::block_in_place(|| SecuredRegistry::start("secured-dir"));
     let topic = kafka::create_topic(env, "secured-dir", 1).await;
     let dead_letter = kafka::create_topic(env, "secured-dir-dlq", 1).await;
-    let orders = orders(Orders {
-        seed: 0x5ec1,
-        users: 12,
-        count: 90,
-    });
-    let messages: Vec<AvroMessage> = orders.iter().map(|o| avro_order(o, "v1")).collect();
-    let framed = serialized(
-        &env.serdes_python,
-        &registry.registry.url,
-        &topic,
-        &messages,
-    );
-    kafka::produce_raw(env, &topic, &framed).await;
+    let orders = produce_avro_orders(&registry, &topic, 0x5ec1, 90).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = shop_view_yaml(env, &unique_name("secured-dir"), &topic, &dead_letter, 1).replace(
@@ -280,7 +261,7 @@ async fn a_projector_rereads_refused_settings_and_heals_when_they_are_fixed() {
 
     write("password", &registry.password);
     projector
-        .wait_applied(framed.len() as i64, Duration::from_secs(90))
+        .wait_applied(orders.len() as i64, Duration::from_secs(90))
         .await;
     let want = reference(&orders);
     assert_eq!(projector.rows(want.keys()).await, want);

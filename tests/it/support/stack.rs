@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, PostParams};
-use matview::crd::MaterializedView;
+use matview::crd::{Condition, ConditionStatus, ConditionType, MaterializedView};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
@@ -460,4 +460,21 @@ fn spawn_readers(
             })
         })
         .collect()
+}
+
+/// `SourceReady` of the view, once it is False.
+pub async fn source_refused(views: &Api<MaterializedView>, name: &str) -> Condition {
+    eventually(
+        &format!("{name}: SourceReady=False"),
+        Duration::from_secs(120),
+        || async {
+            let status = views.get(name).await.ok()?.status?;
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == ConditionType::SourceReady)
+                .filter(|c| c.status == ConditionStatus::False)
+        },
+    )
+    .await
 }
