@@ -12,7 +12,7 @@ use kube::api::Api;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use matview_api::view::ValidatedView;
-use matview_crd::{ConfigFrom, EventFormat, MaterializedView};
+use matview_crd::{ConditionType, ConfigFrom, EventFormat, MaterializedView};
 use matview_formats::Shape;
 use matview_registry::{Fetched, RegistryAccess, RegistryClient, check};
 
@@ -30,7 +30,23 @@ pub(super) enum SchemaAdmission {
     Unchecked(String),
 }
 
-/// The check, once per generation that fits.
+/// Whether status already describes this generation as accepted: its spec
+/// was admitted (and built) before, so a schema that moved on since (or an
+/// operator restarted) does not refuse a view that serves.
+pub(super) fn admitted_before(view: &MaterializedView) -> bool {
+    let Some(status) = view.status.as_ref() else {
+        return false;
+    };
+    let refused = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::Ready && c.reason == "InvalidSpec");
+    status.observed_generation.is_some()
+        && status.observed_generation == view.meta().generation
+        && !refused
+}
+
+/// The check of a spec not admitted before, once per generation that fits.
 pub(super) async fn admit(
     ctx: &Context,
     view: &MaterializedView,
@@ -44,7 +60,7 @@ pub(super) async fn admit(
     }
     let uid = view.uid().unwrap_or_default();
     let generation = view.meta().generation;
-    if ctx.memo.schema_fitted(&uid, generation) {
+    if ctx.memo.schema_fitted(&uid, generation) || admitted_before(view) {
         return SchemaAdmission::NothingToCheck;
     }
     let outcome = match access(ctx, view, registry.config_from.as_ref()).await {
@@ -144,4 +160,40 @@ async fn access(
         _ => BTreeMap::new(),
     };
     RegistryAccess::from_entries(&entries).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use matview_crd::{Condition, ConditionStatus, MaterializedViewStatus};
+
+    fn view(generation: i64, status: Option<(i64, &str)>) -> MaterializedView {
+        let text = include_str!("../../../examples/items-by-price-avro.yaml");
+        let mut view: MaterializedView = serde_yaml_ng::from_str(text).expect("example");
+        view.metadata.generation = Some(generation);
+        view.status = status.map(|(observed, reason)| MaterializedViewStatus {
+            observed_generation: Some(observed),
+            conditions: vec![Condition {
+                type_: ConditionType::Ready,
+                status: ConditionStatus::True,
+                reason: reason.into(),
+                message: String::new(),
+                observed_generation: Some(observed),
+                last_transition_time: None,
+            }],
+            ..Default::default()
+        });
+        view
+    }
+
+    #[test]
+    fn a_spec_is_checked_until_status_says_it_was_accepted() {
+        assert!(!admitted_before(&view(1, None)), "new");
+        assert!(!admitted_before(&view(2, Some((1, "CaughtUp")))), "changed");
+        assert!(
+            !admitted_before(&view(2, Some((2, "InvalidSpec")))),
+            "refused"
+        );
+        assert!(admitted_before(&view(2, Some((2, "CaughtUp")))), "accepted");
+    }
 }
