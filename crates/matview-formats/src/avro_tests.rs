@@ -202,6 +202,19 @@ fn decimals_of_any_width_keep_every_digit() {
             format!(r#"{{"d":{sign}{whole}.{fraction},"f":-2.50}}"#)
         );
     }
+    // More integer digits than any JSON reader takes (a fuzzer's find: the
+    // bytes of a decimal are not bounded by its precision): a bad encoding,
+    // not text the engine cannot read.
+    let huge: BigInt = format!("-{}", "7".repeat(420)).parse().expect("digits");
+    let bytes = huge.to_signed_bytes_be();
+    let mut body = long(bytes.len() as i64);
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(&[0; 12]);
+    let said = decoder.to_json(&body, &mut Vec::new());
+    assert!(
+        matches!(&said, Err(DecodeError::BadEncoding(d)) if d.contains("integer digits")),
+        "{said:?}"
+    );
 }
 
 #[test]

@@ -55,7 +55,22 @@ pub fn base64(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// A decimal: big-endian two's-complement unscaled digits and the schema's
 /// scale, written exactly (`-12.3400` for -123400 at scale 4).
+/// Integer digits a decimal may have: JSON readers (the engine's among them)
+/// take a number up to about 1.8e308, so a longer one would make the event
+/// unreadable; it is a bad encoding instead (no schema's precision is near it).
+const MAX_INTEGER_DIGITS: usize = 300;
+
 pub fn decimal(unscaled: &[u8], scale: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    decimal_times_ten_to(unscaled, scale, 0, out)
+}
+
+/// The decimal `unscaled` × 10^(`zeros` − `scale`).
+fn decimal_times_ten_to(
+    unscaled: &[u8],
+    scale: usize,
+    zeros: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     if unscaled.is_empty() {
         return Err(bad("a decimal has no bytes"));
     }
@@ -68,7 +83,14 @@ pub fn decimal(unscaled: &[u8], scale: usize, out: &mut Vec<u8>) -> Result<(), D
     } else {
         BigInt::from_signed_bytes_be(unscaled).to_string()
     };
+    let integer_digits = digits.trim_start_matches('-').len().saturating_sub(scale) + zeros;
+    if integer_digits > MAX_INTEGER_DIGITS {
+        return Err(bad(format!(
+            "a decimal of {integer_digits} integer digits (at most {MAX_INTEGER_DIGITS} are read)"
+        )));
+    }
     write_scaled(&digits, scale, out);
+    out.extend(std::iter::repeat_n(b'0', zeros));
     Ok(())
 }
 
@@ -116,9 +138,7 @@ pub fn big_decimal(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     if scale >= 0 {
         return decimal(unscaled, scale as usize, out);
     }
-    decimal(unscaled, 0, out)?;
-    out.extend(std::iter::repeat_n(b'0', scale.unsigned_abs() as usize));
-    Ok(())
+    decimal_times_ten_to(unscaled, 0, scale.unsigned_abs() as usize, out)
 }
 
 pub fn uuid(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {

@@ -184,7 +184,13 @@ fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeErr
                 Some(Value::String(s)) => s,
                 _ => String::new(),
             };
-            if is_decimal(&text) {
+            // A number JSON readers take (up to about 1.8e308), else its text.
+            let integer_digits = text
+                .trim_start_matches('-')
+                .split('.')
+                .next()
+                .map_or(0, str::len);
+            if is_decimal(&text) && integer_digits <= 300 {
                 out.extend_from_slice(text.as_bytes());
             } else {
                 values::string(&text, out);
