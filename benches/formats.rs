@@ -7,8 +7,8 @@
 //! - `avro/decode`: the decoder alone (Avro body to JSON text).
 //! - `protobuf/decode+shape`, `protobuf/decode`: the same for Protobuf
 //!   (prices as `google.type.Decimal`).
-//! - `…/decode+shape projected`: decoded writing only what the view's
-//!   paths read (the projector's way), then shaped.
+//! - `…/decode+shape tape`: the projector's way: decoded onto a tape (no
+//!   JSON text), only what the view's paths read, then shaped from the tape.
 //! - `avro/apache-avro-value`: apache-avro's `GenericDatumReader` to its
 //!   `Value` tree, no JSON: what the decoder would start from if it used the
 //!   crate's reader (the comparison `matview-formats/src/avro.rs` cites).
@@ -19,7 +19,7 @@ use apache_avro::Schema;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use matview::bench::encoded_orders::{AVRO_ORDER, BenchFormat, OrderEncoder, PROTO_ORDER};
 use matview::crd::MaterializedView;
-use matview::engine::{Position, compile};
+use matview::engine::{Position, Tape, compile};
 use matview::workload::OrderGenerator;
 use matview_formats::registry::ResolvedSchema;
 use matview_formats::{Encoding, Projection, SchemaCache};
@@ -106,12 +106,12 @@ fn formats(c: &mut Criterion) {
         ("avro", &avro_projected, &framed),
         ("protobuf", &proto_projected, &protobuf),
     ] {
-        let mut out = Vec::new();
-        group.bench_function(format!("{name}/decode+shape projected"), |b| {
+        let mut tape = Tape::new();
+        group.bench_function(format!("{name}/decode+shape tape"), |b| {
             b.iter(|| {
                 for e in frames {
-                    cache.decode(e, &mut out).expect("decodes");
-                    black_box(view.shape(&out, at).map(|r| r.len()).unwrap_or(0));
+                    cache.decode_to_tape(e, &mut tape).expect("decodes");
+                    black_box(view.shape_tape(&tape, at).map(|r| r.len()).unwrap_or(0));
                 }
             })
         });

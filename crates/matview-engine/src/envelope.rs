@@ -2,13 +2,12 @@
 //! records (`append`), the latest state of one source entity (`upsert`), or
 //! a Debezium change event (`debezium`). Pure: message in, change out.
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::compile::CompiledView;
 use super::json::JsonKind;
+use super::node::{EventLevel, EventNode};
 use super::pointer::FieldPointer;
 use super::shape::{EventError, Position, Record};
+use super::tape::{Tape, TapeNode};
 use matview_crd::Envelope;
 
 /// What one message does to the view.
@@ -26,16 +25,13 @@ pub enum MessageChange {
     Ignore,
 }
 
-/// The Debezium change event, its members read lazily.
-#[derive(Deserialize)]
-struct ChangeEvent<'a> {
-    #[serde(default, borrow)]
-    op: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    after: Option<&'a RawValue>,
-    /// The JSON converter's wrapper (`schemas.enable=true`) puts the event here.
-    #[serde(default, borrow)]
-    payload: Option<&'a RawValue>,
+/// A message's value as it reaches the engine.
+#[derive(Debug, Clone, Copy)]
+pub enum EventValue<'a> {
+    /// JSON text, as produced (validated here).
+    Json(&'a [u8]),
+    /// A binary event a decoder read.
+    Decoded(&'a Tape),
 }
 
 impl CompiledView {
@@ -46,53 +42,85 @@ impl CompiledView {
         value: Option<&[u8]>,
         position: Position,
     ) -> Result<MessageChange, EventError> {
+        self.shape_event(key, value.map(EventValue::Json), position)
+    }
+
+    /// [`Self::shape_message`] for a value in either form.
+    pub fn shape_event(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<EventValue<'_>>,
+        position: Position,
+    ) -> Result<MessageChange, EventError> {
         match self.envelope {
             Envelope::Append => self
-                .shape(value.unwrap_or_default(), position)
+                .records(value.unwrap_or(EventValue::Json(&[])), position)
                 .map(MessageChange::Add),
             Envelope::Upsert => {
                 let source = key.ok_or(EventError::MissingKey)?.to_vec();
                 let records = match value {
                     None => Vec::new(),
-                    Some(value) => self.shape(value, position)?,
+                    Some(value) => self.records(value, position)?,
                 };
                 Ok(MessageChange::Replace { source, records })
             }
-            Envelope::Debezium => self.debezium(key, value, position),
+            // The tombstone after a delete: the delete already removed the key.
+            Envelope::Debezium => match value {
+                None => Ok(MessageChange::Ignore),
+                Some(EventValue::Json(bytes)) => {
+                    self.debezium(key, self.parse_root(bytes)?, position)
+                }
+                Some(EventValue::Decoded(tape)) => {
+                    self.debezium(key, decoded_root(tape)?, position)
+                }
+            },
         }
     }
 
-    fn debezium(
+    fn records(
+        &self,
+        value: EventValue<'_>,
+        position: Position,
+    ) -> Result<Vec<Record>, EventError> {
+        match value {
+            EventValue::Json(bytes) => self.shape(bytes, position),
+            EventValue::Decoded(tape) => self.shape_tape(tape, position),
+        }
+    }
+
+    /// A Debezium change event (or the JSON converter's wrapper of one,
+    /// `schemas.enable=true`, with the event in `payload`).
+    fn debezium<'a, N: EventNode<'a>>(
         &self,
         key: Option<&[u8]>,
-        value: Option<&[u8]>,
+        root: N,
         position: Position,
     ) -> Result<MessageChange, EventError> {
-        // The tombstone after a delete: the delete already removed the key.
-        let Some(value) = value else {
-            return Ok(MessageChange::Ignore);
-        };
-        let root = self.parse_root(value)?;
         let bad = |detail: String| EventError::BadEnvelope { detail };
-        let mut event: ChangeEvent<'_> =
-            serde_json::from_str(root.get()).map_err(|e| bad(format!("not an object: {e}")))?;
-        if event.op.is_none()
-            && let Some(payload) = event
-                .payload
-                .filter(|p| JsonKind::of(p.get()) != JsonKind::Null)
+        if root.kind() != JsonKind::Object {
+            return Err(bad(format!("not an object but {}", root.kind().describe())));
+        }
+        let mut event = root.level();
+        if event.get("op").is_none()
+            && let Some(payload) = present(event.get("payload"))
         {
-            event = serde_json::from_str(payload.get())
-                .map_err(|e| bad(format!("payload is not an object: {e}")))?;
+            if payload.kind() != JsonKind::Object {
+                return Err(bad(format!(
+                    "payload is not an object but {}",
+                    payload.kind().describe()
+                )));
+            }
+            event = payload.level();
         }
         let op = event
-            .op
-            .and_then(|op| serde_json::from_str::<&str>(op.get()).ok())
+            .get("op")
+            .and_then(EventNode::as_str)
             .ok_or_else(|| bad("no op (a string: c, r, u, d or t)".into()))?;
-        match op {
+        match op.as_ref() {
             "c" | "r" | "u" => {
-                let after = present(event.after)
+                let after = present(event.get("after"))
                     .ok_or_else(|| bad(format!("op {op:?} without the row image in after")))?;
-                if JsonKind::of(after.get()) != JsonKind::Object {
+                if after.kind() != JsonKind::Object {
                     return Err(bad("after is not an object".into()));
                 }
                 let source = key.ok_or(EventError::MissingKey)?.to_vec();
@@ -114,9 +142,15 @@ impl CompiledView {
     }
 }
 
+pub(crate) fn decoded_root(tape: &Tape) -> Result<TapeNode<'_>, EventError> {
+    tape.root().ok_or_else(|| EventError::BadEncoding {
+        detail: "the decoder read no value".into(),
+    })
+}
+
 /// A member that is there and not null.
-fn present(value: Option<&RawValue>) -> Option<&RawValue> {
-    value.filter(|v| JsonKind::of(v.get()) != JsonKind::Null)
+fn present<'a, N: EventNode<'a>>(value: Option<N>) -> Option<N> {
+    value.filter(|v| v.kind() != JsonKind::Null)
 }
 
 /// Why a path cannot apply to an envelope (`None`: it can). With

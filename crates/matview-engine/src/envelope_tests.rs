@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::envelope::MessageChange;
+use crate::envelope::{EventValue, MessageChange};
 use matview_crd::{Envelope, MaterializedView, MaterializedViewSpec};
 
 fn example(name: &str) -> MaterializedViewSpec {
@@ -27,12 +27,14 @@ fn shape(
     key: Option<&str>,
     value: Option<serde_json::Value>,
 ) -> Result<MessageChange, EventError> {
-    let value = value.map(|v| v.to_string());
-    view.shape_message(
-        key.map(str::as_bytes),
-        value.as_deref().map(str::as_bytes),
-        at(3),
-    )
+    let tape = value.as_ref().map(crate::tape::tests::tape_of);
+    let text = value.map(|v| v.to_string());
+    let key = key.map(str::as_bytes);
+    let from_json = view.shape_message(key, text.as_deref().map(str::as_bytes), at(3));
+    // The same event decoded from a binary format changes the view alike.
+    let decoded = view.shape_event(key, tape.as_ref().map(EventValue::Decoded), at(3));
+    assert_eq!(decoded, from_json);
+    from_json
 }
 
 /// (row key, id, group name) of each record a change puts.

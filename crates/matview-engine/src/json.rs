@@ -70,30 +70,6 @@ impl<'a> Level<'a> {
         // The whole event was validated already: a level always parses.
         parsed.unwrap_or(Level::Scalar)
     }
-
-    /// The member named `token` (the last one, when a name repeats) or the
-    /// element at index `token`.
-    pub fn get(&self, token: &str) -> Option<&'a RawValue> {
-        match self {
-            Level::Object(members) => members
-                .iter()
-                .rev()
-                .find(|(name, _)| name.as_ref() == token)
-                .map(|(_, v)| *v),
-            Level::Array(items) => items.get(parse_index(token)?).copied(),
-            Level::Scalar => None,
-        }
-    }
-}
-
-/// Follows `tokens` from an already read level.
-pub fn resolve<'a>(level: &Level<'a>, tokens: &[String]) -> Option<&'a RawValue> {
-    let (first, rest) = tokens.split_first()?;
-    let mut node = level.get(first)?;
-    for token in rest {
-        node = Level::of(node).get(token)?;
-    }
-    Some(node)
 }
 
 /// An array index as RFC 6901 writes it: digits, no leading zero.
@@ -179,7 +155,7 @@ impl RawJson {
     }
 
     /// `text` must be JSON; callers pass what they just wrote or read.
-    fn from_text(text: &str) -> RawJson {
+    pub(crate) fn from_text(text: &str) -> RawJson {
         match RawValue::from_string(text.to_string()) {
             Ok(raw) => RawJson(raw),
             Err(_) => RawJson::null(),

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::*;
+use crate::node::resolve;
 
 fn level(text: &str) -> (Level<'_>, &RawValue) {
     let root: &RawValue = serde_json::from_str(text).expect("json");

@@ -9,6 +9,7 @@ pub mod decimal;
 pub mod envelope;
 mod explode_check;
 pub mod json;
+pub mod node;
 pub mod pointer;
 pub mod predicate;
 pub mod quantity;
@@ -19,15 +20,17 @@ pub mod satisfy;
 pub mod shape;
 pub mod source;
 pub mod sum;
+pub mod tape;
 pub mod view;
 
 pub use compile::{CompileError, CompiledView, SpecIssue, compile};
 pub use decimal::Decimal;
-pub use envelope::MessageChange;
+pub use envelope::{EventValue, MessageChange};
 pub use revision::revision;
 pub use row::{Row, Upsert};
 pub use shape::{EventError, Position, Record};
 pub use sum::Sum;
+pub use tape::Tape;
 pub use view::{GroupView, RowView};
 
 #[cfg(test)]

@@ -57,18 +57,17 @@ impl FieldPointer {
         &self.tokens
     }
 
-    /// Resolves against `element` or `event` by scope; `None` when absent.
-    /// The pointed-at value in an event read with [`super::json::Level`].
-    pub fn resolve_raw<'a>(
+    /// The pointed-at value, from the event's or the element's level by scope.
+    pub fn resolve_in<'a, L: super::node::EventLevel<'a>>(
         &self,
-        event: &super::json::Level<'a>,
-        element: &super::json::Level<'a>,
-    ) -> Option<&'a serde_json::value::RawValue> {
+        event: &L,
+        element: &L,
+    ) -> Option<L::Node> {
         let level = match self.scope {
             Scope::Event => event,
             Scope::Element => element,
         };
-        super::json::resolve(level, &self.tokens)
+        super::node::resolve(level, &self.tokens)
     }
 
     pub fn resolve<'v>(&self, event: &'v Value, element: &'v Value) -> Option<&'v Value> {

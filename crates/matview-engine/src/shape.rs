@@ -1,13 +1,17 @@
 //! Record shaping: event bytes become records (explode, key, id, fields), each
 //! classified. An event with any bad part is rejected whole, with the reason.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::compile::CompiledView;
 use super::decimal::Decimal;
-use super::json::{JsonKind, Level, RawJson};
+use super::json::{JsonKind, RawJson};
+use super::node::{EventLevel, EventNode};
 use super::rules::{GroupId, Operand, ValueKind, classify};
+use super::tape::Tape;
 
 /// Where an event sits in its topic; also the version of the records it yields
 /// (a later position replaces an earlier one with the same id).
@@ -121,6 +125,11 @@ impl CompiledView {
         self.shape_root(root, position)
     }
 
+    /// Turns one event a binary decoder wrote to `tape` into its records.
+    pub fn shape_tape(&self, tape: &Tape, position: Position) -> Result<Vec<Record>, EventError> {
+        self.shape_root(super::envelope::decoded_root(tape)?, position)
+    }
+
     /// The event as JSON, checked whole once (members are then read as slices).
     pub(crate) fn parse_root<'a>(&self, bytes: &'a [u8]) -> Result<&'a RawValue, EventError> {
         if bytes.len() > self.max_event_bytes {
@@ -135,45 +144,46 @@ impl CompiledView {
     }
 
     /// The records of an event (or of a row image) already parsed.
-    pub(crate) fn shape_root(
+    pub(crate) fn shape_root<'a, N: EventNode<'a>>(
         &self,
-        root: &RawValue,
+        root: N,
         position: Position,
     ) -> Result<Vec<Record>, EventError> {
-        let event = Level::of(root);
+        let event = root.level();
         match &self.explode {
             None => Ok(vec![self.record(&event, &event, position, 0)?]),
             Some(pointer) => {
-                let target = pointer.resolve_raw(&event, &event).ok_or_else(|| {
-                    EventError::MissingField {
-                        what: "explode array".into(),
-                        path: pointer.as_str().into(),
-                    }
-                })?;
-                let Level::Array(elements) = Level::of(target) else {
+                let target =
+                    pointer
+                        .resolve_in(&event, &event)
+                        .ok_or_else(|| EventError::MissingField {
+                            what: "explode array".into(),
+                            path: pointer.as_str().into(),
+                        })?;
+                let Some(elements) = target.level().elements() else {
                     return Err(EventError::ExplodeNotArray {
                         path: pointer.as_str().into(),
-                        found: JsonKind::of(target.get()).describe(),
+                        found: target.kind().describe(),
                     });
                 };
                 elements
-                    .iter()
+                    .into_iter()
                     .enumerate()
-                    .map(|(i, element)| self.record(&event, &Level::of(element), position, i))
+                    .map(|(i, element)| self.record(&event, &element.level(), position, i))
                     .collect()
             }
         }
     }
 
-    fn record(
+    fn record<'a, L: EventLevel<'a>>(
         &self,
-        event: &Level<'_>,
-        element: &Level<'_>,
+        event: &L,
+        element: &L,
         position: Position,
         index: usize,
     ) -> Result<Record, EventError> {
         let key = identity(
-            self.key.resolve_raw(event, element),
+            self.key.resolve_in(event, element),
             "row key",
             self.key.as_str(),
         )?;
@@ -190,15 +200,15 @@ impl CompiledView {
             });
         }
         let id = match &self.id {
-            Some(p) => identity(p.resolve_raw(event, element), "record id", p.as_str())?,
+            Some(p) => identity(p.resolve_in(event, element), "record id", p.as_str())?,
             None => format!("{}-{}-{}", position.partition, position.offset, index),
         };
         let mut fields = Vec::with_capacity(self.fields.len());
         for field in &self.fields {
             let found = field
                 .pointer
-                .resolve_raw(event, element)
-                .filter(|v| JsonKind::of(v.get()) != JsonKind::Null);
+                .resolve_in(event, element)
+                .filter(|v| v.kind() != JsonKind::Null);
             let value = match found {
                 None if field.optional => RawJson::null(),
                 None => {
@@ -248,7 +258,11 @@ impl CompiledView {
 }
 
 /// A key or id: a string, or a number written as its text.
-fn identity(value: Option<&RawValue>, what: &str, path: &str) -> Result<String, EventError> {
+fn identity<'a, N: EventNode<'a>>(
+    value: Option<N>,
+    what: &str,
+    path: &str,
+) -> Result<String, EventError> {
     let missing = || EventError::MissingField {
         what: what.into(),
         path: path.into(),
@@ -256,17 +270,19 @@ fn identity(value: Option<&RawValue>, what: &str, path: &str) -> Result<String, 
     let Some(value) = value else {
         return Err(missing());
     };
-    match JsonKind::of(value.get()) {
-        JsonKind::String => RawJson::borrowed(value)
-            .as_string()
-            .map(|s| s.into_owned())
-            .ok_or_else(|| EventError::WrongType {
-                what: what.into(),
-                path: path.into(),
-                expected: "a string or a number",
-                found: "a string that is not valid Unicode",
-            }),
-        JsonKind::Number => Ok(value.get().to_string()),
+    match value.kind() {
+        JsonKind::String => {
+            value
+                .as_str()
+                .map(Cow::into_owned)
+                .ok_or_else(|| EventError::WrongType {
+                    what: what.into(),
+                    path: path.into(),
+                    expected: "a string or a number",
+                    found: "a string that is not valid Unicode",
+                })
+        }
+        JsonKind::Number => Ok(value.text().into_owned()),
         JsonKind::Null => Err(missing()),
         other => Err(EventError::WrongType {
             what: what.into(),
@@ -278,8 +294,13 @@ fn identity(value: Option<&RawValue>, what: &str, path: &str) -> Result<String, 
 }
 
 /// Checks a value against its field's kind; numeric strings become numbers.
-fn typed(value: &RawValue, kind: ValueKind, name: &str, path: &str) -> Result<RawJson, EventError> {
-    let found = JsonKind::of(value.get());
+fn typed<'a, N: EventNode<'a>>(
+    value: N,
+    kind: ValueKind,
+    name: &str,
+    path: &str,
+) -> Result<RawJson, EventError> {
+    let found = value.kind();
     let bad_number = |problem: String| EventError::BadNumber {
         what: format!("field {name:?}"),
         path: path.into(),
@@ -289,13 +310,12 @@ fn typed(value: &RawValue, kind: ValueKind, name: &str, path: &str) -> Result<Ra
         (ValueKind::Any, _) => true,
         (ValueKind::Number | ValueKind::NumericString, JsonKind::Number) => {
             // Kept as written, once known to be an exact decimal.
-            Decimal::parse_exact(value.get())
-                .map_err(|e| bad_number(format!("{} {e}", value.get())))?;
+            let text = value.text();
+            Decimal::parse_exact(&text).map_err(|e| bad_number(format!("{text} {e}")))?;
             true
         }
         (ValueKind::NumericString, JsonKind::String) => {
-            let raw = RawJson::borrowed(value);
-            let text = raw.as_string().unwrap_or_default();
+            let text = value.as_str().unwrap_or_default();
             let d = Decimal::parse_exact(&text).map_err(|e| bad_number(format!("{text:?} {e}")))?;
             return Ok(RawJson::number(d));
         }
@@ -311,5 +331,5 @@ fn typed(value: &RawValue, kind: ValueKind, name: &str, path: &str) -> Result<Ra
             found: found.describe(),
         });
     }
-    Ok(RawJson::borrowed(value))
+    Ok(value.to_raw())
 }

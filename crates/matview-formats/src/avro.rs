@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, RecordSchema, UuidSchema};
 
+use matview_engine::Tape;
+use matview_engine::json::JsonKind;
+
 use super::avro_values as values;
 use super::wire::read_long;
 use super::{DecodeError, Projection, SchemaError};
@@ -68,12 +71,27 @@ impl AvroDecoder {
         projection: &Projection,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
+        let mut tape = Tape::new();
+        self.to_tape(body, projection, &mut tape)?;
+        tape.write_json(out);
+        Ok(())
+    }
+
+    /// The body onto `tape` (cleared first), what `projection` keeps of it:
+    /// what the engine shapes.
+    pub fn to_tape(
+        &self,
+        body: &[u8],
+        projection: &Projection,
+        tape: &mut Tape,
+    ) -> Result<(), DecodeError> {
+        tape.clear();
         let mut reader = Reader {
             input: body,
             entries: 0,
             names: &self.names,
         };
-        reader.value(&self.root, projection, out, 0)?;
+        reader.value(&self.root, projection, tape, 0)?;
         if !reader.input.is_empty() {
             return Err(bad(format!(
                 "{} bytes left after the value: the body was not written with this schema",
@@ -82,6 +100,14 @@ impl AvroDecoder {
         }
         Ok(())
     }
+}
+
+/// A scalar whose writing cannot fail.
+fn text(out: &mut Tape, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), DecodeError> {
+    out.scalar(|b| {
+        write(b);
+        Ok(())
+    })
 }
 
 fn bad(detail: impl Into<String>) -> DecodeError {
@@ -185,26 +211,47 @@ impl<'a> Reader<'a> {
         &mut self,
         schema: &Schema,
         projection: &Projection,
-        out: &mut Vec<u8>,
+        out: &mut Tape,
         depth: usize,
     ) -> Result<(), DecodeError> {
         if depth > MAX_DEPTH {
             return Err(bad(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         match schema {
-            Schema::Null => out.extend_from_slice(b"null"),
+            Schema::Null => text(out, |b| b.extend_from_slice(b"null")),
             Schema::Boolean => match self.take(1)? {
-                [0] => out.extend_from_slice(b"false"),
-                [1] => out.extend_from_slice(b"true"),
-                other => return Err(bad(format!("boolean byte {:?} is not 0 or 1", other))),
+                [0] => text(out, |b| b.extend_from_slice(b"false")),
+                [1] => text(out, |b| b.extend_from_slice(b"true")),
+                other => Err(bad(format!("boolean byte {:?} is not 0 or 1", other))),
             },
-            Schema::Int => values::integer(i64::from(self.int()?), out),
-            Schema::Long => values::integer(self.long()?, out),
-            Schema::Float => values::float32(f32::from_le_bytes(self.array()?), out),
-            Schema::Double => values::float64(f64::from_le_bytes(self.array()?), out),
-            Schema::Bytes => values::base64(self.bytes()?, out),
-            Schema::String => values::string(self.string()?, out),
-            Schema::Fixed(f) => values::base64(self.take(f.size)?, out),
+            Schema::Int => {
+                let v = i64::from(self.int()?);
+                text(out, |b| values::integer(v, b))
+            }
+            Schema::Long => {
+                let v = self.long()?;
+                text(out, |b| values::integer(v, b))
+            }
+            Schema::Float => {
+                let v = f32::from_le_bytes(self.array()?);
+                text(out, |b| values::float32(v, b))
+            }
+            Schema::Double => {
+                let v = f64::from_le_bytes(self.array()?);
+                text(out, |b| values::float64(v, b))
+            }
+            Schema::Bytes => {
+                let v = self.bytes()?;
+                text(out, |b| values::base64(v, b))
+            }
+            Schema::String => {
+                let v = self.string()?;
+                text(out, |b| values::string(v, b))
+            }
+            Schema::Fixed(f) => {
+                let v = self.take(f.size)?;
+                text(out, |b| values::base64(v, b))
+            }
             Schema::Enum(e) => {
                 let index = self.int()?;
                 let symbol = usize::try_from(index)
@@ -213,65 +260,55 @@ impl<'a> Reader<'a> {
                     .ok_or_else(|| {
                         bad(format!("enum index {index} is not a symbol of {}", e.name))
                     })?;
-                values::string(symbol, out)
+                text(out, |b| values::string(symbol, b))
             }
-            Schema::Array(a) => self.entries(out, *b"[]", |r, out| {
-                r.value(&a.items, projection, out, depth + 1).map(|()| true)
-            })?,
-            Schema::Map(m) => self.entries(out, *b"{}", |r, out| {
-                let key = r.string()?;
-                let Some(inner) = projection.member(key) else {
-                    r.skip(&m.types, depth + 1)?;
-                    return Ok(false);
-                };
-                values::string(key, out);
-                out.push(b':');
-                r.value(&m.types, inner, out, depth + 1).map(|()| true)
-            })?,
+            Schema::Array(a) => {
+                out.open(JsonKind::Array);
+                self.entries(|r| r.value(&a.items, projection, out, depth + 1))?;
+                out.close();
+                Ok(())
+            }
+            Schema::Map(m) => {
+                out.open(JsonKind::Object);
+                self.entries(|r| {
+                    let key = r.string()?;
+                    let Some(inner) = projection.member(key) else {
+                        return r.skip(&m.types, depth + 1);
+                    };
+                    out.name(key);
+                    r.value(&m.types, inner, out, depth + 1)
+                })?;
+                out.close();
+                Ok(())
+            }
             Schema::Union(u) => {
                 let branch = self.branch(u.variants())?;
-                self.value(branch, projection, out, depth + 1)?;
+                self.value(branch, projection, out, depth + 1)
             }
-            Schema::Record(r) => self.record(r, projection, out, depth)?,
+            Schema::Record(r) => self.record(r, projection, out, depth),
             Schema::Ref { name } => {
                 let named = self.named(name)?;
-                self.value(named, projection, out, depth + 1)?;
+                self.value(named, projection, out, depth + 1)
             }
-            logical => self.logical(logical, out)?,
+            logical => self.logical(logical, out),
         }
-        Ok(())
     }
 
-    /// An array or a map: blocks of entries until an empty one, each entry
-    /// written by `entry` (which says whether it wrote one), between
-    /// `brackets` and separated by commas.
+    /// An array or a map: blocks of entries until an empty one, each read
+    /// by `entry`.
     fn entries(
         &mut self,
-        out: &mut Vec<u8>,
-        [open, close]: [u8; 2],
-        mut entry: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<bool, DecodeError>,
+        mut entry: impl FnMut(&mut Self) -> Result<(), DecodeError>,
     ) -> Result<(), DecodeError> {
-        out.push(open);
-        let mut first = true;
         loop {
             let count = self.block()?;
             if count == 0 {
-                break;
+                return Ok(());
             }
             for _ in 0..count {
-                let before = out.len();
-                if !first {
-                    out.push(b',');
-                }
-                if entry(self, out)? {
-                    first = false;
-                } else {
-                    out.truncate(before);
-                }
+                entry(self)?;
             }
         }
-        out.push(close);
-        Ok(())
     }
 
     fn named(&self, name: &apache_avro::schema::Name) -> Result<&'a Schema, DecodeError> {
@@ -329,12 +366,10 @@ impl<'a> Reader<'a> {
                     self.take(f.size)?;
                 }
             },
-            Schema::Array(a) => self.entries(&mut Vec::new(), *b"[]", |r, _| {
-                r.skip(&a.items, depth + 1).map(|()| false)
-            })?,
-            Schema::Map(m) => self.entries(&mut Vec::new(), *b"{}", |r, _| {
+            Schema::Array(a) => self.entries(|r| r.skip(&a.items, depth + 1))?,
+            Schema::Map(m) => self.entries(|r| {
                 r.bytes()?;
-                r.skip(&m.types, depth + 1).map(|()| false)
+                r.skip(&m.types, depth + 1)
             })?,
             Schema::Union(u) => {
                 let branch = self.branch(u.variants())?;
@@ -357,11 +392,10 @@ impl<'a> Reader<'a> {
         &mut self,
         record: &RecordSchema,
         projection: &Projection,
-        out: &mut Vec<u8>,
+        out: &mut Tape,
         depth: usize,
     ) -> Result<(), DecodeError> {
-        out.push(b'{');
-        let mut first = true;
+        out.open(JsonKind::Object);
         for field in &record.fields {
             let Some(inner) = projection.member(&field.name) else {
                 self.skip(&field.schema, depth + 1)?;
@@ -376,19 +410,15 @@ impl<'a> Reader<'a> {
                 },
                 other => other,
             };
-            if !std::mem::take(&mut first) {
-                out.push(b',');
-            }
-            values::string(&field.name, out);
-            out.push(b':');
+            out.name(&field.name);
             self.value(schema, inner, out, depth + 1)?;
         }
-        out.push(b'}');
+        out.close();
         Ok(())
     }
 
     /// The logical types: decimals, uuids, dates, times, durations.
-    fn logical(&mut self, schema: &Schema, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    fn logical(&mut self, schema: &Schema, out: &mut Tape) -> Result<(), DecodeError> {
         const MICROS: i128 = 1_000;
         const MILLIS: i128 = 1_000_000;
         match schema {
@@ -397,35 +427,63 @@ impl<'a> Reader<'a> {
                     InnerDecimalSchema::Bytes => self.bytes()?,
                     InnerDecimalSchema::Fixed(f) => self.take(f.size)?,
                 };
-                values::decimal(unscaled, d.scale, out)
+                out.scalar(|b| values::decimal(unscaled, d.scale, b))
             }
-            Schema::BigDecimal => values::big_decimal(self.bytes()?, out),
+            Schema::BigDecimal => {
+                let v = self.bytes()?;
+                out.scalar(|b| values::big_decimal(v, b))
+            }
             Schema::Uuid(UuidSchema::String) => {
-                values::string(self.string()?, out);
-                Ok(())
+                let v = self.string()?;
+                text(out, |b| values::string(v, b))
             }
-            Schema::Uuid(UuidSchema::Bytes) => values::uuid(self.bytes()?, out),
-            Schema::Uuid(UuidSchema::Fixed(f)) => values::uuid(self.take(f.size)?, out),
-            Schema::Date => values::date(self.int()?, out),
-            Schema::TimeMillis => values::time_of_day(i64::from(self.int()?), 1_000, out),
-            Schema::TimeMicros => values::time_of_day(self.long()?, 1_000_000, out),
+            Schema::Uuid(UuidSchema::Bytes) => {
+                let v = self.bytes()?;
+                out.scalar(|b| values::uuid(v, b))
+            }
+            Schema::Uuid(UuidSchema::Fixed(f)) => {
+                let v = self.take(f.size)?;
+                out.scalar(|b| values::uuid(v, b))
+            }
+            Schema::Date => {
+                let v = self.int()?;
+                out.scalar(|b| values::date(v, b))
+            }
+            Schema::TimeMillis => {
+                let v = i64::from(self.int()?);
+                out.scalar(|b| values::time_of_day(v, 1_000, b))
+            }
+            Schema::TimeMicros => {
+                let v = self.long()?;
+                out.scalar(|b| values::time_of_day(v, 1_000_000, b))
+            }
             Schema::TimestampMillis => {
-                values::timestamp(i128::from(self.long()?) * MILLIS, true, out)
+                let nanos = i128::from(self.long()?) * MILLIS;
+                out.scalar(|b| values::timestamp(nanos, true, b))
             }
             Schema::TimestampMicros => {
-                values::timestamp(i128::from(self.long()?) * MICROS, true, out)
+                let nanos = i128::from(self.long()?) * MICROS;
+                out.scalar(|b| values::timestamp(nanos, true, b))
             }
-            Schema::TimestampNanos => values::timestamp(i128::from(self.long()?), true, out),
+            Schema::TimestampNanos => {
+                let nanos = i128::from(self.long()?);
+                out.scalar(|b| values::timestamp(nanos, true, b))
+            }
             Schema::LocalTimestampMillis => {
-                values::timestamp(i128::from(self.long()?) * MILLIS, false, out)
+                let nanos = i128::from(self.long()?) * MILLIS;
+                out.scalar(|b| values::timestamp(nanos, false, b))
             }
             Schema::LocalTimestampMicros => {
-                values::timestamp(i128::from(self.long()?) * MICROS, false, out)
+                let nanos = i128::from(self.long()?) * MICROS;
+                out.scalar(|b| values::timestamp(nanos, false, b))
             }
-            Schema::LocalTimestampNanos => values::timestamp(i128::from(self.long()?), false, out),
+            Schema::LocalTimestampNanos => {
+                let nanos = i128::from(self.long()?);
+                out.scalar(|b| values::timestamp(nanos, false, b))
+            }
             Schema::Duration(_) => {
-                values::duration(self.take(12)?, out);
-                Ok(())
+                let v = self.take(12)?;
+                text(out, |b| values::duration(v, b))
             }
             other => Err(bad(format!("the schema type {other:?} is not read"))),
         }

@@ -5,6 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use matview_engine::Tape;
+
 use super::registry::ResolvedSchema;
 use super::wire::{self, unframe};
 use super::{AvroDecoder, DecodeError, Projection, ProtobufDecoder, SchemaError};
@@ -115,13 +117,22 @@ impl SchemaCache {
     /// not fetched yet is reported as unknown: fetch [`Self::missing`] first.
     pub fn decode(&self, value: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
         out.clear();
+        let mut tape = Tape::new();
+        self.decode_to_tape(value, &mut tape)?;
+        tape.write_json(out);
+        Ok(())
+    }
+
+    /// Decodes a framed value onto `tape` (cleared first), what the engine
+    /// shapes without JSON text between them; the same errors as
+    /// [`Self::decode`].
+    pub fn decode_to_tape(&self, value: &[u8], tape: &mut Tape) -> Result<(), DecodeError> {
+        tape.clear();
         let frame = unframe(value)?;
         match self.entries.get(&frame.schema_id) {
-            Some(Entry::Ready(Decoder::Avro(d))) => {
-                d.to_json_projected(frame.body, &self.projection, out)
-            }
+            Some(Entry::Ready(Decoder::Avro(d))) => d.to_tape(frame.body, &self.projection, tape),
             Some(Entry::Ready(Decoder::Protobuf(d))) => {
-                d.to_json_projected(frame.body, &self.projection, out)
+                d.to_tape(frame.body, &self.projection, tape)
             }
             Some(Entry::Unusable(e)) => Err(DecodeError::BadEncoding(e.to_string())),
             Some(Entry::Unknown) | None => Err(DecodeError::UnknownSchema(frame.schema_id)),

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use matview_engine::Tape;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use prost_types::FileDescriptorProto;
@@ -136,6 +137,21 @@ impl ProtobufDecoder {
         projection: &Projection,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
+        let mut tape = Tape::new();
+        self.to_tape(body, projection, &mut tape)?;
+        tape.write_json(out);
+        Ok(())
+    }
+
+    /// The framed body onto `tape` (cleared first), what `projection` keeps
+    /// of it: what the engine shapes.
+    pub fn to_tape(
+        &self,
+        body: &[u8],
+        projection: &Projection,
+        out: &mut Tape,
+    ) -> Result<(), DecodeError> {
+        out.clear();
         let bad = |detail: String| DecodeError::BadEncoding(detail);
         let mut rest = body;
         let count = read_long(&mut rest)?;

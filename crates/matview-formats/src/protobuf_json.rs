@@ -8,6 +8,8 @@
 
 use std::io::Write;
 
+use matview_engine::Tape;
+use matview_engine::json::JsonKind;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
 
 use super::avro_values as values;
@@ -19,7 +21,7 @@ const MAX_DEPTH: usize = 64;
 pub fn message(
     msg: &DynamicMessage,
     projection: &Projection,
-    out: &mut Vec<u8>,
+    out: &mut Tape,
     depth: usize,
 ) -> Result<(), DecodeError> {
     if depth > MAX_DEPTH {
@@ -30,8 +32,7 @@ pub fn message(
     if well_known(msg, out)? {
         return Ok(());
     }
-    out.push(b'{');
-    let mut first = true;
+    out.open(JsonKind::Object);
     for field in msg.descriptor().fields() {
         let Some(inner) = projection.member(field.name()) else {
             continue;
@@ -39,14 +40,10 @@ pub fn message(
         if field.supports_presence() && !msg.has_field(&field) {
             continue;
         }
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        values::string(field.name(), out);
-        out.push(b':');
+        out.name(field.name());
         field_value(&field, &msg.get_field(&field), inner, out, depth)?;
     }
-    out.push(b'}');
+    out.close();
     Ok(())
 }
 
@@ -54,19 +51,16 @@ fn field_value(
     field: &FieldDescriptor,
     value: &Value,
     projection: &Projection,
-    out: &mut Vec<u8>,
+    out: &mut Tape,
     depth: usize,
 ) -> Result<(), DecodeError> {
     match value {
         Value::List(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            out.open(JsonKind::Array);
+            for item in items {
                 scalar(&field.kind(), item, projection, out, depth)?;
             }
-            out.push(b']');
+            out.close();
         }
         Value::Map(entries) => {
             let value_kind = match field.kind() {
@@ -76,20 +70,15 @@ fn field_value(
             // Sorted keys: the same message always reads as the same text.
             let mut sorted: Vec<_> = entries.iter().map(|(k, v)| (map_key(k), v)).collect();
             sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            out.push(b'{');
-            let mut first = true;
+            out.open(JsonKind::Object);
             for (key, item) in sorted {
                 let Some(inner) = projection.member(&key) else {
                     continue;
                 };
-                if !std::mem::take(&mut first) {
-                    out.push(b',');
-                }
-                values::string(&key, out);
-                out.push(b':');
+                out.name(&key);
                 scalar(&value_kind, item, inner, out, depth)?;
             }
-            out.push(b'}');
+            out.close();
         }
         single => scalar(&field.kind(), single, projection, out, depth)?,
     }
@@ -111,28 +100,36 @@ fn scalar(
     kind: &Kind,
     value: &Value,
     projection: &Projection,
-    out: &mut Vec<u8>,
+    out: &mut Tape,
     depth: usize,
 ) -> Result<(), DecodeError> {
+    let text = |out: &mut Tape, write: &dyn Fn(&mut Vec<u8>)| {
+        out.scalar(|b| {
+            write(b);
+            Ok::<(), DecodeError>(())
+        })
+    };
     match value {
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::I32(v) => values::integer(i64::from(*v), out),
-        Value::I64(v) => values::integer(*v, out),
-        Value::U32(v) => values::integer(i64::from(*v), out),
-        Value::U64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::F32(v) => values::float32(*v, out),
-        Value::F64(v) => values::float64(*v, out),
-        Value::String(s) => values::string(s, out),
-        Value::Bytes(b) => values::base64(b, out),
+        Value::Bool(b) => text(out, &|o| {
+            o.extend_from_slice(if *b { b"true" } else { b"false" })
+        })?,
+        Value::I32(v) => text(out, &|o| values::integer(i64::from(*v), o))?,
+        Value::I64(v) => text(out, &|o| values::integer(*v, o))?,
+        Value::U32(v) => text(out, &|o| values::integer(i64::from(*v), o))?,
+        Value::U64(v) => text(out, &|o| {
+            let _ = write!(o, "{v}");
+        })?,
+        Value::F32(v) => text(out, &|o| values::float32(*v, o))?,
+        Value::F64(v) => text(out, &|o| values::float64(*v, o))?,
+        Value::String(s) => text(out, &|o| values::string(s, o))?,
+        Value::Bytes(b) => text(out, &|o| values::base64(b, o))?,
         Value::EnumNumber(n) => match kind {
             Kind::Enum(e) => match e.get_value(*n) {
-                Some(v) => values::string(v.name(), out),
+                Some(v) => text(out, &|o| values::string(v.name(), o))?,
                 // A number this schema does not name (a newer writer's).
-                None => values::integer(i64::from(*n), out),
+                None => text(out, &|o| values::integer(i64::from(*n), o))?,
             },
-            _ => values::integer(i64::from(*n), out),
+            _ => text(out, &|o| values::integer(i64::from(*n), o))?,
         },
         Value::Message(m) => message(m, projection, out, depth + 1)?,
         Value::List(_) | Value::Map(_) => {
@@ -150,7 +147,7 @@ fn scalar(
 /// a number with its digits (a string if it is not a decimal),
 /// `google.type.Money` as `{"currency_code", "amount"}` with the amount an
 /// exact decimal. `true` when `msg` was one and is written.
-fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeError> {
+fn well_known(msg: &DynamicMessage, out: &mut Tape) -> Result<bool, DecodeError> {
     let name = msg.descriptor().full_name().to_string();
     let field = |n: u32| msg.get_field_by_number(n).map(|v| v.into_owned());
     let long = |n: u32| match field(n) {
@@ -161,9 +158,12 @@ fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeErr
     match name.as_str() {
         "google.protobuf.Timestamp" => {
             let nanos = i128::from(long(1)) * 1_000_000_000 + i128::from(long(2));
-            values::timestamp(nanos, true, out)?;
+            out.scalar(|b| values::timestamp(nanos, true, b))?;
         }
-        "google.protobuf.Duration" => seconds_and_nanos(long(1), long(2), out),
+        "google.protobuf.Duration" => {
+            let (seconds, nanos) = (long(1), long(2));
+            out.scalar(|b| seconds_and_nanos(seconds, nanos, b))?;
+        }
         "google.protobuf.DoubleValue"
         | "google.protobuf.FloatValue"
         | "google.protobuf.Int64Value"
@@ -176,7 +176,10 @@ fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeErr
             let value_field = msg.descriptor().get_field(1);
             match (value_field, field(1)) {
                 (Some(f), Some(v)) => scalar(&f.kind(), &v, &Projection::All, out, 0)?,
-                _ => out.extend_from_slice(b"null"),
+                _ => out.scalar(|b| {
+                    b.extend_from_slice(b"null");
+                    Ok::<(), DecodeError>(())
+                })?,
             }
         }
         "google.type.Decimal" => {
@@ -190,22 +193,30 @@ fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeErr
                 .split('.')
                 .next()
                 .map_or(0, str::len);
-            if is_decimal(&text) && integer_digits <= 300 {
-                out.extend_from_slice(text.as_bytes());
-            } else {
-                values::string(&text, out);
-            }
+            out.scalar(|b| {
+                if is_decimal(&text) && integer_digits <= 300 {
+                    b.extend_from_slice(text.as_bytes());
+                } else {
+                    values::string(&text, b);
+                }
+                Ok::<(), DecodeError>(())
+            })?;
         }
         "google.type.Money" => {
             let code = match field(1) {
                 Some(Value::String(s)) => s,
                 _ => String::new(),
             };
-            out.extend_from_slice(b"{\"currency_code\":");
-            values::string(&code, out);
-            out.extend_from_slice(b",\"amount\":");
-            seconds_and_nanos(long(2), long(3), out);
-            out.push(b'}');
+            let (units, nanos) = (long(2), long(3));
+            out.open(JsonKind::Object);
+            out.name("currency_code");
+            out.scalar(|b| {
+                values::string(&code, b);
+                Ok::<(), DecodeError>(())
+            })?;
+            out.name("amount");
+            out.scalar(|b| seconds_and_nanos(units, nanos, b))?;
+            out.close();
         }
         _ => return Ok(false),
     }
@@ -214,7 +225,7 @@ fn well_known(msg: &DynamicMessage, out: &mut Vec<u8>) -> Result<bool, DecodeErr
 
 /// `units` and `nanos` (same sign) as one exact decimal: 12 and 500000000
 /// are 12.5.
-fn seconds_and_nanos(units: i64, nanos: i64, out: &mut Vec<u8>) {
+fn seconds_and_nanos(units: i64, nanos: i64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let total = i128::from(units) * 1_000_000_000 + i128::from(nanos);
     let sign = if total < 0 { "-" } else { "" };
     let magnitude = total.unsigned_abs();
@@ -225,6 +236,7 @@ fn seconds_and_nanos(units: i64, nanos: i64, out: &mut Vec<u8>) {
         let digits = format!("{fraction:09}");
         let _ = write!(out, "{sign}{whole}.{}", digits.trim_end_matches('0'));
     }
+    Ok(())
 }
 
 /// A JSON number token of the decimal kind: `-?digits(.digits)?`.

@@ -13,7 +13,7 @@ use super::Shared;
 use super::dead_letters::DeadLetter;
 use super::decoding::Decoding;
 use super::store::{BatchChanges, BatchOutcome, SourceChange, StoreError};
-use matview_engine::{MessageChange, Position};
+use matview_engine::{MessageChange, Position, Tape};
 
 /// The next offset to read, by partition.
 pub(super) type Offsets = BTreeMap<i32, i64>;
@@ -70,7 +70,7 @@ pub(super) fn shape(
     decoding: Option<&Decoding>,
 ) -> Shaped {
     let started = Instant::now();
-    let (mut value_buf, mut key_buf) = (Vec::new(), Vec::new());
+    let (mut value_tape, mut key_buf) = (Tape::new(), Vec::new());
     let mut changes = BatchChanges::default();
     // Where each source key's latest state sits in `changes.sources`.
     let mut latest: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -87,8 +87,8 @@ pub(super) fn shape(
                 .compiled
                 .shape_message(m.key(), m.payload(), position),
             Some(d) => d.key(m.key(), &mut key_buf).and_then(|key| {
-                let value = d.value(m.payload(), &mut value_buf)?;
-                shared.view.compiled.shape_message(key, value, position)
+                let value = d.value(m.payload(), &mut value_tape)?;
+                shared.view.compiled.shape_event(key, value, position)
             }),
         };
         match shaped {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use matview_crd::{Envelope, EventFormat, KeyFormat};
 use matview_engine::pointer::{FieldPointer, Scope};
-use matview_engine::{CompiledView, EventError};
+use matview_engine::{CompiledView, EventError, EventValue, Tape};
 use matview_formats::{DecodeError, Encoding, Projection, SchemaCache};
 use matview_registry::{AccessError, Fetched, RegistryAccess, RegistryClient, RegistryUnavailable};
 use rdkafka::message::{Message, OwnedMessage};
@@ -159,12 +159,12 @@ impl Decoding {
         Ok(())
     }
 
-    /// The value as the engine reads it (decoded into `buf` when it is not JSON).
+    /// The value as the engine reads it (decoded onto `tape` when it is not JSON).
     pub(super) fn value<'a>(
         &self,
         value: Option<&'a [u8]>,
-        buf: &'a mut Vec<u8>,
-    ) -> Result<Option<&'a [u8]>, EventError> {
+        tape: &'a mut Tape,
+    ) -> Result<Option<EventValue<'a>>, EventError> {
         match (&self.values, value) {
             (Some(_), Some(framed)) if framed.len() > self.max_event_bytes => {
                 Err(EventError::TooLarge {
@@ -173,10 +173,10 @@ impl Decoding {
                 })
             }
             (Some(schemas), Some(framed)) => {
-                schemas.decode(framed, buf).map_err(event_error)?;
-                Ok(Some(buf.as_slice()))
+                schemas.decode_to_tape(framed, tape).map_err(event_error)?;
+                Ok(Some(EventValue::Decoded(tape)))
             }
-            (_, value) => Ok(value),
+            (_, value) => Ok(value.map(EventValue::Json)),
         }
     }
 
