@@ -27,7 +27,7 @@ fn shape(
     key: Option<&str>,
     value: Option<serde_json::Value>,
 ) -> Result<MessageChange, EventError> {
-    let tape = value.as_ref().map(crate::tape::tests::tape_of);
+    let tape = value.as_ref().map(Tape::of_json);
     let text = value.map(|v| v.to_string());
     let key = key.map(str::as_bytes);
     let from_json = view.shape_message(key, text.as_deref().map(str::as_bytes), at(3));

@@ -42,7 +42,7 @@ fn shape_checked(view: &CompiledView, bytes: &[u8]) -> Result<Vec<Record>, &'sta
     // A value that is JSON shapes alike from a decoder's tape.
     // (The text is written again: a float in `Value` may have lost digits.)
     if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-        let tape = crate::tape::tests::tape_of(&value);
+        let tape = Tape::of_json(&value);
         let text = value.to_string();
         assert_eq!(
             view.shape_tape(&tape, AT),

@@ -12,42 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::decimal::{Decimal, DecimalError};
-
-/// The JSON type of a value, from its first character.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonKind {
-    Null,
-    Bool,
-    Number,
-    String,
-    Array,
-    Object,
-}
-
-impl JsonKind {
-    pub fn of(text: &str) -> JsonKind {
-        match text.trim_start().as_bytes().first() {
-            Some(b'"') => JsonKind::String,
-            Some(b't' | b'f') => JsonKind::Bool,
-            Some(b'[') => JsonKind::Array,
-            Some(b'{') => JsonKind::Object,
-            Some(b'n') | None => JsonKind::Null,
-            Some(_) => JsonKind::Number,
-        }
-    }
-
-    /// "a string", "a number", … for error messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            JsonKind::Null => "null",
-            JsonKind::Bool => "a boolean",
-            JsonKind::Number => "a number",
-            JsonKind::String => "a string",
-            JsonKind::Array => "an array",
-            JsonKind::Object => "an object",
-        }
-    }
-}
+pub use matview_tape::{JsonKind, parse_index};
 
 /// The members of one object or array level, borrowed from the text.
 pub enum Level<'a> {
@@ -70,17 +35,6 @@ impl<'a> Level<'a> {
         // The whole event was validated already: a level always parses.
         parsed.unwrap_or(Level::Scalar)
     }
-}
-
-/// An array index as RFC 6901 writes it: digits, no leading zero.
-pub fn parse_index(token: &str) -> Option<usize> {
-    if token.is_empty() || (token.len() > 1 && token.starts_with('0')) {
-        return None;
-    }
-    if !token.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    token.parse().ok()
 }
 
 /// An object's members in order, names unescaped only when they need it.

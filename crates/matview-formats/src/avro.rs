@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, RecordSchema, UuidSchema};
 
-use matview_engine::Tape;
-use matview_engine::json::JsonKind;
+use matview_tape::JsonKind;
+use matview_tape::Tape;
 
 use super::avro_values as values;
 use super::wire::read_long;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use matview_engine::Tape;
+use matview_tape::Tape;
 
 use super::registry::ResolvedSchema;
 use super::wire::{self, unframe};

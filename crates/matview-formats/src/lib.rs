@@ -10,7 +10,11 @@ mod avro_values;
 pub mod cache;
 mod projection;
 mod protobuf;
+mod protobuf_fields;
+#[cfg(test)]
 mod protobuf_json;
+mod protobuf_plan;
+mod protobuf_wire;
 pub mod registry;
 mod shape;
 pub mod wire;

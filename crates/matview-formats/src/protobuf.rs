@@ -2,22 +2,22 @@
 //! indexes (which message of the `.proto` file, by position, nested levels
 //! included), then the message. The registry's `.proto` text (or a
 //! serialized descriptor) and its imports (references, by import path) are
-//! compiled in Rust with protox;
-//! messages are decoded as prost-reflect dynamic messages and written as
-//! JSON by `protobuf_json`.
+//! compiled in Rust with protox; messages are read from the wire onto the
+//! engine's tape by `protobuf_wire`, guided by per-type plans.
 
 use std::collections::HashMap;
 
 use base64::Engine;
-use matview_engine::Tape;
+use matview_tape::Tape;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DescriptorPool, MessageDescriptor};
 use prost_types::FileDescriptorProto;
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
+use super::protobuf_plan::Plans;
 use super::registry::NamedSchema;
 use super::wire::read_long;
-use super::{DecodeError, Projection, SchemaError, protobuf_json};
+use super::{DecodeError, Projection, SchemaError, protobuf_wire};
 
 /// Message indexes deeper than this are refused (nesting of message types).
 const MAX_INDEXES: usize = 32;
@@ -76,6 +76,10 @@ fn serialized_descriptor(source: &str) -> Option<FileDescriptorProto> {
 pub struct ProtobufDecoder {
     /// Top-level message types of the schema's file, in declaration order.
     messages: Vec<MessageDescriptor>,
+    /// What the wire reader needs of every message type they reach.
+    plans: Plans,
+    /// The plan of the first message.
+    first_plan: usize,
 }
 
 impl ProtobufDecoder {
@@ -115,7 +119,13 @@ impl ProtobufDecoder {
         if messages.is_empty() {
             return Err(invalid("the schema defines no message".into()));
         }
-        Ok(ProtobufDecoder { messages })
+        let plans = Plans::of(&messages);
+        let first_plan = plans.get(messages[0].full_name()).unwrap_or(0);
+        Ok(ProtobufDecoder {
+            messages,
+            plans,
+            first_plan,
+        })
     }
 
     /// The JSON form of the file's first message (message index 0).
@@ -152,6 +162,40 @@ impl ProtobufDecoder {
         out: &mut Tape,
     ) -> Result<(), DecodeError> {
         out.clear();
+        // Most frames name the file's first message with a single 0.
+        let (plan, message) = match body.split_first() {
+            Some((0, message)) if !self.messages.is_empty() => (self.first_plan, message),
+            _ => {
+                let (descriptor, message) = self.unframe(body)?;
+                let plan = self.plans.get(descriptor.full_name()).ok_or_else(|| {
+                    DecodeError::BadEncoding(format!("{} has no plan", descriptor.full_name()))
+                })?;
+                (plan, message)
+            }
+        };
+        protobuf_wire::read(&self.plans, plan, message, projection, out)
+    }
+
+    /// [`Self::to_tape`] through prost-reflect's `DynamicMessage`: the
+    /// reference reading the wire reader is compared with.
+    #[cfg(test)]
+    pub(crate) fn to_tape_dynamic(
+        &self,
+        body: &[u8],
+        projection: &Projection,
+        out: &mut Tape,
+    ) -> Result<(), DecodeError> {
+        out.clear();
+        let (descriptor, rest) = self.unframe(body)?;
+        let message =
+            prost_reflect::DynamicMessage::decode(descriptor.clone(), rest).map_err(|e| {
+                DecodeError::BadEncoding(format!("not a {} message: {e}", descriptor.full_name()))
+            })?;
+        super::protobuf_json::message(&message, projection, out, 0)
+    }
+
+    /// The message type the frame's indexes name, and the message's bytes.
+    fn unframe<'b>(&self, body: &'b [u8]) -> Result<(MessageDescriptor, &'b [u8]), DecodeError> {
         let bad = |detail: String| DecodeError::BadEncoding(detail);
         let mut rest = body;
         let count = read_long(&mut rest)?;
@@ -165,10 +209,7 @@ impl ProtobufDecoder {
                 .map(|_| read_long(&mut rest))
                 .collect::<Result<_, _>>()?,
         };
-        let descriptor = self.message(&indexes)?;
-        let message = DynamicMessage::decode(descriptor.clone(), rest)
-            .map_err(|e| bad(format!("not a {} message: {e}", descriptor.full_name())))?;
-        protobuf_json::message(&message, projection, out, 0)
+        Ok((self.message(&indexes)?, rest))
     }
 
     fn message(&self, indexes: &[i64]) -> Result<MessageDescriptor, DecodeError> {

@@ -1,4 +1,6 @@
-//! A decoded Protobuf message written as the JSON paths address: field
+//! The reference reading of Protobuf the wire reader (`protobuf_wire`) is
+//! tested against: a prost-reflect `DynamicMessage` written as the JSON
+//! paths address: field
 //! names as in the `.proto`; fields with presence (`optional`, message
 //! fields, `oneof` members) only when set — so of a `oneof`, only the set
 //! member — and other scalars always, defaults included (a price of 0 is 0,
@@ -8,11 +10,12 @@
 
 use std::io::Write;
 
-use matview_engine::Tape;
-use matview_engine::json::JsonKind;
+use matview_tape::JsonKind;
+use matview_tape::Tape;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
 
 use super::avro_values as values;
+use super::protobuf_fields::{decimal_text, seconds_and_nanos};
 use super::{DecodeError, Projection};
 
 /// Nesting deeper than this is refused (recursive message types).
@@ -187,20 +190,7 @@ fn well_known(msg: &DynamicMessage, out: &mut Tape) -> Result<bool, DecodeError>
                 Some(Value::String(s)) => s,
                 _ => String::new(),
             };
-            // A number JSON readers take (up to about 1.8e308), else its text.
-            let integer_digits = text
-                .trim_start_matches('-')
-                .split('.')
-                .next()
-                .map_or(0, str::len);
-            out.scalar(|b| {
-                if is_decimal(&text) && integer_digits <= 300 {
-                    b.extend_from_slice(text.as_bytes());
-                } else {
-                    values::string(&text, b);
-                }
-                Ok::<(), DecodeError>(())
-            })?;
+            out.scalar(|b| decimal_text(&text, b))?;
         }
         "google.type.Money" => {
             let code = match field(1) {
@@ -221,28 +211,4 @@ fn well_known(msg: &DynamicMessage, out: &mut Tape) -> Result<bool, DecodeError>
         _ => return Ok(false),
     }
     Ok(true)
-}
-
-/// `units` and `nanos` (same sign) as one exact decimal: 12 and 500000000
-/// are 12.5.
-fn seconds_and_nanos(units: i64, nanos: i64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let total = i128::from(units) * 1_000_000_000 + i128::from(nanos);
-    let sign = if total < 0 { "-" } else { "" };
-    let magnitude = total.unsigned_abs();
-    let (whole, fraction) = (magnitude / 1_000_000_000, magnitude % 1_000_000_000);
-    if fraction == 0 {
-        let _ = write!(out, "{sign}{whole}");
-    } else {
-        let digits = format!("{fraction:09}");
-        let _ = write!(out, "{sign}{whole}.{}", digits.trim_end_matches('0'));
-    }
-    Ok(())
-}
-
-/// A JSON number token of the decimal kind: `-?digits(.digits)?`.
-fn is_decimal(text: &str) -> bool {
-    let unsigned = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && digits(fraction) && (whole == "0" || !whole.starts_with('0'))
 }
