@@ -57,3 +57,5 @@ pub enum SchemaError {
 mod avro_tests;
 #[cfg(test)]
 mod protobuf_tests;
+#[cfg(test)]
+mod protobuf_wire_tests;

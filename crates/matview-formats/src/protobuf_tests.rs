@@ -38,7 +38,7 @@ message Order {
 message Other { bool flag = 1; }
 "#;
 
-fn decoder() -> ProtobufDecoder {
+pub(super) fn decoder() -> ProtobufDecoder {
     let item = NamedSchema {
         name: "shop/item.proto".into(),
         schema: ITEM.into(),
@@ -47,7 +47,7 @@ fn decoder() -> ProtobufDecoder {
 }
 
 /// The pool prost-reflect encodes with: the same texts, compiled apart.
-fn pool() -> prost_reflect::DescriptorPool {
+pub(super) fn pool() -> prost_reflect::DescriptorPool {
     let dir = std::env::temp_dir().join(format!("matview-proto-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("shop")).expect("dir");
     std::fs::write(dir.join("shop/item.proto"), ITEM).expect("item");
@@ -262,177 +262,5 @@ impl protox::file::FileResolver for TextFiles {
             }
         };
         protox::file::File::from_source(name, text)
-    }
-}
-
-/// Both readings of `body` as JSON text: the wire reader's and prost-reflect's.
-fn both_readings(body: &[u8]) -> (Result<String, DecodeError>, Result<String, DecodeError>) {
-    let decoder = decoder();
-    let read = |dynamic: bool| {
-        let mut tape = matview_tape::Tape::new();
-        let mut out = Vec::new();
-        if dynamic {
-            decoder.to_tape_dynamic(body, &Projection::All, &mut tape)?;
-        } else {
-            decoder.to_tape(body, &Projection::All, &mut tape)?;
-        }
-        tape.write_json(&mut out);
-        Ok(String::from_utf8(out).expect("utf-8"))
-    };
-    (read(false), read(true))
-}
-
-/// A random order: every kind of field the schema has, each maybe unset.
-fn random_order() -> impl Strategy<Value = DynamicMessage> {
-    let text = "\\PC{0,6}";
-    let item = (text, "-?[0-9]{1,22}(\\.[0-9]{1,6})?", any::<i32>());
-    (
-        (proptest::option::of(text), proptest::option::of(text)),
-        proptest::collection::vec(item, 0..4),
-        proptest::option::of((any::<i64>(), 0..1_000_000_000i32)),
-        proptest::option::of((0..3u8, text)),
-        proptest::collection::vec((text, any::<i64>()), 0..4),
-        (-2..4i32, proptest::option::of(text), any::<i64>()),
-        (
-            proptest::option::of(text),
-            proptest::option::of(any::<i32>()),
-        ),
-    )
-        .prop_map(|(ids, items, placed, payment, counters, rest, extra)| {
-            let pool = pool();
-            let message =
-                |name: &str| DynamicMessage::new(pool.get_message_by_name(name).expect("declared"));
-            let mut order = message("shop.Order");
-            let set = |m: &mut DynamicMessage, name: &str, v: Value| m.set_field_by_name(name, v);
-            if let Some(id) = ids.0 {
-                set(&mut order, "order_id", Value::String(id));
-            }
-            if let Some(id) = ids.1 {
-                set(&mut order, "user_id", Value::String(id));
-            }
-            let items = items
-                .into_iter()
-                .map(|(id, price, quantity)| {
-                    let mut decimal = message("google.type.Decimal");
-                    set(&mut decimal, "value", Value::String(price));
-                    let mut item = message("shop.Item");
-                    set(&mut item, "item_id", Value::String(id));
-                    set(&mut item, "price", Value::Message(decimal));
-                    set(&mut item, "quantity", Value::I32(quantity));
-                    Value::Message(item)
-                })
-                .collect();
-            set(&mut order, "items", Value::List(items));
-            if let Some((seconds, nanos)) = placed {
-                let mut at = message("google.protobuf.Timestamp");
-                set(&mut at, "seconds", Value::I64(seconds % 250_000_000_000));
-                set(&mut at, "nanos", Value::I32(nanos));
-                set(&mut order, "placed_at", Value::Message(at));
-            }
-            match payment {
-                Some((0, code)) => set(&mut order, "card", Value::String(code)),
-                Some((1, code)) => set(&mut order, "voucher", Value::String(code)),
-                Some((_, to)) => {
-                    let mut gift = message("shop.Order.Gift");
-                    set(&mut gift, "to", Value::String(to));
-                    set(&mut order, "gift_card", Value::Message(gift));
-                }
-                None => {}
-            }
-            let counters = counters
-                .into_iter()
-                .map(|(k, v)| (MapKey::String(k), Value::I64(v)))
-                .collect();
-            set(&mut order, "counters", Value::Map(counters));
-            set(&mut order, "status", Value::EnumNumber(rest.0));
-            if let Some(note) = rest.1 {
-                let mut wrapper = message("google.protobuf.StringValue");
-                set(&mut wrapper, "value", Value::String(note));
-                set(&mut order, "note", Value::Message(wrapper));
-            }
-            set(&mut order, "total_cents", Value::I64(rest.2));
-            if let Some(to) = extra.0 {
-                let mut gift = message("shop.Order.Gift");
-                set(&mut gift, "to", Value::String(to));
-                set(&mut order, "gift", Value::Message(gift));
-            }
-            if let Some(priority) = extra.1 {
-                set(&mut order, "priority", Value::I32(priority));
-            }
-            order
-        })
-}
-
-#[test]
-fn a_oneof_keeps_its_last_member_and_a_message_member_restarts_after_another() {
-    let pool = pool();
-    let message =
-        |name: &str| DynamicMessage::new(pool.get_message_by_name(name).expect("declared"));
-    let gift = |field: &str, who: &str| {
-        let mut gift = message("shop.Order.Gift");
-        gift.set_field_by_name(field, Value::String(who.into()));
-        let mut order = message("shop.Order");
-        order.set_field_by_name("gift_card", Value::Message(gift));
-        order
-    };
-    let mut voucher = message("shop.Order");
-    voucher.set_field_by_name("voucher", Value::String("V".into()));
-    // Gift {to: a}, then a voucher, then Gift {from: b}: the voucher
-    // cleared the first gift, so the last is not merged with it.
-    let mut body = vec![0];
-    for order in [gift("to", "a"), voucher.clone(), gift("from", "b")] {
-        body.extend(order.encode_to_vec());
-    }
-    let (wire, dynamic) = both_readings(&body);
-    let wire = wire.expect("reads");
-    assert_eq!(Ok(wire.clone()), dynamic);
-    let read: serde_json::Value = serde_json::from_str(&wire).expect("json");
-    assert_eq!(read["gift_card"], json!({"to": "", "from": "b"}));
-    assert!(read.get("voucher").is_none(), "{read}");
-    // Two gifts in a row merge; a voucher after them wins.
-    let mut body = vec![0];
-    for order in [gift("to", "a"), gift("from", "b")] {
-        body.extend(order.encode_to_vec());
-    }
-    let read: serde_json::Value =
-        serde_json::from_str(&both_readings(&body).0.expect("reads")).expect("json");
-    assert_eq!(read["gift_card"], json!({"to": "a", "from": "b"}));
-    body.extend(voucher.encode_to_vec());
-    let read: serde_json::Value =
-        serde_json::from_str(&both_readings(&body).0.expect("reads")).expect("json");
-    assert_eq!(
-        (read.get("gift_card"), &read["voucher"]),
-        (None, &json!("V"))
-    );
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    /// Random orders, one after another in one body (which Protobuf reads
-    /// as their merge: last values win, messages merge, a oneof keeps its
-    /// last member): the wire reader reads what prost-reflect reads.
-    #[test]
-    fn the_wire_reader_reads_what_prost_reflect_reads(
-        orders in proptest::collection::vec(random_order(), 1..3),
-    ) {
-        let mut body = vec![0];
-        for order in &orders {
-            body.extend(order.encode_to_vec());
-        }
-        let (wire, dynamic) = both_readings(&body);
-        prop_assert_eq!(wire.expect("the wire reader reads it"), dynamic.expect("prost-reflect reads it"));
-    }
-
-    /// Random bytes: when both read them, both read the same.
-    #[test]
-    fn random_bodies_read_alike_when_both_read_them(
-        body in proptest::collection::vec(any::<u8>(), 0..256),
-    ) {
-        let mut framed = vec![0];
-        framed.extend(body);
-        if let (Ok(wire), Ok(dynamic)) = both_readings(&framed) {
-            prop_assert_eq!(wire, dynamic);
-        }
     }
 }
