@@ -1,6 +1,7 @@
 //! JSON pointers (RFC 6901) that address either the current array element or,
 //! with a leading `^`, the whole event.
 
+use matview_tape::parse_index;
 use serde_json::Value;
 
 /// What a path is resolved against.
@@ -104,17 +105,6 @@ fn unescape(token: &str) -> Result<String, PointerError> {
         }
     }
     Ok(out)
-}
-
-fn parse_index(token: &str) -> Option<usize> {
-    // RFC 6901: no leading zeros, digits only.
-    if token.is_empty() || (token.len() > 1 && token.starts_with('0')) {
-        return None;
-    }
-    if !token.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    token.parse().ok()
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Binary event formats read through a schema registry: the Confluent wire
-//! format (magic byte, schema id) around Avro or Protobuf, decoded into the JSON text the
-//! engine already reads, so records, rules and aggregates work unchanged.
-//! Numbers stay exact: an Avro `decimal` becomes the decimal's digits, never
-//! a float. Pure: bytes and schemas in, JSON or an error out; fetching
-//! schemas is the caller's I/O (see [`registry`] for the REST contract).
+//! format (magic byte, schema id) around Avro or Protobuf, decoded onto a
+//! [`matview_tape::Tape`] the engine shapes directly (or written out as JSON
+//! text, for keys), so records, rules and aggregates work unchanged.
+//! Numbers stay exact: a decimal becomes its digits, never a float. Pure:
+//! bytes and schemas in, a tape or an error out; fetching schemas is the
+//! caller's I/O (see [`registry`] for the REST contract).
 
 mod avro;
 mod avro_values;

@@ -150,6 +150,8 @@ fn scalar(
 /// a number with its digits (a string if it is not a decimal),
 /// `google.type.Money` as `{"currency_code", "amount"}` with the amount an
 /// exact decimal. `true` when `msg` was one and is written.
+// Names matched here, not through the wire reader's plan table: the
+// reference stays independent of the code it checks.
 fn well_known(msg: &DynamicMessage, out: &mut Tape) -> Result<bool, DecodeError> {
     let name = msg.descriptor().full_name().to_string();
     let field = |n: u32| msg.get_field_by_number(n).map(|v| v.into_owned());
