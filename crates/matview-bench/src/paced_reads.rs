@@ -88,9 +88,16 @@ async fn read(base: String, users: u64, per_second: u64, stop: Arc<AtomicBool>) 
             let (http, served) = (http.clone(), served.clone());
             tokio::spawn(async move {
                 let asked = Instant::now();
-                let answered = http.get(url).send().await.is_ok_and(|r| {
-                    r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND
-                });
+                // A read is answered when its whole body has arrived, as a
+                // client that uses the row would wait for it.
+                let answered = match http.get(url).send().await {
+                    Ok(r) => {
+                        let known =
+                            r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND;
+                        known && r.bytes().await.is_ok()
+                    }
+                    Err(_) => false,
+                };
                 if let Ok(mut served) = served.lock() {
                     match answered {
                         true => served.0.push(asked.elapsed().as_micros() as u64),

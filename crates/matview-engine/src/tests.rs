@@ -306,3 +306,61 @@ proptest! {
         prop_assert_eq!(&c_ba, &single);
     }
 }
+
+/// Item lists as a naive sort with `compare_values` orders them: by price
+/// (numbers exactly, however written; text where a number is not exact),
+/// ties by id, highest kept, cut to the limit.
+fn reference_order(mut items: Vec<view::Item>, limit: usize) -> Vec<view::Item> {
+    items.sort_by(|a, b| {
+        view::compare_values(a.get("price"), b.get("price"))
+            .then_with(|| view::compare_values(a.get("id"), b.get("id")))
+            .reverse()
+    });
+    items.truncate(limit);
+    items
+}
+
+proptest! {
+    #[test]
+    fn merged_items_are_ordered_as_compare_values_orders_them(
+        prices in proptest::collection::vec(0usize..12, 0..40),
+        split in 0usize..40,
+        limit in 1i32..30,
+    ) {
+        const PRICES: [Option<&str>; 12] = [
+            None, Some("null"), Some("1"), Some("1.0"), Some("1.50"), Some("1.5"), Some("-3"),
+            Some("1e3"), Some("123456789012345678901234567890123"), Some("\"cheap\""),
+            Some("true"), Some("2"),
+        ];
+        let mut spec = example("items-by-price");
+        if let Some(items) = spec.aggregate.items.as_mut() {
+            items.limit = limit;
+        }
+        let view = compile(&spec).expect("compiles");
+        let items: Vec<view::Item> = prices
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let mut item = view::Item::new();
+                item.insert("id".into(), json::RawJson::string(&format!("i{i:02}")));
+                if let Some(text) = PRICES[p] {
+                    item.insert("price".into(), json::RawJson::from_text(text));
+                }
+                item
+            })
+            .collect();
+        let (a, b) = items.split_at(split.min(items.len()));
+        let row = |part: &[view::Item]| RowView {
+            key: "u".into(),
+            groups: BTreeMap::from([("cheap".to_string(), GroupView {
+                count: Some(part.len() as u64),
+                sum: BTreeMap::new(),
+                items: Some(part.to_vec()),
+                truncated: false,
+            })]),
+        };
+        let merged = view.merge_views(row(a), row(b));
+        let got = merged.groups["cheap"].items.clone().unwrap_or_default();
+        prop_assert_eq!(got, reference_order(items, limit as usize));
+    }
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::compile::CompiledView;
+use super::decimal::Decimal;
 use super::json::{JsonKind, RawJson};
 use super::row::Row;
 use super::sum::Sum;
@@ -47,8 +48,31 @@ pub struct GroupView {
 impl CompiledView {
     /// The served form of a row.
     pub fn view(&self, key: &str, row: &Row) -> RowView {
+        self.into_view(key, row.clone())
+    }
+
+    /// The served form of a row, moving its records' values into the items
+    /// instead of copying them (the projector's read path: one read, one row).
+    pub fn into_view(&self, key: &str, row: Row) -> RowView {
+        let mut items_by_group: Vec<Vec<Item>> = vec![Vec::new(); self.groups.len()];
+        if self.aggregate.items.is_some() {
+            for (id, record) in row.records {
+                let Some(items) = record
+                    .group
+                    .and_then(|g| items_by_group.get_mut(usize::from(g)))
+                else {
+                    continue;
+                };
+                let mut item = Item::new();
+                item.insert("id".into(), RawJson::string(&id));
+                for (field, value) in self.fields.iter().zip(record.fields) {
+                    item.insert(field.name.clone(), value);
+                }
+                items.push(item);
+            }
+        }
         let mut groups = BTreeMap::new();
-        for (g, name) in self.groups.iter().enumerate() {
+        for ((g, name), items) in self.groups.iter().enumerate().zip(items_by_group) {
             let totals = row.totals.get(g).cloned().unwrap_or_default();
             let sum = self
                 .aggregate
@@ -60,24 +84,10 @@ impl CompiledView {
                     (self.fields[fi].name.clone(), total)
                 })
                 .collect();
-            let items = self.aggregate.items.as_ref().map(|_| {
-                row.records
-                    .iter()
-                    .filter(|(_, r)| r.group.map(usize::from) == Some(g))
-                    .map(|(id, r)| {
-                        let mut item = Item::new();
-                        item.insert("id".into(), RawJson::string(id));
-                        for (field, value) in self.fields.iter().zip(&r.fields) {
-                            item.insert(field.name.clone(), value.clone());
-                        }
-                        item
-                    })
-                    .collect::<Vec<_>>()
-            });
             let mut group = GroupView {
                 count: self.aggregate.count.then_some(totals.count),
                 sum,
-                items,
+                items: self.aggregate.items.as_ref().map(|_| items),
                 truncated: false,
             };
             self.bound_items(&mut group, totals.count);
@@ -98,15 +108,22 @@ impl CompiledView {
             .order_by
             .map(|i| self.fields[i].name.as_str())
             .unwrap_or("id");
-        items.sort_by(|a, b| {
-            let ord = compare_values(a.get(order_field), b.get(order_field))
+        // Each item's order value is parsed once, not once per comparison.
+        let mut keyed: Vec<(OrderKey, Item)> = std::mem::take(items)
+            .into_iter()
+            .map(|item| (OrderKey::of(&item, order_field), item))
+            .collect();
+        keyed.sort_by(|(ka, a), (kb, b)| {
+            let ord = ka
+                .compare(a.get(order_field), kb, b.get(order_field))
                 .then_with(|| compare_values(a.get("id"), b.get("id")));
             match spec.keep {
                 Keep::Lowest => ord,
                 Keep::Highest => ord.reverse(),
             }
         });
-        items.truncate(spec.limit);
+        keyed.truncate(spec.limit);
+        *items = keyed.into_iter().map(|(_, item)| item).collect();
         group.truncated = (items.len() as u64) < total;
     }
 
@@ -137,6 +154,28 @@ impl CompiledView {
             }
         }
         a
+    }
+}
+
+/// An item's order value, parsed once when it is an exact number.
+struct OrderKey(Option<Decimal>);
+
+impl OrderKey {
+    fn of(item: &Item, field: &str) -> OrderKey {
+        OrderKey(
+            item.get(field)
+                .and_then(RawJson::as_decimal)
+                .and_then(Result::ok),
+        )
+    }
+
+    /// The same order as [`compare_values`], from the parsed numbers when
+    /// both are numbers.
+    fn compare(&self, a: Option<&RawJson>, other: &OrderKey, b: Option<&RawJson>) -> Ordering {
+        match (&self.0, &other.0) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => compare_values(a, b),
+        }
     }
 }
 

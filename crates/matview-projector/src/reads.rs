@@ -53,7 +53,7 @@ pub(super) fn read_view(shared: &Shared, key: &str) -> Result<Option<RowView>, P
         .store
         .row(key)
         .map_err(Problem::internal)?
-        .map(|row| shared.view.compiled.view(key, &row)))
+        .map(|row| shared.view.compiled.into_view(key, row)))
 }
 
 /// Waits for read-your-writes positions; returns the applied offsets to report.
