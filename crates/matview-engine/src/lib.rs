@@ -22,6 +22,7 @@ pub mod source;
 pub mod sum;
 pub mod tape;
 pub mod view;
+mod view_json;
 
 pub use compile::{CompileError, CompiledView, SpecIssue, compile};
 pub use decimal::Decimal;

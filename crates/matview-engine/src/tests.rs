@@ -364,3 +364,55 @@ proptest! {
         prop_assert_eq!(got, reference_order(items, limit as usize));
     }
 }
+
+proptest! {
+    #[test]
+    fn written_views_are_the_bytes_of_serialized_views(
+        records in proptest::collection::vec((0u8..6, 0usize..12, 0usize..3, any::<bool>()), 0..40),
+        limit in 1i32..30,
+        lowest in any::<bool>(),
+        by_id in any::<bool>(),
+        counts in proptest::collection::vec(0u64..60, 3),
+    ) {
+        const PRICES: [Option<&str>; 12] = [
+            None, Some("null"), Some("1"), Some("1.0"), Some("1.50"), Some("1.5"), Some("-3"),
+            Some("1e3"), Some("123456789012345678901234567890123"), Some("\"a \\\"quoted\\\" é\""),
+            Some("true"), Some("2"),
+        ];
+        let mut spec = example("items-by-price");
+        if let Some(items) = spec.aggregate.items.as_mut() {
+            items.limit = limit;
+            items.keep = if lowest { matview_crd::Keep::Lowest } else { matview_crd::Keep::Highest };
+            if by_id {
+                items.order_by = None;
+            }
+        }
+        let view = compile(&spec).expect("compiles");
+        let mut row = Row::new(view.groups.len(), view.aggregate.sums.len());
+        for (g, count) in counts.iter().enumerate() {
+            row.totals[g].count = *count;
+        }
+        for (n, (group, price, name, short)) in records.iter().enumerate() {
+            let mut fields = vec![json::RawJson::from_text("null"); view.fields.len()];
+            for (field, value) in view.fields.iter().zip(fields.iter_mut()) {
+                *value = match field.name.as_str() {
+                    "price" => json::RawJson::from_text(PRICES[*price].unwrap_or("0")),
+                    _ => json::RawJson::string(["x", "y\u{1F600}", "<\u{7}>"][*name]),
+                };
+            }
+            if *short {
+                fields.pop();
+            }
+            row.records.insert(format!("id\"{n:02}"), row::StoredRecord {
+                group: (*group < 3).then_some(u16::from(*group)),
+                fields,
+                sums: Vec::new(),
+                version: at(n as i64),
+            });
+        }
+        let mut written = Vec::new();
+        view.write_view("u\"1", &row, &mut written);
+        let serialized = serde_json::to_vec(&view.into_view("u\"1", row)).expect("serializes");
+        prop_assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&serialized));
+    }
+}

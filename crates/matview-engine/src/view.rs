@@ -158,20 +158,25 @@ impl CompiledView {
 }
 
 /// An item's order value, parsed once when it is an exact number.
-struct OrderKey(Option<Decimal>);
+pub(crate) struct OrderKey(Option<Decimal>);
 
 impl OrderKey {
     fn of(item: &Item, field: &str) -> OrderKey {
-        OrderKey(
-            item.get(field)
-                .and_then(RawJson::as_decimal)
-                .and_then(Result::ok),
-        )
+        OrderKey::of_value(item.get(field))
+    }
+
+    pub(crate) fn of_value(value: Option<&RawJson>) -> OrderKey {
+        OrderKey(value.and_then(RawJson::as_decimal).and_then(Result::ok))
     }
 
     /// The same order as [`compare_values`], from the parsed numbers when
     /// both are numbers.
-    fn compare(&self, a: Option<&RawJson>, other: &OrderKey, b: Option<&RawJson>) -> Ordering {
+    pub(crate) fn compare(
+        &self,
+        a: Option<&RawJson>,
+        other: &OrderKey,
+        b: Option<&RawJson>,
+    ) -> Ordering {
         match (&self.0, &other.0) {
             (Some(x), Some(y)) => x.cmp(y),
             _ => compare_values(a, b),
