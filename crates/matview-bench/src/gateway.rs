@@ -66,6 +66,12 @@ pub struct GatewayBenchConfig {
     /// holds this many, measuring freshness at each size (0: do not grow).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub curve_to: u64,
+    /// Write the machine's dirty pages back (`sync`) after each growth step,
+    /// before its freshness phases: the step's bulk load (broker log, store)
+    /// is otherwise written back during them, and the projectors' fsyncs
+    /// wait behind it. The report gives the dirty MiB either way.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub settle_writes: bool,
     /// MiB of the gateway's row cache (the lookups are also measured without).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub row_cache_mib: u64,
@@ -274,6 +280,7 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
         let added = produce_orders(&producer, &topic, &mut more, events, keyed_by_row).await?;
         (rows, step, produced) = (rows + added.len() as u64, step + 1, produced + events);
         wait_applied(&endpoints, produced as i64).await?;
+        report.push_str(&super::gateway_fresh::settle(rows, config.settle_writes)?);
         let (lines, fresh_events) = fresh.lines(layout, &format!("{rows} rows, ")).await?;
         report.push_str(&lines);
         produced += fresh_events;

@@ -189,3 +189,63 @@ pub async fn freshness(
         acked,
     })
 }
+
+/// The machine's dirty and under-write-back page cache, in MiB.
+fn dirty_mib() -> Option<(u64, u64)> {
+    dirty_in(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// `Dirty` and `Writeback` of a /proc/meminfo text, in MiB.
+fn dirty_in(meminfo: &str) -> Option<(u64, u64)> {
+    let kib = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+    };
+    Some((kib("Dirty:")? >> 10, kib("Writeback:")? >> 10))
+}
+
+/// Before a growth step's phases: what the page cache still has to write,
+/// written back first when `sync_first`; the report's line on it.
+pub(crate) fn settle(rows: u64, sync_first: bool) -> Result<String, BenchError> {
+    let before = dirty_mib();
+    if sync_first {
+        let status = std::process::Command::new("sync")
+            .status()
+            .map_err(|e| BenchError::Io(format!("sync: {e}")))?;
+        if !status.success() {
+            return Err(BenchError::Io(format!("sync: {status}")));
+        }
+    }
+    let show = |d: Option<(u64, u64)>| {
+        d.map_or("unknown".into(), |(dirty, back)| {
+            format!("{dirty} MiB dirty, {back} MiB being written")
+        })
+    };
+    Ok(match sync_first {
+        true => format!(
+            "{rows} rows: {} before its phases, written back first ({} after)\n",
+            show(before),
+            show(dirty_mib())
+        ),
+        false => format!("{rows} rows: {} before its phases\n", show(before)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dirty_pages_are_read_from_meminfo() {
+        let meminfo =
+            "MemFree:        1000 kB\nDirty:          307200 kB\nWriteback:        2048 kB\n";
+        assert_eq!(super::dirty_in(meminfo), Some((300, 2)));
+        assert_eq!(super::dirty_in("MemFree: 1 kB\n"), None);
+    }
+}
