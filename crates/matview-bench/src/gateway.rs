@@ -67,10 +67,9 @@ pub struct GatewayBenchConfig {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub curve_to: u64,
     /// Write the machine's dirty pages back (`sync`) after each growth step,
-    /// before its freshness phases: the step's bulk load (broker log, store)
-    /// is otherwise written back during them, and the projectors' fsyncs
-    /// wait behind it. The report gives the dirty MiB either way.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// before its freshness phases, to tell stalls of the disk's write-back
+    /// from others. The report gives the dirty MiB either way.
+    #[arg(long)]
     pub settle_writes: bool,
     /// MiB of the gateway's row cache (the lookups are also measured without).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
