@@ -307,6 +307,37 @@ proptest! {
     }
 }
 
+/// Order values of every kind: absent, null, numbers written alike and not
+/// exact as decimals, text with escapes, a boolean.
+const ORDER_VALUES: [Option<&str>; 12] = [
+    None,
+    Some("null"),
+    Some("1"),
+    Some("1.0"),
+    Some("1.50"),
+    Some("1.5"),
+    Some("-3"),
+    Some("1e3"),
+    Some("123456789012345678901234567890123"),
+    Some("\"a \\\"quoted\\\" é\""),
+    Some("true"),
+    Some("2"),
+];
+
+/// The shop example keeping `limit` items per group, `keep`ing the highest
+/// or lowest by price, or by id.
+fn shop_keeping(limit: i32, keep: matview_crd::Keep, by_id: bool) -> CompiledView {
+    let mut spec = example("items-by-price");
+    if let Some(items) = spec.aggregate.items.as_mut() {
+        items.limit = limit;
+        items.keep = keep;
+        if by_id {
+            items.order_by = None;
+        }
+    }
+    compile(&spec).expect("compiles")
+}
+
 /// Item lists as a naive sort with `compare_values` orders them: by price
 /// (numbers exactly, however written; text where a number is not exact),
 /// ties by id, highest kept, cut to the limit.
@@ -327,23 +358,14 @@ proptest! {
         split in 0usize..40,
         limit in 1i32..30,
     ) {
-        const PRICES: [Option<&str>; 12] = [
-            None, Some("null"), Some("1"), Some("1.0"), Some("1.50"), Some("1.5"), Some("-3"),
-            Some("1e3"), Some("123456789012345678901234567890123"), Some("\"cheap\""),
-            Some("true"), Some("2"),
-        ];
-        let mut spec = example("items-by-price");
-        if let Some(items) = spec.aggregate.items.as_mut() {
-            items.limit = limit;
-        }
-        let view = compile(&spec).expect("compiles");
+        let view = shop_keeping(limit, matview_crd::Keep::Highest, false);
         let items: Vec<view::Item> = prices
             .iter()
             .enumerate()
             .map(|(i, &p)| {
                 let mut item = view::Item::new();
                 item.insert("id".into(), json::RawJson::string(&format!("i{i:02}")));
-                if let Some(text) = PRICES[p] {
+                if let Some(text) = ORDER_VALUES[p] {
                     item.insert("price".into(), json::RawJson::from_text(text));
                 }
                 item
@@ -374,20 +396,8 @@ proptest! {
         by_id in any::<bool>(),
         counts in proptest::collection::vec(0u64..60, 3),
     ) {
-        const PRICES: [Option<&str>; 12] = [
-            None, Some("null"), Some("1"), Some("1.0"), Some("1.50"), Some("1.5"), Some("-3"),
-            Some("1e3"), Some("123456789012345678901234567890123"), Some("\"a \\\"quoted\\\" é\""),
-            Some("true"), Some("2"),
-        ];
-        let mut spec = example("items-by-price");
-        if let Some(items) = spec.aggregate.items.as_mut() {
-            items.limit = limit;
-            items.keep = if lowest { matview_crd::Keep::Lowest } else { matview_crd::Keep::Highest };
-            if by_id {
-                items.order_by = None;
-            }
-        }
-        let view = compile(&spec).expect("compiles");
+        let keep = if lowest { matview_crd::Keep::Lowest } else { matview_crd::Keep::Highest };
+        let view = shop_keeping(limit, keep, by_id);
         let mut row = Row::new(view.groups.len(), view.aggregate.sums.len());
         for (g, count) in counts.iter().enumerate() {
             row.totals[g].count = *count;
@@ -396,7 +406,7 @@ proptest! {
             let mut fields = vec![json::RawJson::from_text("null"); view.fields.len()];
             for (field, value) in view.fields.iter().zip(fields.iter_mut()) {
                 *value = match field.name.as_str() {
-                    "price" => json::RawJson::from_text(PRICES[*price].unwrap_or("0")),
+                    "price" => json::RawJson::from_text(ORDER_VALUES[*price].unwrap_or("0")),
                     _ => json::RawJson::string(["x", "y\u{1F600}", "<\u{7}>"][*name]),
                 };
             }
