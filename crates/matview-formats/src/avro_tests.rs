@@ -317,3 +317,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_big_decimal_zero_with_a_negative_scale_is_zero() {
+    // A fuzzer's find: 0 × 10^8 was written "000000000", no JSON number.
+    for (unscaled, scale, expected) in [(0i64, -8, "0"), (5, -3, "5000"), (-5, 2, "-0.05")] {
+        let digits = BigInt::from(unscaled).to_signed_bytes_be();
+        let mut bytes = long(digits.len() as i64);
+        bytes.extend_from_slice(&digits);
+        bytes.extend_from_slice(&long(scale));
+        let mut out = Vec::new();
+        crate::avro_values::big_decimal(&bytes, &mut out).expect("decodes");
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+}

@@ -83,6 +83,8 @@ fn decimal_times_ten_to(
     } else {
         BigInt::from_signed_bytes_be(unscaled).to_string()
     };
+    // Zero times any power of ten is written "0": "0" and then zeros is no JSON number.
+    let zeros = if digits == "0" { 0 } else { zeros };
     let integer_digits = digits.trim_start_matches('-').len().saturating_sub(scale) + zeros;
     if integer_digits > MAX_INTEGER_DIGITS {
         return Err(bad(format!(
