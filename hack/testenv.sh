@@ -268,7 +268,10 @@ while True:
       >"$LOGS/$name-format.log" 2>&1 ||
       { cat "$LOGS/$name-format.log" >&2; die "formatting Kafka storage failed"; }
   fi
+  # The GC log (pauses and safepoints, with wall-clock times) is what tells
+  # a slow acknowledgement caused by the broker's JVM from one caused elsewhere.
   local java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+    "-Xlog:gc*,safepoint:file=$LOGS/$name-gc.log:time,uptime,level,tags:filecount=2,filesize=20m"
     "-Dlog4j2.configurationFile=$dir/log4j2.xml" "-Dkafka.logs.dir=$LOGS")
   start_bg "$name" java "${java_opts[@]}" -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$dir/server.properties"
   wait_for "kafka ($name)" 120 "$LOGS/$name.log" grep -q "Kafka Server started" "$LOGS/$name.log"

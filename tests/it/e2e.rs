@@ -41,7 +41,9 @@ fn cheap_counts(orders: &[Value], below: f64) -> std::collections::BTreeMap<Stri
 
 /// Changes the shop rules so that "cheap" means below `cheap`; returns the new revision.
 async fn cheap_below(views: &Api<MaterializedView>, cheap: f64) -> String {
-    let patch = json!({"spec": {"classify": {"field": "price", "rules": [
+    // The switch as it was before kept revisions (keepPrevious 0s): the old
+    // revision goes right after it; rollouts.rs covers keeping it.
+    let patch = json!({"spec": {"rollout": {"keepPrevious": "0s"}, "classify": {"field": "price", "rules": [
         {"group": "cheap", "lt": cheap}, {"group": "affordable", "gte": cheap, "lte": 50}, {"group": "expensive", "gt": 50}]}}});
     views
         .patch(

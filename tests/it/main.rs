@@ -28,6 +28,7 @@ mod operator;
 mod operator_objects;
 mod operator_scale;
 mod projector;
+mod rollouts;
 mod sasl_ssl;
 mod secured_registry;
 mod smoke_kafka;

@@ -2,10 +2,12 @@
 //! CEL rules, and the CRD manifest generated from them (`matview crd`).
 
 pub mod offline;
+pub mod rollout;
 pub mod schema;
 pub mod spec;
 pub mod status;
 
+pub use rollout::{KeptRevision, PendingRevision, Rollout, RolloutStatus, RolloutStrategy};
 pub use spec::{
     Aggregate, Classify, ClassifyRule, ConfigFrom, DeadLetter, DeletionPolicy, Envelope,
     EventFormat, FieldType, ItemsSpec, KafkaSource, Keep, KeyFormat, MaterializedView,
@@ -87,8 +89,8 @@ mod tests {
         assert_eq!(
             columns,
             [
-                "Topic", "Ready", "Reason", "Phase", "Lag", "Rows", "Revision", "Age", "Shards",
-                "Replicas"
+                "Topic", "Ready", "Reason", "Phase", "Lag", "Rows", "Revision", "Pending", "Age",
+                "Shards", "Replicas"
             ]
         );
     }

@@ -6,12 +6,33 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rollout::Rollout;
 use super::schema::{scalar_list_schema, scalar_schema};
 use super::status::MaterializedViewStatus;
+
+// Promotion is checked by the API server against status as it stands (on
+// update, the request's status is replaced by the stored one). A promote that
+// did not change passes, so status writes and unrelated edits never fail.
+macro_rules! promote_unchanged {
+    () => {
+        "(!has(self.spec.rollout) || !has(self.spec.rollout.promote) || (has(oldSelf.spec.rollout) && has(oldSelf.spec.rollout.promote) && oldSelf.spec.rollout.promote == self.spec.rollout.promote))"
+    };
+}
+macro_rules! promote_serving {
+    () => {
+        "(has(self.status) && has(self.status.activeRevision) && self.status.activeRevision == self.spec.rollout.promote)"
+    };
+}
+macro_rules! promote_pending {
+    () => {
+        "(has(self.status) && has(self.status.rollout) && has(self.status.rollout.pending) && self.status.rollout.pending.revision == self.spec.rollout.promote)"
+    };
+}
 
 /// A read model kept up to date from a Kafka topic: events become records,
 /// records are classified into groups and folded into one row per key.
@@ -31,6 +52,12 @@ use super::status::MaterializedViewStatus;
     status = "MaterializedViewStatus",
     validation = Rule::new("self.metadata.name.size() <= 63").message("metadata.name: a view name has at most 63 characters, since it becomes a label value of the view's objects"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name: a view name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (no dots), since it names the view's Services and pods"),
+    validation = Rule::new(concat!(promote_unchanged!(), " || ", promote_serving!(), " || ", promote_pending!()))
+        .message(kube::core::Message::Expression("'spec.rollout.promote: revision ' + self.spec.rollout.promote + ' is neither pending nor serving; promote the revision that status.rollout.pending.revision names'".into()))
+        .field_path(".spec.rollout.promote"),
+    validation = Rule::new(concat!(promote_unchanged!(), " || ", promote_serving!(), " || !", promote_pending!(), " || self.status.rollout.pending.caughtUp"))
+        .message(kube::core::Message::Expression("'spec.rollout.promote: revision ' + self.spec.rollout.promote + ' has not caught up with the topic yet (status.rollout.pending.lag); promote it once status.rollout.pending.caughtUp is true'".into()))
+        .field_path(".spec.rollout.promote"),
     doc = "A MaterializedView keeps a queryable read model of a Kafka topic: events become records, records are classified into groups, and each row (one per key) holds per-group counts, sums and items.",
     printcolumn(
         name = "Topic",
@@ -73,6 +100,12 @@ use super::status::MaterializedViewStatus;
         type_ = "string",
         json_path = ".status.activeRevision",
         description = "Revision serving reads"
+    ),
+    printcolumn(
+        name = "Pending",
+        type_ = "string",
+        json_path = ".status.rollout.pending.revision",
+        description = "Revision built from the spec and waiting for promotion (spec.rollout.strategy Manual)"
     ),
     printcolumn(
         name = "Age",
@@ -126,6 +159,9 @@ pub struct MaterializedViewSpec {
     /// What happens to Kafka resources the view owns (dead-letter topic, consumer groups) when the view is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// How a changed spec goes live: at once when caught up, or after promotion; and how long the previous revision stays for a rollback. Changing it does not rebuild the view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 fn one() -> i32 {

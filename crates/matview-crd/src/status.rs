@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rollout::RolloutStatus;
+
 /// Observed state of a view, written by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -43,6 +45,9 @@ pub struct MaterializedViewStatus {
     /// installs the gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A revision waiting for promotion, and the previous revision kept for a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
 }
 
 /// Lifecycle phase of a view.
@@ -105,6 +110,8 @@ pub enum ConditionType {
     /// While a revision is rebuilt: whether the topic still holds every
     /// event the serving revision counted (retention may have deleted them).
     HistoryComplete,
+    /// With `spec.rollout.strategy: Manual`, while a revision built from the spec is not serving: True (`AwaitingPromotion`) once it has caught up and waits for `spec.rollout.promote`, False (`CatchingUp`) before.
+    RolloutPending,
 }
 
 /// Status of a condition.

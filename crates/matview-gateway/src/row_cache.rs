@@ -33,6 +33,10 @@ pub struct RowCache {
     rows: moka::sync::Cache<(Arc<str>, String), Cached>,
     feeds: Mutex<HashMap<Arc<str>, Arc<ViewFeed>>>,
     started: Instant,
+    /// The last epoch handed out, to any feed: a revision that serves again
+    /// (a rollback to a kept revision) gets a feed whose epoch no entry of
+    /// its earlier feed carries.
+    epochs: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -45,6 +49,7 @@ struct Cached {
 pub struct ViewFeed {
     id: Arc<str>,
     state: Mutex<FeedState>,
+    epochs: Arc<AtomicU64>,
     /// Seconds since the cache started, at the last read.
     last_read: AtomicU64,
 }
@@ -105,6 +110,21 @@ impl RowCache {
             rows,
             feeds: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            epochs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A feed of nothing live yet, in an epoch of its own.
+    fn new_feed(&self, id: Arc<str>, shards: usize) -> ViewFeed {
+        ViewFeed {
+            id,
+            state: Mutex::new(FeedState {
+                live: vec![false; shards],
+                epoch: next_epoch(&self.epochs),
+                ..FeedState::default()
+            }),
+            epochs: self.epochs.clone(),
+            last_read: AtomicU64::new(0),
         }
     }
 
@@ -187,12 +207,12 @@ impl RowCache {
         let id = Self::id(route);
         let Ok(mut feeds) = self.feeds.lock() else {
             // Poisoned: a feed nobody follows, so nothing is kept.
-            return Arc::new(ViewFeed::new(id, 1));
+            return Arc::new(self.new_feed(id, 1));
         };
         if let Some(feed) = feeds.get(&id) {
             return feed.clone();
         }
-        let feed = Arc::new(ViewFeed::new(id.clone(), route.shards.len()));
+        let feed = Arc::new(self.new_feed(id.clone(), route.shards.len()));
         feed.last_read
             .store(self.started.elapsed().as_secs(), Ordering::Relaxed);
         feeds.insert(id, feed.clone());
@@ -207,18 +227,11 @@ impl RowCache {
     }
 }
 
-impl ViewFeed {
-    fn new(id: Arc<str>, shards: usize) -> ViewFeed {
-        ViewFeed {
-            id,
-            state: Mutex::new(FeedState {
-                live: vec![false; shards],
-                ..FeedState::default()
-            }),
-            last_read: AtomicU64::new(0),
-        }
-    }
+fn next_epoch(epochs: &AtomicU64) -> u64 {
+    epochs.fetch_add(1, Ordering::Relaxed) + 1
+}
 
+impl ViewFeed {
     /// Applies one shard's feed message to the entries and positions.
     fn apply(
         &self,
@@ -243,7 +256,7 @@ impl ViewFeed {
                 return;
             }
             ShardChange::Reset { positions } => {
-                state.epoch += 1;
+                state.epoch = next_epoch(&self.epochs);
                 (Vec::new(), positions)
             }
             ShardChange::Rows { event, positions } => {
@@ -287,7 +300,8 @@ async fn follow_view(st: Arc<GatewayState>, feed: Arc<ViewFeed>, route: ViewRout
         }
     }
     // Entries of a forgotten feed are never hit again (a new feed starts
-    // from a new epoch of nothing live); the byte budget evicts them.
+    // in an epoch never used before, with nothing live); the byte budget
+    // evicts them.
     cache.forget(&feed.id);
     for follower in followers {
         follower.abort();
@@ -327,7 +341,7 @@ mod tests {
     #[test]
     fn a_change_drops_its_row_and_moves_the_positions() {
         let cache = RowCache::new(1 << 20);
-        let feed = ViewFeed::new("ns/v/r1".into(), 1);
+        let feed = cache.new_feed("ns/v/r1".into(), 1);
         let key = |k: &str| (feed.id.clone(), k.to_string());
         feed.apply(
             &cache.rows,
@@ -357,7 +371,7 @@ mod tests {
     #[test]
     fn a_broken_feed_is_not_live_and_a_reset_kills_every_entry() {
         let cache = RowCache::new(1 << 20);
-        let feed = ViewFeed::new("ns/v/r1".into(), 2);
+        let feed = cache.new_feed("ns/v/r1".into(), 2);
         let connected = || ShardChange::Connected {
             positions: BTreeMap::new(),
         };
@@ -366,6 +380,7 @@ mod tests {
         feed.apply(&cache.rows, 1, connected());
         feed.apply(&cache.rows, 0, ShardChange::Broke);
         assert_eq!(feed.state.lock().expect("lock").live, [false, true]);
+        let before = feed.state.lock().expect("lock").epoch;
         feed.apply(
             &cache.rows,
             1,
@@ -373,6 +388,38 @@ mod tests {
                 positions: BTreeMap::new(),
             },
         );
-        assert_eq!(feed.state.lock().expect("lock").epoch, 1);
+        assert!(feed.state.lock().expect("lock").epoch > before);
+    }
+
+    #[test]
+    fn a_revision_followed_again_does_not_serve_what_its_earlier_feed_kept() {
+        // A rollback: r1 served, was switched off (its feed forgotten), and
+        // serves again; its rows changed meanwhile, unseen by any feed.
+        let cache = RowCache::new(1 << 20);
+        let first = cache.new_feed("ns/v/r1".into(), 1);
+        let epoch = first.state.lock().expect("lock").epoch;
+        let key = (first.id.clone(), "a".to_string());
+        cache.rows.insert(
+            key.clone(),
+            Cached {
+                body: Bytes::from_static(b"{}"),
+                epoch,
+            },
+        );
+        let again = cache.new_feed("ns/v/r1".into(), 1);
+        again.apply(
+            &cache.rows,
+            0,
+            ShardChange::Connected {
+                positions: BTreeMap::from([(0, 9)]),
+            },
+        );
+        let view = FeedView {
+            id: again.id.clone(),
+            positions: BTreeMap::new(),
+            epoch: again.state.lock().expect("lock").epoch,
+        };
+        assert!(cache.rows.get(&key).is_some(), "still held, not served");
+        assert_eq!(cache.row_at(&view, "a"), None);
     }
 }

@@ -81,11 +81,17 @@ fn meta(view: &MaterializedView, name: String, labels: BTreeMap<String, String>)
 
 /// The view as the projector reads it: only what it needs.
 fn view_file(view: &MaterializedView) -> String {
+    // How a revision goes live is the operator's business, not the
+    // projector's: a promotion changes no object of any revision.
+    let spec = matview_crd::MaterializedViewSpec {
+        rollout: None,
+        ..view.spec.clone()
+    };
     let doc = serde_json::json!({
         "apiVersion": "matview.dev/v1alpha1",
         "kind": "MaterializedView",
         "metadata": {"name": view.metadata.name, "namespace": view.metadata.namespace},
-        "spec": view.spec,
+        "spec": spec,
     });
     serde_yaml_ng::to_string(&doc).unwrap_or_default()
 }

@@ -22,6 +22,7 @@ pub mod projectors;
 pub mod rebuild_history;
 mod reconcile;
 pub mod refusal;
+pub mod rollout;
 pub mod run;
 mod schema_admission;
 pub mod status;

@@ -10,10 +10,8 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use tracing::info;
 
 use super::context::{Context, ReconcileError, kafka_connection, publish, view_key};
-use super::history::History;
 use super::k8s;
 use super::kafka::{self, KafkaConnection, KafkaError};
 use super::objects::{Mode, apply_desired, delete_orphans};
@@ -24,11 +22,15 @@ use super::pacing::{
 use super::projectors::{
     ObservedPod, diagnose_pods, projector_troubles, revision_pods, view_totals,
 };
-use super::rebuild_history::rebuild_history;
+use super::rollout::until_release;
 use super::schema_admission::{self, SchemaAdmission};
 use super::status::{self, Observed, SourceUnavailable, ViewTotals};
 use matview_api::view::{ValidatedView, ViewError, shard_count};
 use matview_crd::{MaterializedView, MaterializedViewStatus, Phase};
+
+#[path = "switch.rs"]
+mod switch;
+use switch::switch_revision;
 
 pub(super) async fn apply(
     view: Arc<MaterializedView>,
@@ -117,11 +119,14 @@ pub(super) async fn apply(
     }
     let status = run.finish(Announce::PhaseChange).await?;
     let settled = revisions.retiring.is_none() && status.phase == Some(Phase::Ready);
-    Ok(Action::requeue(requeue_after(
-        settled,
-        ctx.metrics.view_count(),
-        &uid,
-    )))
+    let periodic = requeue_after(settled, ctx.metrics.view_count(), &uid);
+    // A kept revision is removed by the first reconcile after its window.
+    let kept = status.rollout.as_ref().and_then(|r| r.previous.as_ref());
+    let release = until_release(kept, k8s_openapi::jiff::Timestamp::now())
+        .map(|left| left + std::time::Duration::from_secs(1));
+    Ok(Action::requeue(
+        release.map_or(periodic, |r| r.min(periodic)),
+    ))
 }
 
 /// The source topic as found.
@@ -138,6 +143,8 @@ struct Revisions {
     /// Switched off in this reconcile: kept until the next one, so readers
     /// (the gateway) see the new active revision in status before its pods go.
     retiring: Option<String>,
+    /// Switched off and kept running for a rollback (`keepPrevious`).
+    kept: Option<String>,
 }
 
 impl Revisions {
@@ -147,6 +154,7 @@ impl Revisions {
             Some(self.active.clone()),
             self.target.clone(),
             self.retiring.clone(),
+            self.kept.clone(),
         ]
         .into_iter()
         .flatten()
@@ -423,75 +431,6 @@ fn has_active_revision(view: &MaterializedView) -> bool {
 fn spec_changed(view: &MaterializedView) -> bool {
     let observed = view.status.as_ref().and_then(|s| s.observed_generation);
     observed.is_none() || observed != view.metadata.generation
-}
-
-/// Blue/green: the active revision serves until the current one is ready and
-/// caught up with the topic; then it takes over and the old group goes.
-async fn switch_revision(
-    run: &mut Reconciling<'_>,
-    validated: &ValidatedView,
-    source: &SourceTopic,
-) -> Result<Revisions, ReconcileError> {
-    let current = &validated.revision;
-    let active = run
-        .observed
-        .active_revision
-        .clone()
-        .unwrap_or_else(|| current.clone());
-    if *current == active {
-        return Ok(Revisions {
-            active,
-            target: None,
-            retiring: None,
-        });
-    }
-    let ctx = run.ctx;
-    let replicas = run.view.spec.replicas_per_shard;
-    let ready = k8s::revision_readiness(
-        &ctx.caches,
-        &run.ns,
-        &run.name,
-        current,
-        validated.shards,
-        replicas,
-    )
-    .await;
-    let history = rebuild_history(ctx, run.view, validated, &source.kafka, source.partitions).await;
-    let group = validated.consumer_group(current);
-    // The group's lag matters only once every projector of the target is ready.
-    let lag = if ready.all_ready() {
-        kafka::group_lag(&source.kafka, &group, &validated.topic, source.partitions)
-            .await
-            .map_or(i64::MAX, |lag| lag.events)
-    } else {
-        i64::MAX
-    };
-    let held = history.as_ref().is_some_and(History::blocks_switch);
-    if let Some(history) = history {
-        run.observed.history = Some((validated.topic.clone(), history));
-    }
-    if !(ready.all_ready() && lag <= 0) || held {
-        let pods = revision_pods(&ctx.caches, &ctx.projectors, &run.ns, &run.name, current).await;
-        run.observed.target_pods = diagnose_pods(
-            &pods,
-            ready.desired_replicas,
-            k8s_openapi::jiff::Timestamp::now(),
-        );
-        run.observed.target = Some(ready);
-        return Ok(Revisions {
-            active,
-            target: Some(current.clone()),
-            retiring: None,
-        });
-    }
-    info!(view = %validated.key(), from = %active, to = %current, "switching revision");
-    let note = format!("revision {current} caught up and now serves; {active} is removed");
-    publish(ctx, run.view, EventType::Normal, "RevisionActivated", note);
-    Ok(Revisions {
-        active: current.clone(),
-        target: None,
-        retiring: Some(active),
-    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::diagnosis::Diagnosis;
 use super::history::History;
 use matview_crd::status::set_condition;
-use matview_crd::{Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase};
+use matview_crd::{
+    Condition, ConditionStatus, ConditionType, MaterializedViewStatus, Phase, RolloutStatus,
+};
 
 /// Readiness of one revision's StatefulSets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,6 +131,10 @@ pub struct Observed {
     pub troubles: ProjectorTroubles,
     /// While a revision is rebuilt from the topic: can it see everything?
     pub history: Option<(String, History)>,
+    /// A revision waiting for promotion, the one kept for a rollback.
+    pub rollout: Option<RolloutStatus>,
+    /// `spec.rollout.promote`.
+    pub promote: Option<String>,
 }
 
 impl Default for Observed {
@@ -148,6 +154,8 @@ impl Default for Observed {
             url: None,
             troubles: ProjectorTroubles::default(),
             history: None,
+            rollout: None,
+            promote: None,
         }
     }
 }
@@ -213,6 +221,9 @@ pub fn compute(
         }
         serving(&mut c, o)
     };
+    if o.spec.is_ok() && o.source.is_ok() {
+        rollout_pending(&mut c, o);
+    }
     match (&o.target_revision, &o.history) {
         (Some(_), Some((topic, history))) => {
             let (ok, reason, message) = history.condition(topic);
@@ -286,6 +297,7 @@ fn source_troubles(c: &mut Setter<'_>, troubles: &ProjectorTroubles) {
 fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
     c.status.active_revision = o.active_revision.clone();
     c.status.target_revision = o.target_revision.clone();
+    c.status.rollout = o.rollout.clone();
     c.status.lag = o.lag;
     if let Some(stats) = o.stats {
         c.status.rows = Some(stats.rows);
@@ -376,6 +388,21 @@ fn progressing(c: &mut Setter<'_>, o: &Observed, phase: Phase) -> Phase {
             .map(|r| (r, o.active, o.active_pods.as_ref(), "", Phase::Building)),
         _ => None,
     };
+    let awaiting = o.rollout.as_ref().and_then(|r| r.pending.as_ref());
+    if let Some(p) = awaiting.filter(|p| p.caught_up && built.is_some()) {
+        // Built and caught up: nothing is in progress until someone promotes it.
+        let message = format!(
+            "revision {} is built and caught up; it waits for promotion (see RolloutPending)",
+            p.revision
+        );
+        c.set(
+            ConditionType::Progressing,
+            false,
+            "AwaitingPromotion",
+            message,
+        );
+        return phase;
+    }
     let Some((revision, r, why, serving, phase)) = built else {
         let message = match &o.active_revision {
             Some(r) => format!("revision {r} serves; nothing is being built"),
@@ -420,6 +447,51 @@ fn progressing(c: &mut Setter<'_>, o: &Observed, phase: Phase) -> Phase {
     phase
 }
 
+/// With strategy Manual: whether a revision waits for promotion, and what
+/// to write to promote it; said only while one is pending.
+fn rollout_pending(c: &mut Setter<'_>, o: &Observed) {
+    let Some(p) = o.rollout.as_ref().and_then(|r| r.pending.as_ref()) else {
+        c.status
+            .conditions
+            .retain(|c| c.type_ != ConditionType::RolloutPending);
+        return;
+    };
+    let serving = o.active_revision.as_deref().unwrap_or("none");
+    let promoted = o.promote.as_deref() == Some(p.revision.as_str());
+    if p.caught_up {
+        let rows = p.rows.map(|r| format!(" ({r} rows)")).unwrap_or_default();
+        let message = format!(
+            "revision {}{rows} has caught up and waits for promotion; revision {serving} serves until spec.rollout.promote is {}",
+            p.revision, p.revision
+        );
+        c.set(
+            ConditionType::RolloutPending,
+            true,
+            "AwaitingPromotion",
+            message,
+        );
+    } else {
+        let lag = p
+            .lag
+            .map(|l| format!(", {l} events behind"))
+            .unwrap_or_default();
+        let then = if promoted {
+            "it is promoted and serves once caught up"
+        } else {
+            "it can be promoted once caught up"
+        };
+        let message = format!(
+            "revision {} is being built{lag}; {then}; revision {serving} serves",
+            p.revision
+        );
+        c.set(ConditionType::RolloutPending, false, "CatchingUp", message);
+    }
+}
+
 #[cfg(test)]
 #[path = "status_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "status_rollout_tests.rs"]
+mod rollout_tests;

@@ -1,0 +1,225 @@
+//! The rollout step of reconcile: observe the spec's revision (readiness,
+//! lag, history), let `rollout::decide` say what serves, and announce it.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::{Reconciling, Revisions, SourceTopic};
+use crate::context::{ReconcileError, publish};
+use crate::history::History;
+use crate::k8s;
+use crate::kafka;
+use crate::projectors::{diagnose_pods, revision_pods, view_totals};
+use crate::rebuild_history::rebuild_history;
+use crate::rollout::{self, RolloutDecision, RolloutInput, Switch};
+use crate::status::Readiness;
+use matview_api::view::ValidatedView;
+use matview_crd::{KeptRevision, PendingRevision, RolloutStatus};
+
+/// The spec's revision as observed while it is not the serving one.
+struct Candidate {
+    ready: Readiness,
+    /// Events left to apply; `None` until its group committed.
+    lag: Option<i64>,
+    caught_up: bool,
+    history_incomplete: bool,
+}
+
+/// Blue/green: the active revision serves until the spec's revision is
+/// ready, caught up and (strategy Manual) promoted; the one switched off is
+/// kept for `keepPrevious`, and a spec reverted to it switches back at once.
+pub(super) async fn switch_revision(
+    run: &mut Reconciling<'_>,
+    validated: &ValidatedView,
+    source: &SourceTopic,
+) -> Result<Revisions, ReconcileError> {
+    let current = validated.revision.clone();
+    let active = run
+        .observed
+        .active_revision
+        .clone()
+        .unwrap_or_else(|| current.clone());
+    let spec = run.view.spec.rollout.clone().unwrap_or_default();
+    let before = run.previous.as_ref().and_then(|s| s.rollout.clone());
+    let kept = before.as_ref().and_then(|r| r.previous.clone());
+    let candidate = if current == active {
+        None
+    } else {
+        let restoring = kept.as_ref().is_some_and(|k| k.revision == current);
+        Some(observe_candidate(run, validated, source, &current, restoring).await)
+    };
+    let now = Timestamp::now();
+    let decision = rollout::decide(&RolloutInput {
+        current: &current,
+        active: &active,
+        previous: kept.as_ref(),
+        manual: spec.is_manual(),
+        promote: spec.promote.as_deref(),
+        keep_previous: spec.keep_previous(),
+        current_caught_up: candidate.as_ref().is_some_and(|c| c.caught_up),
+        history_incomplete: candidate.as_ref().is_some_and(|c| c.history_incomplete),
+        now,
+    });
+    let mut pending = None;
+    if let (Some(target), Some(c)) = (&decision.target, &candidate) {
+        let ctx = run.ctx;
+        let pods = revision_pods(&ctx.caches, &ctx.projectors, &run.ns, &run.name, target).await;
+        run.observed.target_pods = diagnose_pods(&pods, c.ready.desired_replicas, now);
+        run.observed.target = Some(c.ready);
+        if let Some(p) = &decision.pending {
+            let totals =
+                view_totals(&ctx.projectors, &pods, validated.keyed_by_row_key, None).await;
+            pending = Some(PendingRevision {
+                revision: p.revision.clone(),
+                caught_up: p.caught_up,
+                lag: c.lag,
+                rows: totals.map(|t| t.rows),
+            });
+        }
+    }
+    announce(run, validated, before.as_ref(), &decision, pending.as_ref());
+    run.observed.rollout =
+        (pending.is_some() || decision.previous.is_some()).then(|| RolloutStatus {
+            pending,
+            previous: decision.previous.clone(),
+        });
+    run.observed.promote = spec.promote.clone();
+    Ok(Revisions {
+        active: decision.active,
+        target: decision.target,
+        retiring: decision.switched_off,
+        kept: decision.previous.map(|k| k.revision),
+    })
+}
+
+/// Readiness and lag of the spec's revision, and whether retention took
+/// events a rebuild would need (not asked for a kept revision: it never
+/// stopped consuming).
+async fn observe_candidate(
+    run: &mut Reconciling<'_>,
+    validated: &ValidatedView,
+    source: &SourceTopic,
+    current: &str,
+    restoring: bool,
+) -> Candidate {
+    let ctx = run.ctx;
+    let replicas = run.view.spec.replicas_per_shard;
+    let ready = k8s::revision_readiness(
+        &ctx.caches,
+        &run.ns,
+        &run.name,
+        current,
+        validated.shards,
+        replicas,
+    )
+    .await;
+    let mut history_incomplete = false;
+    if !restoring {
+        let history =
+            rebuild_history(ctx, run.view, validated, &source.kafka, source.partitions).await;
+        history_incomplete = history.as_ref().is_some_and(History::blocks_switch);
+        if let Some(history) = history {
+            run.observed.history = Some((validated.topic.clone(), history));
+        }
+    }
+    // The group's lag matters only once every projector is ready.
+    let group = validated.consumer_group(current);
+    let lag = if ready.all_ready() {
+        kafka::group_lag(&source.kafka, &group, &validated.topic, source.partitions)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    Candidate {
+        ready,
+        caught_up: ready.all_ready() && lag.as_ref().is_some_and(|l| l.events <= 0),
+        lag: lag.filter(|l| l.measured).map(|l| l.events),
+        history_incomplete,
+    }
+}
+
+/// Events for what this step changed: a switch and why, a revision now
+/// waiting for promotion, a pending one dropped, a kept one released.
+fn announce(
+    run: &Reconciling<'_>,
+    validated: &ValidatedView,
+    before: Option<&RolloutStatus>,
+    decision: &RolloutDecision,
+    pending: Option<&PendingRevision>,
+) {
+    let ctx = run.ctx;
+    let view = run.view;
+    if let Some(switch) = decision.switch {
+        let from = run.observed.active_revision.clone().unwrap_or_default();
+        info!(view = %validated.key(), from = %from, to = %decision.active, ?switch, "switching revision");
+        let (reason, note) =
+            switch_note(switch, &from, &decision.active, decision.previous.as_ref());
+        publish(ctx, view, EventType::Normal, reason, note);
+    }
+    let was_pending = before.and_then(|r| r.pending.as_ref());
+    if let Some(p) = pending.filter(|p| p.caught_up)
+        && was_pending.is_none_or(|w| w.revision != p.revision || !w.caught_up)
+    {
+        let note = format!(
+            "revision {} caught up and waits for promotion; revision {} serves until spec.rollout.promote names {}",
+            p.revision, decision.active, p.revision
+        );
+        publish(ctx, view, EventType::Normal, "RolloutPending", note);
+    }
+    if let Some(w) = was_pending
+        && w.revision != decision.active
+        && pending.is_none_or(|p| p.revision != w.revision)
+    {
+        let note = format!(
+            "revision {} was waiting for promotion and the spec changed: it is removed",
+            w.revision
+        );
+        publish(ctx, view, EventType::Normal, "PendingRevisionDropped", note);
+    }
+    if let Some(released) = &decision.released {
+        let note = format!(
+            "revision {released} is no longer kept for a rollback (spec.rollout.keepPrevious ended, or a later switch keeps another): it is removed"
+        );
+        publish(
+            ctx,
+            view,
+            EventType::Normal,
+            "PreviousRevisionRemoved",
+            note,
+        );
+    }
+}
+
+/// The Event of a switch: its reason and note.
+fn switch_note(
+    switch: Switch,
+    from: &str,
+    to: &str,
+    kept: Option<&KeptRevision>,
+) -> (&'static str, String) {
+    let after = match kept {
+        Some(k) => format!(
+            "{from} keeps running until {} (spec.rollout.keepPrevious): setting the spec back switches to it at once",
+            k.kept_until.0
+        ),
+        None => format!("{from} is removed"),
+    };
+    match switch {
+        Switch::CaughtUp => (
+            "RevisionActivated",
+            format!("revision {to} caught up and now serves; {after}"),
+        ),
+        Switch::Promoted => (
+            "RevisionPromoted",
+            format!("revision {to} was promoted and now serves; {after}"),
+        ),
+        Switch::Restored => (
+            "RevisionRestored",
+            format!(
+                "the spec went back to revision {to}, kept running since the last switch: it serves again without a rebuild; {after}"
+            ),
+        ),
+    }
+}
