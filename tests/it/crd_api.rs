@@ -75,8 +75,8 @@ async fn examples_are_accepted_compile_and_show_in_kubectl_get() {
     assert_eq!(
         header,
         [
-            "NAME", "TOPIC", "READY", "REASON", "PHASE", "LAG", "ROWS", "REVISION", "AGE",
-            "SHARDS", "REPLICAS"
+            "NAME", "TOPIC", "READY", "REASON", "PHASE", "LAG", "ROWS", "REVISION", "PENDING",
+            "AGE", "SHARDS", "REPLICAS"
         ]
     );
     expected_rows.sort();

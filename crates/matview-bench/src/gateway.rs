@@ -338,6 +338,11 @@ impl FreshnessRun<'_> {
                     .freshness_line(&format!("{at}fresh at {rate}/s, read")),
             );
             out.push_str(&fresh.acked.freshness_line("  of which Kafka's ack"));
+            if let Some((some, full)) = fresh.io_stalled_ms {
+                out.push_str(&format!(
+                    "  stalled on I/O during it: some {some} ms, full {full} ms\n"
+                ));
+            }
         }
         Ok((out, produced))
     }

@@ -29,6 +29,9 @@ pub struct Freshness {
     /// From the send to the broker's acknowledgement: the share of the
     /// delay that is Kafka's, not the view's.
     pub acked: Phase,
+    /// Time tasks of the machine were stalled on I/O during the phase (the
+    /// kernel's pressure figures, `some` and `full`, in ms), when it has them.
+    pub io_stalled_ms: Option<(u64, u64)>,
 }
 
 type SentAt = Arc<Mutex<HashMap<String, Instant>>>;
@@ -111,6 +114,7 @@ pub async fn freshness(
         done.clone(),
     ));
     let http = reqwest::Client::new();
+    let io_before = io_pressure_us();
     let phase = PHASES.fetch_add(1, Ordering::Relaxed);
     let sample_every = (rate / READ_PROBES_PER_SECOND).max(1);
     let started = Instant::now();
@@ -183,11 +187,39 @@ pub async fn freshness(
         seconds: stream.seconds,
         micros: acked,
     };
+    let io_stalled_ms = io_before
+        .zip(io_pressure_us())
+        .map(|((some0, full0), (some1, full1))| {
+            (
+                some1.saturating_sub(some0) / 1000,
+                full1.saturating_sub(full0) / 1000,
+            )
+        });
     Ok(Freshness {
         stream,
         read,
         acked,
+        io_stalled_ms,
     })
+}
+
+/// Microseconds tasks have been stalled on I/O since boot: `some` (at
+/// least one task) and `full` (every non-idle task), from the kernel's
+/// pressure stall information.
+fn io_pressure_us() -> Option<(u64, u64)> {
+    io_pressure_in(&std::fs::read_to_string("/proc/pressure/io").ok()?)
+}
+
+fn io_pressure_in(text: &str) -> Option<(u64, u64)> {
+    let total = |kind: &str| {
+        text.lines()
+            .find(|l| l.starts_with(kind))?
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("total="))?
+            .parse::<u64>()
+            .ok()
+    };
+    Some((total("some ")?, total("full ")?))
 }
 
 /// The machine's dirty and under-write-back page cache, in MiB.
@@ -241,6 +273,13 @@ pub(crate) fn settle(rows: u64, sync_first: bool) -> Result<String, BenchError> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn io_pressure_totals_are_read() {
+        let text = "some avg10=0.10 avg60=1.67 avg300=2.07 total=232489104\nfull avg10=0.07 avg60=0.40 avg300=0.26 total=134126159\n";
+        assert_eq!(super::io_pressure_in(text), Some((232489104, 134126159)));
+        assert_eq!(super::io_pressure_in("some total=1\n"), None);
+    }
+
     #[test]
     fn dirty_pages_are_read_from_meminfo() {
         let meminfo =
