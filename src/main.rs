@@ -12,6 +12,8 @@ fn main() -> ExitCode {
     let cli = matview::cli::Cli::parse();
     match matview::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // Said by the output already, as `git diff --exit-code` does.
+        Err(matview::cli::CliError::Differences) => ExitCode::FAILURE,
         Err(e) => {
             // The whole cause chain on one line, no backtrace: users read this.
             eprintln!("error: {:#}", anyhow::Error::from(e));

@@ -1,6 +1,8 @@
 //! Command-line interface: one binary, one subcommand per component.
 
 mod dev;
+mod diff;
+mod diff_plan;
 mod gateway;
 mod operator;
 mod projector;
@@ -51,6 +53,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR", requires = "schema_registry")]
         schema_registry_config_dir: Option<PathBuf>,
     },
+    /// Show what applying MaterializedView manifests would change in the cluster: each
+    /// changed field, and whether it rebuilds the view, switches back to a kept
+    /// revision, promotes the pending one, updates pods in place, or changes nothing
+    /// that runs.
+    Diff(diff::DiffArgs),
     /// Run one projector: consume a shard of the view's topic into a durable store and serve it over HTTP.
     Projector(Box<projector::ProjectorArgs>),
     /// Print the Kubernetes objects the operator creates for a view (ConfigMap, Service,
@@ -131,6 +138,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .transpose()?;
             validate::run(&paths, registry.as_ref())
         }
+        Command::Diff(args) => match diff::run(&args)? {
+            true if args.exit_code => Err(CliError::Differences),
+            _ => Ok(()),
+        },
         Command::Reference { page, chart } => {
             use clap::CommandFactory;
             print!(
@@ -259,6 +270,9 @@ pub enum CliError {
     Broker(#[from] crate::broker::BrokerError),
     #[error("{invalid} of {total} views are invalid")]
     Invalid { invalid: usize, total: usize },
+    /// `matview diff --exit-code` found differences (exit status 1, no message).
+    #[error("the manifests differ from the cluster")]
+    Differences,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod crd_api;
 mod damaged_store;
 mod dev;
 mod dev_avro;
+mod diff;
 mod disk_full;
 mod docs;
 mod e2e;

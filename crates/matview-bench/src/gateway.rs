@@ -258,9 +258,10 @@ async fn bench(config: &GatewayBenchConfig, keyed_by_row: bool) -> Result<String
             hit_share(&state, (hits_before, misses_before))
         ),
     ));
+    let fresh_producer = super::gateway_fresh::fresh_producer(&config.bootstrap_servers)?;
     let fresh = FreshnessRun {
         url: &url,
-        producer: &producer,
+        producer: &fresh_producer,
         topic: &topic,
         keyed_by_row,
         rates: &config.rates,
@@ -303,7 +304,7 @@ fn hit_share(state: &GatewayState, before: (u64, u64)) -> f64 {
 /// Where the freshness phases produce and read, and at which rates.
 struct FreshnessRun<'a> {
     url: &'a str,
-    producer: &'a FutureProducer,
+    producer: &'a super::gateway_fresh::FreshProducer,
     topic: &'a str,
     keyed_by_row: bool,
     rates: &'a [u64],
