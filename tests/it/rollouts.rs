@@ -128,6 +128,70 @@ async fn ready(st: &Stack, rows: usize) -> String {
     }
 }
 
+/// The gateway's comparison of the waiting revision (cheap below 10) with
+/// the serving one (below 5) equals what the orders say: every item priced
+/// from 5 to under 10 moves from affordable to cheap, with its price.
+async fn check_comparison(st: &Stack, token: &str, rev1: &str, rev2: &str, orders: &[Value]) {
+    let (mut moved, mut cents, mut users) = (0u64, 0i64, BTreeSet::new());
+    for order in orders {
+        for item in order["items"].as_array().into_iter().flatten() {
+            let price = (item["price"].as_f64().unwrap_or(0.0) * 100.0).round() as i64;
+            if (500..1000).contains(&price) {
+                moved += 1;
+                cents += price;
+                users.insert(order["userId"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    let all_users = reference(orders).len() as u64;
+    let path = format!(
+        "/v1/namespaces/{}/views/{VIEW}/revisions/{rev2}/comparison",
+        st.ns.name
+    );
+    let answer = st.serving(&path, Some(token)).await;
+    let c = &answer.body;
+    assert_eq!(c["serving"]["revision"], rev1);
+    assert_eq!(c["candidate"]["revision"], rev2);
+    assert_eq!(c["consistent"], true, "{c}");
+    assert_eq!(
+        c["moved"],
+        json!([{"from": "affordable", "to": "cheap", "records": moved}]),
+        "{c}"
+    );
+    assert_eq!(c["rows"]["changed"], users.len() as u64, "{c}");
+    assert_eq!(c["rows"]["same"], all_users - users.len() as u64, "{c}");
+    assert_eq!(c["rows"]["onlyServing"], 0);
+    assert_eq!(c["records"]["onlyCandidate"], 0);
+    let group = |name: &str| {
+        c["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["group"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no group {name} in {c}"))
+    };
+    let as_cents = |v: &Value| {
+        (v.as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+            * 100.0)
+            .round() as i64
+    };
+    let (cheap, affordable) = (group("cheap"), group("affordable"));
+    assert_eq!(cheap["countDelta"], moved as i64);
+    assert_eq!(affordable["countDelta"], -(moved as i64));
+    assert_eq!(as_cents(&cheap["sumDeltas"]["price"]), cents);
+    assert_eq!(as_cents(&affordable["sumDeltas"]["price"]), -cents);
+    // A revision that is not pending is named in a 404.
+    let other = path.replace(rev2, "0123456789");
+    let missing = st.gateway.get(&other, Some(token)).await.expect("answers");
+    assert_eq!(missing.status, 404, "{:?}", missing.body);
+    assert!(
+        missing.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(rev2))
+    );
+}
+
 /// The shop view with strategy Manual and `keep_previous`.
 async fn manual_view(st: &Stack, topic: &str, keep_previous: &str) {
     let mut view = shop_view(VIEW, topic, 2, 1, false);
@@ -184,6 +248,7 @@ async fn a_manual_rollout_waits_for_promotion_and_a_revert_switches_back_at_once
     let pending = waiting.rollout.as_ref().and_then(|r| r.pending.as_ref());
     assert_eq!(pending.and_then(|p| p.rows), Some(new_rules.len() as i64));
     assert!(event(&st, "RolloutPending").await.contains(&rev2));
+    check_comparison(&st, &reader, &rev1, &rev2, placed).await;
     readers
         .read_more(200, "reads while the new revision waits")
         .await;

@@ -293,6 +293,17 @@ impl ProjectorClient {
         self.send(self.get_request(url.clone()), url).await
     }
 
+    /// A page of rows with every record's group (`GET /v1/records`).
+    pub async fn records(
+        &self,
+        base: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Answer<crate::records::RecordsPage>, ClientError> {
+        let url = Self::url(base, &["v1", "records"], &page_query(after, limit))?;
+        self.send(self.get_request(url.clone()), url).await
+    }
+
     pub async fn keys(
         &self,
         base: &str,

@@ -12,6 +12,7 @@ pub mod names;
 pub mod openapi;
 pub mod problem;
 pub mod projector;
+pub mod records;
 pub mod signals;
 pub mod version;
 pub mod view;

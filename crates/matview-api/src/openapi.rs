@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use schemars::generate::{Contract, SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
-use super::gateway::{ScanPage, StreamEvent, ViewList, ViewSummary};
+use super::gateway::{RevisionComparison, ScanPage, StreamEvent, ViewList, ViewSummary};
 use super::problem::ProblemBody;
 use matview_engine::RowView;
 
@@ -129,6 +129,14 @@ fn data_paths(g: &mut SchemaGenerator) -> Map<String, Value> {
         json!({"get": operation(
         "scanGroup", "A group's rows in key order, merged across shards, paged.", scan_params,
         errors(&timeout), json_ok("A page", schema_ref::<ScanPage>(g), true))}),
+    );
+    paths.insert(
+        format!("{view}/revisions/{{revision}}/comparison"),
+        json!({"get": operation(
+        "compareRevisions",
+        "The revision waiting for promotion beside the serving one, from both revisions' stores: rows only in one, rows changed, records moved between groups, and each group's count and sums in each.",
+        vec![ns.clone(), name.clone(), path_param("revision", "The pending revision (status.rollout.pending.revision).")],
+        errors(&[]), json_ok("The comparison", schema_ref::<RevisionComparison>(g), false))}),
     );
     let watch_params = vec![
         ns,

@@ -5,6 +5,7 @@
 //! | `GET /v1/rows/{key}` | [`RowView`] |
 //! | `GET /v1/groups/{group}/rows?after=&limit=` | [`RowsPage`] |
 //! | `GET /v1/keys?after=&limit=` | [`KeysPage`] |
+//! | `GET /v1/records?after=&limit=` | [`crate::records::RecordsPage`] |
 //! | `GET /v1/positions` | [`Positions`] |
 //! | `GET /v1/info` | [`ProjectorInfo`] |
 //! | `GET /v1/stats` | [`ProjectorStats`] |

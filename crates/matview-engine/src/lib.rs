@@ -4,11 +4,13 @@
 //! into classified records ([`CompiledView::shape`]), folded into rows
 //! ([`Row::upsert`]) and served as views ([`CompiledView::view`]).
 
+pub mod compare;
 pub mod compile;
 pub mod decimal;
 pub mod envelope;
 mod explode_check;
 pub mod json;
+pub mod keyed_merge;
 pub mod node;
 pub mod pointer;
 pub mod predicate;

@@ -40,6 +40,11 @@ impl Sum {
         Sum(self.0.wrapping_add(other.0))
     }
 
+    /// `self - other`: how a sum changed (exact, as [`Sum::merge`]).
+    pub fn difference(self, other: Sum) -> Sum {
+        Sum(self.0.wrapping_sub(other.0))
+    }
+
     /// The nano units when they fit the decimal's 128 bits (all real sums).
     pub fn to_nanos_i128(self) -> Option<i128> {
         i128::try_from(self.0).ok()

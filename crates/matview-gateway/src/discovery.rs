@@ -15,7 +15,7 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::routing::{ViewRoute, route};
+use super::routing::{ViewRoute, pending_route, route};
 use matview_api::ProjectorClient;
 use matview_crd::MaterializedView;
 use matview_engine::{CompileError, CompiledView, compile};
@@ -53,7 +53,12 @@ pub enum RevisionInfoError {
 struct Snapshot {
     views: BTreeMap<ViewKey, Arc<MaterializedView>>,
     routes: HashMap<ViewKey, Arc<ViewRoute>>,
+    /// Routes of revisions waiting for promotion.
+    pending: HashMap<ViewKey, Arc<ViewRoute>>,
 }
+
+/// A view with the route of its serving revision and of a pending one.
+type Routed = (Arc<MaterializedView>, Option<ViewRoute>, Option<ViewRoute>);
 
 pub struct Directory {
     snapshot: RwLock<Arc<Snapshot>>,
@@ -82,19 +87,22 @@ impl Directory {
         directory.publish(
             views
                 .into_iter()
-                .map(|(view, route)| (Arc::new(view), Some(route)))
+                .map(|(view, route)| (Arc::new(view), Some(route), None))
                 .collect(),
         );
         directory
     }
 
     /// Replaces the snapshot; forgets compiled revisions no longer served.
-    fn publish(&self, views: Vec<(Arc<MaterializedView>, Option<ViewRoute>)>) {
+    fn publish(&self, views: Vec<Routed>) {
         let mut snapshot = Snapshot::default();
-        for (view, route) in views {
+        for (view, route, pending) in views {
             let key = key_of(&view);
             if let Some(route) = route {
                 snapshot.routes.insert(key.clone(), Arc::new(route));
+            }
+            if let Some(pending) = pending {
+                snapshot.pending.insert(key.clone(), Arc::new(pending));
             }
             snapshot.views.insert(key, view);
         }
@@ -104,6 +112,10 @@ impl Directory {
                     .routes
                     .get(&(ns.clone(), name.clone()))
                     .is_some_and(|r| r.revision == *rev)
+                    || snapshot
+                        .pending
+                        .get(&(ns.clone(), name.clone()))
+                        .is_some_and(|r| r.revision == *rev)
             });
         }
         if let Ok(mut current) = self.snapshot.write() {
@@ -185,7 +197,8 @@ impl Directory {
                 let ns = view.metadata.namespace.clone().unwrap_or_default();
                 let pods = pods_by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
                 let route = route(&view, pods.iter().map(|p| p.as_ref()));
-                (view, route)
+                let pending = pending_route(&view, pods.iter().map(|p| p.as_ref()));
+                (view, route, pending)
             })
             .collect();
         self.publish(views);
@@ -194,6 +207,14 @@ impl Directory {
     pub fn route(&self, namespace: &str, name: &str) -> Option<Arc<ViewRoute>> {
         self.current()
             .routes
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// The route of the view's revision waiting for promotion, if any.
+    pub fn pending_route(&self, namespace: &str, name: &str) -> Option<Arc<ViewRoute>> {
+        self.current()
+            .pending
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }

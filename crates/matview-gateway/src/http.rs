@@ -35,6 +35,10 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             "/v1/namespaces/{ns}/views/{name}/watch",
             get(super::watch::watch),
         )
+        .route(
+            "/v1/namespaces/{ns}/views/{name}/revisions/{revision}/comparison",
+            get(super::comparison::compare_revisions),
+        )
         .route("/", get(crate::web::index))
         .route(
             "/openapi.json",

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod auth_cache;
 pub mod cached_scans;
 pub mod coalesce;
+pub mod comparison;
 pub mod discovery;
 pub mod fanout;
 pub mod http;

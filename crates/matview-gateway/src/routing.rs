@@ -63,7 +63,24 @@ pub fn route<'a>(
     view: &MaterializedView,
     pods: impl IntoIterator<Item = &'a Pod>,
 ) -> Option<ViewRoute> {
-    let revision = serving_revision(view)?;
+    route_of(view, pods, serving_revision(view)?)
+}
+
+/// The route of the revision waiting for promotion (`status.rollout.pending`),
+/// read only when a caller names it.
+pub fn pending_route<'a>(
+    view: &MaterializedView,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> Option<ViewRoute> {
+    let pending = view.status.as_ref()?.rollout.as_ref()?.pending.as_ref()?;
+    route_of(view, pods, pending.revision.clone())
+}
+
+fn route_of<'a>(
+    view: &MaterializedView,
+    pods: impl IntoIterator<Item = &'a Pod>,
+    revision: String,
+) -> Option<ViewRoute> {
     let name = view.metadata.name.clone()?;
     // Shards of the serving revision: its pods say (the spec may be newer).
     let mut by_shard: BTreeMap<u32, Vec<Endpoint>> = BTreeMap::new();

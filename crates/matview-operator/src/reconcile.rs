@@ -2,7 +2,6 @@
 //! validate → check the source → apply the desired objects → switch revision
 //! when the new one caught up → delete orphans → publish status (one tail).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,7 +12,7 @@ use kube::runtime::events::EventType;
 
 use super::context::{Context, ReconcileError, kafka_connection, publish, view_key};
 use super::k8s;
-use super::kafka::{self, KafkaConnection, KafkaError};
+use super::kafka::{self, KafkaError};
 use super::objects::{Mode, apply_desired, delete_orphans};
 use super::pacing::{
     CACHE_LAG, REAPPLY_EVERY, RETIRE_GRACE, SCHEMA_RECHECK, refused_source_requeue, requeue_after,
@@ -30,7 +29,7 @@ use matview_crd::{MaterializedView, MaterializedViewStatus, Phase};
 
 #[path = "switch.rs"]
 mod switch;
-use switch::switch_revision;
+use switch::{Revisions, SourceTopic, SwitchContext, switch_revision};
 
 pub(super) async fn apply(
     view: Arc<MaterializedView>,
@@ -88,7 +87,19 @@ pub(super) async fn apply(
         }
         ctx.memo.applied(&uid, applied);
     }
-    let mut revisions = switch_revision(&mut run, &validated, &source).await?;
+    let switch = SwitchContext {
+        ctx: &ctx,
+        view: &view,
+        ns: &run.ns,
+        name: &run.name,
+        previous: run.previous.as_ref(),
+        active: run.observed.active_revision.clone(),
+    };
+    let switched = switch_revision(&switch, &validated, &source).await?;
+    let mut revisions = switched.revisions;
+    let o = &mut run.observed;
+    (o.target_pods, o.target) = (switched.target_pods, switched.target);
+    (o.history, o.rollout, o.promote) = (switched.history, switched.rollout, switched.promote);
     revisions.retiring = ctx
         .memo
         .retiring(&uid, revisions.retiring.take(), RETIRE_GRACE)
@@ -127,39 +138,6 @@ pub(super) async fn apply(
     Ok(Action::requeue(
         release.map_or(periodic, |r| r.min(periodic)),
     ))
-}
-
-/// The source topic as found.
-struct SourceTopic {
-    kafka: KafkaConnection,
-    partitions: i32,
-}
-
-/// The revision serving reads, the one being built beside it, and one that
-/// just stopped serving.
-struct Revisions {
-    active: String,
-    target: Option<String>,
-    /// Switched off in this reconcile: kept until the next one, so readers
-    /// (the gateway) see the new active revision in status before its pods go.
-    retiring: Option<String>,
-    /// Switched off and kept running for a rollback (`keepPrevious`).
-    kept: Option<String>,
-}
-
-impl Revisions {
-    /// The revisions whose objects stay.
-    fn keep(&self) -> BTreeSet<String> {
-        [
-            Some(self.active.clone()),
-            self.target.clone(),
-            self.retiring.clone(),
-            self.kept.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    }
 }
 
 /// What Event a status change announces.

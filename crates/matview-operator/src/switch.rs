@@ -5,17 +5,77 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 use tracing::info;
 
-use super::{Reconciling, Revisions, SourceTopic};
-use crate::context::{ReconcileError, publish};
+use std::collections::BTreeSet;
+
+use crate::context::{Context, ReconcileError, publish};
+use crate::diagnosis::Diagnosis;
 use crate::history::History;
 use crate::k8s;
 use crate::kafka;
+use crate::kafka::KafkaConnection;
 use crate::projectors::{diagnose_pods, revision_pods, view_totals};
 use crate::rebuild_history::rebuild_history;
 use crate::rollout::{self, RolloutDecision, RolloutInput, Switch};
 use crate::status::Readiness;
 use matview_api::view::ValidatedView;
-use matview_crd::{KeptRevision, PendingRevision, RolloutStatus};
+use matview_crd::{
+    KeptRevision, MaterializedView, MaterializedViewStatus, PendingRevision, RolloutStatus,
+};
+
+/// The source topic as found.
+pub(super) struct SourceTopic {
+    pub(super) kafka: KafkaConnection,
+    pub(super) partitions: i32,
+}
+
+/// The revision serving reads, the one being built beside it, and one that
+/// just stopped serving.
+pub(super) struct Revisions {
+    pub(super) active: String,
+    pub(super) target: Option<String>,
+    /// Switched off in this reconcile: kept until the next one, so readers
+    /// (the gateway) see the new active revision in status before its pods go.
+    pub(super) retiring: Option<String>,
+    /// Switched off and kept running for a rollback (`keepPrevious`).
+    pub(super) kept: Option<String>,
+}
+
+impl Revisions {
+    /// The revisions whose objects stay.
+    pub(super) fn keep(&self) -> BTreeSet<String> {
+        [
+            Some(self.active.clone()),
+            self.target.clone(),
+            self.retiring.clone(),
+            self.kept.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// What the rollout step reads of one reconcile.
+pub(super) struct SwitchContext<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) view: &'a MaterializedView,
+    pub(super) ns: &'a str,
+    pub(super) name: &'a str,
+    /// Status as it was before this reconcile.
+    pub(super) previous: Option<&'a MaterializedViewStatus>,
+    /// The revision serving reads, as status said.
+    pub(super) active: Option<String>,
+}
+
+/// What the rollout step decided and observed, for status.
+pub(super) struct Switched {
+    pub(super) revisions: Revisions,
+    pub(super) target: Option<Readiness>,
+    pub(super) target_pods: Option<Diagnosis>,
+    pub(super) history: Option<(String, History)>,
+    pub(super) rollout: Option<RolloutStatus>,
+    pub(super) promote: Option<String>,
+}
 
 /// The spec's revision as observed while it is not the serving one.
 struct Candidate {
@@ -30,24 +90,24 @@ struct Candidate {
 /// ready, caught up and (strategy Manual) promoted; the one switched off is
 /// kept for `keepPrevious`, and a spec reverted to it switches back at once.
 pub(super) async fn switch_revision(
-    run: &mut Reconciling<'_>,
+    run: &SwitchContext<'_>,
     validated: &ValidatedView,
     source: &SourceTopic,
-) -> Result<Revisions, ReconcileError> {
+) -> Result<Switched, ReconcileError> {
     let current = validated.revision.clone();
-    let active = run
-        .observed
-        .active_revision
-        .clone()
-        .unwrap_or_else(|| current.clone());
+    let active = run.active.clone().unwrap_or_else(|| current.clone());
     let spec = run.view.spec.rollout.clone().unwrap_or_default();
-    let before = run.previous.as_ref().and_then(|s| s.rollout.clone());
+    let before = run.previous.and_then(|s| s.rollout.clone());
     let kept = before.as_ref().and_then(|r| r.previous.clone());
+    let mut history = None;
     let candidate = if current == active {
         None
     } else {
         let restoring = kept.as_ref().is_some_and(|k| k.revision == current);
-        Some(observe_candidate(run, validated, source, &current, restoring).await)
+        let (candidate, seen) =
+            observe_candidate(run, validated, source, &current, restoring).await;
+        history = seen;
+        Some(candidate)
     };
     let now = Timestamp::now();
     let decision = rollout::decide(&RolloutInput {
@@ -61,12 +121,12 @@ pub(super) async fn switch_revision(
         history_incomplete: candidate.as_ref().is_some_and(|c| c.history_incomplete),
         now,
     });
-    let mut pending = None;
-    if let (Some(target), Some(c)) = (&decision.target, &candidate) {
+    let (mut pending, mut target, mut target_pods) = (None, None, None);
+    if let (Some(revision), Some(c)) = (&decision.target, &candidate) {
         let ctx = run.ctx;
-        let pods = revision_pods(&ctx.caches, &ctx.projectors, &run.ns, &run.name, target).await;
-        run.observed.target_pods = diagnose_pods(&pods, c.ready.desired_replicas, now);
-        run.observed.target = Some(c.ready);
+        let pods = revision_pods(&ctx.caches, &ctx.projectors, run.ns, run.name, revision).await;
+        target_pods = diagnose_pods(&pods, c.ready.desired_replicas, now);
+        target = Some(c.ready);
         if let Some(p) = &decision.pending {
             let totals =
                 view_totals(&ctx.projectors, &pods, validated.keyed_by_row_key, None).await;
@@ -79,17 +139,22 @@ pub(super) async fn switch_revision(
         }
     }
     announce(run, validated, before.as_ref(), &decision, pending.as_ref());
-    run.observed.rollout =
-        (pending.is_some() || decision.previous.is_some()).then(|| RolloutStatus {
-            pending,
-            previous: decision.previous.clone(),
-        });
-    run.observed.promote = spec.promote.clone();
-    Ok(Revisions {
-        active: decision.active,
-        target: decision.target,
-        retiring: decision.switched_off,
-        kept: decision.previous.map(|k| k.revision),
+    let rollout = (pending.is_some() || decision.previous.is_some()).then(|| RolloutStatus {
+        pending,
+        previous: decision.previous.clone(),
+    });
+    Ok(Switched {
+        revisions: Revisions {
+            active: decision.active,
+            target: decision.target,
+            retiring: decision.switched_off,
+            kept: decision.previous.map(|k| k.revision),
+        },
+        target,
+        target_pods,
+        history,
+        rollout,
+        promote: spec.promote.clone(),
     })
 }
 
@@ -97,31 +162,30 @@ pub(super) async fn switch_revision(
 /// events a rebuild would need (not asked for a kept revision: it never
 /// stopped consuming).
 async fn observe_candidate(
-    run: &mut Reconciling<'_>,
+    run: &SwitchContext<'_>,
     validated: &ValidatedView,
     source: &SourceTopic,
     current: &str,
     restoring: bool,
-) -> Candidate {
+) -> (Candidate, Option<(String, History)>) {
     let ctx = run.ctx;
     let replicas = run.view.spec.replicas_per_shard;
     let ready = k8s::revision_readiness(
         &ctx.caches,
-        &run.ns,
-        &run.name,
+        run.ns,
+        run.name,
         current,
         validated.shards,
         replicas,
     )
     .await;
     let mut history_incomplete = false;
+    let mut seen = None;
     if !restoring {
         let history =
             rebuild_history(ctx, run.view, validated, &source.kafka, source.partitions).await;
         history_incomplete = history.as_ref().is_some_and(History::blocks_switch);
-        if let Some(history) = history {
-            run.observed.history = Some((validated.topic.clone(), history));
-        }
+        seen = history.map(|h| (validated.topic.clone(), h));
     }
     // The group's lag matters only once every projector is ready.
     let group = validated.consumer_group(current);
@@ -132,18 +196,19 @@ async fn observe_candidate(
     } else {
         None
     };
-    Candidate {
+    let candidate = Candidate {
         ready,
         caught_up: ready.all_ready() && lag.as_ref().is_some_and(|l| l.events <= 0),
         lag: lag.filter(|l| l.measured).map(|l| l.events),
         history_incomplete,
-    }
+    };
+    (candidate, seen)
 }
 
 /// Events for what this step changed: a switch and why, a revision now
 /// waiting for promotion, a pending one dropped, a kept one released.
 fn announce(
-    run: &Reconciling<'_>,
+    run: &SwitchContext<'_>,
     validated: &ValidatedView,
     before: Option<&RolloutStatus>,
     decision: &RolloutDecision,
@@ -152,7 +217,7 @@ fn announce(
     let ctx = run.ctx;
     let view = run.view;
     if let Some(switch) = decision.switch {
-        let from = run.observed.active_revision.clone().unwrap_or_default();
+        let from = run.active.clone().unwrap_or_default();
         info!(view = %validated.key(), from = %from, to = %decision.active, ?switch, "switching revision");
         let (reason, note) =
             switch_note(switch, &from, &decision.active, decision.previous.as_ref());

@@ -39,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/groups/{group}/rows", get(reads::scan_group))
         .route("/v1/groups/{group}/keys", get(reads::scan_group_keys))
         .route("/v1/keys", get(reads::keys))
+        .route("/v1/records", get(reads::records))
         .route("/v1/positions", get(positions))
         .route("/v1/watch", get(watch))
         .route("/v1/info", get(info))

@@ -13,12 +13,14 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use super::Shared;
+use crate::store::StoredRowRecords;
 use matview_api::problem::Problem;
 use matview_api::problem::TypedQuery;
 use matview_api::projector::{
     KeysPage, LookupRequest, LookupResponse, PageQuery, ReadQuery, RowView, RowsPage,
     answer_headers, format_positions, parse_positions,
 };
+use matview_api::records::{GroupCounts, RecordsPage, RowRecords};
 
 const MAX_SCAN_LIMIT: usize = 1000;
 const MAX_KEYS_LIMIT: usize = 100_000;
@@ -255,4 +257,72 @@ pub async fn keys(
     })
     .await
     .map_err(Problem::internal)?
+}
+
+/// Rows in key order with every record's group and the row's counts and
+/// sums, read in one transaction with the positions they reflect: what a
+/// comparison of two revisions reads.
+pub async fn records(
+    State(shared): State<Arc<Shared>>,
+    TypedQuery(page): TypedQuery<PageQuery>,
+) -> Result<Response, Problem> {
+    let limit = limit(page.limit, 500, MAX_SCAN_LIMIT * 5)?;
+    let reader = shared.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let shared = reader;
+        let (rows, positions) = shared
+            .store
+            .row_records(page.after.as_deref(), limit)
+            .map_err(Problem::internal)?;
+        let next = (rows.len() == limit)
+            .then(|| rows.last().map(|r| r.key.clone()))
+            .flatten();
+        let compiled = &shared.view.compiled;
+        let rows = rows.into_iter().map(|r| row_records(compiled, r)).collect();
+        Ok::<_, Problem>(RecordsPage {
+            rows,
+            next,
+            positions,
+        })
+    })
+    .await
+    .map_err(Problem::internal)??;
+    let positions = page.positions.clone();
+    Ok(answered(&shared, &positions, Json(page)))
+}
+
+/// A stored row in the names of the view: groups and summed fields.
+fn row_records(compiled: &matview_engine::CompiledView, row: StoredRowRecords) -> RowRecords {
+    let group_name = |g: usize| compiled.groups.get(g).cloned();
+    let records = row
+        .records
+        .into_iter()
+        .map(|(id, group)| (id, group.and_then(|g| group_name(g as usize))))
+        .collect();
+    let mut groups = BTreeMap::new();
+    for (g, totals) in row.totals.into_iter().enumerate() {
+        let Some(name) = group_name(g).filter(|_| totals.count > 0) else {
+            continue;
+        };
+        let sums = compiled
+            .aggregate
+            .sums
+            .iter()
+            .zip(&totals.sums)
+            .filter_map(|(field, sum)| {
+                let field = compiled.fields.get(*field)?;
+                Some((field.name.clone(), sum.to_string()))
+            })
+            .collect();
+        let counts = GroupCounts {
+            count: totals.count,
+            sums,
+        };
+        groups.insert(name, counts);
+    }
+    RowRecords {
+        key: row.key,
+        records,
+        groups,
+    }
 }

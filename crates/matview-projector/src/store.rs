@@ -357,6 +357,16 @@ impl Store {
     }
 }
 
+/// A row's totals and every record's group, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRowRecords {
+    pub key: String,
+    /// Indexed by group id.
+    pub totals: Vec<matview_engine::row::GroupTotals>,
+    /// Record id → group.
+    pub records: Vec<(String, Option<matview_engine::rules::GroupId>)>,
+}
+
 #[path = "store_reads.rs"]
 mod reads;
 

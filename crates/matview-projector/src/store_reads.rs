@@ -1,10 +1,12 @@
 //! Reads of the store: a row (its kept totals and the items a read
 //! serves), row keys in order (all, or a group's), the number of rows.
 
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::rows::records_of;
-use super::{ITEMS, RECORDS, Store, StoreError, TOTALS, prefix_end};
+use super::{ITEMS, OFFSETS, RECORDS, Store, StoreError, StoredRowRecords, TOTALS, prefix_end};
 use crate::store_codec::{RowTotals, decode_item, item_prefix};
 use matview_crd::Keep;
 use matview_engine::Row;
@@ -101,6 +103,47 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Rows after `after` (exclusive), at most `limit`, each with its
+    /// totals and every record's group, read in one transaction, with the
+    /// positions they reflect: what a comparison of two revisions reads.
+    pub fn row_records(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<StoredRowRecords>, BTreeMap<i32, i64>), StoreError> {
+        let txn = io!(self.db.begin_read())?;
+        let totals = io!(txn.open_table(TOTALS))?;
+        let records = io!(txn.open_table(RECORDS))?;
+        let iter =
+            match after {
+                Some(a) => io!(totals
+                    .range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)))?,
+                None => io!(totals.range::<&str>(..))?,
+            };
+        let mut rows = Vec::new();
+        for entry in iter.take(limit) {
+            let (k, v) = io!(entry)?;
+            let key = k.value().to_string();
+            let row = RowTotals::decode(v.value(), self.shape.groups, self.shape.sums)?;
+            let groups = records_of(&records, &key)?
+                .into_iter()
+                .map(|(id, record)| (id, record.group))
+                .collect();
+            rows.push(StoredRowRecords {
+                key,
+                totals: row.groups,
+                records: groups,
+            });
+        }
+        let offsets = io!(txn.open_table(OFFSETS))?;
+        let mut positions = BTreeMap::new();
+        for entry in io!(offsets.iter())? {
+            let (p, o) = io!(entry)?;
+            positions.insert(p.value(), o.value());
+        }
+        Ok((rows, positions))
     }
 
     /// Number of rows (redb keeps the count: O(1)).

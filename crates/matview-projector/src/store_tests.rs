@@ -383,3 +383,43 @@ fn a_store_of_an_older_layout_is_outdated_not_foreign() {
         other => panic!("expected Outdated, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn row_records_pages_every_record_with_its_group_and_the_positions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A list of one item: every record is still read, not only those listed.
+    let listed = CompiledItems {
+        limit: 1,
+        order_by: None,
+        keep: Keep::Lowest,
+    };
+    let store = Store::open(dir.path(), &identity(), shape(Some(listed)), 64 << 20).expect("opens");
+    store
+        .apply_batch(
+            appended(vec![
+                record("u1", "a", 0, 3, 0),
+                record("u1", "b", 2, 70, 1),
+                record("u1", "c", 0, 4, 2),
+                record("u2", "d", 1, 9, 3),
+            ]),
+            &BTreeMap::from([(0, 4)]),
+            &BTreeMap::new(),
+        )
+        .expect("commits");
+    let (rows, positions) = store.row_records(None, 1).expect("reads");
+    assert_eq!(positions, BTreeMap::from([(0, 4)]));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].key, "u1");
+    assert_eq!(
+        rows[0].records,
+        [
+            ("a".to_string(), Some(0)),
+            ("b".to_string(), Some(2)),
+            ("c".to_string(), Some(0))
+        ]
+    );
+    assert_eq!(rows[0].totals[0].count, 2);
+    let (rest, _) = store.row_records(Some("u1"), 10).expect("reads");
+    assert_eq!(rest.len(), 1);
+    assert_eq!((rest[0].key.as_str(), rest[0].totals[1].count), ("u2", 1));
+}
