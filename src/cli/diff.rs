@@ -9,7 +9,7 @@ use kube::api::Api;
 use serde::Deserialize;
 
 use super::CliError;
-use super::diff_plan::{self, Effect};
+use super::diff_plan;
 use crate::crd::MaterializedView;
 use crate::operator::desired::PodSettings;
 
@@ -59,7 +59,7 @@ async fn diff_all(views: &[MaterializedView], namespace: Option<&str>) -> Result
             .or_else(|| namespace.map(str::to_string))
             .unwrap_or_else(|| client.default_namespace().to_string());
         let api: Api<MaterializedView> = Api::namespaced(client.clone(), &ns);
-        let file_revision = revision(file)?;
+        let (file_revision, file_objects) = planned(file)?;
         let Some(live) = api.get_opt(&name).await.map_err(cluster)? else {
             differs = true;
             println!(
@@ -67,14 +67,14 @@ async fn diff_all(views: &[MaterializedView], namespace: Option<&str>) -> Result
             );
             continue;
         };
-        let live_revision = revision(&live)?;
-        // Compared under the file's metadata: only the specs may differ.
+        // Planned under the file's metadata, so that only the specs differ
+        // (the revision is the live spec's either way).
         let mut respecified = file.clone();
         respecified.spec = live.spec.clone();
-        let same_objects =
-            live_revision != file_revision || objects(&respecified)? == objects(file)?;
+        let (live_revision, live_objects) = planned(&respecified)?;
+        let same_objects = live_objects == file_objects;
         let plan = diff_plan::plan(&live, file, &live_revision, &file_revision, same_objects);
-        differs |= plan.effect != Effect::Nothing || !plan.changes.is_empty();
+        differs |= !plan.changes.is_empty();
         print!("{}", diff_plan::describe(&format!("{ns}/{name}"), &plan));
         if let Some(p) = live
             .status
@@ -99,13 +99,9 @@ fn cluster(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(format!("cannot read the view from the cluster: {e}"))
 }
 
-/// The revision of a spec, or what makes it invalid.
-fn revision(view: &MaterializedView) -> Result<String, CliError> {
-    Ok(crate::operator::plan(view, &PodSettings::default())?.0)
-}
-
-/// The objects the operator would create for the spec, as text.
-fn objects(view: &MaterializedView) -> Result<String, CliError> {
-    let (_, objects) = crate::operator::plan(view, &PodSettings::default())?;
-    Ok(crate::operator::render(&objects)?)
+/// The revision of a spec and the objects the operator would create for
+/// it, as text; or what makes the spec invalid.
+fn planned(view: &MaterializedView) -> Result<(String, String), CliError> {
+    let (revision, objects) = crate::operator::plan(view, &PodSettings::default())?;
+    Ok((revision, crate::operator::render(&objects)?))
 }

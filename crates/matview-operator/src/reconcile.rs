@@ -87,19 +87,7 @@ pub(super) async fn apply(
         }
         ctx.memo.applied(&uid, applied);
     }
-    let switch = SwitchContext {
-        ctx: &ctx,
-        view: &view,
-        ns: &run.ns,
-        name: &run.name,
-        previous: run.previous.as_ref(),
-        active: run.observed.active_revision.clone(),
-    };
-    let switched = switch_revision(&switch, &validated, &source).await?;
-    let mut revisions = switched.revisions;
-    let o = &mut run.observed;
-    (o.target_pods, o.target) = (switched.target_pods, switched.target);
-    (o.history, o.rollout, o.promote) = (switched.history, switched.rollout, switched.promote);
+    let mut revisions = run.switch(&validated, &source).await?;
     revisions.retiring = ctx
         .memo
         .retiring(&uid, revisions.retiring.take(), RETIRE_GRACE)
@@ -210,6 +198,28 @@ impl<'a> Reconciling<'a> {
             self.observed.troubles = projector_troubles(&self.active_pods);
         }
         Ok(())
+    }
+
+    /// The rollout step: which revisions serve, build and stay; what it
+    /// observed of them goes to status.
+    async fn switch(
+        &mut self,
+        validated: &ValidatedView,
+        source: &SourceTopic,
+    ) -> Result<Revisions, ReconcileError> {
+        let context = SwitchContext {
+            ctx: self.ctx,
+            view: self.view,
+            ns: &self.ns,
+            name: &self.name,
+            previous: self.previous.as_ref(),
+            active: self.observed.active_revision.clone(),
+        };
+        let switched = switch_revision(&context, validated, source).await?;
+        let o = &mut self.observed;
+        (o.target_pods, o.target) = (switched.target_pods, switched.target);
+        (o.history, o.rollout, o.promote) = (switched.history, switched.rollout, switched.promote);
+        Ok(switched.revisions)
     }
 
     /// An invalid spec changes no workload; the running revision keeps serving.
