@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::support::eventually;
 use crate::support::kafka;
 use crate::support::orders::{Orders, orders};
-use crate::support::projector::{reference, reference_with};
+use crate::support::projector::{Reference, reference, reference_with};
 use crate::support::stack::{Readers, Stack, shop_view, stack};
 
 /// The readers of `Readers` read the view of this name.
@@ -128,10 +128,9 @@ async fn ready(st: &Stack, rows: usize) -> String {
     }
 }
 
-/// The gateway's comparison of the waiting revision (cheap below 10) with
-/// the serving one (below 5) equals what the orders say: every item priced
-/// from 5 to under 10 moves from affordable to cheap, with its price.
-async fn check_comparison(st: &Stack, token: &str, rev1: &str, rev2: &str, orders: &[Value]) {
+/// Items priced from 5 to under 10 (they move from affordable to cheap):
+/// how many, their prices in cents, and their users.
+fn moves_below_ten(orders: &[Value]) -> (u64, i64, BTreeSet<String>) {
     let (mut moved, mut cents, mut users) = (0u64, 0i64, BTreeSet::new());
     for order in orders {
         for item in order["items"].as_array().into_iter().flatten() {
@@ -143,6 +142,59 @@ async fn check_comparison(st: &Stack, token: &str, rev1: &str, rev2: &str, order
             }
         }
     }
+    (moved, cents, users)
+}
+
+/// Status summarizes the same comparison once the operator computed it.
+async fn check_status_comparison(st: &Stack, rev1: &str, rev2: &str, orders: &[Value]) {
+    let (moved, cents, users) = moves_below_ten(orders);
+    let status = status_when(
+        &st.views,
+        "the comparison in status",
+        Duration::from_secs(60),
+        |s| {
+            let p = s.rollout.as_ref().and_then(|r| r.pending.as_ref());
+            p.is_some_and(|p| p.revision == rev2 && p.comparison.is_some())
+        },
+    )
+    .await;
+    let pending = status.rollout.and_then(|r| r.pending).expect("pending");
+    let c = pending.comparison.expect("a comparison");
+    assert_eq!(c.serving, rev1);
+    assert_eq!(c.rows_changed, users.len() as u64);
+    assert_eq!((c.rows_only_serving, c.rows_only_pending), (0, 0));
+    let moves: Vec<_> = c
+        .moved
+        .iter()
+        .map(|m| (m.from.as_deref(), m.to.as_deref(), m.records))
+        .collect();
+    assert_eq!(moves, [(Some("affordable"), Some("cheap"), moved)]);
+    let deltas: Vec<_> = c
+        .groups
+        .iter()
+        .map(|g| {
+            let price = g
+                .sum_deltas
+                .get("price")
+                .and_then(|d| d.parse::<f64>().ok());
+            let cents = price.map(|p| (p * 100.0).round() as i64);
+            (g.group.as_str(), g.count_delta, cents)
+        })
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            ("affordable", -(moved as i64), Some(-cents)),
+            ("cheap", moved as i64, Some(cents))
+        ]
+    );
+}
+
+/// The gateway's comparison of the waiting revision (cheap below 10) with
+/// the serving one (below 5) equals what the orders say: every item priced
+/// from 5 to under 10 moves from affordable to cheap, with its price.
+async fn check_comparison(st: &Stack, token: &str, rev1: &str, rev2: &str, orders: &[Value]) {
+    let (moved, cents, users) = moves_below_ten(orders);
     let all_users = reference(orders).len() as u64;
     let path = format!(
         "/v1/namespaces/{}/views/{VIEW}/revisions/{rev2}/comparison",
@@ -190,6 +242,43 @@ async fn check_comparison(st: &Stack, token: &str, rev1: &str, rev2: &str, order
             .as_str()
             .is_some_and(|d| d.contains(rev2))
     );
+}
+
+/// A scan of "cheap" named at the pending revision lists exactly the users
+/// with cheap items under the new rules; an unknown revision is a 404.
+async fn check_pending_scan(st: &Stack, token: &str, rev2: &str, new_rules: &Reference) {
+    let base = format!(
+        "/v1/namespaces/{}/views/{VIEW}/groups/cheap/rows",
+        st.ns.name
+    );
+    let (mut listed, mut cursor) = (BTreeSet::new(), None::<String>);
+    loop {
+        let mut path = format!("{base}?limit=1000&revision={rev2}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = st.serving(&path, Some(token)).await;
+        assert_eq!(page.revision.as_deref(), Some(rev2));
+        for row in page.body["rows"].as_array().into_iter().flatten() {
+            listed.insert(row["key"].as_str().unwrap_or_default().to_string());
+        }
+        match page.body["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let expected: BTreeSet<String> = new_rules
+        .iter()
+        .filter(|(_, groups)| groups.get("cheap").is_some_and(|(n, _)| *n > 0))
+        .map(|(user, _)| user.clone())
+        .collect();
+    assert_eq!(listed, expected);
+    let unknown = st
+        .gateway
+        .get(&format!("{base}?revision=0123456789"), Some(token))
+        .await
+        .expect("answers");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
 
 /// The shop view with strategy Manual and `keep_previous`.
@@ -249,6 +338,11 @@ async fn a_manual_rollout_waits_for_promotion_and_a_revert_switches_back_at_once
     assert_eq!(pending.and_then(|p| p.rows), Some(new_rules.len() as i64));
     assert!(event(&st, "RolloutPending").await.contains(&rev2));
     check_comparison(&st, &reader, &rev1, &rev2, placed).await;
+    check_status_comparison(&st, &rev1, &rev2, placed).await;
+    // Named, the waiting revision's rows are readable: the new rules' rows.
+    let named = st.rows_at(VIEW, users.iter(), &reader, Some(&rev2)).await;
+    assert_eq!(named, new_rules, "rows of the pending revision");
+    check_pending_scan(&st, &reader, &rev2, &new_rules).await;
     readers
         .read_more(200, "reads while the new revision waits")
         .await;

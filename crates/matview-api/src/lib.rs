@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod problem;
 pub mod projector;
 pub mod records;
+pub mod revision_rows;
 pub mod signals;
 pub mod version;
 pub mod view;

@@ -51,6 +51,9 @@ fn read_params() -> Vec<Value> {
         json!({"name": "waitMs", "in": "query", "required": false,
                "description": "Longest wait for `after` positions, in milliseconds (default 5000).",
                "schema": {"type": "integer", "minimum": 0, "maximum": 30000}}),
+        json!({"name": "revision", "in": "query", "required": false,
+               "description": "Read this revision: the serving one, or the one waiting for promotion (`status.rollout.pending.revision`). Without it, the serving revision.",
+               "schema": {"type": "string", "minLength": 1, "maxLength": 63}}),
     ]
 }
 
@@ -61,7 +64,7 @@ fn errors(extra: &[(&str, &str)]) -> Map<String, Value> {
         ("400", "A bad parameter: what is wrong is in `detail`."),
         ("401", "No valid bearer token."),
         ("403", "The caller may not read this view."),
-        ("404", "No such view, row or group."),
+        ("404", "No such view, row, group or readable revision."),
         (
             "503",
             "The view has no ready projector for a shard, or authorization is unavailable.",

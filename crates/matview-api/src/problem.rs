@@ -92,3 +92,13 @@ where
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad query", e.body_text()))
     }
 }
+
+impl From<crate::revision_rows::PageError> for Problem {
+    fn from(e: crate::revision_rows::PageError) -> Problem {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "bad answer from a projector",
+            e.to_string(),
+        )
+    }
+}

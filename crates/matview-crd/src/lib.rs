@@ -7,7 +7,10 @@ pub mod schema;
 pub mod spec;
 pub mod status;
 
-pub use rollout::{KeptRevision, PendingRevision, Rollout, RolloutStatus, RolloutStrategy};
+pub use rollout::{
+    ComparisonSummary, GroupDelta, KeptRevision, MovedSummary, PendingRevision, Rollout,
+    RolloutStatus, RolloutStrategy,
+};
 pub use spec::{
     Aggregate, Classify, ClassifyRule, ConfigFrom, DeadLetter, DeletionPolicy, Envelope,
     EventFormat, FieldType, ItemsSpec, KafkaSource, Keep, KeyFormat, MaterializedView,

@@ -3,6 +3,7 @@
 //! promoted, and the revision switched away from keeps running for a while so
 //! that reverting the spec switches back without a rebuild.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -119,6 +120,57 @@ pub struct PendingRevision {
     /// Rows it holds; absent until its projectors answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<i64>,
+    /// Once caught up: what serving it instead would change, from both revisions' stores (every row). Recomputed while it waits; the gateway's `…/revisions/{revision}/comparison` has the whole comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<ComparisonSummary>,
+}
+
+/// The pending revision beside the serving one, in figures.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonSummary {
+    /// When the comparison finished.
+    pub compared_at: Time,
+    /// The revision it was compared with (the serving one then).
+    pub serving: String,
+    /// Both revisions were at the same positions and did not move while read: the figures compare the same events exactly. False while events arrive; the figures then cover slightly different events.
+    pub consistent: bool,
+    /// Rows whose content differs.
+    pub rows_changed: u64,
+    /// Rows equal in both.
+    pub rows_same: u64,
+    /// Rows only the serving revision has (promotion removes them).
+    pub rows_only_serving: u64,
+    /// Rows only the pending revision has (promotion adds them).
+    pub rows_only_pending: u64,
+    /// Records whose group differs, largest moves first (at most 10; the gateway's comparison lists all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<MovedSummary>,
+    /// Per group whose figures change: pending − serving.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupDelta>,
+}
+
+/// Records moved from one group to another; no group is a record no rule matched.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MovedSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub records: u64,
+}
+
+/// How a group's figures change with promotion.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDelta {
+    pub group: String,
+    /// Records in the group: pending − serving.
+    pub count_delta: i64,
+    /// Per summed field, pending − serving, an exact decimal.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sum_deltas: BTreeMap<String, String>,
 }
 
 /// The revision switched away from, kept for a rollback.

@@ -13,8 +13,9 @@ use tokio::time::Instant;
 
 use super::GatewayState;
 use super::merge::{EncodedScanPage, RowPart, merge_keys, merge_positions, merge_rows};
-use super::reads::{Target, bad_part};
+use super::reads::bad_part;
 use super::row_cache::FeedView;
+use super::target::Target;
 use matview_api::problem::Problem;
 use matview_api::projector::{EncodedRow, ReadQuery};
 use matview_engine::RowView;

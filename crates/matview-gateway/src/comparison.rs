@@ -1,10 +1,8 @@
 //! `GET …/views/{name}/revisions/{rev}/comparison`: the serving revision
-//! beside the one waiting for promotion, from both revisions' stores. Each
-//! revision's shards are read page by page in key order and merged (a row's
-//! parts on several shards become one row); the two revisions are joined by
-//! key and folded into a comparison. Memory stays at a page per shard.
+//! beside the one waiting for promotion, from both revisions' stores
+//! (`matview_api::revision_rows`), each shard reached through the gateway's
+//! replicas.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +14,10 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::GatewayState;
 use super::routing::ViewRoute;
-use matview_api::gateway::{ComparedRevision, RevisionComparison};
+use matview_api::gateway::RevisionComparison;
 use matview_api::problem::Problem;
-use matview_engine::compare::{Comparison, RowSummary};
-use matview_engine::keyed_merge::KeyedMerge;
-
-/// Rows per shard page.
-const PAGE: usize = 500;
+use matview_api::records::RecordsPage;
+use matview_api::revision_rows::{PAGE, RevisionRows, ShardPages, compare};
 /// Longest wait for one page.
 const PAGE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -49,121 +44,50 @@ pub async fn compare_revisions(
             ));
         }
     };
-    let mut a = RevisionRows::new(&serving);
-    let mut b = RevisionRows::new(&candidate);
-    let mut comparison = Comparison::default();
-    let (mut x, mut y) = (a.next(&st).await?, b.next(&st).await?);
-    loop {
-        match (&x, &y) {
-            (None, None) => break,
-            (Some((ka, ra)), Some((kb, rb))) if ka == kb => {
-                comparison.add(Some(ra), Some(rb));
-                (x, y) = (a.next(&st).await?, b.next(&st).await?);
-            }
-            (Some((ka, ra)), Some((kb, _))) if ka < kb => {
-                comparison.add(Some(ra), None);
-                x = a.next(&st).await?;
-            }
-            (Some((_, ra)), None) => {
-                comparison.add(Some(ra), None);
-                x = a.next(&st).await?;
-            }
-            (_, Some((_, rb))) => {
-                comparison.add(None, Some(rb));
-                y = b.next(&st).await?;
-            }
-        }
-    }
-    let consistent = a.steady() && b.steady() && a.last == b.last;
-    Ok(Json(RevisionComparison::of(
-        comparison,
-        a.side(),
-        b.side(),
-        consistent,
-    )))
+    let serving_rows = RevisionRows::new(
+        &serving.revision,
+        serving.shards.len(),
+        Shards::of(&st, &serving),
+    );
+    let candidate_rows = RevisionRows::new(
+        &candidate.revision,
+        candidate.shards.len(),
+        Shards::of(&st, &candidate),
+    );
+    Ok(Json(compare(serving_rows, candidate_rows).await?))
 }
 
-/// One revision's rows in key order, its shards' parts merged.
-struct RevisionRows {
+/// A revision's shards as the gateway reaches them (failover, hedging).
+struct Shards {
+    st: Arc<GatewayState>,
     route: Arc<ViewRoute>,
-    merge: KeyedMerge<RowSummary>,
-    /// Per shard, the key its next page starts after.
-    after: Vec<Option<String>>,
-    /// Positions of the first and the latest page (all shards together).
-    first: BTreeMap<i32, i64>,
-    last: BTreeMap<i32, i64>,
 }
 
-impl RevisionRows {
-    fn new(route: &Arc<ViewRoute>) -> RevisionRows {
-        RevisionRows {
+impl Shards {
+    fn of(st: &Arc<GatewayState>, route: &Arc<ViewRoute>) -> Shards {
+        Shards {
+            st: st.clone(),
             route: route.clone(),
-            merge: KeyedMerge::new(route.shards.len()),
-            after: vec![None; route.shards.len()],
-            first: BTreeMap::new(),
-            last: BTreeMap::new(),
         }
     }
+}
 
-    async fn next(
-        &mut self,
-        st: &Arc<GatewayState>,
-    ) -> Result<Option<(String, RowSummary)>, Problem> {
-        loop {
-            if let Some((key, parts)) = self.merge.next_key() {
-                let mut row = RowSummary::default();
-                for part in parts.into_iter().flatten() {
-                    row.merge(part);
-                }
-                return Ok(Some((key, row)));
-            }
-            let Some(shard) = self.merge.wants() else {
-                return Ok(None);
-            };
-            self.fetch(st, shard).await?;
-        }
-    }
+impl ShardPages for Shards {
+    type Error = Problem;
 
-    async fn fetch(&mut self, st: &Arc<GatewayState>, shard: usize) -> Result<(), Problem> {
-        let after = self.after[shard].clone();
+    async fn page(&self, shard: usize, after: Option<String>) -> Result<RecordsPage, Problem> {
         let call = |_, url: String| {
-            let (st, after) = (st.clone(), after.clone());
+            let (st, after) = (self.st.clone(), after.clone());
             async move { st.readers.records(&url, after.as_deref(), PAGE).await }
         };
         let deadline = Instant::now() + PAGE_DEADLINE;
-        let shards = [shard as u32];
-        let mut answers = st.ask(&self.route, &shards, deadline, call).await?;
-        let Some((_, answer)) = answers.pop() else {
-            return Err(Problem::internal("a shard gave no answer"));
-        };
-        let page = answer.body;
-        for (partition, offset) in &page.positions {
-            self.first.entry(*partition).or_insert(*offset);
-            self.last.insert(*partition, *offset);
-        }
-        let done = page.next.is_none();
-        self.after[shard] = page.next.clone();
-        let mut rows = Vec::with_capacity(page.rows.len());
-        for row in page.rows {
-            rows.push(
-                row.summary()
-                    .map_err(|e| Problem::internal(e.to_string()))?,
-            );
-        }
-        self.merge
-            .push(shard, rows, done)
-            .map_err(|e| Problem::internal(e.to_string()))
-    }
-
-    /// Nothing moved between the first page and the last.
-    fn steady(&self) -> bool {
-        self.first == self.last
-    }
-
-    fn side(&self) -> ComparedRevision {
-        ComparedRevision {
-            revision: self.route.revision.clone(),
-            positions: self.last.clone(),
+        let mut answers = self
+            .st
+            .ask(&self.route, &[shard as u32], deadline, call)
+            .await?;
+        match answers.pop() {
+            Some((_, answer)) => Ok(answer.body),
+            None => Err(Problem::internal("a shard gave no answer")),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod reads;
 pub mod routing;
 pub mod row_cache;
 pub mod scans;
+pub mod target;
 pub mod upstream;
 pub mod watch;
 pub mod web;

@@ -45,6 +45,9 @@ pub struct ReadParams {
     /// Scans only: an opaque cursor and a page size.
     pub cursor: Option<String>,
     pub limit: usize,
+    /// Read this revision (the serving one or one waiting for promotion)
+    /// instead of whichever serves now.
+    pub revision: Option<String>,
 }
 
 fn bad(title: &'static str, detail: String) -> Problem {
@@ -80,6 +83,17 @@ pub fn parse_read_params(query: &str, scan: bool) -> Result<ReadParams, Problem>
                         )
                     })?
             }
+            "revision" => {
+                if value.is_empty() || value.len() > 63 {
+                    return Err(bad(
+                        "bad revision",
+                        format!(
+                            "{value:?}: a revision as status.revision or status.rollout.pending.revision shows it"
+                        ),
+                    ));
+                }
+                params.revision = Some(value.into_owned())
+            }
             "cursor" if scan => params.cursor = Some(value.into_owned()),
             "limit" if scan => {
                 params.limit = value
@@ -95,9 +109,9 @@ pub fn parse_read_params(query: &str, scan: bool) -> Result<ReadParams, Problem>
             }
             other => {
                 let known = if scan {
-                    "after, waitMs, cursor, limit"
+                    "after, waitMs, revision, cursor, limit"
                 } else {
-                    "after, waitMs"
+                    "after, waitMs, revision"
                 };
                 return Err(bad(
                     "unknown parameter",
@@ -163,12 +177,15 @@ mod tests {
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let s = parse_read_params("limit=5&cursor=c1.YQ", true).expect("ok");
         assert_eq!((s.limit, s.cursor.as_deref()), (5, Some("c1.YQ")));
+        let r = parse_read_params("revision=abc123", false).expect("ok");
+        assert_eq!(r.revision.as_deref(), Some("abc123"));
         for bad in [
             "limit=0",
             "limit=1001",
             "waitMs=-1",
             "waitMs=999999",
             "after=x",
+            "revision=",
         ] {
             let e = parse_read_params(bad, true).expect_err(bad);
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");

@@ -14,58 +14,15 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::GatewayState;
-use super::discovery::RevisionInfo;
 use super::fanout::ShardError;
 use super::merge::{RowPart, merge_positions, merge_rows};
 use super::params::{ReadParams, RowParams};
 use super::routing::{ViewRoute, key_partition};
+use super::target::Target;
 use matview_api::problem::Problem;
 use matview_api::projector::{ReadQuery, answer_headers, format_positions};
 use matview_api::{Answer, ClientError};
 use matview_engine::RowView;
-
-/// A view ready to be read: its route and its revision's compiled spec.
-pub struct Target {
-    pub route: Arc<ViewRoute>,
-    pub info: Arc<RevisionInfo>,
-}
-
-impl GatewayState {
-    /// The serving revision of a view, or a 404/503 that says why not.
-    pub async fn target(&self, ns: &str, name: &str) -> Result<Target, Problem> {
-        let route = match self.directory.route(ns, name) {
-            Some(route) => route,
-            None if self.directory.view(ns, name).is_some() => {
-                return Err(Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not serving yet",
-                    format!(
-                        "view {ns}/{name} has no serving revision yet; see kubectl describe mv -n {ns} {name}"
-                    ),
-                ));
-            }
-            None => {
-                return Err(Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "no such view",
-                    format!("no MaterializedView {ns}/{name}"),
-                ));
-            }
-        };
-        let info = self
-            .directory
-            .revision_info(&self.projectors, &route)
-            .await
-            .map_err(|e| {
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "view unavailable",
-                    matview_api::errors::chain(&e),
-                )
-            })?;
-        Ok(Target { route, info })
-    }
-}
 
 /// Per shard, the read-your-writes query for its partitions.
 pub(crate) fn shard_reads(
@@ -196,14 +153,17 @@ pub async fn get_row(
 ) -> Result<Response, Problem> {
     let caller = st.auth.authenticate(&headers).await?;
     st.auth.require(&caller, &ns, &name, "get").await?;
-    let target = st.target(&ns, &name).await?;
+    let target = st.target_at(&ns, &name, params.revision.as_deref()).await?;
     let route = &target.route;
     let after: Option<Vec<(i32, i64)>> = params
         .after
         .iter()
         .map(|a| (a.topic == route.topic).then_some((a.partition, a.offset)))
         .collect();
-    if let Some(hit) = after.and_then(|after| st.row_cache.get(route, &key, &after)) {
+    let cached = after
+        .filter(|_| !target.pending)
+        .and_then(|after| st.row_cache.get(route, &key, &after));
+    if let Some(hit) = cached {
         st.metrics.row_read(true);
         let headers = answer_headers(&route.revision, &hit.positions);
         return Ok((headers, json_bytes(hit.body)).into_response());
@@ -225,7 +185,9 @@ pub async fn get_row(
         .iter()
         .flat_map(|(_, a)| a.positions.iter().copied())
         .collect();
-    st.row_cache.offer(&st, route, &key, &body, &positions);
+    if !target.pending {
+        st.row_cache.offer(&st, route, &key, &body, &positions);
+    }
     Ok(answered(route, &answers, json_bytes(body)))
 }
 
@@ -269,7 +231,7 @@ impl GatewayState {
         key: &str,
         params: &ReadParams,
     ) -> Result<(Option<RowBody>, RowAnswers), Problem> {
-        let Target { route, info } = target;
+        let Target { route, info, .. } = target;
         let reads = shard_reads(route, params)?;
         let deadline = self.deadline(params);
         let all: Vec<u32> = (0..route.shards.len() as u32).collect();

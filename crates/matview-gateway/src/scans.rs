@@ -17,7 +17,8 @@ use super::merge::{
     EncodedScanPage, RowPart, ShardPage, decode_cursor, encode_cursor, merge_pages, merge_positions,
 };
 use super::params::ScanParams;
-use super::reads::{Target, bad_part, shard_reads};
+use super::reads::{bad_part, shard_reads};
+use super::target::Target;
 use matview_api::problem::Problem;
 use matview_api::projector::{EncodedRowsPage, answer_headers};
 
@@ -29,7 +30,7 @@ pub async fn scan_group(
 ) -> Result<Response, Problem> {
     let caller = st.auth.authenticate(&headers).await?;
     st.auth.require(&caller, &ns, &name, "list").await?;
-    let target = st.target(&ns, &name).await?;
+    let target = st.target_at(&ns, &name, params.revision.as_deref()).await?;
     let (route, info) = (&target.route, &target.info);
     if !info.compiled.groups.contains(&group) {
         return Err(Problem::new(
@@ -57,7 +58,11 @@ pub async fn scan_group(
         reads: &reads,
         deadline,
     };
-    let (positions, page) = match scan_from_cache(&st, &target, &ask).await? {
+    let cached = match target.pending {
+        true => None,
+        false => scan_from_cache(&st, &target, &ask).await?,
+    };
+    let (positions, page) = match cached {
         Some(answer) => answer,
         None => scan_from_projectors(&st, &target, &ask).await?,
     };

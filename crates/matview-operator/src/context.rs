@@ -44,6 +44,8 @@ pub struct Context {
     /// write the same status again, announce the same phase change twice or
     /// switch a view back to a revision it left. Only the leader writes status.
     pub written: Mutex<HashMap<String, MaterializedViewStatus>>,
+    /// Comparisons of pending revisions with serving ones, per view UID.
+    pub comparisons: std::sync::Arc<super::comparisons::Comparisons>,
 }
 
 impl Context {

@@ -4,6 +4,7 @@
 //! ([`desired::desired_objects`]); `matview render` prints them.
 
 pub mod caches;
+pub mod comparisons;
 pub mod context;
 pub mod controller;
 pub mod desired;

@@ -31,6 +31,9 @@ use matview_crd::{MaterializedView, MaterializedViewStatus, Phase};
 mod switch;
 use switch::{Revisions, SourceTopic, SwitchContext, switch_revision};
 
+/// How soon a view comes back while its comparison is computed.
+const COMPARISON_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) async fn apply(
     view: Arc<MaterializedView>,
     ctx: Arc<Context>,
@@ -123,8 +126,11 @@ pub(super) async fn apply(
     let kept = status.rollout.as_ref().and_then(|r| r.previous.as_ref());
     let release = until_release(kept, k8s_openapi::jiff::Timestamp::now())
         .map(|left| left + std::time::Duration::from_secs(1));
+    // A comparison being computed shows in status at the next reconcile.
+    let comparing = ctx.comparisons.running(&uid).then_some(COMPARISON_CHECK);
+    let soonest = [release, comparing].into_iter().flatten().min();
     Ok(Action::requeue(
-        release.map_or(periodic, |r| r.min(periodic)),
+        soonest.map_or(periodic, |r| r.min(periodic)),
     ))
 }
 

@@ -282,6 +282,7 @@ fn context(
         written: Mutex::new(Default::default()),
         kafka: Default::default(),
         memo: Default::default(),
+        comparisons: Default::default(),
         caches,
     })
 }

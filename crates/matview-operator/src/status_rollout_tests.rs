@@ -34,6 +34,7 @@ fn pending(caught_up: bool) -> Observed {
                 caught_up,
                 lag: Some(if caught_up { 0 } else { 1200 }),
                 rows: Some(60),
+                comparison: None,
             }),
             previous: None,
         }),

@@ -6,20 +6,23 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use crate::comparisons::{Pair, shard_urls};
 use crate::context::{Context, ReconcileError, publish};
 use crate::diagnosis::Diagnosis;
 use crate::history::History;
 use crate::k8s;
 use crate::kafka;
 use crate::kafka::KafkaConnection;
-use crate::projectors::{diagnose_pods, revision_pods, view_totals};
+use crate::projectors::{ObservedPod, diagnose_pods, revision_pods, view_totals};
 use crate::rebuild_history::rebuild_history;
 use crate::rollout::{self, RolloutDecision, RolloutInput, Switch};
 use crate::status::Readiness;
 use matview_api::view::ValidatedView;
 use matview_crd::{
-    KeptRevision, MaterializedView, MaterializedViewStatus, PendingRevision, RolloutStatus,
+    ComparisonSummary, KeptRevision, MaterializedView, MaterializedViewStatus, PendingRevision,
+    RolloutStatus,
 };
 
 /// The source topic as found.
@@ -130,13 +133,21 @@ pub(super) async fn switch_revision(
         if let Some(p) = &decision.pending {
             let totals =
                 view_totals(&ctx.projectors, &pods, validated.keyed_by_row_key, None).await;
+            let comparison = match p.caught_up {
+                true => comparison(run, validated, &decision.active, &p.revision, pods).await,
+                false => None,
+            };
             pending = Some(PendingRevision {
                 revision: p.revision.clone(),
                 caught_up: p.caught_up,
                 lag: c.lag,
                 rows: totals.map(|t| t.rows),
+                comparison,
             });
         }
+    }
+    if pending.is_none() {
+        run.ctx.comparisons.forget(&uid(run.view));
     }
     announce(run, validated, before.as_ref(), &decision, pending.as_ref());
     let rollout = (pending.is_some() || decision.previous.is_some()).then(|| RolloutStatus {
@@ -156,6 +167,42 @@ pub(super) async fn switch_revision(
         rollout,
         promote: spec.promote.clone(),
     })
+}
+
+fn uid(view: &MaterializedView) -> String {
+    view.metadata.uid.clone().unwrap_or_default()
+}
+
+/// The latest comparison of a caught-up pending revision with the serving
+/// one (computed in the background; none the first time).
+async fn comparison(
+    run: &SwitchContext<'_>,
+    validated: &ValidatedView,
+    serving: &str,
+    pending: &str,
+    pending_pods: Vec<ObservedPod>,
+) -> Option<ComparisonSummary> {
+    let ctx = run.ctx;
+    let serving_pods = ctx.caches.pods(run.ns, run.name, serving).await;
+    // One StatefulSet per shard: the serving revision's shard count may
+    // differ from the spec's.
+    let sets = ctx.caches.stateful_sets(run.ns, run.name, serving).await;
+    let serving_shards = u32::try_from(sets.len()).unwrap_or(0);
+    let pending_pods: Vec<_> = pending_pods.into_iter().map(|p| Arc::new(p.pod)).collect();
+    let pair = || {
+        Some(Pair {
+            serving: (
+                serving.to_string(),
+                shard_urls(&serving_pods, serving_shards).filter(|u| !u.is_empty())?,
+            ),
+            pending: (
+                pending.to_string(),
+                shard_urls(&pending_pods, validated.shards)?,
+            ),
+        })
+    };
+    ctx.comparisons
+        .latest(&uid(run.view), serving, pending, &ctx.projectors, pair)
 }
 
 /// Readiness and lag of the spec's revision, and whether retention took

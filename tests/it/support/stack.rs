@@ -77,14 +77,32 @@ impl Stack {
         keys: impl IntoIterator<Item = &String>,
         token: &str,
     ) -> super::projector::Reference {
+        self.rows_at(view, keys, token, None).await
+    }
+
+    /// [`Stack::rows`] of the named revision (`?revision=`), each answer
+    /// checked to come from it.
+    pub async fn rows_at(
+        &self,
+        view: &str,
+        keys: impl IntoIterator<Item = &String>,
+        token: &str,
+        revision: Option<&str>,
+    ) -> super::projector::Reference {
         let mut out = super::projector::Reference::new();
         for key in keys {
-            let path = format!("/v1/namespaces/{}/views/{view}/rows/{key}", self.ns.name);
+            let mut path = format!("/v1/namespaces/{}/views/{view}/rows/{key}", self.ns.name);
+            if let Some(revision) = revision {
+                path.push_str(&format!("?revision={revision}"));
+            }
             let answer = self
                 .gateway
                 .get(&path, Some(token))
                 .await
                 .expect("the gateway answers");
+            if answer.status == 200 && revision.is_some() {
+                assert_eq!(answer.revision.as_deref(), revision, "GET {path}");
+            }
             match answer.status {
                 200 => {
                     out.insert(key.clone(), super::projector::row_totals(&answer.body));
