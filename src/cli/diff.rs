@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::CliError;
 use super::diff_plan;
+use super::diff_table;
 use crate::crd::MaterializedView;
 use crate::operator::desired::PodSettings;
 
@@ -90,6 +91,13 @@ async fn diff_all(views: &[MaterializedView], namespace: Option<&str>) -> Result
                 figure(p.lag),
                 figure(p.rows)
             );
+            match &p.comparison {
+                Some(c) => print!("{}", diff_table::comparison_tables(&p.revision, c)),
+                None if p.caught_up => println!(
+                    "its comparison with the serving revision is being computed; run matview diff again in a moment"
+                ),
+                None => {}
+            }
         }
     }
     Ok(differs)

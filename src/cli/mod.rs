@@ -3,6 +3,7 @@
 mod dev;
 mod diff;
 mod diff_plan;
+mod diff_table;
 mod gateway;
 mod operator;
 mod projector;

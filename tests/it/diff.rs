@@ -23,7 +23,7 @@ fn cheap_below(view: &MaterializedView, bound: i64) -> MaterializedView {
 }
 
 /// `matview diff --exit-code` of `file` in `ns`: its exit status and output.
-fn diff(env: &TestEnv, ns: &str, file: &MaterializedView) -> (i32, String) {
+pub fn diff(env: &TestEnv, ns: &str, file: &MaterializedView) -> (i32, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("view.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(file).expect("yaml")).expect("written");

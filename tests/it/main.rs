@@ -29,6 +29,7 @@ mod operator;
 mod operator_objects;
 mod operator_scale;
 mod projector;
+mod rollout_checks;
 mod rollouts;
 mod sasl_ssl;
 mod secured_registry;
