@@ -3,13 +3,16 @@
 //! (routes, merging, streams, read-your-writes) on one address, views read
 //! from YAML files, data under one directory so a restart resumes.
 
+mod config;
 mod demo;
 mod demo_tables;
+mod launch;
 mod orders;
 mod registry;
+mod rollouts;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -20,13 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::broker::EmbeddedBroker;
-use crate::crd::{MaterializedView, MaterializedViewStatus};
+use crate::crd::MaterializedView;
 use crate::gateway::auth::{AuthMode, Authorizer};
 use crate::gateway::discovery::Directory;
-use crate::gateway::routing::{Endpoint, ViewRoute};
 use crate::gateway::{GatewayConfig, GatewayState, serve_router_until};
-use crate::projector::{ProjectorConfig, ProjectorError, RunningProjector};
-use crate::view::{ValidatedView, ViewError};
+use crate::view::ValidatedView;
 
 /// The shop example, so that `matview dev` works with nothing but the binary.
 const DEFAULT_VIEW: &str = include_str!("../../examples/items-by-price.yaml");
@@ -35,85 +36,9 @@ const BROKER_DIR: &str = "_broker";
 /// The built-in schema registry's schemas, beside them.
 const REGISTRY_FILE: &str = "_schema-registry.json";
 
-#[derive(Debug, Clone)]
-pub struct DevConfig {
-    /// View manifests (files or directories); empty: the shop example.
-    pub views: Vec<PathBuf>,
-    /// An existing Kafka; `None`: the embedded broker.
-    pub bootstrap_servers: Option<String>,
-    /// Where the embedded broker listens (port 0: any free port).
-    pub broker_listen: SocketAddr,
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    /// Demo orders per second into the first view's topic (0: none).
-    pub demo_rate: u64,
-    /// A schema registry for Avro and Protobuf views; `None`: the built-in one.
-    pub schema_registry: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DevError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a MaterializedView manifest")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: serde_yaml_ng::Error,
-    },
-    #[error("{path}: fix the view")]
-    Invalid {
-        path: PathBuf,
-        #[source]
-        source: ViewError,
-    },
-    #[error("no MaterializedView found in {0:?}")]
-    NoViews(Vec<PathBuf>),
-    #[error(
-        "Kafka at {servers} does not answer; start it, point --bootstrap-servers at another, or leave the flag out to use the embedded broker"
-    )]
-    Broker {
-        servers: String,
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
-    #[error("Kafka at {servers} refused to create topic {topic}: {code}")]
-    Topic {
-        servers: String,
-        topic: String,
-        code: RDKafkaErrorCode,
-    },
-    #[error("{0} is in use; pick another address with --listen")]
-    PortInUse(SocketAddr),
-    #[error("cannot listen on {address}")]
-    Listen {
-        address: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Projector(#[from] ProjectorError),
-    #[error(transparent)]
-    EmbeddedBroker(#[from] crate::broker::BrokerError),
-    #[error("cannot start the runtime")]
-    Runtime(#[source] std::io::Error),
-}
-
-/// A view as dev mode runs it: where its manifest came from and what it is.
-struct DevView {
-    manifest: MaterializedView,
-    validated: ValidatedView,
-}
+pub use config::{DevConfig, DevError};
+use launch::{Launcher, needs_registry, start_view};
+use rollouts::{DevRollouts, DevView, Started};
 
 pub fn run(config: DevConfig) -> Result<(), DevError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -141,17 +66,13 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
     let (broker, servers) = runtime.block_on(kafka(&config, &broker_stop))?;
     runtime.block_on(ensure_topics(&servers, &views))?;
     let cancel = CancellationToken::new();
-    let mut projectors = Vec::new();
+    let mut started = Vec::new();
     let mut routed = Vec::new();
     for view in views {
-        let (running, route) = start_view(&config, &servers, &view, runtime.handle(), &cancel)?;
-        projectors.extend(running);
-        let mut manifest = view.manifest;
-        manifest.status = Some(MaterializedViewStatus {
-            active_revision: Some(view.validated.revision.clone()),
-            ..Default::default()
-        });
-        routed.push((manifest, route));
+        let own = cancel.child_token();
+        let (projectors, route) = start_view(&config, &servers, &view, runtime.handle(), &own)?;
+        routed.push((view.manifest.clone(), route.clone()));
+        started.push((view, Started { projectors, route }, own));
     }
     println!("matview dev: http://{address}/  (Ctrl-C stops)");
     match &broker {
@@ -183,8 +104,22 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
             registry: registry_url.clone(),
         }
     });
-    let state = gateway_state(routed, config.listen);
-    let mut router = dev_router(&config, &servers, &state, first, runtime.handle(), &cancel)?;
+    let state = gateway_state(config.listen);
+    let launcher = Launcher {
+        config: config.clone(),
+        servers: servers.clone(),
+        registry: registry_url.clone(),
+        runtime: runtime.handle().clone(),
+    };
+    let rollouts = DevRollouts::new(
+        started,
+        state.directory.clone(),
+        Box::new(launcher),
+        cancel.clone(),
+    );
+    runtime.spawn(rollouts.clone().run());
+    let mut router = dev_router(&config, &servers, &state, first, runtime.handle(), &cancel)?
+        .merge(rollouts::router(rollouts.clone()));
     if let Some(registry) = built_in_registry {
         router = router.merge(registry.router());
     }
@@ -195,7 +130,7 @@ pub fn run(config: DevConfig) -> Result<(), DevError> {
         stop_all.cancel();
     }));
     cancel.cancel();
-    for projector in projectors {
+    for projector in rollouts.take_projectors() {
         if let Err(e) = projector.join() {
             warn!(error = %crate::errors::chain(&e), "a projector stopped with an error");
         }
@@ -226,11 +161,9 @@ async fn kafka(
     Ok((Some(broker), servers))
 }
 
-/// The gateway over the dev views, with authorization off.
-fn gateway_state(
-    routed: Vec<(MaterializedView, ViewRoute)>,
-    listen: SocketAddr,
-) -> std::sync::Arc<GatewayState> {
+/// The gateway over the dev views (published by the rollouts), with
+/// authorization off.
+fn gateway_state(listen: SocketAddr) -> std::sync::Arc<GatewayState> {
     let config = GatewayConfig {
         listen,
         namespace: None,
@@ -242,7 +175,7 @@ fn gateway_state(
         row_cache_bytes: 64 << 20,
     };
     let auth = Authorizer::new(AuthMode::None, None, config.auth_cache);
-    GatewayState::new(Directory::fixed(routed), auth, &config)
+    GatewayState::new(Directory::fixed(Vec::new()), auth, &config)
 }
 
 /// The registry for views that read Avro or Protobuf: the one given, or
@@ -274,15 +207,6 @@ fn schema_registry(
         }
         None => Ok((None, None)),
     }
-}
-
-fn needs_registry(view: &MaterializedView) -> bool {
-    let source = &view.spec.source;
-    source.format != crate::crd::EventFormat::Json
-        || matches!(
-            source.key_format,
-            crate::crd::KeyFormat::Avro | crate::crd::KeyFormat::Protobuf
-        )
 }
 
 /// Points every view that reads a registry at `url` (the manifests' URLs
@@ -364,6 +288,8 @@ fn load_views(config: &DevConfig) -> Result<Vec<DevView>, DevError> {
                 source,
             })?;
             views.push(DevView {
+                // The built-in example has no file to follow.
+                path: path.is_file().then(|| path.clone()),
                 manifest,
                 validated,
             });
@@ -422,81 +348,4 @@ async fn ensure_topics(servers: &str, views: &[DevView]) -> Result<(), DevError>
         }
     }
     Ok(())
-}
-
-/// Starts every shard of a view and returns its route. The manifest is
-/// written under the data directory (with the chosen brokers), as the
-/// operator's ConfigMap would hold it; each revision has its own stores.
-fn start_view(
-    config: &DevConfig,
-    servers: &str,
-    view: &DevView,
-    runtime: &tokio::runtime::Handle,
-    cancel: &CancellationToken,
-) -> Result<(Vec<RunningProjector>, ViewRoute), DevError> {
-    let v = &view.validated;
-    let home = config
-        .data_dir
-        .join(&v.namespace)
-        .join(&v.name)
-        .join(&v.revision);
-    std::fs::create_dir_all(&home).map_err(|source| DevError::Write {
-        path: home.clone(),
-        source,
-    })?;
-    let view_file = home.join("view.yaml");
-    let text = serde_yaml_ng::to_string(&view.manifest).unwrap_or_default();
-    write(&view_file, &text)?;
-    let mut running = Vec::new();
-    let mut shards = Vec::new();
-    for shard in 0..v.shards {
-        let projector = crate::projector::start(
-            shard_config(servers, &view_file, &home, shard),
-            runtime,
-            cancel.clone(),
-        )?;
-        shards.push(vec![Endpoint {
-            pod: format!("{}-s{shard}", v.name),
-            url: format!("http://{}", projector.address),
-        }]);
-        running.push(projector);
-    }
-    let route = ViewRoute {
-        namespace: v.namespace.clone(),
-        name: v.name.clone(),
-        revision: v.revision.clone(),
-        topic: v.topic.clone(),
-        keyed_by_row_key: v.keyed_by_row_key,
-        shards,
-    };
-    Ok((running, route))
-}
-
-fn shard_config(servers: &str, view_file: &Path, home: &Path, shard: u32) -> ProjectorConfig {
-    ProjectorConfig {
-        view_file: view_file.to_path_buf(),
-        shard: Some(shard),
-        ordinal: None,
-        data_dir: home.join(format!("s{shard}")),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        bootstrap_servers: Some(servers.to_string()),
-        kafka_properties: Vec::new(),
-        batch_max_events: 20_000,
-        batch_max_wait: Duration::from_millis(20),
-        ready_max_lag: 0,
-        // A laptop runs several stores: a small page cache each.
-        store_cache_bytes: 64 << 20,
-        fetch_queue_kib: 4096,
-        memory_budget_mib: 256,
-        damaged_store: crate::projector::DamagedStore::Rebuild,
-        min_free_bytes: 16 << 20,
-        schema_registry_config_dir: None,
-    }
-}
-
-fn write(path: &Path, text: &str) -> Result<(), DevError> {
-    std::fs::write(path, text).map_err(|source| DevError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
 }

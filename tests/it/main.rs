@@ -9,6 +9,7 @@ mod crd_api;
 mod damaged_store;
 mod dev;
 mod dev_avro;
+mod dev_rollout;
 mod diff;
 mod disk_full;
 mod docs;

@@ -33,7 +33,7 @@ pub async fn status_when(
 
 /// Items priced from 5 to under 10 (they move from affordable to cheap):
 /// how many, their prices in cents, and their users.
-fn moves_below_ten(orders: &[Value]) -> (u64, i64, BTreeSet<String>) {
+pub fn moves_below_ten(orders: &[Value]) -> (u64, i64, BTreeSet<String>) {
     let (mut moved, mut cents, mut users) = (0u64, 0i64, BTreeSet::new());
     for order in orders {
         for item in order["items"].as_array().into_iter().flatten() {

@@ -37,6 +37,10 @@ pub struct ViewSummary {
     pub lag: Option<i64>,
     /// The path of this view's rows under the gateway.
     pub path: String,
+    /// A revision built from a changed spec, waiting for promotion (or
+    /// catching up), with its comparison once computed; read its rows with
+    /// `?revision=`.
+    pub pending: Option<matview_crd::PendingRevision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

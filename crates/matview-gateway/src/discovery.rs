@@ -94,6 +94,17 @@ impl Directory {
     }
 
     /// Replaces the snapshot; forgets compiled revisions no longer served.
+    /// Replaces every view (dev mode, whose views change without a cluster):
+    /// each with its status and the routes of its serving and pending revisions.
+    pub fn replace(&self, views: Vec<(MaterializedView, Option<ViewRoute>, Option<ViewRoute>)>) {
+        self.publish(
+            views
+                .into_iter()
+                .map(|(view, route, pending)| (Arc::new(view), route, pending))
+                .collect(),
+        );
+    }
+
     fn publish(&self, views: Vec<Routed>) {
         let mut snapshot = Snapshot::default();
         for (view, route, pending) in views {

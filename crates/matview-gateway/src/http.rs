@@ -78,6 +78,9 @@ pub fn summary(view: &MaterializedView, route: Option<&ViewRoute>) -> ViewSummar
         keyed_by_row_key: view.spec.source.keyed_by_row_key,
         rows: status.and_then(|s| s.rows),
         lag: status.and_then(|s| s.lag),
+        pending: status
+            .and_then(|s| s.rollout.as_ref())
+            .and_then(|r| r.pending.clone()),
         namespace,
         name,
     }

@@ -1,0 +1,40 @@
+// Drives the page's rollout panel in headless Chromium: waits until the
+// pending revision has caught up and its comparison is shown, reads the
+// comparison's tables, clicks Promote and waits for the page to say the
+// new revision serves.
+//   node promote.mjs URL REVISION SCREENSHOT
+// PUPPETEER_CORE: path of the puppeteer-core package; CHROMIUM: the browser.
+const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+const [url, revision, screenshot] = process.argv.slice(2);
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 1200 });
+  await page.goto(url, { waitUntil: "load" });
+  // Generous: the suite runs in parallel on a loaded 2-core machine.
+  await page.waitForFunction(() => !document.querySelector("#rollout-section").hidden
+    && !document.querySelector("#promote").disabled
+    && document.querySelectorAll("#comparison table").length > 0, { timeout: 90000 })
+    .catch(async (e) => {
+      const said = await page.$eval("#rollout-section", (el) => el.textContent).catch(() => "?");
+      throw new Error(`no promotable revision with a comparison; the panel says: ${said}`, { cause: e });
+    });
+  const state = await page.$eval("#rollout-state", (el) => el.textContent);
+  const tables = await page.$$eval("#comparison table", (ts) => ts.map((t) =>
+    [...t.querySelectorAll("tr")].map((tr) => [...tr.children].map((c) => c.textContent))));
+  const comparison = await page.$eval("#comparison", (el) => el.textContent);
+  await page.screenshot({ path: screenshot });
+  await page.click("#promote");
+  await page.waitForFunction((r) => document.querySelector("#promote-result").textContent.includes(r),
+    { timeout: 30000 }, revision);
+  await page.waitForFunction(() => document.querySelector("#rollout-section").hidden, { timeout: 30000 });
+  const result = await page.$eval("#promote-result", (el) => el.textContent);
+  const status = await page.$eval("#status", (el) => el.textContent);
+  console.log(JSON.stringify({ state, tables, comparison, result, status }));
+} finally {
+  await browser.close();
+}
