@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The race: matview's projector and an idiomatic Kafka Streams application
-(race/kafka-streams) build the same view (the shop's items grouped by price,
-per user) from the same topic, one after the other, on this machine; their
-rows are compared and their figures printed side by side.
+"""The race: matview's projector and Kafka Streams applications
+(race/kafka-streams: the expert peer, the same with exactly-once, and the
+naive one) build the same view (the shop's items grouped by price, per user)
+from the same topic, one after the other, on this machine; their rows are
+compared and their figures printed side by side.
 
     make race                        # 200,000 orders
     make race RACE_EVENTS=2000000    # the 2-million-order run
@@ -25,6 +26,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 STREAMS = REPO / "race" / "kafka-streams"
+# Kafka Streams peers: main class and its extra arguments (race/kafka-streams/README.md).
+PEERS = {
+    "expert": ("dev.matview.race.ExpertItemsByPrice", []),
+    "exactly-once": ("dev.matview.race.ExpertItemsByPrice", ["--eos"]),
+    "naive": ("dev.matview.race.ItemsByPrice", []),
+}
 
 
 def env_file():
@@ -71,6 +78,8 @@ def main():
     parser.add_argument("--users", type=int, default=100_000, help="distinct users (rows)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the topic")
     parser.add_argument("--work-dir", default=str(REPO / "target" / "race"), help="stores, rows and figures")
+    parser.add_argument("--peers", default="expert,exactly-once,naive",
+                        help="Kafka Streams peers to run, comma-separated: " + ", ".join(PEERS))
     args = parser.parse_args()
 
     env = env_file()
@@ -96,39 +105,55 @@ def main():
     )
     m = json.loads(report.read_text())
     topic, items = m["topic"], m["items"]
-
-    print(f"race: Kafka Streams on {topic}…", flush=True)
-    streams_rows, streams_figures = work / "streams-rows.jsonl", work / "streams-figures.json"
-    state = tempfile.mkdtemp(prefix="streams-state-", dir=work)
     classpath = f"{jar}:{STREAMS / 'target' / 'lib'}/*"
-    broker_before = cpu_seconds(broker_pid)
-    subprocess.run(
-        ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, "dev.matview.race.ItemsByPrice", bootstrap, topic,
-         f"race-{os.getpid()}", state, str(items), str(streams_rows), str(streams_figures)],
-        check=True,
-    )
-    broker_cpu = cpu_seconds(broker_pid) - broker_before
-    s = json.loads(streams_figures.read_text())
 
-    diffs = compare(load_rows(matview_rows), load_rows(streams_rows))
+    matview_rows_loaded = load_rows(matview_rows)
+    results, failed = [], False
+    for peer in args.peers.split(","):
+        if peer not in PEERS:
+            sys.exit(f"race: unknown peer {peer!r}; peers are {', '.join(PEERS)}")
+        main_class, extra = PEERS[peer]
+        print(f"race: Kafka Streams, {peer}, on {topic}…", flush=True)
+        rows, figures = work / f"streams-{peer}-rows.jsonl", work / f"streams-{peer}-figures.json"
+        state = tempfile.mkdtemp(prefix=f"streams-{peer}-state-", dir=work)
+        broker_before = cpu_seconds(broker_pid)
+        subprocess.run(
+            ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, main_class, bootstrap,
+             topic, f"race-{peer}-{os.getpid()}", state, str(items), str(rows), str(figures), *extra],
+            check=True,
+        )
+        s = json.loads(figures.read_text())
+        s["brokerCpu"] = cpu_seconds(broker_pid) - broker_before
+        diffs = compare(matview_rows_loaded, load_rows(rows))
+        if diffs:
+            failed = True
+            print(f"rows of {peer} differ:\n  " + "\n  ".join(diffs))
+        results.append((peer, s, not diffs))
+    subprocess.run(["java", "-cp", classpath, "dev.matview.race.DeleteTopics", bootstrap, topic, topic + ".dlq"],
+                   check=False)
+
     events = args.events
+    names = ["matview"] + [f"KS {peer}" for peer, _, _ in results]
+    secs = [m["elapsed"]] + [s["seconds"] for _, s, _ in results]
     table = [
-        ("", "matview", "Kafka Streams"),
-        ("seconds to caught up", f"{m['elapsed']:.1f}", f"{s['seconds']:.1f}"),
-        ("events/s", f"{events / m['elapsed']:,.0f}", f"{events / s['seconds']:,.0f}"),
-        ("items/s", f"{items / m['elapsed']:,.0f}", f"{items / s['seconds']:,.0f}"),
-        ("CPU seconds", f"{m['projectorCpu']:.1f}", f"{s['cpuSeconds']:.1f}"),
-        ("peak RSS (MiB)", f"{m['peakKib'] / 1024:,.0f}", f"{s['peakRssMiB']:,.0f}"),
-        ("broker CPU seconds", f"{m['brokerCpu']:.1f}", f"{broker_cpu:.1f}"),
-        ("rows", f"{sum(1 for _ in open(matview_rows)):,}", f"{s['rows']:,}"),
+        ("", *names),
+        ("seconds to caught up", *(f"{x:.1f}" for x in secs)),
+        ("events/s", *(f"{events / x:,.0f}" for x in secs)),
+        ("items/s", *(f"{items / x:,.0f}" for x in secs)),
+        ("CPU seconds", f"{m['projectorCpu']:.1f}", *(f"{s['cpuSeconds']:.1f}" for _, s, _ in results)),
+        ("peak RSS (MiB)", f"{m['peakKib'] / 1024:,.0f}", *(f"{s['peakRssMiB']:,.0f}" for _, s, _ in results)),
+        ("broker CPU seconds", f"{m['brokerCpu']:.1f}", *(f"{s['brokerCpu']:.1f}" for _, s, _ in results)),
+        ("rows", f"{len(matview_rows_loaded):,}", *(f"{s['rows']:,}" for _, s, _ in results)),
+        ("rows equal to matview's", "—", *("yes" if ok else "NO" for _, _, ok in results)),
     ]
     print()
     print(f"{events:,} orders ({items:,} items), {args.partitions} partitions, {args.users:,} users")
-    for name, a, b in table:
-        print(f"{name:<22}{a:>14}{b:>16}")
-    print(f"matview is {s['seconds'] / m['elapsed']:.1f}× faster")
-    if diffs:
-        print("rows differ:\n  " + "\n  ".join(diffs))
+    for name, *cells in table:
+        print(f"{name:<24}" + "".join(f"{c:>18}" for c in cells))
+    for peer, s, _ in results:
+        print(f"matview is {s['seconds'] / m['elapsed']:.1f}× faster than Kafka Streams ({peer}), "
+              f"{s['cpuSeconds'] / max(m['projectorCpu'], 0.001):.1f}× less CPU")
+    if failed:
         sys.exit(1)
     print("rows: equal (every user's count and exact sum per group)")
 

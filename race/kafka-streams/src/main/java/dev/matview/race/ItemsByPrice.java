@@ -3,12 +3,8 @@ package dev.matview.race;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.BufferedWriter;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.math.BigDecimal;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -16,7 +12,6 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicLong;
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
@@ -24,16 +19,12 @@ import org.apache.kafka.common.serialization.Serializer;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.KeyValue;
-import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.Materialized;
-import org.apache.kafka.streams.state.KeyValueIterator;
 import org.apache.kafka.streams.state.KeyValueStore;
-import org.apache.kafka.streams.state.QueryableStoreTypes;
-import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
 
 /**
  * The shop's items grouped by price (cheap &lt; 5, affordable 5–50, expensive &gt; 50)
@@ -164,76 +155,14 @@ public final class ItemsByPrice {
                                 .withValueSerde(json(UserRow.class)));
 
         KafkaStreams streams = new KafkaStreams(builder.build(), props);
-        long start = System.nanoTime();
-        streams.start();
-        long lastReport = start;
-        while (aggregated.get() < expectedItems) {
-            Thread.sleep(20);
-            if (streams.state() == KafkaStreams.State.ERROR
-                    || streams.state() == KafkaStreams.State.NOT_RUNNING) {
-                System.err.println("Kafka Streams stopped: " + streams.state());
-                System.exit(1);
-            }
-            if (System.nanoTime() - lastReport > 5_000_000_000L) {
-                lastReport = System.nanoTime();
-                System.err.printf("  aggregated %d / %d items (%.0f s)%n", aggregated.get(), expectedItems,
-                        (lastReport - start) / 1e9);
-            }
-        }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        double cpuSeconds = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
-                .getProcessCpuTime() / 1e9;
-        long peakRssKiB = peakRssKiB();
-
-        ReadOnlyKeyValueStore<String, UserRow> store = streams.store(
-                StoreQueryParameters.fromNameAndType(STORE, QueryableStoreTypes.keyValueStore()));
-        long rows = 0;
-        try (BufferedWriter out = Files.newBufferedWriter(rowsOut, StandardCharsets.UTF_8);
-                KeyValueIterator<String, UserRow> all = store.all()) {
-            while (all.hasNext()) {
-                KeyValue<String, UserRow> row = all.next();
-                ObjectNode line = JSON.createObjectNode();
-                line.put("key", row.key);
-                ObjectNode groups = line.putObject("groups");
-                row.value.groups.forEach((name, totals) -> {
-                    if (totals.count > 0) {
-                        ObjectNode g = groups.putObject(name);
-                        g.put("count", totals.count);
-                        g.put("sum", totals.sum.stripTrailingZeros().toPlainString());
-                    }
-                });
-                out.write(JSON.writeValueAsString(line));
-                out.newLine();
-                rows += 1;
-            }
-        }
-        ObjectNode figures = JSON.createObjectNode();
-        figures.put("seconds", seconds);
-        figures.put("items", aggregated.get());
-        figures.put("cpuSeconds", cpuSeconds);
-        figures.put("peakRssMiB", peakRssKiB / 1024.0);
-        figures.put("rows", rows);
-        Files.writeString(figuresOut, JSON.writeValueAsString(figures));
-        streams.close();
-        streams.cleanUp();
-        // The race's topics: the source (kept for this run), its dead
-        // letters, and what Kafka Streams made for the aggregation.
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
-            String app = args[2];
-            admin.deleteTopics(List.of(topic, topic + ".dlq", app + "-" + STORE + "-repartition",
-                    app + "-" + STORE + "-changelog")).all().get();
-        } catch (Exception e) {
-            System.err.println("could not delete the race's topics: " + e);
-        }
-        System.exit(0);
-    }
-
-    static long peakRssKiB() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmHWM:")) {
-                return Long.parseLong(line.replaceAll("[^0-9]", ""));
-            }
-        }
-        return -1;
+        String app = args[2];
+        RaceRun.RowReader<UserRow> rows = row -> {
+            Map<String, RaceRun.GroupFigures> out = new TreeMap<>();
+            row.groups.forEach((name, t) -> out.put(name, new RaceRun.GroupFigures(t.count, t.sum)));
+            return out;
+        };
+        // What Kafka Streams made for the aggregation (the race removes the source).
+        RaceRun.run(streams, aggregated, expectedItems, STORE, rows, rowsOut, figuresOut, bootstrap,
+                List.of(app + "-" + STORE + "-repartition", app + "-" + STORE + "-changelog"));
     }
 }
