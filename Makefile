@@ -68,14 +68,15 @@ soak: testenv
 	cargo build --release
 	python3 hack/soak.py --minutes $(SOAK_MINUTES)
 
-# The race (not part of `make test`): matview and an idiomatic Kafka Streams
-# application (race/kafka-streams) build the same view from the same topic,
-# one after the other; rows compared, figures side by side.
+# The race (not part of `make test`): matview and the Kafka Streams peers
+# (race/kafka-streams: expert, exactly-once, naive) build the same view from
+# the same topic, one after the other; rows compared, figures side by side.
 RACE_EVENTS ?= 200000
+RACE_PEERS ?= expert,exactly-once,naive
 race: testenv
 	cargo build --release
 	mvn -q -B -f race/kafka-streams/pom.xml package -DskipTests
-	python3 hack/race.py --events $(RACE_EVENTS)
+	python3 hack/race.py --events $(RACE_EVENTS) --peers $(RACE_PEERS)
 
 # Store comparison (not part of `make test`): matview's store (redb) and
 # fjall on the projector's workload, no broker (bench/stores). Add RocksDB with

@@ -129,8 +129,8 @@ def main():
             failed = True
             print(f"rows of {peer} differ:\n  " + "\n  ".join(diffs))
         results.append((peer, s, not diffs))
-    subprocess.run(["java", "-cp", classpath, "dev.matview.race.DeleteTopics", bootstrap, topic, topic + ".dlq"],
-                   check=False)
+    subprocess.run(["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath,
+                    "dev.matview.race.DeleteTopics", bootstrap, topic, topic + ".dlq"], check=False)
 
     events = args.events
     names = ["matview"] + [f"KS {peer}" for peer, _, _ in results]
