@@ -197,11 +197,7 @@ kafka_instance() {
       advertised="$advertised,SASL_SSL://127.0.0.1:$secure_port"
       protocols="$protocols,SASL_SSL:SASL_SSL"
       mkdir -p "$dir/tls"
-      openssl req -newkey rsa:2048 -nodes -subj "/CN=kafka" -keyout "$dir/tls/server.key" \
-        -out "$dir/tls/server.csr" 2>/dev/null
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/tls/server.ext"
-      openssl x509 -req -in "$dir/tls/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
-        -CAcreateserial -days 365 -extfile "$dir/tls/server.ext" -out "$dir/tls/server.crt" 2>/dev/null
+      sign_server_cert "$dir/tls" kafka
       cat "$dir/tls/server.key" "$dir/tls/server.crt" >"$dir/tls/keystore.pem"
       cp "$PKI/ca.crt" "$dir/tls/ca.pem"
       python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$dir/sasl-password"
@@ -277,6 +273,22 @@ while True:
   wait_for "kafka ($name)" 120 "$LOGS/$name.log" grep -q "Kafka Server started" "$LOGS/$name.log"
 }
 
+# A server certificate from the environment's CA: key $1/server.key,
+# certificate $1/server.crt, common name $2. The serial is random: tests
+# start secured components concurrently, and openssl's shared serial file
+# (-CAcreateserial) is rewritten in place, so a concurrent reader can find
+# it empty and fail.
+sign_server_cert() {
+  local dir="$1" cn="$2" err="$1/openssl.err"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+  if ! { openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$dir/server.key" -out "$dir/server.csr" &&
+    openssl x509 -req -in "$dir/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$dir/server.ext" -out "$dir/server.crt"; } 2>"$err"; then
+    cat "$err" >&2
+    die "cannot sign a certificate for $cn in $dir"
+  fi
+}
+
 # A schema registry whose data live in $1 (an H2 file written at each commit,
 # so a registry killed and started again serves the same schemas under the
 # same ids), run as process $2.
@@ -311,11 +323,7 @@ registry_front() {
   mkdir -p "$dir/front/tmp"
   [[ -f "$dir/front-port" ]] || free_port >"$dir/front-port"
   if [[ ! -f "$dir/password" ]]; then
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=schema-registry" -keyout "$dir/front/server.key" \
-      -out "$dir/front/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/front/server.ext"
-    openssl x509 -req -in "$dir/front/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
-      -CAcreateserial -days 365 -extfile "$dir/front/server.ext" -out "$dir/front/server.crt" 2>/dev/null
+    sign_server_cert "$dir/front" schema-registry
     python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$dir/password"
     printf 'matview:%s\n' "$(openssl passwd -apr1 "$(cat "$dir/password")")" >"$dir/front/htpasswd"
   fi
