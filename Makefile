@@ -1,5 +1,5 @@
 # matview developer entry points. `make test` is the test command (CI runs it).
-.PHONY: dev test fuzz testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race bench-stores
+.PHONY: dev test fuzz testenv testenv-down testenv-status build image bench bench-projector bench-gateway bench-operator soak race bench-stores screenshots
 
 test:
 	hack/test.sh
@@ -15,6 +15,12 @@ dev:
 
 testenv:
 	hack/testenv.sh up
+
+# The console's screenshots in the docs (docs/images/console), taken by its
+# browser tests in headless Chromium.
+screenshots: testenv
+	. .testenv/testenv.env; MATVIEW_SCREENSHOTS=$(CURDIR)/docs/images/console \
+	  cargo test --test it -- console:: --test-threads 1
 
 testenv-down:
 	hack/testenv.sh down

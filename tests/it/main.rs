@@ -5,6 +5,7 @@ mod broker;
 mod broker_bounce;
 mod browser;
 mod cli;
+mod console;
 mod crd_api;
 mod damaged_store;
 mod dev;

@@ -336,6 +336,13 @@ impl ProjectorClient {
     pub async fn stats(&self, base: &str) -> Result<ProjectorStats, ClientError> {
         self.get(Self::url(base, &["v1", "stats"], &[])?).await
     }
+
+    pub async fn figures(
+        &self,
+        base: &str,
+    ) -> Result<crate::figures::ProjectorFigures, ClientError> {
+        self.get(Self::url(base, &["v1", "figures"], &[])?).await
+    }
 }
 
 fn read_query(read: &ReadQuery) -> Vec<(&'static str, String)> {

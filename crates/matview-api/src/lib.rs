@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod errors;
+pub mod figures;
 pub mod gateway;
 pub mod listen;
 pub mod metrics_text;

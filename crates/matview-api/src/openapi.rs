@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use schemars::generate::{Contract, SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
+use super::figures::ViewFigures;
 use super::gateway::{RevisionComparison, ScanPage, StreamEvent, ViewList, ViewSummary};
 use super::problem::ProblemBody;
 use matview_engine::RowView;
@@ -140,6 +141,16 @@ fn data_paths(g: &mut SchemaGenerator) -> Map<String, Value> {
         "The revision waiting for promotion beside the serving one, from both revisions' stores: rows only in one, rows changed, records moved between groups, and each group's count and sums in each.",
         vec![ns.clone(), name.clone(), path_param("revision", "The pending revision (status.rollout.pending.revision).")],
         errors(&[]), json_ok("The comparison", schema_ref::<RevisionComparison>(g), false))}),
+    );
+    paths.insert(
+        format!("{view}/figures"),
+        json!({"get": operation(
+        "viewFigures",
+        "Every ready replica's recent figures, sampled every 2 s over the last 5 minutes: events and records committed, dead letters, lag, and the freshness (commit time minus the event's Kafka timestamp) p50 and p99; with rows and lag over the shards.",
+        vec![ns.clone(), name.clone(), json!({"name": "revision", "in": "query", "required": false,
+               "description": "This revision: the serving one (default) or the one waiting for promotion.",
+               "schema": {"type": "string", "minLength": 1, "maxLength": 63}})],
+        errors(&[]), json_ok("The figures", schema_ref::<ViewFigures>(g), false))}),
     );
     let watch_params = vec![
         ns,

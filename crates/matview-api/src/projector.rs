@@ -9,6 +9,7 @@
 //! | `GET /v1/positions` | [`Positions`] |
 //! | `GET /v1/info` | [`ProjectorInfo`] |
 //! | `GET /v1/stats` | [`ProjectorStats`] |
+//! | `GET /v1/figures` | [`crate::figures::ProjectorFigures`] |
 //! | `POST /v1/lookup` | [`LookupRequest`] → [`LookupResponse`] |
 //! | `GET /v1/watch?from=p:o,…` | server-sent [`WatchEvent`]s |
 //!

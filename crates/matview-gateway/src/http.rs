@@ -39,7 +39,12 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             "/v1/namespaces/{ns}/views/{name}/revisions/{revision}/comparison",
             get(super::comparison::compare_revisions),
         )
+        .route(
+            "/v1/namespaces/{ns}/views/{name}/figures",
+            get(super::figures::view_figures),
+        )
         .route("/", get(crate::web::index))
+        .route("/console/{file}", get(crate::web::asset))
         .route(
             "/openapi.json",
             get(|| async { Json(matview_api::openapi::gateway_document()) }),

@@ -10,6 +10,7 @@ pub mod coalesce;
 pub mod comparison;
 pub mod discovery;
 pub mod fanout;
+pub mod figures;
 pub mod http;
 pub mod merge;
 pub mod metrics;

@@ -59,6 +59,33 @@ impl GatewayState {
         name: &str,
         revision: Option<&str>,
     ) -> Result<Target, Problem> {
+        let (route, pending) = self.route_at(ns, name, revision)?;
+        let info = self
+            .directory
+            .revision_info(&self.projectors, &route)
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "view unavailable",
+                    matview_api::errors::chain(&e),
+                )
+            })?;
+        Ok(Target {
+            route,
+            info,
+            pending,
+        })
+    }
+
+    /// The route `target_at` reads (and whether it is the pending
+    /// revision's), without asking a projector anything.
+    pub fn route_at(
+        &self,
+        ns: &str,
+        name: &str,
+        revision: Option<&str>,
+    ) -> Result<(Arc<ViewRoute>, bool), Problem> {
         let serving = match self.directory.route(ns, name) {
             Some(route) => route,
             None if self.directory.view(ns, name).is_some() => {
@@ -79,23 +106,7 @@ impl GatewayState {
             }
         };
         let pending = revision.and_then(|_| self.directory.pending_route(ns, name));
-        let (route, pending) = choose_route(serving, pending, revision)?;
-        let info = self
-            .directory
-            .revision_info(&self.projectors, &route)
-            .await
-            .map_err(|e| {
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "view unavailable",
-                    matview_api::errors::chain(&e),
-                )
-            })?;
-        Ok(Target {
-            route,
-            info,
-            pending,
-        })
+        choose_route(serving, pending, revision)
     }
 }
 

@@ -126,7 +126,8 @@ pub(super) fn shape(
     }
 }
 
-pub(super) type Committed = Result<(BatchOutcome, Duration), StoreError>;
+/// The outcome, the commit's duration, and when it became visible (ms since the epoch).
+pub(super) type Committed = Result<(BatchOutcome, Duration, i64), StoreError>;
 
 /// A batch whose letters are in Kafka, being committed to the store.
 pub(super) struct InFlight<'scope> {
@@ -136,6 +137,8 @@ pub(super) struct InFlight<'scope> {
     pub(super) dead_letter_reasons: Vec<&'static str>,
     pub(super) poll: Duration,
     pub(super) shape: Duration,
+    /// The events' Kafka timestamps, for the freshness figures.
+    pub(super) event_times_ms: Vec<i64>,
 }
 
 impl<'scope> InFlight<'scope> {
@@ -158,11 +161,17 @@ impl<'scope> InFlight<'scope> {
             // Visible at once, not after the next poll: freshness is the
             // commit, not the commit plus the wait for more events.
             shared.committed(&next_offsets, std::mem::take(&mut outcome.changed_rows));
-            Ok((outcome, took))
+            Ok((outcome, took, super::metrics::now_ms()))
         });
+        let event_times_ms = polled
+            .messages
+            .iter()
+            .map(|m| m.timestamp().to_millis().unwrap_or(0))
+            .collect();
         InFlight {
             commit,
             offsets,
+            event_times_ms,
             events: polled.messages.len() as u64,
             dead_letter_reasons,
             poll: polled.took,

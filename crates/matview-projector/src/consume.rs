@@ -339,7 +339,7 @@ impl<'a> Consuming<'a> {
             return Ok(());
         };
         let shared = self.shared;
-        let (outcome, commit) = match batch.commit.join() {
+        let (outcome, commit, visible_ms) = match batch.commit.join() {
             Ok(committed) => committed?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
@@ -362,6 +362,8 @@ impl<'a> Consuming<'a> {
             shape: batch.shape,
             commit,
             iteration: self.iteration_started.elapsed(),
+            event_times_ms: batch.event_times_ms,
+            visible_ms,
         });
         self.iteration_started = Instant::now();
         Ok(())

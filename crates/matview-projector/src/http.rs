@@ -6,7 +6,7 @@
 //! - `GET /v1/keys?after=KEY&limit=N`: row keys in order
 //! - `GET /v1/positions`: applied offset, high-water mark and lag per partition
 //! - `GET /v1/watch`: row changes as server-sent events (`Last-Event-ID` resumes)
-//! - `GET /v1/info`, `GET /v1/stats`, `/healthz`, `/readyz`, `/metrics`
+//! - `GET /v1/info`, `GET /v1/stats`, `GET /v1/figures`, `/healthz`, `/readyz`, `/metrics`
 //!
 //! Bodies are the typed contracts of [`matview_api::projector`].
 
@@ -25,6 +25,7 @@ use serde_json::json;
 
 use super::changes::{Change, From, Resume};
 use super::{Shared, reads};
+use matview_api::figures::{GroupSize, ProjectorFigures};
 pub use matview_api::problem::Problem;
 use matview_api::problem::TypedQuery;
 use matview_api::projector::{
@@ -44,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/watch", get(watch))
         .route("/v1/info", get(info))
         .route("/v1/stats", get(stats))
+        .route("/v1/figures", get(figures))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -105,6 +107,40 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         store_error: shared.store_error(),
         schema_registry_error: shared.registry_error(),
         schema_registry_refused: shared.registry_refused(),
+    })
+}
+
+async fn figures(State(shared): State<Arc<Shared>>) -> Json<ProjectorFigures> {
+    let m = &shared.metrics;
+    Json(ProjectorFigures {
+        revision: shared.view.revision.clone(),
+        shard: shared.shard,
+        rows: m.rows(),
+        records: shared.store.record_count().unwrap_or(0),
+        groups: shared
+            .store
+            .group_sizes()
+            .map(|sizes| {
+                shared
+                    .view
+                    .compiled
+                    .groups
+                    .iter()
+                    .zip(sizes.rows.iter().zip(&sizes.records))
+                    .map(|(group, (&rows, &records))| GroupSize {
+                        group: group.clone(),
+                        rows,
+                        records,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        events_total: m.events(),
+        records_total: m.records_applied(),
+        dead_lettered_total: m.dead_lettered_total(),
+        lag_by_partition: m.lag_by_partition(),
+        interval_ms: crate::figures::INTERVAL_MS as u64,
+        samples: m.figures(),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod consume;
 mod dead_letters;
 mod decoding;
+pub mod figures;
 pub use decoding::value_projection;
 pub mod http;
 pub mod metrics;

@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::figures::FigureRing;
+
 pub use matview_api::metrics_text::sample;
 
 const SECONDS: [f64; 12] = [
@@ -59,6 +61,8 @@ pub struct Metrics {
     loop_seconds: Family<Stage, Counter<f64, AtomicU64>>,
     batch_events: Histogram,
     commit_seconds: Histogram,
+    /// The console's recent figures.
+    figures: Mutex<FigureRing>,
 }
 
 impl Default for Metrics {
@@ -86,6 +90,7 @@ impl Default for Metrics {
             loop_seconds: Family::default(),
             batch_events: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
+            figures: Mutex::new(FigureRing::default()),
         };
         let r = &mut m.registry;
         r.register(
@@ -179,6 +184,13 @@ impl Default for Metrics {
     }
 }
 
+/// Wall-clock milliseconds since the Unix epoch (Kafka's timestamps' clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// One committed batch, as the consume loop reports it: counted here, once.
 #[derive(Debug, Clone, Default)]
 pub struct BatchReport {
@@ -194,6 +206,10 @@ pub struct BatchReport {
     pub commit: std::time::Duration,
     /// The whole loop since the previous batch, idle polls included.
     pub iteration: std::time::Duration,
+    /// The batch's events' Kafka timestamps (ms since the epoch).
+    pub event_times_ms: Vec<i64>,
+    /// When the batch became visible to reads (ms since the epoch).
+    pub visible_ms: i64,
 }
 
 impl Metrics {
@@ -223,6 +239,30 @@ impl Metrics {
         for reason in &report.dead_letter_reasons {
             self.dead_letter(reason);
         }
+        if let Ok(mut ring) = self.figures.lock() {
+            ring.batch(
+                report.visible_ms,
+                report.events,
+                report.records_applied + report.records_removed,
+                report.dead_letter_reasons.len() as u64,
+                &report.event_times_ms,
+            );
+        }
+    }
+
+    /// The recent figures, sampled up to now.
+    pub fn figures(&self) -> Vec<matview_api::figures::FigureSample> {
+        self.figures
+            .lock()
+            .map(|mut ring| ring.samples(now_ms()))
+            .unwrap_or_default()
+    }
+
+    pub fn lag_by_partition(&self) -> BTreeMap<i32, i64> {
+        self.lag_by_partition
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     pub fn dead_letter_failure(&self) {
@@ -238,8 +278,12 @@ impl Metrics {
         for (&partition, &behind) in &lag {
             self.lag.get_or_create(&Partition { partition }).set(behind);
         }
+        let total = lag.values().sum();
         if let Ok(mut current) = self.lag_by_partition.lock() {
             *current = lag;
+        }
+        if let Ok(mut ring) = self.figures.lock() {
+            ring.set_lag(now_ms(), total);
         }
     }
 

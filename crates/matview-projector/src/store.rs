@@ -184,6 +184,8 @@ pub struct BatchOutcome {
     /// Rows left with no record, gone from the store.
     pub removed_rows: u64,
     pub sources: SourceCounts,
+    /// How the batch moved each group's rows and records.
+    pub group_deltas: group_sizes::GroupDeltas,
 }
 
 /// A row a batch changed, and the groups it held records in before the
@@ -278,11 +280,12 @@ impl Store {
                 }
             }
             io!(txn.open_table(RECORDS))?;
-            io!(txn.open_table(TOTALS))?;
+            let totals = io!(txn.open_table(TOTALS))?;
             io!(txn.open_table(ITEMS))?;
             io!(txn.open_table(OFFSETS))?;
             io!(txn.open_table(LETTER_ENDS))?;
             io!(txn.open_table(SOURCES))?;
+            group_sizes::count_if_missing(&mut meta, &totals, &shape)?;
         }
         io!(txn.commit())?;
         Ok(Store { db, shape, path })
@@ -372,6 +375,9 @@ mod reads;
 
 #[path = "store_rows.rs"]
 mod rows;
+
+#[path = "store_group_sizes.rs"]
+pub mod group_sizes;
 
 #[path = "store_sources.rs"]
 mod sources;

@@ -9,8 +9,8 @@ use redb::ReadableTable;
 
 use super::sources::{Removal, take_contributions};
 use super::{
-    BatchChanges, BatchOutcome, ChangedRow, ITEMS, LETTER_ENDS, OFFSETS, RECORDS, SOURCES, Store,
-    StoreError, TOTALS,
+    BatchChanges, BatchOutcome, ChangedRow, ITEMS, LETTER_ENDS, META, OFFSETS, RECORDS, SOURCES,
+    Store, StoreError, TOTALS,
 };
 use crate::store_codec::{
     RowTotals, decode_record, encode_item, encode_record, item_key, record_key, row_prefix,
@@ -89,6 +89,10 @@ impl Store {
                 )?;
             }
             self.apply_rows(&mut tables, puts, removals, &mut outcome)?;
+            super::group_sizes::apply_deltas(
+                &mut io!(txn.open_table(META))?,
+                &outcome.group_deltas,
+            )?;
             let mut offsets = io!(txn.open_table(OFFSETS))?;
             for (&p, &o) in next_offsets {
                 io!(offsets.insert(p, o))?;
@@ -155,6 +159,7 @@ impl Store {
         let is_new = held.is_none();
         let mut totals = held.unwrap_or_else(|| RowTotals::new(self.shape.groups, self.shape.sums));
         let groups_before: Vec<GroupId> = held_groups(&totals).collect();
+        let counts_before: Vec<u64> = totals.groups.iter().map(|g| g.count).collect();
         let mut changed = false;
         for removal in removals {
             // The key's new state has this record too: its put replaces it
@@ -193,6 +198,8 @@ impl Store {
         if !changed {
             return Ok(());
         }
+        let counts_after: Vec<u64> = totals.groups.iter().map(|g| g.count).collect();
+        outcome.group_deltas.add_row(&counts_before, &counts_after);
         let left_groups = groups_before
             .into_iter()
             .filter(|g| totals.groups[usize::from(*g)].count == 0)

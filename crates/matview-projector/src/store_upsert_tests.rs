@@ -138,7 +138,21 @@ fn replaced_and_deleted_keys_leave_exactly_the_latest_states() {
             after.len() as u64,
             "batch {batch}"
         );
+        // Each group's size, kept by the batches, equals the reference's.
+        let want = group_sizes::GroupSizes {
+            rows: (0..3)
+                .map(|g| after.values().filter(|r| r.totals[g].count > 0).count() as u64)
+                .collect(),
+            records: (0..3)
+                .map(|g| after.values().map(|r| r.totals[g].count).sum())
+                .collect(),
+        };
+        assert_eq!(store.group_sizes().expect("sizes"), want, "batch {batch}");
     }
+    assert_eq!(
+        store.counted_group_sizes().expect("counted"),
+        store.group_sizes().expect("kept")
+    );
     assert!(
         unknown_deletes > 0,
         "the draws include deletes of unknown keys"
