@@ -24,9 +24,10 @@ try {
   await page.goto(url, { waitUntil: "load" });
   const alive = () => {
     const number = (fact) => /^\d+$/.test(document.querySelector(`[data-fact="${fact}"]`)?.textContent ?? "");
-    const points = [...document.querySelectorAll(".charts svg")].map((s) => Number(s.dataset.points || 0));
+    const points = ["events", "records", "lag", "freshness"]
+      .map((c) => Number(document.querySelector(`#chart-${c} svg`)?.dataset.points || 0));
     return document.querySelectorAll("#feed li button[data-key]").length > 0
-      && points.length === 4 && points.every((p) => p > 0)
+      && points.every((p) => p > 0)
       && document.querySelectorAll("#scan tr[data-key]").length > 0
       && number("rows") && number("lag")
       && document.querySelectorAll("#group-bars .bar").length > 0;

@@ -99,6 +99,10 @@ async fn the_chart_lints_renders_and_keeps_one_source_of_truth() {
         rules_of(&docs, "-view-reader"),
         config_rules("view-reader.yaml", "matview-view-reader")
     );
+    assert_eq!(
+        rules_of(&docs, "-dead-letter-reader"),
+        config_rules("dead-letter-reader.yaml", "matview-dead-letter-reader")
+    );
     // Every pod runs restricted: non-root, read-only root filesystem.
     for d in docs.iter().filter(|d| d["kind"] == "Deployment") {
         let pod = &d["spec"]["template"]["spec"];

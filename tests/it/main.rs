@@ -6,6 +6,8 @@ mod broker_bounce;
 mod browser;
 mod cli;
 mod console;
+mod console_dead_letters;
+mod console_views;
 mod crd_api;
 mod damaged_store;
 mod dev;

@@ -343,6 +343,17 @@ impl ProjectorClient {
     ) -> Result<crate::figures::ProjectorFigures, ClientError> {
         self.get(Self::url(base, &["v1", "figures"], &[])?).await
     }
+
+    /// The latest `limit` letters of the view's dead-letter topic.
+    pub async fn dead_letters(
+        &self,
+        base: &str,
+        limit: usize,
+    ) -> Result<crate::dead_letters::DeadLetters, ClientError> {
+        let query = [("limit", limit.to_string())];
+        self.get(Self::url(base, &["v1", "dead-letters"], &query)?)
+            .await
+    }
 }
 
 fn read_query(read: &ReadQuery) -> Vec<(&'static str, String)> {

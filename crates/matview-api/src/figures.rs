@@ -24,6 +24,9 @@ pub struct FigureSample {
     pub records: u64,
     /// Events sent to the dead-letter topic.
     pub dead_lettered: u64,
+    /// The same, per reason (`not-json`, `missing-field`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_lettered_by_reason: BTreeMap<String, u64>,
     /// Events of the shard's partitions not applied, at the interval's end
     /// (the last known figure while the interval is still open).
     pub lag: i64,

@@ -4,6 +4,7 @@
 //! Components talk through these structs, never by parsing each other's text.
 
 pub mod client;
+pub mod dead_letters;
 pub mod errors;
 pub mod figures;
 pub mod gateway;

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use schemars::generate::{Contract, SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
+use super::dead_letters::DeadLetters;
 use super::figures::ViewFigures;
 use super::gateway::{RevisionComparison, ScanPage, StreamEvent, ViewList, ViewSummary};
 use super::problem::ProblemBody;
@@ -151,6 +152,16 @@ fn data_paths(g: &mut SchemaGenerator) -> Map<String, Value> {
                "description": "This revision: the serving one (default) or the one waiting for promotion.",
                "schema": {"type": "string", "minLength": 1, "maxLength": 63}})],
         errors(&[]), json_ok("The figures", schema_ref::<ViewFigures>(g), false))}),
+    );
+    paths.insert(
+        format!("{view}/dead-letters"),
+        json!({"get": operation(
+        "viewDeadLetters",
+        "The latest letters of the view's dead-letter topic, newest first: each rejected event's reason, error, revision, source position, key and value (a value is cut at 1 KiB and given in base64 if it is not UTF-8), counted per reason. Needs `get` on `materializedviews/deadletters` (the matview-dead-letter-reader ClusterRole), not only the view reader's rights: letters are raw events.",
+        vec![ns.clone(), name.clone(), json!({"name": "limit", "in": "query", "required": false,
+               "description": "How many of the latest letters (default 50).",
+               "schema": {"type": "integer", "minimum": 1, "maximum": 500}})],
+        errors(&[]), json_ok("The latest letters", schema_ref::<DeadLetters>(g), false))}),
     );
     let watch_params = vec![
         ns,

@@ -22,6 +22,9 @@ use matview_api::problem::Problem;
 
 /// The subresource whose verbs grant reading a view's data.
 pub const DATA_SUBRESOURCE: &str = "data";
+/// The subresource whose `get` grants reading a view's dead letters: the
+/// raw events it rejected, which its rows never show, so granted apart.
+pub const DEAD_LETTERS_SUBRESOURCE: &str = "deadletters";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMode {
@@ -108,13 +111,26 @@ impl Authorizer {
         name: &str,
         verb: &str,
     ) -> Result<bool, Problem> {
+        self.may_on(caller, namespace, name, DATA_SUBRESOURCE, verb)
+            .await
+    }
+
+    /// May `caller` do `verb` on `subresource` of view `namespace/name`?
+    pub async fn may_on(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        verb: &str,
+    ) -> Result<bool, Problem> {
         let (Some(client), Some(user)) = (&self.client, &caller.user) else {
             return Ok(self.mode == AuthMode::None);
         };
         let key = (
             namespace.to_string(),
             name.to_string(),
-            verb.to_string(),
+            format!("{subresource}/{verb}"),
             caller.token_hash,
         );
         let review = SubjectAccessReview {
@@ -126,7 +142,7 @@ impl Authorizer {
                 resource_attributes: Some(ResourceAttributes {
                     group: Some("matview.dev".into()),
                     resource: Some("materializedviews".into()),
-                    subresource: Some(DATA_SUBRESOURCE.into()),
+                    subresource: Some(subresource.into()),
                     namespace: Some(namespace.into()),
                     name: Some(name.into()),
                     verb: Some(verb.into()),
@@ -153,9 +169,30 @@ impl Authorizer {
         name: &str,
         verb: &str,
     ) -> Result<(), Problem> {
-        if self.may(caller, namespace, name, verb).await? {
+        self.require_on(caller, namespace, name, DATA_SUBRESOURCE, verb)
+            .await
+    }
+
+    /// 403 unless `caller` may do `verb` on `subresource` of the view.
+    pub async fn require_on(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        verb: &str,
+    ) -> Result<(), Problem> {
+        if self
+            .may_on(caller, namespace, name, subresource, verb)
+            .await?
+        {
             return Ok(());
         }
+        let role = if subresource == DEAD_LETTERS_SUBRESOURCE {
+            "matview-dead-letter-reader"
+        } else {
+            "matview-view-reader"
+        };
         let who = caller
             .user
             .as_ref()
@@ -165,7 +202,7 @@ impl Authorizer {
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "{who} may not {verb} materializedviews/{DATA_SUBRESOURCE} {namespace}/{name}; bind the matview-view-reader ClusterRole"
+                "{who} may not {verb} materializedviews/{subresource} {namespace}/{name}; bind the {role} ClusterRole"
             ),
         ))
     }

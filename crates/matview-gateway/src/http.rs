@@ -43,6 +43,10 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             "/v1/namespaces/{ns}/views/{name}/figures",
             get(super::figures::view_figures),
         )
+        .route(
+            "/v1/namespaces/{ns}/views/{name}/dead-letters",
+            get(super::dead_letters::view_dead_letters),
+        )
         .route("/", get(crate::web::index))
         .route("/console/{file}", get(crate::web::asset))
         .route(

@@ -8,6 +8,7 @@ pub mod auth_cache;
 pub mod cached_scans;
 pub mod coalesce;
 pub mod comparison;
+pub mod dead_letters;
 pub mod discovery;
 pub mod fanout;
 pub mod figures;

@@ -17,7 +17,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; c
 pub const INDEX_HTML: &str = include_str!("console/index.html");
 
 /// The console's files: name, content type, text.
-const ASSETS: [(&str, &str, &str); 8] = [
+const ASSETS: [(&str, &str, &str); 9] = [
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -52,6 +52,11 @@ const ASSETS: [(&str, &str, &str); 8] = [
         "views.js",
         "text/javascript; charset=utf-8",
         include_str!("console/views.js"),
+    ),
+    (
+        "deadletters.js",
+        "text/javascript; charset=utf-8",
+        include_str!("console/deadletters.js"),
     ),
     (
         "orders.js",

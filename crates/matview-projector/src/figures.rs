@@ -43,13 +43,19 @@ impl FigureRing {
         visible_ms: i64,
         events: u64,
         records: u64,
-        dead_lettered: u64,
+        dead_letter_reasons: &[&'static str],
         event_times_ms: &[i64],
     ) {
         let open = self.advance(visible_ms);
         open.events += events;
         open.records += records;
-        open.dead_lettered += dead_lettered;
+        open.dead_lettered += dead_letter_reasons.len() as u64;
+        for reason in dead_letter_reasons {
+            *open
+                .dead_lettered_by_reason
+                .entry((*reason).to_string())
+                .or_insert(0) += 1;
+        }
         for &t in event_times_ms {
             if t > 0 {
                 let age = u64::try_from(visible_ms - t)
@@ -105,6 +111,7 @@ impl FigureRing {
                     events: 0,
                     records: 0,
                     dead_lettered: 0,
+                    dead_lettered_by_reason: Default::default(),
                     lag: self.lag,
                     freshness_p50_ms: None,
                     freshness_p99_ms: None,
@@ -130,15 +137,24 @@ mod tests {
     #[test]
     fn counts_fall_in_their_interval_and_quiet_ones_are_zero() {
         let mut ring = FigureRing::default();
-        ring.batch(T0 + 100, 10, 12, 1, &[]);
-        ring.batch(T0 + 1_900, 5, 5, 0, &[]);
-        ring.batch(T0 + 3 * INTERVAL_MS + 1, 7, 7, 0, &[]);
+        ring.batch(T0 + 100, 10, 12, &["not-json", "missing-field"], &[]);
+        ring.batch(T0 + 1_900, 5, 5, &["not-json"], &[]);
+        ring.batch(T0 + 3 * INTERVAL_MS + 1, 7, 7, &[], &[]);
         let samples = ring.samples(T0 + 3 * INTERVAL_MS + 5);
         let counts: Vec<(u64, u64, u64)> = samples
             .iter()
             .map(|s| (s.events, s.records, s.dead_lettered))
             .collect();
-        assert_eq!(counts, vec![(15, 17, 1), (0, 0, 0), (0, 0, 0), (7, 7, 0)]);
+        assert_eq!(counts, vec![(15, 17, 3), (0, 0, 0), (0, 0, 0), (7, 7, 0)]);
+        assert_eq!(
+            samples[0].dead_lettered_by_reason,
+            [
+                ("missing-field".to_string(), 1),
+                ("not-json".to_string(), 2)
+            ]
+            .into()
+        );
+        assert!(samples[1].dead_lettered_by_reason.is_empty());
         assert!(
             samples
                 .windows(2)
@@ -152,12 +168,12 @@ mod tests {
         // 99 events 10 ms old and one 5 s old, then an interval of 100 ms-old ones.
         let mut times = vec![T0 + 500 - 10; 99];
         times.push(T0 + 500 - 5_000);
-        ring.batch(T0 + 500, 100, 100, 0, &times);
+        ring.batch(T0 + 500, 100, 100, &[], &times);
         ring.batch(
             T0 + INTERVAL_MS + 500,
             3,
             3,
-            0,
+            &[],
             &[T0 + INTERVAL_MS + 400; 3],
         );
         let samples = ring.samples(T0 + INTERVAL_MS + 600);
@@ -191,7 +207,7 @@ mod tests {
     #[test]
     fn an_event_from_the_future_counts_as_fresh() {
         let mut ring = FigureRing::default();
-        ring.batch(T0, 1, 1, 0, &[T0 + 60_000]);
+        ring.batch(T0, 1, 1, &[], &[T0 + 60_000]);
         assert_eq!(ring.samples(T0)[0].freshness_p50_ms, Some(1));
     }
 }

@@ -6,6 +6,7 @@
 //! - `GET /v1/keys?after=KEY&limit=N`: row keys in order
 //! - `GET /v1/positions`: applied offset, high-water mark and lag per partition
 //! - `GET /v1/watch`: row changes as server-sent events (`Last-Event-ID` resumes)
+//! - `GET /v1/dead-letters?limit=N`: the latest letters of the dead-letter topic
 //! - `GET /v1/info`, `GET /v1/stats`, `GET /v1/figures`, `/healthz`, `/readyz`, `/metrics`
 //!
 //! Bodies are the typed contracts of [`matview_api::projector`].
@@ -25,6 +26,7 @@ use serde_json::json;
 
 use super::changes::{Change, From, Resume};
 use super::{Shared, reads};
+use matview_api::dead_letters::{DEFAULT_LETTERS, DeadLetters, MAX_LETTERS};
 use matview_api::figures::{GroupSize, ProjectorFigures};
 pub use matview_api::problem::Problem;
 use matview_api::problem::TypedQuery;
@@ -46,6 +48,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/info", get(info))
         .route("/v1/stats", get(stats))
         .route("/v1/figures", get(figures))
+        .route("/v1/dead-letters", get(dead_letters))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -108,6 +111,38 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         schema_registry_error: shared.registry_error(),
         schema_registry_refused: shared.registry_refused(),
     })
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterParams {
+    limit: Option<usize>,
+}
+
+async fn dead_letters(
+    State(shared): State<Arc<Shared>>,
+    TypedQuery(params): TypedQuery<DeadLetterParams>,
+) -> Result<Json<DeadLetters>, Problem> {
+    let limit = params.limit.unwrap_or(DEFAULT_LETTERS);
+    if !(1..=MAX_LETTERS).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad limit",
+            format!("limit must be 1 to {MAX_LETTERS}"),
+        ));
+    }
+    shared
+        .dead_letter_tail
+        .latest(limit)
+        .await
+        .map(Json)
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dead letters unavailable",
+                matview_api::errors::chain(&e),
+            )
+        })
 }
 
 async fn figures(State(shared): State<Arc<Shared>>) -> Json<ProjectorFigures> {

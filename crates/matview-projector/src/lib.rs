@@ -6,6 +6,7 @@ mod batch;
 pub mod budget;
 pub mod changes;
 pub mod consume;
+mod dead_letter_tail;
 mod dead_letters;
 mod decoding;
 pub mod figures;
@@ -145,6 +146,7 @@ pub struct Shared {
     pub store: Store,
     pub metrics: Metrics,
     pub feed: ChangeFeed,
+    dead_letter_tail: dead_letter_tail::DeadLetterTail,
     progress: Mutex<Progress>,
     /// Applied offsets (next to apply) per partition, for readers that wait.
     applied: tokio::sync::watch::Sender<BTreeMap<i32, i64>>,
@@ -395,6 +397,10 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
     }
     let shared = Shared {
         group_id: view.consumer_group(&view.revision),
+        dead_letter_tail: dead_letter_tail::DeadLetterTail::new(
+            kafka.clone(),
+            view.dead_letter_topic.clone(),
+        ),
         config,
         view,
         shard,

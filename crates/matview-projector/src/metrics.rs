@@ -244,7 +244,7 @@ impl Metrics {
                 report.visible_ms,
                 report.events,
                 report.records_applied + report.records_removed,
-                report.dead_letter_reasons.len() as u64,
+                &report.dead_letter_reasons,
                 &report.event_times_ms,
             );
         }

@@ -31,16 +31,18 @@ function headers(extra = {}) {
   return token ? { ...extra, Authorization: "Bearer " + token } : { ...extra };
 }
 
-async function problemOf(response) {
+async function problemOf(response, quiet = false) {
   const body = await response.json().catch(() => ({}));
   const error = new ApiError(response.status, body.title || response.statusText, body.detail);
-  if (response.status === 401 || response.status === 403) authListeners.forEach((l) => l(error));
+  if (!quiet && (response.status === 401 || response.status === 403)) authListeners.forEach((l) => l(error));
   return error;
 }
 
-export async function api(path, options = {}) {
+/// `quiet`: a 401 or 403 is the caller's to explain (a panel that needs
+/// more than reading), not the page's.
+export async function api(path, { quiet = false, ...options } = {}) {
   const response = await fetch(path, { ...options, headers: headers(options.headers) });
-  if (!response.ok) throw await problemOf(response);
+  if (!response.ok) throw await problemOf(response, quiet);
   return response.json();
 }
 

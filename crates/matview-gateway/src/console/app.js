@@ -6,12 +6,14 @@
 import { api, viewPath, onAuthProblem, setToken, storedToken, text } from "./api.js";
 import { drawChart, drawBars, formatValue } from "./charts.js";
 import { followView } from "./live.js";
+import { drawDeadLetterChart, refreshDeadLetters } from "./deadletters.js";
 import { renderRollout, setupRollout } from "./rollout.js";
 import { renderViewList, setupViewList } from "./views.js";
 import "./orders.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 2000;
+const DEAD_LETTERS_MS = 5000;
 const state = { views: [], view: null, figures: null };
 
 /// One word for a view's health, from its summary.
@@ -60,6 +62,7 @@ function chooseView(index) {
   renderStatus();
   followView(state.view);
   refreshFigures();
+  refreshDeadLetters(state.view);
 }
 
 function fact(key, value) {
@@ -157,6 +160,7 @@ function renderCharts() {
     to, span, unit: "ms",
   });
   drawBars($("group-bars"), f.groups.map((g) => [g.group, g.rows]));
+  drawDeadLetterChart(shards, to, span);
 }
 
 async function refreshFigures() {
@@ -200,4 +204,5 @@ setupRollout(() => state.view, refreshViews);
 refreshViews().finally(() => {
   setInterval(refreshViews, REFRESH_MS);
   setInterval(refreshFigures, REFRESH_MS);
+  setInterval(() => refreshDeadLetters(state.view), DEAD_LETTERS_MS);
 });
