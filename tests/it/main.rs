@@ -6,6 +6,7 @@ mod broker_bounce;
 mod browser;
 mod cli;
 mod console;
+mod console_auth;
 mod console_dead_letters;
 mod console_views;
 mod crd_api;

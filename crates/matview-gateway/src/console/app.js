@@ -40,7 +40,6 @@ function clearAuthMessage() {
 async function loadViews() {
   try {
     state.views = (await api("/v1/views")).views;
-    clearAuthMessage();
   } catch (e) {
     $("status").replaceChildren(text("dt", "error"), text("dd", e.message));
     return false;
@@ -170,6 +169,9 @@ async function refreshFigures() {
     const f = await api(`${viewPath(v)}/figures`);
     if (state.view !== v) return;
     state.figures = f;
+    // Listing views can succeed while reading one is refused: only a read
+    // that succeeded ends a refusal's message (or a new token).
+    clearAuthMessage();
   } catch (e) {
     if (state.view === v) state.figures = null;
   }
