@@ -20,7 +20,7 @@ testenv:
 # browser tests in headless Chromium.
 screenshots: testenv
 	. .testenv/testenv.env; MATVIEW_SCREENSHOTS=$(CURDIR)/docs/images/console \
-	  cargo test --test it -- console:: console_views:: console_dead_letters:: console_auth:: --test-threads 1
+	  cargo test --test it -- console:: console_views:: console_dead_letters:: console_auth:: dev_rollout::the_pages --test-threads 1
 
 testenv-down:
 	hack/testenv.sh down

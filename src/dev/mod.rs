@@ -10,6 +10,7 @@ mod launch;
 mod orders;
 mod registry;
 mod rollouts;
+mod totals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -80,6 +80,8 @@ pub struct DevRollouts {
     cancel: CancellationToken,
     /// Revisions switched off, stopping (joined at shutdown).
     stopped: Mutex<Vec<RunningProjector>>,
+    /// The serving revisions' last totals, by revision.
+    counted: Mutex<std::collections::HashMap<String, super::totals::Totals>>,
 }
 
 impl DevRollouts {
@@ -111,6 +113,7 @@ impl DevRollouts {
             projectors: crate::api::ProjectorClient::new(Duration::from_secs(3)),
             cancel,
             stopped: Mutex::new(Vec::new()),
+            counted: Mutex::default(),
         });
         rollouts.publish();
         rollouts
@@ -312,15 +315,26 @@ impl DevRollouts {
         let Ok(slots) = self.slots.lock() else {
             return;
         };
+        let mut counted = self.counted.lock().map(|c| c.clone()).unwrap_or_default();
         let views = slots
             .iter()
             .map(|slot| {
+                let serving = &slot.serving;
+                let revision = &serving.started.route.revision;
+                let totals = super::totals::totals(
+                    &serving.started.projectors,
+                    serving.manifest.spec.source.keyed_by_row_key,
+                    counted.get(revision).copied(),
+                );
+                counted.insert(revision.clone(), totals);
                 let mut manifest = slot.serving.manifest.clone();
                 if let Some(p) = &slot.pending {
                     manifest.spec = p.manifest.spec.clone();
                 }
                 manifest.status = Some(MaterializedViewStatus {
-                    active_revision: Some(slot.serving.started.route.revision.clone()),
+                    active_revision: Some(revision.clone()),
+                    rows: Some(totals.rows),
+                    lag: Some(totals.lag),
                     rollout: slot.status.clone().map(|p| RolloutStatus {
                         pending: Some(p),
                         previous: None,
@@ -331,6 +345,15 @@ impl DevRollouts {
                 (manifest, Some(slot.serving.started.route.clone()), pending)
             })
             .collect();
+        // Only the revisions serving now are kept.
+        counted.retain(|revision, _| {
+            slots
+                .iter()
+                .any(|s| &s.serving.started.route.revision == revision)
+        });
+        if let Ok(mut kept) = self.counted.lock() {
+            *kept = counted;
+        }
         self.directory.replace(views);
     }
 

@@ -81,7 +81,7 @@ async fn the_console_is_alive_on_load_and_follows_a_row_and_an_order() {
                 .filter(|s| s["events"].as_u64() > Some(0))
                 .count()
                 >= 2
-                && f["rows"].as_u64() > Some(0))
+                && f["records"].as_u64() > Some(0))
             .then_some(())
         },
     )

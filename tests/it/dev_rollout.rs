@@ -94,9 +94,30 @@ async fn the_pages_promote_button_switches_to_a_caught_up_revision() {
     assert_eq!(status, 200, "{named}");
     assert_eq!(Some(&row_totals(&named)), new_rules.get(user));
 
-    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let screenshot = artifacts.join("matview-page-rollout.png");
+    // The revisions: the new one fully applied, waiting, and exactly the
+    // two thresholds this test changed.
+    let revisions = format!(
+        "{}/v1/namespaces/tests/views/dev-rollout/revisions",
+        dev.url
+    );
+    let (status, r) = get(&revisions).await.expect("revisions");
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["serving"], rev1, "{r}");
+    let building = &r["building"];
+    assert_eq!(building["revision"], rev2.as_str(), "{r}");
+    assert_eq!(building["percentApplied"], 100.0, "{r}");
+    assert_eq!(building["caughtUp"], true, "{r}");
+    assert_eq!(building["waitsForPromotion"], true, "{r}");
+    assert_eq!(
+        r["changes"],
+        serde_json::json!([
+            {"path": "/classify/rules/0/lt", "serving": 5, "building": 10},
+            {"path": "/classify/rules/1/gte", "serving": 5, "building": 10},
+        ]),
+        "{r}"
+    );
+
+    let screenshot = crate::console::shots_dir().join("console-rollout.png");
     let mut browse = Command::new("node");
     browse
         .arg(concat!(
@@ -132,6 +153,24 @@ async fn the_pages_promote_button_switches_to_a_caught_up_revision() {
     assert!(
         page["state"].as_str().is_some_and(|s| s.contains(&rev2)),
         "{page}"
+    );
+    assert_eq!(
+        page["specChanges"],
+        serde_json::json!([
+            ["/classify/rules/0/lt", "5", "10"],
+            ["/classify/rules/1/gte", "5", "10"]
+        ]),
+        "{page}"
+    );
+    assert!(
+        page["build"].as_str().is_some_and(
+            |s| s.contains("100.0 % of the topic applied") && s.contains("waits for promotion")
+        ),
+        "{page}"
+    );
+    assert!(
+        page["serving"].as_str().is_some_and(|s| s.contains(&rev2)),
+        "after the promotion the page says the new revision serves: {page}"
     );
 
     // Promoted: plain reads answer from the new revision.

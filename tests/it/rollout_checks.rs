@@ -210,3 +210,38 @@ pub async fn check_pending_scan(st: &Stack, token: &str, rev2: &str, new_rules: 
         .expect("answers");
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
+
+/// The gateway's revisions of the view while `rev2` waits for promotion:
+/// fully applied, and exactly the two bounds the test moved from 5 to 10.
+pub async fn check_revisions(st: &Stack, token: &str, rev1: &str, rev2: &str) {
+    let path = format!("/v1/namespaces/{}/views/{VIEW}/revisions", st.ns.name);
+    let answer = st.gateway.get(&path, Some(token)).await.expect("answers");
+    let r = answer.body;
+    assert_eq!(answer.status, 200, "{r}");
+    assert_eq!(r["serving"], rev1, "{r}");
+    let building = &r["building"];
+    assert_eq!(building["revision"], rev2, "{r}");
+    assert_eq!(building["percentApplied"].as_f64(), Some(100.0), "{r}");
+    assert_eq!(building["caughtUp"], true, "{r}");
+    assert_eq!(building["waitsForPromotion"], true, "{r}");
+    let changes: Vec<(String, Option<f64>, Option<f64>)> = r["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap_or_default().to_string(),
+                c["serving"].as_f64(),
+                c["building"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("/classify/rules/0/lt".to_string(), Some(5.0), Some(10.0)),
+            ("/classify/rules/1/gte".to_string(), Some(5.0), Some(10.0)),
+        ],
+        "{r}"
+    );
+}

@@ -19,7 +19,8 @@ use matview::operator::desired::LABEL_REVISION;
 use serde_json::{Value, json};
 
 use crate::rollout_checks::{
-    VIEW, check_comparison, check_pending_scan, check_status_comparison, status_when,
+    VIEW, check_comparison, check_pending_scan, check_revisions, check_status_comparison,
+    status_when,
 };
 use crate::support::eventually;
 use crate::support::kafka;
@@ -173,6 +174,7 @@ async fn a_manual_rollout_waits_for_promotion_and_a_revert_switches_back_at_once
     assert!(event(&st, "RolloutPending").await.contains(&rev2));
     check_comparison(&st, &reader, &rev1, &rev2, placed).await;
     check_status_comparison(&st, &rev1, &rev2, placed).await;
+    check_revisions(&st, &reader, &rev1, &rev2).await;
     // Named, the waiting revision's rows are readable: the new rules' rows.
     let named = st.rows_at(VIEW, users.iter(), &reader, Some(&rev2)).await;
     assert_eq!(named, new_rules, "rows of the pending revision");

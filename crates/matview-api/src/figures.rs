@@ -96,8 +96,13 @@ pub struct ReplicaFigures {
 pub struct ViewFigures {
     pub revision: String,
     pub shards: u32,
+    /// Whether rows add up over the shards: the topic is keyed by the row
+    /// key (each row in one shard), or there is one shard. Otherwise a row
+    /// can have records in several shards, and `rows` is absent (the view's
+    /// status counts distinct rows) while group rows count row parts.
+    pub rows_add_up: bool,
     /// Rows over the shards (from each shard's most advanced replica);
-    /// absent until every shard answered.
+    /// absent until every shard answered, or when rows do not add up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
     /// Lag over the shards, same rule as `rows`.
@@ -108,23 +113,51 @@ pub struct ViewFigures {
     pub records: Option<u64>,
     /// Each group's size over the shards; empty until every shard answered.
     pub groups: Vec<GroupSize>,
+    /// The replica each shard's totals come from (its least lagging).
+    pub counted: Vec<CountedReplica>,
     pub replicas: Vec<ReplicaFigures>,
+}
+
+/// The replica a shard's totals come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CountedReplica {
+    pub shard: u32,
+    pub pod: String,
+    /// Its events not applied yet, over its partitions.
+    pub lag: i64,
 }
 
 impl ViewFigures {
     /// Pure: totals from the replicas' answers. Per shard the replica with
     /// the least lag counts (replicas of a shard hold the same rows, some
     /// later than others); a shard with no answer leaves the totals absent.
-    pub fn gather(revision: String, shards: u32, replicas: Vec<ReplicaFigures>) -> ViewFigures {
-        let mut best: BTreeMap<u32, &ProjectorFigures> = BTreeMap::new();
+    pub fn gather(
+        revision: String,
+        shards: u32,
+        keyed_by_row_key: bool,
+        replicas: Vec<ReplicaFigures>,
+    ) -> ViewFigures {
+        let mut chosen: BTreeMap<u32, (&str, &ProjectorFigures)> = BTreeMap::new();
         for r in &replicas {
             if let Some(f) = &r.figures {
-                let better = best.get(&r.shard).is_none_or(|b| f.lag() < b.lag());
+                let better = chosen.get(&r.shard).is_none_or(|(_, b)| f.lag() < b.lag());
                 if better {
-                    best.insert(r.shard, f);
+                    chosen.insert(r.shard, (r.pod.as_str(), f));
                 }
             }
         }
+        let counted = chosen
+            .iter()
+            .map(|(&shard, (pod, f))| CountedReplica {
+                shard,
+                pod: pod.to_string(),
+                lag: f.lag(),
+            })
+            .collect();
+        let best: BTreeMap<u32, &ProjectorFigures> =
+            chosen.iter().map(|(&s, (_, f))| (s, *f)).collect();
+        let rows_add_up = keyed_by_row_key || shards <= 1;
         let complete = (0..shards).all(|s| best.contains_key(&s));
         let mut groups: Vec<GroupSize> = Vec::new();
         if complete {
@@ -146,10 +179,14 @@ impl ViewFigures {
         ViewFigures {
             revision,
             shards,
-            rows: total(|f| f.rows as i64).map(|n| n as u64),
+            rows_add_up,
+            rows: total(|f| f.rows as i64)
+                .filter(|_| rows_add_up)
+                .map(|n| n as u64),
             lag: total(ProjectorFigures::lag),
             records: total(|f| f.records as i64).map(|n| n as u64),
             groups,
+            counted,
             replicas,
         }
     }
@@ -190,16 +227,32 @@ mod tests {
 
     #[test]
     fn totals_take_each_shards_least_lagging_replica() {
-        let v = ViewFigures::gather(
-            "r1".into(),
-            2,
-            vec![
-                replica(0, "a-0", Some(figures(0, 10, 5))),
-                replica(0, "b-0", Some(figures(0, 12, 1))),
-                replica(1, "a-1", Some(figures(1, 7, 0))),
-            ],
-        );
+        let replicas = vec![
+            replica(0, "a-0", Some(figures(0, 10, 5))),
+            replica(0, "b-0", Some(figures(0, 12, 1))),
+            replica(1, "a-1", Some(figures(1, 7, 0))),
+        ];
+        let v = ViewFigures::gather("r1".into(), 2, true, replicas.clone());
         assert_eq!((v.rows, v.lag, v.records), (Some(19), Some(1), Some(38)));
+        assert_eq!(
+            v.counted,
+            vec![
+                CountedReplica {
+                    shard: 0,
+                    pod: "b-0".into(),
+                    lag: 1
+                },
+                CountedReplica {
+                    shard: 1,
+                    pod: "a-1".into(),
+                    lag: 0
+                },
+            ]
+        );
+        // Keyed otherwise, a row can have parts in both shards: no sum.
+        let spread = ViewFigures::gather("r1".into(), 2, false, replicas);
+        assert_eq!((spread.rows, spread.rows_add_up), (None, false));
+        assert_eq!(spread.records, Some(38));
         assert_eq!(
             v.groups,
             vec![GroupSize {
@@ -215,6 +268,7 @@ mod tests {
         let v = ViewFigures::gather(
             "r1".into(),
             2,
+            true,
             vec![
                 replica(0, "a-0", Some(figures(0, 10, 0))),
                 replica(1, "a-1", None),

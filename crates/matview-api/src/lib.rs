@@ -16,6 +16,7 @@ pub mod problem;
 pub mod projector;
 pub mod records;
 pub mod revision_rows;
+pub mod revisions;
 pub mod signals;
 pub mod version;
 pub mod view;

@@ -11,6 +11,7 @@ use super::dead_letters::DeadLetters;
 use super::figures::ViewFigures;
 use super::gateway::{RevisionComparison, ScanPage, StreamEvent, ViewList, ViewSummary};
 use super::problem::ProblemBody;
+use super::revisions::ViewRevisions;
 use matview_engine::RowView;
 
 fn schema_ref<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
@@ -152,6 +153,14 @@ fn data_paths(g: &mut SchemaGenerator) -> Map<String, Value> {
                "description": "This revision: the serving one (default) or the one waiting for promotion.",
                "schema": {"type": "string", "minLength": 1, "maxLength": 63}})],
         errors(&[]), json_ok("The figures", schema_ref::<ViewFigures>(g), false))}),
+    );
+    paths.insert(
+        format!("{view}/revisions"),
+        json!({"get": operation(
+        "viewRevisions",
+        "The serving revision and the one being built beside it: the percentage of the topic it applied, events per second over the last 10 s, the seconds until caught up at that pace, and what its spec changes from the serving one's (each spec as its projectors run it).",
+        vec![ns.clone(), name.clone()],
+        errors(&[]), json_ok("The revisions", schema_ref::<ViewRevisions>(g), false))}),
     );
     paths.insert(
         format!("{view}/dead-letters"),

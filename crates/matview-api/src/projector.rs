@@ -54,6 +54,10 @@ pub struct PartitionPosition {
     pub applied: i64,
     pub high_watermark: i64,
     pub lag: i64,
+    /// The first offset the topic still holds (retention deletes below it);
+    /// with `applied` and `high_watermark`, how much of the topic is applied.
+    #[serde(default)]
+    pub low_watermark: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::routing::{ViewRoute, pending_route, route};
+use super::routing::{ViewRoute, building_route, pending_route, route};
 use matview_api::ProjectorClient;
 use matview_crd::MaterializedView;
 use matview_engine::{CompileError, CompiledView, compile};
@@ -55,10 +55,18 @@ struct Snapshot {
     routes: HashMap<ViewKey, Arc<ViewRoute>>,
     /// Routes of revisions waiting for promotion.
     pending: HashMap<ViewKey, Arc<ViewRoute>>,
+    /// Every pod of revisions being built, ready or not (their progress).
+    building: HashMap<ViewKey, Arc<ViewRoute>>,
 }
 
-/// A view with the route of its serving revision and of a pending one.
-type Routed = (Arc<MaterializedView>, Option<ViewRoute>, Option<ViewRoute>);
+/// A view with the routes of its serving revision, of a pending one, and of
+/// the one being built (all its pods).
+struct Routed {
+    view: Arc<MaterializedView>,
+    serving: Option<ViewRoute>,
+    pending: Option<ViewRoute>,
+    building: Option<ViewRoute>,
+}
 
 pub struct Directory {
     snapshot: RwLock<Arc<Snapshot>>,
@@ -87,7 +95,12 @@ impl Directory {
         directory.publish(
             views
                 .into_iter()
-                .map(|(view, route)| (Arc::new(view), Some(route), None))
+                .map(|(view, route)| Routed {
+                    view: Arc::new(view),
+                    serving: Some(route),
+                    pending: None,
+                    building: None,
+                })
                 .collect(),
         );
         directory
@@ -95,27 +108,36 @@ impl Directory {
 
     /// Replaces the snapshot; forgets compiled revisions no longer served.
     /// Replaces every view (dev mode, whose views change without a cluster):
-    /// each with its status and the routes of its serving and pending revisions.
+    /// each with its status and the routes of its serving and pending
+    /// revisions (a pending revision is the one being built there).
     pub fn replace(&self, views: Vec<(MaterializedView, Option<ViewRoute>, Option<ViewRoute>)>) {
         self.publish(
             views
                 .into_iter()
-                .map(|(view, route, pending)| (Arc::new(view), route, pending))
+                .map(|(view, serving, pending)| Routed {
+                    view: Arc::new(view),
+                    serving,
+                    building: pending.clone(),
+                    pending,
+                })
                 .collect(),
         );
     }
 
     fn publish(&self, views: Vec<Routed>) {
         let mut snapshot = Snapshot::default();
-        for (view, route, pending) in views {
-            let key = key_of(&view);
-            if let Some(route) = route {
+        for routed in views {
+            let key = key_of(&routed.view);
+            if let Some(route) = routed.serving {
                 snapshot.routes.insert(key.clone(), Arc::new(route));
             }
-            if let Some(pending) = pending {
+            if let Some(pending) = routed.pending {
                 snapshot.pending.insert(key.clone(), Arc::new(pending));
             }
-            snapshot.views.insert(key, view);
+            if let Some(building) = routed.building {
+                snapshot.building.insert(key.clone(), Arc::new(building));
+            }
+            snapshot.views.insert(key, routed.view);
         }
         if let Ok(mut revisions) = self.revisions.lock() {
             revisions.retain(|(ns, name, rev), _| {
@@ -207,9 +229,13 @@ impl Directory {
             .map(|view| {
                 let ns = view.metadata.namespace.clone().unwrap_or_default();
                 let pods = pods_by_ns.get(&ns).map(Vec::as_slice).unwrap_or_default();
-                let route = route(&view, pods.iter().map(|p| p.as_ref()));
-                let pending = pending_route(&view, pods.iter().map(|p| p.as_ref()));
-                (view, route, pending)
+                let pods = || pods.iter().map(|p| p.as_ref());
+                Routed {
+                    serving: route(&view, pods()),
+                    pending: pending_route(&view, pods()),
+                    building: building_route(&view, pods()),
+                    view,
+                }
             })
             .collect();
         self.publish(views);
@@ -226,6 +252,14 @@ impl Directory {
     pub fn pending_route(&self, namespace: &str, name: &str) -> Option<Arc<ViewRoute>> {
         self.current()
             .pending
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Every pod of the view's revision being built, ready or not.
+    pub fn building_route(&self, namespace: &str, name: &str) -> Option<Arc<ViewRoute>> {
+        self.current()
+            .building
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }

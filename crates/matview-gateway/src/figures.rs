@@ -58,6 +58,7 @@ pub async fn view_figures(
     Ok(Json(ViewFigures::gather(
         route.revision.clone(),
         route.shards.len() as u32,
+        route.keyed_by_row_key,
         replicas,
     )))
 }

@@ -44,6 +44,10 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             get(super::figures::view_figures),
         )
         .route(
+            "/v1/namespaces/{ns}/views/{name}/revisions",
+            get(super::revisions::view_revisions),
+        )
+        .route(
             "/v1/namespaces/{ns}/views/{name}/dead-letters",
             get(super::dead_letters::view_dead_letters),
         )

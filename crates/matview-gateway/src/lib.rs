@@ -17,6 +17,7 @@ pub mod merge;
 pub mod metrics;
 pub mod params;
 pub mod reads;
+pub mod revisions;
 pub mod routing;
 pub mod row_cache;
 pub mod scans;

@@ -76,10 +76,35 @@ pub fn pending_route<'a>(
     route_of(view, pods, pending.revision.clone())
 }
 
+/// The revision being built beside the serving one (`status.targetRevision`,
+/// else a pending one): every pod of it with an address, ready or not —
+/// for its progress, never for reads.
+pub fn building_route<'a>(
+    view: &MaterializedView,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> Option<ViewRoute> {
+    let status = view.status.as_ref()?;
+    let pending = status.rollout.as_ref().and_then(|r| r.pending.as_ref());
+    let revision = status
+        .target_revision
+        .clone()
+        .or_else(|| pending.map(|p| p.revision.clone()))?;
+    routed(view, pods, revision, false)
+}
+
 fn route_of<'a>(
     view: &MaterializedView,
     pods: impl IntoIterator<Item = &'a Pod>,
     revision: String,
+) -> Option<ViewRoute> {
+    routed(view, pods, revision, true)
+}
+
+fn routed<'a>(
+    view: &MaterializedView,
+    pods: impl IntoIterator<Item = &'a Pod>,
+    revision: String,
+    ready_only: bool,
 ) -> Option<ViewRoute> {
     let name = view.metadata.name.clone()?;
     // Shards of the serving revision: its pods say (the spec may be newer).
@@ -97,7 +122,7 @@ fn route_of<'a>(
         };
         highest_shard = highest_shard.max(Some(shard));
         let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_ref());
-        if let (true, Some(ip)) = (pod_ready(pod), ip) {
+        if let (true, Some(ip)) = (!ready_only || pod_ready(pod), ip) {
             by_shard.entry(shard).or_default().push(Endpoint {
                 pod: pod.metadata.name.clone().unwrap_or_default(),
                 url: format!("http://{ip}:{HTTP_PORT}"),

@@ -58,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 async fn positions(State(shared): State<Arc<Shared>>) -> Json<Positions> {
     let (applied, high) = shared.positions();
+    let low = shared.low_watermarks();
     let partitions = high
         .iter()
         .map(|(&partition, &high_watermark)| {
@@ -67,6 +68,7 @@ async fn positions(State(shared): State<Arc<Shared>>) -> Json<Positions> {
                 applied,
                 high_watermark,
                 lag: (high_watermark - applied).max(0),
+                low_watermark: low.get(&partition).copied().unwrap_or(0),
             }
         })
         .collect();

@@ -14,6 +14,7 @@ pub use decoding::value_projection;
 pub mod http;
 pub mod metrics;
 mod reads;
+mod setup;
 pub mod store;
 pub mod store_codec;
 mod troubles;
@@ -31,7 +32,6 @@ use tracing::{error, info, warn};
 
 use changes::ChangeFeed;
 use matview_api::view::{ValidatedView, ViewError};
-use matview_crd::MaterializedView;
 use metrics::Metrics;
 use store::{RowShape, Store, StoreError, StoreIdentity};
 
@@ -159,6 +159,7 @@ struct Progress {
     caught_up: bool,
     applied: BTreeMap<i32, i64>,
     high_water: BTreeMap<i32, i64>,
+    low_water: BTreeMap<i32, i64>,
     dead_letter_error: Option<String>,
     /// Why the broker does not answer, while it does not.
     source_error: Option<String>,
@@ -279,65 +280,27 @@ impl Shared {
             .map(|p| (p.applied.clone(), p.high_water.clone()))
             .unwrap_or_default()
     }
-}
 
-/// Reads the view manifest (YAML or JSON).
-pub fn read_manifest(path: &std::path::Path) -> Result<MaterializedView, ProjectorError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProjectorError::ReadView {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_yaml_ng::from_str(&text).map_err(|source| ProjectorError::ParseView {
-        path: path.to_path_buf(),
-        source,
-    })
-}
+    /// The first offset each partition still holds, as last read.
+    pub fn low_watermarks(&self) -> BTreeMap<i32, i64> {
+        self.progress
+            .lock()
+            .map(|p| p.low_water.clone())
+            .unwrap_or_default()
+    }
 
-/// The shard to serve: given, or the pod ordinal modulo the shard count (so
-/// adding replicas never moves a pod to another shard).
-fn shard_of(config: &ProjectorConfig, shards: u32) -> Result<u32, ProjectorError> {
-    let shard = match (config.shard, config.ordinal) {
-        (Some(s), _) => s,
-        (None, Some(ordinal)) => ordinal % shards,
-        (None, None) => return Err(ProjectorError::Config("give --shard or --ordinal".into())),
-    };
-    if shard >= shards {
-        return Err(ProjectorError::Config(format!(
-            "shard {shard} is out of range: the view has {shards} shards"
-        )));
+    fn note_low_watermark(&self, partition: i32, low: i64) {
+        if let Ok(mut p) = self.progress.lock() {
+            p.low_water.insert(partition, low);
+        }
     }
-    Ok(shard)
-}
-
-/// librdkafka settings: the view's bootstrap servers unless overridden, then
-/// the extra properties (a mounted Secret wins over the spec).
-fn kafka_config(
-    config: &ProjectorConfig,
-    spec_servers: Option<&String>,
-) -> Result<ClientConfig, ProjectorError> {
-    let mut kafka = ClientConfig::new();
-    if let Some(b) = config.bootstrap_servers.as_ref().or(spec_servers) {
-        kafka.set("bootstrap.servers", b);
-    }
-    // After a broker restart, retry within 2 s rather than librdkafka's 10 s
-    // (a user's --kafka-property still wins).
-    kafka.set("reconnect.backoff.max.ms", "2000");
-    for (k, v) in &config.kafka_properties {
-        kafka.set(k, v);
-    }
-    if kafka.get("bootstrap.servers").is_none() {
-        return Err(ProjectorError::Config(
-            "no Kafka bootstrap servers: set spec.source.kafka.bootstrapServers, --bootstrap-servers or --kafka-property bootstrap.servers=…".into(),
-        ));
-    }
-    Ok(kafka)
 }
 
 /// Parses the view file, opens the store and builds the shared state.
 pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), ProjectorError> {
-    let manifest = read_manifest(&config.view_file)?;
+    let manifest = setup::read_manifest(&config.view_file)?;
     let view = ValidatedView::new(&manifest)?;
-    let shard = shard_of(&config, view.shards)?;
+    let shard = setup::shard_of(&config, view.shards)?;
     info!(
         budget_mib = config.memory_budget_mib,
         store_cache_mib = config.store_cache_bytes >> 20,
@@ -345,7 +308,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         batch_max_events = config.batch_max_events,
         "memory plan"
     );
-    let kafka = kafka_config(
+    let kafka = setup::kafka_config(
         &config,
         manifest.spec.source.kafka.bootstrap_servers.as_ref(),
     )?;

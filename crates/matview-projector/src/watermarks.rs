@@ -37,11 +37,12 @@ pub fn spawn(
     let (topic, partitions) = (topic.to_string(), partitions.to_vec());
     Ok(runtime.spawn(async move {
         loop {
-            let (client, topic, partitions, latest) = (
+            let (client, topic, partitions, latest, noted) = (
                 client.clone(),
                 topic.clone(),
                 partitions.clone(),
                 latest.clone(),
+                shared.clone(),
             );
             // Metadata calls block: off the async workers.
             let read = tokio::task::spawn_blocking(move || {
@@ -49,8 +50,9 @@ pub fn spawn(
                 let mut answered = false;
                 for p in partitions {
                     match client.fetch_watermarks(&topic, p, ROUND_TRIP) {
-                        Ok((_, high)) => {
+                        Ok((low, high)) => {
                             answered = true;
+                            noted.note_low_watermark(p, low);
                             if let Ok(mut map) = latest.lock() {
                                 map.insert(p, high);
                             }

@@ -7,7 +7,7 @@ import { api, viewPath, onAuthProblem, setToken, storedToken, text } from "./api
 import { drawChart, drawBars, formatValue } from "./charts.js";
 import { followView } from "./live.js";
 import { drawDeadLetterChart, refreshDeadLetters } from "./deadletters.js";
-import { renderRollout, setupRollout } from "./rollout.js";
+import { refreshRevisions, renderRollout, setupRollout } from "./rollout.js";
 import { renderViewList, setupViewList } from "./views.js";
 import "./orders.js";
 
@@ -32,6 +32,12 @@ onAuthProblem((e) => {
     ? "The gateway wants a bearer token: paste one into Token (for example the output of `kubectl create token <service-account>`). " + e.message
     : "Your token may not do this: reading a view needs get, list and watch on materializedviews/data in its namespace. " + e.message;
 });
+
+// The list is read again every 2 s: a view is the same by its name, not
+// by the object that last described it.
+function sameView(a, b) {
+  return !!a && !!b && a.namespace === b.namespace && a.name === b.name;
+}
 
 function clearAuthMessage() {
   $("auth-message").hidden = true;
@@ -72,17 +78,11 @@ function fact(key, value) {
   return pair;
 }
 
-// The newest closed intervals (the open one is partial), per shard: its
-// least lagging replica, as the view's totals count.
+// Per shard, the replica the gateway counted for the view's totals.
 function perShard(figures) {
-  const best = new Map();
-  for (const r of figures.replicas) {
-    if (!r.figures) continue;
-    const lag = Object.values(r.figures.lagByPartition).reduce((a, b) => a + b, 0);
-    const held = best.get(r.shard);
-    if (!held || lag < held.lag) best.set(r.shard, { ...r, lag });
-  }
-  return [...best.values()].sort((a, b) => a.shard - b.shard);
+  return figures.counted
+    .map((c) => figures.replicas.find((r) => r.shard === c.shard && r.pod === c.pod && r.figures))
+    .filter(Boolean);
 }
 
 function closed(samples) {
@@ -158,7 +158,9 @@ function renderCharts() {
     ],
     to, span, unit: "ms",
   });
-  drawBars($("group-bars"), f.groups.map((g) => [g.group, g.rows]));
+  // Rows of a group add up over shards only when each row lives in one.
+  $("group-bars-title").textContent = f.rowsAddUp ? "Group sizes (rows)" : "Group sizes (records)";
+  drawBars($("group-bars"), f.groups.map((g) => [g.group, f.rowsAddUp ? g.rows : g.records]));
   drawDeadLetterChart(shards, to, span);
 }
 
@@ -167,16 +169,17 @@ async function refreshFigures() {
   if (!v) return;
   try {
     const f = await api(`${viewPath(v)}/figures`);
-    if (state.view !== v) return;
+    if (!sameView(state.view, v)) return;
     state.figures = f;
     // Listing views can succeed while reading one is refused: only a read
     // that succeeded ends a refusal's message (or a new token).
     clearAuthMessage();
   } catch (e) {
-    if (state.view === v) state.figures = null;
+    if (sameView(state.view, v)) state.figures = null;
   }
   renderStatus();
   renderCharts();
+  if (sameView(state.view, v)) refreshRevisions(state.view);
 }
 
 // Views are read again every 2 s: status, health and a pending revision change.

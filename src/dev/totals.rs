@@ -1,0 +1,80 @@
+//! The serving revision's rows and lag in `matview dev`, for the status the
+//! gateway shows (what the operator writes in a cluster): the view list and
+//! summary show numbers, not `—`.
+//!
+//! As the operator counts them: when the topic is not keyed by the row key,
+//! a row can have records in several shards, so rows are distinct keys over
+//! the shards' stores — counted again only when records were applied since.
+
+use std::collections::BTreeSet;
+
+use crate::projector::RunningProjector;
+
+/// Above this many keys, rows are summed over the shards instead.
+const MAX_DISTINCT_KEYS: usize = 1_000_000;
+const KEYS_PAGE: usize = 10_000;
+
+/// A revision's totals, and what they were counted at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub rows: i64,
+    pub lag: i64,
+    pub records_applied: u64,
+}
+
+/// The totals of one revision's projectors (one per shard in dev mode);
+/// `known` is the last count of the same revision.
+pub fn totals(
+    projectors: &[RunningProjector],
+    keyed_by_row_key: bool,
+    known: Option<Totals>,
+) -> Totals {
+    let records_applied = projectors
+        .iter()
+        .map(|p| p.shared.metrics.records_applied())
+        .sum();
+    let lag = projectors
+        .iter()
+        .map(|p| p.shared.metrics.total_lag())
+        .sum();
+    let summed = || {
+        projectors
+            .iter()
+            .map(|p| p.shared.store.row_count().unwrap_or(0) as i64)
+            .sum()
+    };
+    let rows = match known.filter(|k| k.records_applied == records_applied) {
+        Some(k) => k.rows,
+        None if keyed_by_row_key || projectors.len() < 2 => summed(),
+        None => distinct_keys(projectors).unwrap_or_else(summed),
+    };
+    Totals {
+        rows,
+        lag,
+        records_applied,
+    }
+}
+
+fn distinct_keys(projectors: &[RunningProjector]) -> Option<i64> {
+    let mut keys = BTreeSet::new();
+    for p in projectors {
+        let mut after: Option<String> = None;
+        loop {
+            let page = p
+                .shared
+                .store
+                .keys(None, after.as_deref(), KEYS_PAGE)
+                .ok()?;
+            let done = page.len() < KEYS_PAGE;
+            after = page.last().cloned();
+            keys.extend(page);
+            if keys.len() > MAX_DISTINCT_KEYS {
+                return None;
+            }
+            if done {
+                break;
+            }
+        }
+    }
+    Some(keys.len() as i64)
+}
