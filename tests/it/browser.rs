@@ -2,7 +2,7 @@
 //! puppeteer-core from npm) loads the page of a running `matview dev` (the
 //! built-in shop example on its embedded broker, as a newcomer runs it), shows a
 //! row, places an order through the form and sees the right group's count go
-//! up in the DOM. The screenshot is kept in target/test-artifacts/.
+//! up in the DOM. The screenshot is kept in target/test-artifacts/console.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,11 +14,6 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
 async fn placing_an_order_on_the_page_moves_the_right_group() {
-    let env = TestEnv::get();
-    assert!(
-        std::path::Path::new(CHROMIUM).exists(),
-        "Chromium is missing: apt-get install chromium (.ci/run installs it)"
-    );
     let work = tempfile::tempdir().expect("tempdir");
     let address = format!("127.0.0.1:{}", free_port());
     let mut dev = Command::new(env!("CARGO_BIN_EXE_matview"))
@@ -39,33 +34,16 @@ async fn placing_an_order_on_the_page_moves_the_right_group() {
     })
     .await;
 
-    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let screenshot = artifacts.join("matview-page.png");
+    let screenshot = crate::console::shots_dir().join("matview-page.png");
     let user = unique_name("web-user");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/place_order.mjs");
-    let mut browse = Command::new("node");
-    browse
-        .arg(script)
-        .args([&url, &user])
-        .arg(&screenshot)
-        .env("PUPPETEER_CORE", &env.puppeteer_core)
-        .env("CHROMIUM", CHROMIUM);
-    let out = tokio::task::spawn_blocking(move || browse.output())
-        .await
-        .expect("browser task")
-        .expect("node");
+    let result = crate::console::browse(
+        "place_order.mjs",
+        &[url.clone(), user.clone(), screenshot.display().to_string()],
+        &work.path().join("dev.log"),
+    )
+    .await;
     let _ = dev.kill();
     let _ = dev.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser test failed:\n{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(work.path().join("dev.log")).unwrap_or_default()
-    );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap_or("{}")).expect("JSON");
     assert_eq!(
         result["after"].as_f64(),
         result["before"].as_f64().map(|b| b + 1.0),

@@ -14,8 +14,6 @@ use crate::rollout_checks::moves_below_ten;
 use crate::support::projector::{reference, reference_with, row_totals, shop_view_yaml};
 use crate::support::{TestEnv, eventually, kafka, unique_name};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 async fn get(url: &str) -> Option<(u16, Value)> {
     let r = reqwest::get(url).await.ok()?;
     let status = r.status().as_u16();
@@ -25,10 +23,6 @@ async fn get(url: &str) -> Option<(u16, Value)> {
 #[tokio::test]
 async fn the_pages_promote_button_switches_to_a_caught_up_revision() {
     let env = TestEnv::get();
-    assert!(
-        std::path::Path::new(CHROMIUM).exists(),
-        "Chromium is missing: apt-get install chromium (.ci/run installs it)"
-    );
     let work = tempfile::tempdir().expect("tempdir");
     let topic = kafka::create_topic(env, "dev-rollout", 2).await;
     let mut g = matview::workload::OrderGenerator::new(67, 30);
@@ -118,29 +112,16 @@ async fn the_pages_promote_button_switches_to_a_caught_up_revision() {
     );
 
     let screenshot = crate::console::shots_dir().join("console-rollout.png");
-    let mut browse = Command::new("node");
-    browse
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/browser/promote.mjs"
-        ))
-        .args([&format!("{}/", dev.url), &rev2])
-        .arg(&screenshot)
-        .env("PUPPETEER_CORE", &env.puppeteer_core)
-        .env("CHROMIUM", CHROMIUM);
-    let out = tokio::task::spawn_blocking(move || browse.output())
-        .await
-        .expect("browser task")
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "the browser test failed:\n{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        dev.log()
-    );
-    let page: Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap_or("{}")).expect("JSON");
+    let page = crate::console::browse(
+        "promote.mjs",
+        &[
+            format!("{}/", dev.url),
+            rev2.clone(),
+            screenshot.display().to_string(),
+        ],
+        &work.path().join("dev.log"),
+    )
+    .await;
     let rows: Vec<Vec<String>> = page["tables"]
         .as_array()
         .into_iter()

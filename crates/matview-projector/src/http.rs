@@ -149,29 +149,24 @@ async fn dead_letters(
 
 async fn figures(State(shared): State<Arc<Shared>>) -> Json<ProjectorFigures> {
     let m = &shared.metrics;
+    let (records, sizes) = shared.store.sizes().unwrap_or_default();
     Json(ProjectorFigures {
         revision: shared.view.revision.clone(),
         shard: shared.shard,
         rows: m.rows(),
-        records: shared.store.record_count().unwrap_or(0),
+        records,
         groups: shared
-            .store
-            .group_sizes()
-            .map(|sizes| {
-                shared
-                    .view
-                    .compiled
-                    .groups
-                    .iter()
-                    .zip(sizes.rows.iter().zip(&sizes.records))
-                    .map(|(group, (&rows, &records))| GroupSize {
-                        group: group.clone(),
-                        rows,
-                        records,
-                    })
-                    .collect()
+            .view
+            .compiled
+            .groups
+            .iter()
+            .zip(sizes.rows.iter().zip(&sizes.records))
+            .map(|(group, (&rows, &records))| GroupSize {
+                group: group.clone(),
+                rows,
+                records,
             })
-            .unwrap_or_default(),
+            .collect(),
         events_total: m.events(),
         records_total: m.records_applied(),
         dead_lettered_total: m.dead_lettered_total(),

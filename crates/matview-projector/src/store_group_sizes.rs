@@ -132,19 +132,19 @@ fn count(
 impl Store {
     /// Each group's rows and records, as of the last commit.
     pub fn group_sizes(&self) -> Result<GroupSizes, StoreError> {
+        self.sizes().map(|(_, sizes)| sizes)
+    }
+
+    /// Records in the shard (classified or not) and each group's size,
+    /// read in one transaction so they describe the same commit.
+    pub fn sizes(&self) -> Result<(u64, GroupSizes), StoreError> {
         let txn = io!(self.db.begin_read())?;
+        let records = io!(io!(txn.open_table(super::RECORDS))?.len())?;
         let meta = io!(txn.open_table(META))?;
         let mut sizes = read(&meta)?.unwrap_or_default();
         sizes.rows.resize(self.shape.groups, 0);
         sizes.records.resize(self.shape.groups, 0);
-        Ok(sizes)
-    }
-
-    /// Records in the shard (classified or not).
-    pub fn record_count(&self) -> Result<u64, StoreError> {
-        let txn = io!(self.db.begin_read())?;
-        let table = io!(txn.open_table(super::RECORDS))?;
-        io!(table.len())
+        Ok((records, sizes))
     }
 
     /// The sizes counted from every row now, for tests that check the kept ones.
