@@ -23,6 +23,24 @@
 #   hack/testenv.sh stop-control-plane / start-control-plane
 #                             etcd, kube-apiserver and controller-manager down and up
 #                             again (same ports and data), for the API-server outage test
+#   hack/testenv.sh cluster N start (again) a test's own replicated Kafka cluster N: three
+#                             KRaft nodes (broker and controller each), each in a network
+#                             namespace of its own (node i at 10.213.K.(10+i), K picked
+#                             per cluster), joined by a bridge; prints the bootstrap
+#                             servers (needs root: ip netns, veth, tc)
+#   hack/testenv.sh cluster-host N HOST
+#                             a namespace of the test's own on cluster N's network, for a
+#                             process it cuts off (run it with ip netns exec mvK-HOST …);
+#                             prints its address
+#   hack/testenv.sh cluster-kill N I / cluster-stop N I / cluster-start N I
+#                             kill -9 node I of cluster N / shut it down cleanly / start
+#                             it again (same data)
+#   hack/testenv.sh cluster-down N
+#                             cluster N's nodes killed, its namespaces and bridge removed
+#   hack/testenv.sh cut N HOST / heal N HOST
+#                             HOST (b1..b3 or a cluster-host) cut off from everyone / back
+#   hack/testenv.sh slow N HOST DELAY_MS LOSS_PERCENT / fast N HOST
+#                             delay and loss on HOST's link, each way (tc netem) / removed
 #
 # State, logs and the env file live in $MATVIEW_TESTENV_DIR (default: .testenv/
 # in the repository); downloads and builds in $MATVIEW_CACHE (default
@@ -32,6 +50,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/provision.sh
 source "$REPO_ROOT/hack/lib/provision.sh"
+# shellcheck source=hack/lib/kafka-cluster.sh
+source "$REPO_ROOT/hack/lib/kafka-cluster.sh"
 
 : "${MATVIEW_TESTENV_DIR:=$REPO_ROOT/.testenv}"
 RUN="$MATVIEW_TESTENV_DIR"
@@ -511,6 +531,7 @@ cmd_down() {
   fi
   # Anything still holding a file of this environment goes too (children, strays).
   pkill -KILL -f -- "$RUN/" 2>/dev/null || true
+  cluster_network_down
   rm -rf "$RUN"
   [[ "${1:-}" == quiet ]] || log "stopped; no process of the test environment is left"
 }
@@ -532,5 +553,15 @@ case "${1:-}" in
   stop-registry) shift; cmd_stop_registry "$@" ;;
   stop-control-plane) cmd_stop_control_plane ;;
   start-control-plane) cmd_start_control_plane ;;
-  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane" >&2; exit 2 ;;
+  cluster) shift; cmd_cluster "$@" ;;
+  cluster-host) shift; cmd_cluster_host "$@" ;;
+  cluster-kill) shift; cmd_cluster_kill "$@" ;;
+  cluster-stop) shift; cmd_cluster_stop "$@" ;;
+  cluster-down) shift; cmd_cluster_down "$@" ;;
+  cluster-start) shift; cmd_cluster_start "$@" ;;
+  cut) shift; cmd_cut "$@" ;;
+  heal) shift; cmd_heal "$@" ;;
+  slow) shift; cmd_slow "$@" ;;
+  fast) shift; cmd_fast "$@" ;;
+  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane|cluster <name>|cluster-host <cluster> <host>|cluster-kill|cluster-stop <cluster> <node>|cluster-start <cluster> <node>|cluster-down <cluster>|cut|heal <cluster> <host>|slow <cluster> <host> <delay-ms> <loss-percent>|fast <cluster> <host>" >&2; exit 2 ;;
 esac

@@ -20,6 +20,12 @@ pub struct ProjectorArgs {
     /// Pod ordinal; the shard is ordinal mod shards (so scaling never moves a pod).
     #[arg(long, env = "MATVIEW_ORDINAL", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub ordinal: Option<u32>,
+    /// Which replica of its shard this pod is (its StatefulSet's pod index).
+    /// Replica 0 writes the shard's dead letters, so each is written once;
+    /// without it (or empty: a Kubernetes before 1.28 has no pod-index
+    /// label), this process writes them.
+    #[arg(long, env = "MATVIEW_REPLICA", value_parser = parse_replica)]
+    pub replica: Option<Replica>,
     /// Directory of the durable store.
     #[arg(long, env = "MATVIEW_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -115,6 +121,7 @@ impl ProjectorArgs {
             view_file: self.view,
             shard: self.shard,
             ordinal: self.ordinal,
+            replica: self.replica.and_then(|r| r.0),
             data_dir: self.data_dir,
             listen: self.listen,
             bootstrap_servers: self.bootstrap_servers,
@@ -227,4 +234,19 @@ mod tests {
         .collect();
         assert_eq!(read, expected);
     }
+}
+
+/// A replica index, or none when given empty (the downward API's value of a
+/// label the pod lacks).
+#[derive(Debug, Clone, Copy)]
+pub struct Replica(Option<u32>);
+
+fn parse_replica(text: &str) -> Result<Replica, String> {
+    if text.trim().is_empty() {
+        return Ok(Replica(None));
+    }
+    text.trim()
+        .parse::<u32>()
+        .map(|r| Replica(Some(r)))
+        .map_err(|e| format!("a replica index is a number: {e}"))
 }

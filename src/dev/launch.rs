@@ -119,6 +119,7 @@ fn shard_config(servers: &str, view_file: &Path, home: &Path, shard: u32) -> Pro
         view_file: view_file.to_path_buf(),
         shard: Some(shard),
         ordinal: None,
+        replica: None,
         data_dir: home.join(format!("s{shard}")),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         bootstrap_servers: Some(servers.to_string()),

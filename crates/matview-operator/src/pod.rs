@@ -242,7 +242,19 @@ fn projector_env(settings: &PodSettings) -> Vec<EnvVar> {
         value: Some(value.into()),
         ..Default::default()
     };
-    [pod_name, value("MATVIEW_LOG_FORMAT", "json")]
+    // The StatefulSet's pod index: replica 0 of a shard writes its dead letters.
+    let replica = EnvVar {
+        name: "MATVIEW_REPLICA".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.labels['apps.kubernetes.io/pod-index']".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    [pod_name, replica, value("MATVIEW_LOG_FORMAT", "json")]
         .into_iter()
         .chain(
             settings

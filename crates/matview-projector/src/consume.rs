@@ -298,6 +298,10 @@ impl<'a> Consuming<'a> {
             return self.hold();
         }
         shared.set_store_error(None);
+        if !dead_letters::writes_letters(shared.config.replica) {
+            // Replica 0 of the shard writes them; nothing to store either.
+            return Ok(Some(Default::default()));
+        }
         let sent_before = &self.sent_before;
         let unsent = shaped
             .dead

@@ -35,6 +35,15 @@ pub struct DeadLetterError {
     source: rdkafka::error::KafkaError,
 }
 
+/// Whether this replica of a shard writes the shard's dead letters: the
+/// first does (replica 0, or a process that is its shard's only one), so
+/// each letter is written once however many replicas read the shard. While
+/// it is down, letters wait for it: on its return it reads on from its own
+/// store's positions and writes them.
+pub fn writes_letters(replica: Option<u32>) -> bool {
+    replica.is_none_or(|r| r == 0)
+}
+
 /// Header naming the revision that wrote a letter: after a crash, only its
 /// own letters count as sent (another revision dead-letters the same events).
 pub const REVISION_HEADER: &str = "matview.revision";
@@ -287,4 +296,17 @@ fn ours(message: &impl Message, scan: &LetterScan) -> Option<Position> {
     let offset: i64 = header("matview.source.offset")?.parse().ok()?;
     let uncommitted = scan.next.get(&partition).is_none_or(|next| offset >= *next);
     (scan.owned.contains(&partition) && uncommitted).then_some(Position { partition, offset })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writes_letters;
+
+    #[test]
+    fn only_a_shards_first_replica_or_its_only_process_writes_letters() {
+        assert!(writes_letters(None));
+        assert!(writes_letters(Some(0)));
+        assert!(!writes_letters(Some(1)));
+        assert!(!writes_letters(Some(7)));
+    }
 }

@@ -42,6 +42,9 @@ pub struct ProjectorConfig {
     pub view_file: PathBuf,
     pub shard: Option<u32>,
     pub ordinal: Option<u32>,
+    /// Which replica of its shard this is (its StatefulSet's pod index);
+    /// `None` for a process that is its shard's only one.
+    pub replica: Option<u32>,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub bootstrap_servers: Option<String>,

@@ -38,8 +38,19 @@ pub async fn create_topic_configured(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> String {
+    create_topic_replicated(servers, prefix, partitions, 1, configs).await
+}
+
+/// A new topic with `replication` replicas of each partition.
+pub async fn create_topic_replicated(
+    servers: &str,
+    prefix: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) -> String {
     let name = unique_name(prefix);
-    let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication));
     for (key, value) in configs {
         topic = topic.set(key, value);
     }

@@ -106,7 +106,12 @@ impl Loop {
                     "metadata.namespace" => self.namespace.clone(),
                     "status.podIP" => ip.to_string(),
                     "spec.nodeName" => self.node.clone(),
-                    _ => String::new(),
+                    // metadata.labels['<key>'], as a kubelet expands it.
+                    path => path
+                        .strip_prefix("metadata.labels['")
+                        .and_then(|rest| rest.strip_suffix("']"))
+                        .and_then(|key| pod.labels().get(key).cloned())
+                        .unwrap_or_default(),
                 },
                 _ => String::new(),
             };

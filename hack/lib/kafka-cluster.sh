@@ -1,0 +1,308 @@
+# A replicated Kafka cluster of a test's own: three KRaft nodes (each broker
+# and controller), each in a network namespace of its own with its own
+# address, joined by veth pairs to a bridge the environment made. Processes
+# in the root namespace (tests, projectors, the gateway) reach the nodes
+# through the bridge; a test cuts, heals and slows any host's link.
+# Sourced by hack/testenv.sh (needs its log, die, alive, start_bg, wait_for,
+# free_port, $RUN, $LOGS, $PIDS and $KAFKA_DIR). Needs root (ip netns, tc).
+#
+# Addresses: cluster on subnet 10.213.K.0/24, K picked free per cluster;
+# the bridge mvbK is 10.213.K.1, node i is 10.213.K.(10+i), extra hosts
+# (a test's own, e.g. a projector's) 10.213.K.(20+j). Nothing else is ever
+# addressed.
+
+CLUSTER_NODES=3
+CLUSTER_NET=10.213
+
+cluster_dir() { echo "$RUN/clusters/$1"; }
+
+need_root_net() {
+  [[ $EUID -eq 0 ]] || die "the Kafka cluster needs root (ip netns, veth, tc)"
+  command -v ip >/dev/null || die "ip is missing: apt-get install iproute2"
+  command -v tc >/dev/null || die "tc is missing: apt-get install iproute2"
+}
+
+# Picks a free subnet number for cluster $1 and makes its bridge.
+cluster_network() {
+  local dir="$1" k
+  if [[ -f "$dir/subnet" ]]; then cat "$dir/subnet"; return; fi
+  mkdir -p "$RUN/subnets"
+  for k in $(seq 1 250); do
+    # mkdir is the lock: concurrent tests never share a subnet, and a subnet
+    # is never used twice in one environment (a namespace's links can
+    # outlive its deletion for a moment).
+    if ! ip link show "mvb$k" >/dev/null 2>&1 && mkdir "$RUN/subnets/$k" 2>/dev/null; then
+      ip link add "mvb$k" type bridge
+      ip addr add "$CLUSTER_NET.$k.1/24" dev "mvb$k"
+      ip link set "mvb$k" up
+      echo "$k" >"$dir/subnet"
+      echo "$k"
+      return
+    fi
+  done
+  die "no free subnet for a Kafka cluster"
+}
+
+# Host $3 (b1..b3 or a test's own name) of the cluster on subnet $1 with
+# address $2: a namespace with a veth to the bridge. Idempotent.
+cluster_host() {
+  local k="$1" address="$2" host="$3"
+  local ns="mv$k-$host" link="mv$k-$host"
+  ip netns list | grep -qw "$ns" && return 0
+  ip netns add "$ns"
+  echo "$ns" >>"$RUN/namespaces"
+  # The namespace's end gets a name of its own ("<link>p"): no clash with
+  # any interface of the root namespace while it is made.
+  ip link add "$link" type veth peer name "${link}p" netns "$ns"
+  ip link set "$link" master "mvb$k"
+  ip link set "$link" up
+  ip -n "$ns" addr add "$address/24" dev "${link}p"
+  ip -n "$ns" link set "${link}p" up
+  ip -n "$ns" link set lo up
+}
+
+cluster_node_config() {
+  local dir="$1" k="$2" i="$3" voters="$4"
+  local address="$CLUSTER_NET.$k.$((10 + i))"
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://$address:9092,CONTROLLER://$address:9093
+advertised.listeners=PLAINTEXT://$address:9092
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+auto.create.topics.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+message.max.bytes=10485760
+EOF
+  cat >"$dir/log4j2.xml" <<'EOF'
+<Configuration>
+  <Appenders>
+    <Console name="STDOUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka" level="WARN"/>
+    <Logger name="org.apache.kafka" level="WARN"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Logger name="kafka.server.KafkaRaftServer" level="INFO"/>
+    <Root level="INFO"><AppenderRef ref="STDOUT"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+# Starts node $2 of cluster $1 (again, same address and data) in its namespace.
+cluster_start_node() {
+  local name="$1" i="$2" dir k
+  dir=$(cluster_dir "$name")
+  k=$(cat "$dir/subnet")
+  alive "cluster-$name-b$i" && return 0
+  rm -f "$LOGS/cluster-$name-b$i.log"
+  start_bg "cluster-$name-b$i" ip netns exec "mv$k-b$i" java -Xms128m -Xmx512m -XX:+UseG1GC \
+    -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$dir/b$i/log4j2.xml" "-Dkafka.logs.dir=$LOGS" \
+    -cp "$KAFKA_DIR/lib/*" kafka.Kafka "$dir/b$i/server.properties"
+}
+
+cluster_wait_node() {
+  local name="$1" i="$2"
+  wait_for "kafka node $i of cluster $name" 180 "$LOGS/cluster-$name-b$i.log" \
+    grep -q "Kafka Server started" "$LOGS/cluster-$name-b$i.log"
+}
+
+cluster_bootstrap() {
+  local k; k=$(cat "$(cluster_dir "$1")/subnet")
+  local i out=()
+  for i in $(seq 1 $CLUSTER_NODES); do out+=("$CLUSTER_NET.$k.$((10 + i)):9092"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+# `cluster N`: starts (or starts again) cluster N's three nodes; prints the
+# bootstrap servers.
+cmd_cluster() {
+  local name="${1:?usage: hack/testenv.sh cluster <name>}"
+  [[ "$name" =~ ^[a-z0-9-]+$ && ${#name} -le 40 ]] || die "a cluster name is lowercase letters, digits and '-'"
+  [[ -d "$LOGS" && -d "$PIDS" ]] || die "the test environment is not running: start it with \`make testenv\`"
+  need_root_net
+  provision_kafka
+  local dir k i voters=()
+  dir=$(cluster_dir "$name")
+  mkdir -p "$dir"
+  k=$(cluster_network "$dir")
+  for i in $(seq 1 $CLUSTER_NODES); do
+    cluster_host "$k" "$CLUSTER_NET.$k.$((10 + i))" "b$i"
+    voters+=("$i@$CLUSTER_NET.$k.$((10 + i)):9093")
+  done
+  if [[ ! -f "$dir/formatted" ]]; then
+    local cluster_id
+    cluster_id=$(python3 -c '
+import base64, uuid
+while True:
+    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not text.startswith("-"):
+        print(text)
+        break
+')
+    for i in $(seq 1 $CLUSTER_NODES); do
+      cluster_node_config "$dir/b$i" "$k" "$i" "$(IFS=,; echo "${voters[*]}")"
+      java -Xmx256m -cp "$KAFKA_DIR/lib/*" "-Dlog4j2.configurationFile=$dir/b$i/log4j2.xml" \
+        kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/b$i/server.properties" \
+        >"$LOGS/cluster-$name-b$i-format.log" 2>&1 ||
+        { cat "$LOGS/cluster-$name-b$i-format.log" >&2; die "formatting node $i of cluster $name failed"; }
+    done
+    touch "$dir/formatted"
+  fi
+  for i in $(seq 1 $CLUSTER_NODES); do cluster_start_node "$name" "$i"; done
+  for i in $(seq 1 $CLUSTER_NODES); do cluster_wait_node "$name" "$i"; done
+  cluster_bootstrap "$name"
+}
+
+# `cluster-host N HOST`: a namespace of the test's own on cluster N's network
+# (for a process the test cuts off); prints its address.
+cmd_cluster_host() {
+  local name="${1:?usage: hack/testenv.sh cluster-host <cluster> <host>}" host="${2:?host}"
+  [[ "$host" =~ ^[a-z][a-z0-9]{0,5}$ && ! "$host" =~ ^b[0-9]+$ ]] ||
+    die "a host name is 1-6 lowercase letters and digits, a letter first, not b<N>"
+  need_root_net
+  local dir k index
+  dir=$(cluster_dir "$name")
+  [[ -f "$dir/subnet" ]] || die "no cluster $name"
+  k=$(cat "$dir/subnet")
+  touch "$dir/hosts"
+  index=$(grep -n "^$host\$" "$dir/hosts" | cut -d: -f1 || true)
+  if [[ -z "$index" ]]; then
+    echo "$host" >>"$dir/hosts"
+    index=$(wc -l <"$dir/hosts")
+  fi
+  cluster_host "$k" "$CLUSTER_NET.$k.$((20 + index))" "$host"
+  echo "$CLUSTER_NET.$k.$((20 + index))"
+}
+
+cluster_link() {
+  local name="$1" host="$2" dir k
+  dir=$(cluster_dir "$name")
+  [[ -f "$dir/subnet" ]] || die "no cluster $name"
+  k=$(cat "$dir/subnet")
+  ip link show "mv$k-$host" >/dev/null 2>&1 || die "cluster $name has no host $host"
+  echo "mv$k-$host"
+}
+
+# `cluster-kill N I`: kill -9 node I; `cluster-start N I`: start it again.
+cmd_cluster_kill() {
+  local name="${1:?usage: hack/testenv.sh cluster-kill <cluster> <node>}" i="${2:?node}"
+  alive "cluster-$name-b$i" || die "node $i of cluster $name is not running"
+  local pid; pid=$(cat "$PIDS/cluster-$name-b$i")
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$PIDS/cluster-$name-b$i"
+  log "node $i of cluster $name killed"
+}
+
+# `cluster-stop N I`: node I shut down cleanly (SIGTERM, as an upgrade does), waited for.
+cmd_cluster_stop() {
+  local name="${1:?usage: hack/testenv.sh cluster-stop <cluster> <node>}" i="${2:?node}"
+  alive "cluster-$name-b$i" || die "node $i of cluster $name is not running"
+  local pid deadline; pid=$(cat "$PIDS/cluster-$name-b$i")
+  kill -TERM "$pid"
+  deadline=$((SECONDS + 120))
+  while kill -0 "$pid" 2>/dev/null; do
+    (( SECONDS < deadline )) || die "node $i of cluster $name did not stop within 120 s"
+    sleep 0.2
+  done
+  rm -f "$PIDS/cluster-$name-b$i"
+  log "node $i of cluster $name stopped"
+}
+
+cmd_cluster_start() {
+  local name="${1:?usage: hack/testenv.sh cluster-start <cluster> <node>}" i="${2:?node}"
+  provision_kafka
+  cluster_start_node "$name" "$i"
+  cluster_wait_node "$name" "$i"
+}
+
+# `cut N HOST` / `heal N HOST`: HOST's link to everyone down / up again.
+cmd_cut() {
+  local link; link=$(cluster_link "${1:?usage: hack/testenv.sh cut <cluster> <host>}" "${2:?host}")
+  ip link set "$link" down
+  log "cut $2 off cluster $1"
+}
+
+cmd_heal() {
+  local link; link=$(cluster_link "${1:?usage: hack/testenv.sh heal <cluster> <host>}" "${2:?host}")
+  ip link set "$link" up
+  log "healed $2 of cluster $1"
+}
+
+# `slow N HOST DELAY_MS LOSS_PERCENT`: both directions of HOST's link get the
+# delay and loss (tc netem); `fast N HOST` removes them.
+cmd_slow() {
+  local name="${1:?usage: hack/testenv.sh slow <cluster> <host> <delay-ms> <loss-percent>}" host="${2:?host}"
+  local delay="${3:?delay ms}" loss="${4:?loss percent}" link k
+  link=$(cluster_link "$name" "$host")
+  k=$(cat "$(cluster_dir "$name")/subnet")
+  tc qdisc replace dev "$link" root netem delay "${delay}ms" loss "${loss}%" 2>/dev/null ||
+    die "tc netem is not available: this kernel has no sch_netem module, so delay and loss cannot be put on a link here"
+  tc qdisc replace dev "$link" root netem delay "${delay}ms" loss "${loss}%"
+  ip netns exec "mv$k-$host" tc qdisc replace dev "${link}p" root netem delay "${delay}ms" loss "${loss}%"
+  log "slowed $host of cluster $name: ${delay} ms, ${loss} % loss each way"
+}
+
+cmd_fast() {
+  local name="${1:?usage: hack/testenv.sh fast <cluster> <host>}" host="${2:?host}" link k
+  link=$(cluster_link "$name" "$host")
+  k=$(cat "$(cluster_dir "$name")/subnet")
+  tc qdisc del dev "$link" root 2>/dev/null || true
+  ip netns exec "mv$k-$host" tc qdisc del dev "${link}p" root 2>/dev/null || true
+  log "$host of cluster $name at full speed again"
+}
+
+# Removes every namespace and bridge the environment made (after its
+# processes are gone).
+cluster_network_down() {
+  local ns k
+  if [[ -f "$RUN/namespaces" ]]; then
+    while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done <"$RUN/namespaces"
+  fi
+  if [[ -d "$RUN/subnets" ]]; then
+    for k in "$RUN"/subnets/*; do
+      [[ -d "$k" ]] && ip link del "mvb$(basename "$k")" 2>/dev/null || true
+    done
+  fi
+}
+
+# `cluster-down N`: cluster N's nodes killed, its namespaces, bridge and data gone.
+cmd_cluster_down() {
+  local name="${1:?usage: hack/testenv.sh cluster-down <cluster>}" dir k f
+  dir=$(cluster_dir "$name")
+  [[ -f "$dir/subnet" ]] || return 0
+  k=$(cat "$dir/subnet")
+  for f in "$PIDS"/cluster-"$name"-b*; do
+    [[ -f "$f" ]] || continue
+    kill -KILL "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+  pkill -KILL -f -- "$dir/" 2>/dev/null || true
+  local ns
+  for ns in $(ip netns list | awk '{print $1}' | grep "^mv$k-" || true); do
+    ip link del "$ns" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  ip link del "mvb$k" 2>/dev/null || true
+  # The subnet's lock stays: it is not used again in this environment.
+  rm -rf "$dir"
+  log "cluster $name is gone"
+}

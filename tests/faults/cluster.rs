@@ -1,0 +1,121 @@
+//! A replicated Kafka cluster of one test's own (`hack/testenv.sh cluster
+//! <name>`): three KRaft nodes, each in a network namespace of its own,
+//! that a test kills, cuts off, heals and slows down. Removed when dropped.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::support::{env_dir, unique_name};
+
+pub struct OwnCluster {
+    name: String,
+    pub bootstrap: String,
+}
+
+/// Runs `hack/testenv.sh <args>`; its last line of output.
+fn testenv(args: &[&str]) -> String {
+    let started = Instant::now();
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
+        .args(args)
+        .env("MATVIEW_TESTENV_DIR", env_dir())
+        .output()
+        .expect("cannot run hack/testenv.sh");
+    assert!(
+        out.status.success(),
+        "hack/testenv.sh {} failed after {:?}: {}",
+        args.join(" "),
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+impl OwnCluster {
+    /// Starts three nodes and waits until each serves. Blocking.
+    pub fn start(prefix: &str) -> OwnCluster {
+        let name = unique_name(prefix);
+        // Dropped (and so removed) also when the start fails half way.
+        let mut cluster = OwnCluster {
+            name,
+            bootstrap: String::new(),
+        };
+        cluster.bootstrap = testenv(&["cluster", &cluster.name]);
+        cluster
+    }
+
+    /// kill -9 of node `node` (1–3), waited for.
+    pub fn kill(&self, node: i32) {
+        testenv(&["cluster-kill", &self.name, &node.to_string()]);
+    }
+
+    /// Node `node` shut down cleanly (SIGTERM), waited for.
+    pub fn stop_node(&self, node: i32) {
+        testenv(&["cluster-stop", &self.name, &node.to_string()]);
+    }
+
+    /// Every partition of `topic` has all three replicas in sync.
+    pub fn fully_replicated(&self, topic: &str) -> bool {
+        let Ok(consumer) = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create::<BaseConsumer>()
+        else {
+            return false;
+        };
+        let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+            return false;
+        };
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .is_some_and(|t| {
+                !t.partitions().is_empty() && t.partitions().iter().all(|p| p.isr().len() == 3)
+            })
+    }
+
+    /// Node `node` started again (same address and data), serving.
+    pub fn start_node(&self, node: i32) {
+        testenv(&["cluster-start", &self.name, &node.to_string()]);
+    }
+
+    /// Host `host` (`b1`..`b3`, or one made by [`OwnCluster::host`]) cut off.
+    pub fn cut(&self, host: &str) {
+        testenv(&["cut", &self.name, host]);
+    }
+
+    pub fn heal(&self, host: &str) {
+        testenv(&["heal", &self.name, host]);
+    }
+
+    /// The node (1–3) leading `partition` of `topic` now, as the cluster's
+    /// metadata says; `None` while it has no leader.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("metadata client");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .ok()?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic)?;
+        let p = found.partitions().iter().find(|p| p.id() == partition)?;
+        (p.leader() >= 1).then_some(p.leader())
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
+            .args(["cluster-down", &self.name])
+            .env("MATVIEW_TESTENV_DIR", env_dir())
+            .output();
+    }
+}

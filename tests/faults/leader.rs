@@ -1,0 +1,63 @@
+//! The leader of a shard's partitions killed with kill -9 while orders
+//! arrive, kept down 20 s, started again; and a network partition that cuts
+//! that leader off from everyone for 30 s, then heals.
+
+use std::time::{Duration, Instant};
+
+use crate::scenario::Scenario;
+
+/// Waits until a node other than `old` leads partition 0; which, and when.
+async fn new_leader(sc: &Scenario, old: i32) -> i32 {
+    crate::support::eventually(
+        "another node leads partition 0",
+        Duration::from_secs(90),
+        || async {
+            tokio::task::block_in_place(|| sc.cluster.leader(&sc.topic, 0)).filter(|l| *l != old)
+        },
+    )
+    .await
+}
+
+fn leader_now(sc: &Scenario) -> i32 {
+    tokio::task::block_in_place(|| sc.cluster.leader(&sc.topic, 0))
+        .expect("partition 0 has a leader")
+}
+
+// Two workers: the cluster commands block one, readers go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partition_leader_killed_and_restarted_costs_no_read_and_no_order() {
+    let _one = crate::ONE_AT_A_TIME.lock().await;
+    let sc = Scenario::start("leader", 1).await;
+    let leader = leader_now(&sc);
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| sc.cluster.kill(leader));
+    let took_over_by = new_leader(&sc, leader).await;
+    let took_over = killed.elapsed();
+    // Orders keep coming: the two other replicas are the in-sync majority.
+    sc.produced_more(100, "orders acknowledged while the leader is down")
+        .await;
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(killed.elapsed())).await;
+    tokio::task::block_in_place(|| sc.cluster.start_node(leader));
+    println!(
+        "leader kill: node {leader} led partition 0, node {took_over_by} took over after {took_over:?}"
+    );
+    sc.finish("leader kill -9").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partition_leader_cut_off_for_thirty_seconds_costs_no_read_and_no_order() {
+    let _one = crate::ONE_AT_A_TIME.lock().await;
+    let sc = Scenario::start("cut", 1).await;
+    let leader = leader_now(&sc);
+    let host = format!("b{leader}");
+    let cut = Instant::now();
+    tokio::task::block_in_place(|| sc.cluster.cut(&host));
+    let took_over_by = new_leader(&sc, leader).await;
+    let took_over = cut.elapsed();
+    sc.produced_more(100, "orders acknowledged while the leader is cut off")
+        .await;
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
+    tokio::task::block_in_place(|| sc.cluster.heal(&host));
+    println!("partition: node {leader} cut off, node {took_over_by} took over after {took_over:?}");
+    sc.finish("leader cut off 30 s").await;
+}

@@ -1,0 +1,166 @@
+//! One fault scenario's frame: a cluster, the whole system on it, a view
+//! serving, readers through the gateway and a producer (`acks=all`,
+//! idempotent) writing throughout; then, after the fault, the checks every
+//! scenario shares.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use matview::workload::OrderGenerator;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+
+use crate::cluster::OwnCluster;
+use crate::support::kafka::create_topic_replicated;
+use crate::support::projector::reference;
+use crate::support::stack::{Readers, Stack, stack};
+
+pub const VIEW: &str = "load";
+
+pub struct Scenario {
+    pub cluster: OwnCluster,
+    pub st: Stack,
+    pub reader: String,
+    pub topic: String,
+    readers: Readers,
+    stop: Arc<AtomicBool>,
+    producer: tokio::task::JoinHandle<()>,
+    /// Every order Kafka acknowledged, in the order acknowledged.
+    acknowledged: Arc<Mutex<Vec<Value>>>,
+}
+
+fn producer(servers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        // Longer than any fault: an order waits for the cluster, never fails.
+        .set("message.timeout.ms", "180000")
+        .create()
+        .expect("producer")
+}
+
+/// Sends `orders` keyed by order id; each is acknowledged or the test fails.
+async fn send(producer: &FutureProducer, topic: &str, orders: &[Value]) {
+    let sends = orders.iter().map(|order| {
+        let key = order["orderId"].as_str().unwrap_or_default().to_string();
+        let payload = order.to_string();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload(&payload),
+                    Duration::from_secs(180),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap_or_else(|e| panic!("order {key} not acknowledged: {e}"))
+        }
+    });
+    futures::future::join_all(sends).await;
+}
+
+impl Scenario {
+    /// A cluster and a serving view of 400 orders over `shards` shards (two
+    /// replicas each); readers and the producer (10 orders every 200 ms)
+    /// running.
+    pub async fn start(name: &str, shards: i32) -> Scenario {
+        let cluster = tokio::task::block_in_place(|| OwnCluster::start(name));
+        let servers = cluster.bootstrap.clone();
+        let st = stack(name, "kubernetes").await;
+        let reader = st.reader().await;
+        let topic =
+            create_topic_replicated(&servers, "orders", 2, 3, &[("min.insync.replicas", "2")])
+                .await;
+        let mut generator = OrderGenerator::new(97, 30);
+        let first: Vec<Value> = (0..400).map(|_| generator.next_order()).collect();
+        send(&producer(&servers), &topic, &first).await;
+        st.create_view_on(&servers, VIEW, &topic, shards, 2, false)
+            .await;
+        let expected = reference(&first);
+        st.ready(VIEW, expected.len() as i64).await;
+        let users: Vec<String> = expected.keys().cloned().collect();
+        let path = format!(
+            "/v1/namespaces/{}/views/{VIEW}/rows/{}",
+            st.ns.name, users[0]
+        );
+        st.serving(&path, Some(&reader)).await;
+        let readers = Readers::spawn(&st, &users, &reader, 4);
+
+        let acknowledged = Arc::new(Mutex::new(first));
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer_task = {
+            let (topic, stop, acknowledged) = (topic.clone(), stop.clone(), acknowledged.clone());
+            let producer = producer(&servers);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let chunk: Vec<Value> = (0..10).map(|_| generator.next_order()).collect();
+                    send(&producer, &topic, &chunk).await;
+                    if let Ok(mut all) = acknowledged.lock() {
+                        all.extend(chunk);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        readers.read_more(100, "reads before the fault").await;
+        Scenario {
+            cluster,
+            st,
+            reader,
+            topic,
+            readers,
+            stop,
+            producer: producer_task,
+            acknowledged,
+        }
+    }
+
+    fn acknowledged(&self) -> usize {
+        self.acknowledged.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Waits until the producer got `more` orders acknowledged beyond now.
+    pub async fn produced_more(&self, more: usize, what: &str) {
+        let target = self.acknowledged() + more;
+        crate::support::eventually(what, Duration::from_secs(180), || async {
+            (self.acknowledged() >= target).then_some(())
+        })
+        .await;
+    }
+
+    /// Stops the producer and checks: every row equals the reference of all
+    /// acknowledged orders, the view Ready by itself, no read failed. The
+    /// cluster is handed back for checks of its own.
+    pub async fn finish(self, what: &str) -> OwnCluster {
+        self.produced_more(50, &format!("orders acknowledged after {what}"))
+            .await;
+        self.stop.store(true, Ordering::Relaxed);
+        self.producer.await.expect("producer");
+        let all = self
+            .acknowledged
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        let expected = reference(&all);
+        let back = Instant::now();
+        self.st.ready(VIEW, expected.len() as i64).await;
+        self.st.serves(VIEW, &expected, &self.reader).await;
+        let caught_up = back.elapsed();
+        let (total, _) = self.readers.stop().await;
+        println!(
+            "{what}: {} orders, {} reads, {} failed; every row right {caught_up:?} after the fault",
+            all.len(),
+            total.reads,
+            total.failures.len()
+        );
+        total.assert_none_failed(&self.st.gateway_log());
+        assert_eq!(
+            self.st.rows(VIEW, expected.keys(), &self.reader).await,
+            expected
+        );
+        self.cluster
+    }
+}
