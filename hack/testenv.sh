@@ -40,7 +40,9 @@
 #   hack/testenv.sh cut N HOST / heal N HOST
 #                             HOST (b1..b3 or a cluster-host) cut off from everyone / back
 #   hack/testenv.sh slow N HOST DELAY_MS LOSS_PERCENT / fast N HOST
-#                             delay and loss on HOST's link, each way (tc netem) / removed
+#                             delay and loss on HOST's packets, each way (iptables'
+#                             statistic match drops, hack/netdelay holds: this kernel
+#                             has no tc netem) / removed
 #
 # State, logs and the env file live in $MATVIEW_TESTENV_DIR (default: .testenv/
 # in the repository); downloads and builds in $MATVIEW_CACHE (default

@@ -247,27 +247,66 @@ cmd_heal() {
   log "healed $2 of cluster $1"
 }
 
-# `slow N HOST DELAY_MS LOSS_PERCENT`: both directions of HOST's link get the
-# delay and loss (tc netem); `fast N HOST` removes them.
+# netdelay (hack/netdelay): delays a queue's packets, the stand-in for
+# `tc netem delay` on kernels without sch_netem (this one); built with cc
+# against libnetfilter_queue (Debian's libnetfilter-queue-dev), cached by
+# its source's hash.
+provision_netdelay() {
+  local source="$REPO_ROOT/hack/netdelay/netdelay.c" hash
+  hash=$(sha256sum "$source" | cut -c1-12)
+  NETDELAY="$MATVIEW_CACHE/netdelay-$hash/netdelay"
+  [[ -x "$NETDELAY" ]] && return 0
+  command -v iptables >/dev/null || die "iptables is missing: apt-get install iptables"
+  [[ -f /usr/include/libnetfilter_queue/libnetfilter_queue.h ]] ||
+    die "libnetfilter_queue is missing: apt-get install libnetfilter-queue-dev"
+  mkdir -p "$(dirname "$NETDELAY")"
+  cc -O2 -Wall -o "$NETDELAY.tmp" "$source" -lnetfilter_queue || die "building netdelay failed"
+  mv "$NETDELAY.tmp" "$NETDELAY"
+}
+
+# `slow N HOST DELAY_MS LOSS_PERCENT`: every packet to and from HOST is
+# dropped with that probability (iptables' statistic match) and the rest
+# held DELAY_MS (netdelay), each way; `fast N HOST` removes both.
 cmd_slow() {
   local name="${1:?usage: hack/testenv.sh slow <cluster> <host> <delay-ms> <loss-percent>}" host="${2:?host}"
-  local delay="${3:?delay ms}" loss="${4:?loss percent}" link k
-  link=$(cluster_link "$name" "$host")
+  local delay="${3:?delay ms}" loss="${4:?loss percent}" k ns
+  [[ "$delay" =~ ^[0-9]+$ && "$loss" =~ ^[0-9]+$ && "$loss" -le 100 ]] || die "delay is whole ms, loss a whole percent"
+  cluster_link "$name" "$host" >/dev/null
+  provision_netdelay
   k=$(cat "$(cluster_dir "$name")/subnet")
-  tc qdisc replace dev "$link" root netem delay "${delay}ms" loss "${loss}%" 2>/dev/null ||
-    die "tc netem is not available: this kernel has no sch_netem module, so delay and loss cannot be put on a link here"
-  tc qdisc replace dev "$link" root netem delay "${delay}ms" loss "${loss}%"
-  ip netns exec "mv$k-$host" tc qdisc replace dev "${link}p" root netem delay "${delay}ms" loss "${loss}%"
+  ns="mv$k-$host"
+  cmd_fast "$name" "$host" quiet
+  local probability; probability=$(python3 -c "print($loss / 100)")
+  local chain interface
+  for chain in INPUT OUTPUT; do
+    [[ $chain == INPUT ]] && interface="-i" || interface="-o"
+    if ((loss > 0)); then
+      ip netns exec "$ns" iptables -A "$chain" ! "$interface" lo -m statistic --mode random \
+        --probability "$probability" -j DROP
+    fi
+    if ((delay > 0)); then
+      ip netns exec "$ns" iptables -A "$chain" ! "$interface" lo -j NFQUEUE --queue-num 0 --queue-bypass
+    fi
+  done
+  if ((delay > 0)); then
+    start_bg "netdelay-$name-$host" ip netns exec "$ns" "$NETDELAY" 0 "$delay"
+    wait_for "netdelay on $host" 10 "$LOGS/netdelay-$name-$host.log" \
+      grep -q "netdelay: queue" "$LOGS/netdelay-$name-$host.log"
+  fi
   log "slowed $host of cluster $name: ${delay} ms, ${loss} % loss each way"
 }
 
 cmd_fast() {
-  local name="${1:?usage: hack/testenv.sh fast <cluster> <host>}" host="${2:?host}" link k
-  link=$(cluster_link "$name" "$host")
+  local name="${1:?usage: hack/testenv.sh fast <cluster> <host>}" host="${2:?host}" k
+  cluster_link "$name" "$host" >/dev/null
   k=$(cat "$(cluster_dir "$name")/subnet")
-  tc qdisc del dev "$link" root 2>/dev/null || true
-  ip netns exec "mv$k-$host" tc qdisc del dev "${link}p" root 2>/dev/null || true
-  log "$host of cluster $name at full speed again"
+  ip netns exec "mv$k-$host" iptables -F INPUT
+  ip netns exec "mv$k-$host" iptables -F OUTPUT
+  if [[ -f "$PIDS/netdelay-$name-$host" ]]; then
+    kill -KILL "$(cat "$PIDS/netdelay-$name-$host")" 2>/dev/null || true
+    rm -f "$PIDS/netdelay-$name-$host"
+  fi
+  [[ "${3:-}" == quiet ]] || log "$host of cluster $name at full speed again"
 }
 
 # Removes every namespace and bridge the environment made (after its
@@ -290,7 +329,7 @@ cmd_cluster_down() {
   dir=$(cluster_dir "$name")
   [[ -f "$dir/subnet" ]] || return 0
   k=$(cat "$dir/subnet")
-  for f in "$PIDS"/cluster-"$name"-b*; do
+  for f in "$PIDS"/cluster-"$name"-b* "$PIDS"/netdelay-"$name"-*; do
     [[ -f "$f" ]] || continue
     kill -KILL "$(cat "$f")" 2>/dev/null || true
     rm -f "$f"

@@ -95,6 +95,21 @@ impl OwnCluster {
         testenv(&["heal", &self.name, host]);
     }
 
+    /// Delay and loss on `host`'s link, each way.
+    pub fn slow(&self, host: &str, delay_ms: u32, loss_percent: u32) {
+        testenv(&[
+            "slow",
+            &self.name,
+            host,
+            &delay_ms.to_string(),
+            &loss_percent.to_string(),
+        ]);
+    }
+
+    pub fn fast(&self, host: &str) {
+        testenv(&["fast", &self.name, host]);
+    }
+
     /// The node (1–3) leading `partition` of `topic` now, as the cluster's
     /// metadata says; `None` while it has no leader.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {

@@ -1,6 +1,7 @@
 //! The leader of a shard's partitions killed with kill -9 while orders
-//! arrive, kept down 20 s, started again; and a network partition that cuts
-//! that leader off from everyone for 30 s, then heals.
+//! arrive, kept down 20 s, started again; a network partition that cuts
+//! that leader off from everyone for 30 s, then heals; and its link made
+//! slow and lossy (200 ms each way, 5 % of packets lost) for 60 s.
 
 use std::time::{Duration, Instant};
 
@@ -60,4 +61,20 @@ async fn the_partition_leader_cut_off_for_thirty_seconds_costs_no_read_and_no_or
     tokio::task::block_in_place(|| sc.cluster.heal(&host));
     println!("partition: node {leader} cut off, node {took_over_by} took over after {took_over:?}");
     sc.finish("leader cut off 30 s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_lossy_link_to_the_leader_costs_no_read_and_no_order() {
+    let _one = crate::ONE_AT_A_TIME.lock().await;
+    let sc = Scenario::start("slow", 1).await;
+    let leader = leader_now(&sc);
+    let host = format!("b{leader}");
+    let slowed = Instant::now();
+    tokio::task::block_in_place(|| sc.cluster.slow(&host, 200, 5));
+    sc.produced_more(100, "orders acknowledged over the slow link")
+        .await;
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(slowed.elapsed())).await;
+    tokio::task::block_in_place(|| sc.cluster.fast(&host));
+    sc.finish("200 ms and 5 % loss on the leader's link for 60 s")
+        .await;
 }
