@@ -39,6 +39,9 @@
 #                             cluster N's nodes killed, its namespaces and bridge removed
 #   hack/testenv.sh cut N HOST / heal N HOST
 #                             HOST (b1..b3 or a cluster-host) cut off from everyone / back
+#   hack/testenv.sh isolate N HOST
+#                             HOST (a cluster-host) and the nodes cut off from each other,
+#                             the rest of the bridge still reaching HOST; heal ends it
 #   hack/testenv.sh slow N HOST DELAY_MS LOSS_PERCENT / fast N HOST
 #                             delay and loss on HOST's packets, each way (iptables'
 #                             statistic match drops, hack/netdelay holds: this kernel
@@ -563,7 +566,8 @@ case "${1:-}" in
   cluster-start) shift; cmd_cluster_start "$@" ;;
   cut) shift; cmd_cut "$@" ;;
   heal) shift; cmd_heal "$@" ;;
+  isolate) shift; cmd_isolate "$@" ;;
   slow) shift; cmd_slow "$@" ;;
   fast) shift; cmd_fast "$@" ;;
-  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane|cluster <name>|cluster-host <cluster> <host>|cluster-kill|cluster-stop <cluster> <node>|cluster-start <cluster> <node>|cluster-down <cluster>|cut|heal <cluster> <host>|slow <cluster> <host> <delay-ms> <loss-percent>|fast <cluster> <host>" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane|cluster <name>|cluster-host <cluster> <host>|cluster-kill|cluster-stop <cluster> <node>|cluster-start <cluster> <node>|cluster-down <cluster>|cut|heal|isolate <cluster> <host>|slow <cluster> <host> <delay-ms> <loss-percent>|fast <cluster> <host>" >&2; exit 2 ;;
 esac

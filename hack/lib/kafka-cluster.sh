@@ -244,7 +244,25 @@ cmd_cut() {
 cmd_heal() {
   local link; link=$(cluster_link "${1:?usage: hack/testenv.sh heal <cluster> <host>}" "${2:?host}")
   ip link set "$link" up
+  ip netns exec "$link" iptables -F MVISOLATE 2>/dev/null || true
   log "healed $2 of cluster $1"
+}
+
+# `isolate N HOST`: HOST (a cluster-host) and the three nodes no longer
+# reach each other; everything else on the bridge still reaches HOST (a
+# projector cut off from Kafka, still asked by the gateway). `heal` ends it.
+cmd_isolate() {
+  local name="${1:?usage: hack/testenv.sh isolate <cluster> <host>}" host="${2:?host}" link k i
+  link=$(cluster_link "$name" "$host")
+  k=$(cat "$(cluster_dir "$name")/subnet")
+  ip netns exec "$link" iptables -N MVISOLATE 2>/dev/null || ip netns exec "$link" iptables -F MVISOLATE
+  for i in $(seq 1 $CLUSTER_NODES); do
+    ip netns exec "$link" iptables -A MVISOLATE -s "$CLUSTER_NET.$k.$((10 + i))" -j DROP
+    ip netns exec "$link" iptables -A MVISOLATE -d "$CLUSTER_NET.$k.$((10 + i))" -j DROP
+  done
+  ip netns exec "$link" iptables -C INPUT -j MVISOLATE 2>/dev/null || ip netns exec "$link" iptables -I INPUT -j MVISOLATE
+  ip netns exec "$link" iptables -C OUTPUT -j MVISOLATE 2>/dev/null || ip netns exec "$link" iptables -I OUTPUT -j MVISOLATE
+  log "isolated $host from the nodes of cluster $name"
 }
 
 # netdelay (hack/netdelay): delays a queue's packets, the stand-in for

@@ -86,6 +86,20 @@ impl OwnCluster {
         testenv(&["cluster-start", &self.name, &node.to_string()]);
     }
 
+    /// A network namespace of the test's own on the cluster's bridge:
+    /// (its name, its address).
+    pub fn host(&self, host: &str) -> (String, String) {
+        let ip = testenv(&["cluster-host", &self.name, host]);
+        let subnet = ip.split('.').nth(2).expect("an IPv4 address").to_string();
+        (format!("mv{subnet}-{host}"), ip)
+    }
+
+    /// `host` (made by [`OwnCluster::host`]) and the nodes cut off from each
+    /// other; the rest of the bridge still reaches it. [`OwnCluster::heal`] ends it.
+    pub fn isolate(&self, host: &str) {
+        testenv(&["isolate", &self.name, host]);
+    }
+
     /// Host `host` (`b1`..`b3`, or one made by [`OwnCluster::host`]) cut off.
     pub fn cut(&self, host: &str) {
         testenv(&["cut", &self.name, host]);

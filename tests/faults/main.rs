@@ -18,6 +18,7 @@ mod support;
 mod cluster;
 mod dead_letters;
 mod leader;
+mod projector_cut;
 mod rolling;
 mod scenario;
 

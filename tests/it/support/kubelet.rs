@@ -117,8 +117,15 @@ pub struct ProcessKubelet {
     pub node: String,
     stop: Arc<AtomicBool>,
     pods: Arc<Mutex<HashMap<String, Running>>>,
+    // Set by the fault scenarios (tests/faults) only.
+    #[allow(dead_code)]
+    placements: Placements,
     task: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// Pods to run in a network namespace of the test's own, by pod name: the
+/// namespace and the pod's address in it.
+type Placements = Arc<Mutex<HashMap<String, (String, String)>>>;
 
 impl ProcessKubelet {
     /// Starts the kubelet loop for `namespace`; `binary` stands for every image.
@@ -140,6 +147,7 @@ impl ProcessKubelet {
             .expect("cannot register the node");
         let stop = Arc::new(AtomicBool::new(false));
         let pods = Arc::new(Mutex::new(HashMap::new()));
+        let placements = Placements::default();
         let state = Loop {
             client,
             namespace: namespace.into(),
@@ -147,6 +155,7 @@ impl ProcessKubelet {
             binary,
             work,
             pods: pods.clone(),
+            placements: placements.clone(),
         };
         let loop_stop = stop.clone();
         let task = tokio::spawn(async move {
@@ -164,7 +173,17 @@ impl ProcessKubelet {
             node,
             stop,
             pods,
+            placements,
             task: Some(task),
+        }
+    }
+
+    /// The pod named `pod`, whenever it starts from now on, runs in network
+    /// namespace `netns` (made by the test environment) with address `ip`.
+    #[allow(dead_code)]
+    pub fn place(&self, pod: &str, netns: &str, ip: &str) {
+        if let Ok(mut placements) = self.placements.lock() {
+            placements.insert(pod.to_string(), (netns.to_string(), ip.to_string()));
         }
     }
 
@@ -218,6 +237,7 @@ struct Loop {
     binary: PathBuf,
     work: PathBuf,
     pods: Arc<Mutex<HashMap<String, Running>>>,
+    placements: Placements,
 }
 
 impl Loop {
@@ -312,10 +332,26 @@ impl Loop {
             return;
         }
         if !known {
-            let ip = next_address();
+            let placed = self
+                .placements
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&name).cloned());
+            let ip = placed
+                .as_ref()
+                .map_or_else(next_address, |(_, ip)| ip.clone());
             let dir = self.work.join("pods").join(&name);
             let mounts = self.materialize(pod, &dir).await;
-            let (program, args, mut env) = self.command(container, pod, &ip, &mounts);
+            let (mut program, mut args, mut env) = self.command(container, pod, &ip, &mounts);
+            if let Some((netns, _)) = placed {
+                args = ["netns", "exec", netns.as_str()]
+                    .map(String::from)
+                    .into_iter()
+                    .chain(std::iter::once(program.display().to_string()))
+                    .chain(args)
+                    .collect();
+                program = PathBuf::from("ip");
+            }
             env.push(("KUBECONFIG".into(), self.identity(pod, &dir).await));
             let probe = container
                 .readiness_probe
