@@ -113,6 +113,7 @@ async fn the_dead_letter_topics_leader_lost_while_bad_events_arrive_loses_and_do
     for i in 0..10 {
         send_bad(i).await;
     }
+    sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.kill(leader));
     let killed = Instant::now();
     for i in 10..30 {
@@ -121,6 +122,7 @@ async fn the_dead_letter_topics_leader_lost_while_bad_events_arrive_loses_and_do
     }
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(killed.elapsed())).await;
     tokio::task::block_in_place(|| sc.cluster.start_node(leader));
+    sc.fault_ends();
     let _cluster = sc.finish("the dead-letter topic's leader killed").await;
 
     let expected: BTreeMap<(i32, i64), u32> = sent.iter().map(|&at| (at, 1)).collect();

@@ -31,6 +31,7 @@ async fn the_partition_leader_killed_and_restarted_costs_no_read_and_no_order() 
     let sc = Scenario::start("leader", 1).await;
     let leader = leader_now(&sc);
     let killed = Instant::now();
+    sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.kill(leader));
     let took_over_by = new_leader(&sc, leader).await;
     let took_over = killed.elapsed();
@@ -39,6 +40,7 @@ async fn the_partition_leader_killed_and_restarted_costs_no_read_and_no_order() 
         .await;
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(killed.elapsed())).await;
     tokio::task::block_in_place(|| sc.cluster.start_node(leader));
+    sc.fault_ends();
     println!(
         "leader kill: node {leader} led partition 0, node {took_over_by} took over after {took_over:?}"
     );
@@ -52,6 +54,7 @@ async fn the_partition_leader_cut_off_for_thirty_seconds_costs_no_read_and_no_or
     let leader = leader_now(&sc);
     let host = format!("b{leader}");
     let cut = Instant::now();
+    sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.cut(&host));
     let took_over_by = new_leader(&sc, leader).await;
     let took_over = cut.elapsed();
@@ -59,6 +62,7 @@ async fn the_partition_leader_cut_off_for_thirty_seconds_costs_no_read_and_no_or
         .await;
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
     tokio::task::block_in_place(|| sc.cluster.heal(&host));
+    sc.fault_ends();
     println!("partition: node {leader} cut off, node {took_over_by} took over after {took_over:?}");
     sc.finish("leader cut off 30 s").await;
 }
@@ -70,11 +74,13 @@ async fn a_slow_lossy_link_to_the_leader_costs_no_read_and_no_order() {
     let leader = leader_now(&sc);
     let host = format!("b{leader}");
     let slowed = Instant::now();
+    sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.slow(&host, 200, 5));
     sc.produced_more(100, "orders acknowledged over the slow link")
         .await;
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(slowed.elapsed())).await;
     tokio::task::block_in_place(|| sc.cluster.fast(&host));
+    sc.fault_ends();
     sc.finish("200 ms and 5 % loss on the leader's link for 60 s")
         .await;
 }

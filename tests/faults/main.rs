@@ -17,6 +17,7 @@ mod support;
 
 mod cluster;
 mod dead_letters;
+mod figures;
 mod leader;
 mod projector_cut;
 mod rolling;

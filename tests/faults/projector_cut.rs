@@ -50,6 +50,7 @@ async fn a_projector_cut_off_from_kafka_while_its_partner_is_not_costs_no_read()
     .await;
 
     let cut = Instant::now();
+    sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.isolate("proj"));
     let said = eventually(
         "the view's status to name the projector that cannot reach Kafka",
@@ -69,6 +70,7 @@ async fn a_projector_cut_off_from_kafka_while_its_partner_is_not_costs_no_read()
         .await;
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
     tokio::task::block_in_place(|| sc.cluster.heal("proj"));
+    sc.fault_ends();
     println!("projector cut off: status said after {said_after:?}: {said}");
     sc.finish("a projector cut off from Kafka for 30 s").await;
 }

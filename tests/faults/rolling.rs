@@ -10,6 +10,7 @@ use crate::scenario::Scenario;
 async fn a_rolling_restart_of_every_node_costs_no_read_and_no_order() {
     let _one = crate::ONE_AT_A_TIME.lock().await;
     let sc = Scenario::start("rolling", 1).await;
+    sc.fault_begins();
     for node in 1..=3 {
         tokio::task::block_in_place(|| sc.cluster.stop_node(node));
         sc.produced_more(
@@ -27,5 +28,6 @@ async fn a_rolling_restart_of_every_node_costs_no_read_and_no_order() {
         )
         .await;
     }
+    sc.fault_ends();
     sc.finish("a rolling restart of all three nodes").await;
 }

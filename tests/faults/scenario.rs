@@ -29,6 +29,8 @@ pub struct Scenario {
     producer: tokio::task::JoinHandle<()>,
     /// Every order Kafka acknowledged, in the order acknowledged.
     acknowledged: Arc<Mutex<Vec<Value>>>,
+    /// When the fault began and ended, ms since the epoch.
+    window: Mutex<(Option<i64>, Option<i64>)>,
 }
 
 fn producer(servers: &str) -> FutureProducer {
@@ -115,6 +117,21 @@ impl Scenario {
             stop,
             producer: producer_task,
             acknowledged,
+            window: Mutex::new((None, None)),
+        }
+    }
+
+    /// The fault begins now (for the figures of [`Scenario::finish`]).
+    pub fn fault_begins(&self) {
+        if let Ok(mut w) = self.window.lock() {
+            w.0 = Some(crate::figures::now_ms());
+        }
+    }
+
+    /// The fault ends now.
+    pub fn fault_ends(&self) {
+        if let Ok(mut w) = self.window.lock() {
+            w.1 = Some(crate::figures::now_ms());
         }
     }
 
@@ -150,8 +167,10 @@ impl Scenario {
         self.st.serves(VIEW, &expected, &self.reader).await;
         let caught_up = back.elapsed();
         let (total, _) = self.readers.stop().await;
+        let window = self.window.lock().map(|w| *w).unwrap_or_default();
+        let felt = crate::figures::felt(&self.st, &self.reader, VIEW, window).await;
         println!(
-            "{what}: {} orders, {} reads, {} failed; every row right {caught_up:?} after the fault",
+            "{what}: {} orders, {} reads, {} failed; every row right {caught_up:?} after the fault; {felt}",
             all.len(),
             total.reads,
             total.failures.len()
