@@ -201,6 +201,47 @@ start_controller_manager() {
     grep -q "Starting stateful set controller" "$LOGS/kube-controller-manager.log"
 }
 
+# Kafka's logging: warnings, and the line that says the server started.
+kafka_log4j() {
+  cat >"$1" <<'EOF'
+<Configuration>
+  <Appenders>
+    <Console name="STDOUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka" level="WARN"/>
+    <Logger name="org.apache.kafka" level="WARN"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Logger name="kafka.server.KafkaRaftServer" level="INFO"/>
+    <Root level="INFO"><AppenderRef ref="STDOUT"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+# Kafka's own rule for cluster ids: URL-safe base64 of a random UUID, never
+# starting with "-" (the format tool would read such an id as an option).
+kafka_cluster_id() {
+  python3 -c '
+import base64, uuid
+while True:
+    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not text.startswith("-"):
+        print(text)
+        break
+'
+}
+
+# Formats the storage of the node configured in $1 with cluster id $2; the
+# tool's output goes to $3, shown if it fails; more arguments are the tool's
+# (e.g. --add-scram).
+kafka_format() {
+  local dir="$1" cluster_id="$2" logfile="$3"; shift 3
+  java -Xmx256m -cp "$KAFKA_DIR/lib/*" "-Dlog4j2.configurationFile=$dir/log4j2.xml" \
+    kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" "$@" \
+    >"$logfile" 2>&1 || { cat "$logfile" >&2; die "formatting Kafka storage in $dir failed"; }
+}
+
 # A KRaft broker whose config and data live in $1, run as process $2 (pid
 # in $PIDS/$2, log in $LOGS/$2.log). The first start picks free ports and
 # formats the storage; a later start reuses both, so clients reconnect to
@@ -258,36 +299,9 @@ listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/keystore.pem
 EOF
     fi
-    cat >"$dir/log4j2.xml" <<'EOF'
-<Configuration>
-  <Appenders>
-    <Console name="STDOUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
-  </Appenders>
-  <Loggers>
-    <Logger name="kafka" level="WARN"/>
-    <Logger name="org.apache.kafka" level="WARN"/>
-    <Logger name="state.change.logger" level="WARN"/>
-    <Logger name="kafka.server.KafkaRaftServer" level="INFO"/>
-    <Root level="INFO"><AppenderRef ref="STDOUT"/></Root>
-  </Loggers>
-</Configuration>
-EOF
+    kafka_log4j "$dir/log4j2.xml"
     echo "127.0.0.1:$port" >"$dir/bootstrap"
-    # Kafka's own rule for cluster ids: URL-safe base64 of a random UUID, never
-    # starting with "-" (the format tool would read such an id as an option).
-    local cluster_id
-    cluster_id=$(python3 -c '
-import base64, uuid
-while True:
-    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not text.startswith("-"):
-        print(text)
-        break
-')
-    java -Xmx256m -cp "$KAFKA_DIR/lib/*" "-Dlog4j2.configurationFile=$dir/log4j2.xml" \
-      kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
-      >"$LOGS/$name-format.log" 2>&1 ||
-      { cat "$LOGS/$name-format.log" >&2; die "formatting Kafka storage failed"; }
+    kafka_format "$dir" "$(kafka_cluster_id)" "$LOGS/$name-format.log" "${scram[@]}"
   fi
   # The GC log (pauses and safepoints, with wall-clock times) is what tells
   # a slow acknowledgement caused by the broker's JVM from one caused elsewhere.

@@ -4,7 +4,8 @@
 # in the root namespace (tests, projectors, the gateway) reach the nodes
 # through the bridge; a test cuts, heals and slows any host's link.
 # Sourced by hack/testenv.sh (needs its log, die, alive, start_bg, wait_for,
-# free_port, $RUN, $LOGS, $PIDS and $KAFKA_DIR). Needs root (ip netns, tc).
+# kafka_log4j, kafka_cluster_id, kafka_format, free_port, $RUN, $LOGS, $PIDS
+# and $KAFKA_DIR). Needs root (ip netns, veth, iptables).
 #
 # Addresses: cluster on subnet 10.213.K.0/24, K picked free per cluster;
 # the bridge mvbK is 10.213.K.1, node i is 10.213.K.(10+i), extra hosts
@@ -17,9 +18,9 @@ CLUSTER_NET=10.213
 cluster_dir() { echo "$RUN/clusters/$1"; }
 
 need_root_net() {
-  [[ $EUID -eq 0 ]] || die "the Kafka cluster needs root (ip netns, veth, tc)"
+  [[ $EUID -eq 0 ]] || die "the Kafka cluster needs root (ip netns, veth, iptables)"
   command -v ip >/dev/null || die "ip is missing: apt-get install iproute2"
-  command -v tc >/dev/null || die "tc is missing: apt-get install iproute2"
+  command -v iptables >/dev/null || die "iptables is missing: apt-get install iptables"
 }
 
 # Picks a free subnet number for cluster $1 and makes its bridge.
@@ -89,20 +90,7 @@ share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
 message.max.bytes=10485760
 EOF
-  cat >"$dir/log4j2.xml" <<'EOF'
-<Configuration>
-  <Appenders>
-    <Console name="STDOUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
-  </Appenders>
-  <Loggers>
-    <Logger name="kafka" level="WARN"/>
-    <Logger name="org.apache.kafka" level="WARN"/>
-    <Logger name="state.change.logger" level="WARN"/>
-    <Logger name="kafka.server.KafkaRaftServer" level="INFO"/>
-    <Root level="INFO"><AppenderRef ref="STDOUT"/></Root>
-  </Loggers>
-</Configuration>
-EOF
+  kafka_log4j "$dir/log4j2.xml"
 }
 
 # Starts node $2 of cluster $1 (again, same address and data) in its namespace.
@@ -148,21 +136,10 @@ cmd_cluster() {
     voters+=("$i@$CLUSTER_NET.$k.$((10 + i)):9093")
   done
   if [[ ! -f "$dir/formatted" ]]; then
-    local cluster_id
-    cluster_id=$(python3 -c '
-import base64, uuid
-while True:
-    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not text.startswith("-"):
-        print(text)
-        break
-')
+    local cluster_id; cluster_id=$(kafka_cluster_id)
     for i in $(seq 1 $CLUSTER_NODES); do
       cluster_node_config "$dir/b$i" "$k" "$i" "$(IFS=,; echo "${voters[*]}")"
-      java -Xmx256m -cp "$KAFKA_DIR/lib/*" "-Dlog4j2.configurationFile=$dir/b$i/log4j2.xml" \
-        kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$dir/b$i/server.properties" \
-        >"$LOGS/cluster-$name-b$i-format.log" 2>&1 ||
-        { cat "$LOGS/cluster-$name-b$i-format.log" >&2; die "formatting node $i of cluster $name failed"; }
+      kafka_format "$dir/b$i" "$cluster_id" "$LOGS/cluster-$name-b$i-format.log"
     done
     touch "$dir/formatted"
   fi

@@ -4,22 +4,29 @@
 //!
 //! As the operator counts them: when the topic is not keyed by the row key,
 //! a row can have records in several shards, so rows are distinct keys over
-//! the shards' stores — counted again only when records were applied since.
+//! the shards' stores — counted again only when records were applied since,
+//! and at most every [`RECOUNT_EVERY`] (dev mode publishes every second; a
+//! big view's keys are not read that often).
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use crate::projector::RunningProjector;
 
 /// Above this many keys, rows are summed over the shards instead.
 const MAX_DISTINCT_KEYS: usize = 1_000_000;
 const KEYS_PAGE: usize = 10_000;
+/// Distinct rows are counted again at most this often.
+pub const RECOUNT_EVERY: Duration = Duration::from_secs(10);
 
 /// A revision's totals, and what they were counted at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     pub rows: i64,
     pub lag: i64,
     pub records_applied: u64,
+    /// When `rows` was counted.
+    pub counted_at: Instant,
 }
 
 /// The totals of one revision's projectors (one per shard in dev mode);
@@ -43,15 +50,24 @@ pub fn totals(
             .map(|p| p.shared.store.row_count().unwrap_or(0) as i64)
             .sum()
     };
-    let rows = match known.filter(|k| k.records_applied == records_applied) {
-        Some(k) => k.rows,
-        None if keyed_by_row_key || projectors.len() < 2 => summed(),
-        None => distinct_keys(projectors).unwrap_or_else(summed),
-    };
-    Totals {
-        rows,
-        lag,
-        records_applied,
+    if keyed_by_row_key || projectors.len() < 2 {
+        return Totals {
+            rows: summed(),
+            lag,
+            records_applied,
+            counted_at: Instant::now(),
+        };
+    }
+    match known
+        .filter(|k| k.records_applied == records_applied || k.counted_at.elapsed() < RECOUNT_EVERY)
+    {
+        Some(k) => Totals { lag, ..k },
+        None => Totals {
+            rows: distinct_keys(projectors).unwrap_or_else(summed),
+            lag,
+            records_applied,
+            counted_at: Instant::now(),
+        },
     }
 }
 

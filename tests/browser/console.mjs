@@ -4,15 +4,10 @@
 // rows/lag are numbers. Then a feed entry opens its row, and an order placed
 // through the form appears in the feed and in the row.
 //   node console.mjs URL USER SHOTS_DIR
-// PUPPETEER_CORE: path of the puppeteer-core package; CHROMIUM: the browser.
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, user, shots] = process.argv.slice(2);
 const origin = new URL(url).origin;
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 const problems = [];
 try {
   const page = await browser.newPage();

@@ -3,13 +3,9 @@
 // view reader without the dead-letter permission (the panel's own message,
 // nothing page-wide). Every request URL is recorded: no token may be in one.
 //   node console_auth.mjs URL LISTER_TOKEN READER_TOKEN SHOTS_DIR
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, lister, reader, shots] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 const problems = [];
 const urls = [];
 const unauthenticatedApiCalls = [];

@@ -3,13 +3,9 @@
 // page shows (each row's reason, source and event text) and whether any
 // payload turned into markup or ran.
 //   node dead_letters.mjs URL COUNT SHOTS_DIR
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, count, shots] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 const problems = [];
 try {
   const page = await browser.newPage();

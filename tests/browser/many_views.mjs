@@ -1,13 +1,9 @@
 // The console with many views: the time from navigation until every view is
 // listed with its health, then filtering and sorting work on the full list.
 //   node many_views.mjs URL COUNT LAST_NAME SCREENSHOT
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, count, last, screenshot] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 1400 });

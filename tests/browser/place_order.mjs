@@ -2,14 +2,9 @@
 // the form, wait until the right group's count in the DOM goes up by one
 // (with the order's answer held back until then) and the page says so.
 //   node place_order.mjs URL USER SCREENSHOT
-// PUPPETEER_CORE: path of the puppeteer-core package; CHROMIUM: the browser.
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, user, screenshot] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 const count = () => Number(document.querySelector('[data-group="cheap"] .count')?.textContent ?? NaN);
 try {
   const page = await browser.newPage();

@@ -3,14 +3,9 @@
 // comparison are shown, reads them, clicks Promote and waits for the page
 // to say the new revision serves and nothing is built beside it.
 //   node promote.mjs URL REVISION SCREENSHOT
-// PUPPETEER_CORE: path of the puppeteer-core package; CHROMIUM: the browser.
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, revision, screenshot] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 1200 });

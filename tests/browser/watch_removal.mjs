@@ -3,13 +3,9 @@
 //   node watch_removal.mjs URL KEY SCREENSHOT
 // Prints "shown" once the row is on the page (the caller then deletes it),
 // and a JSON line at the end. PUPPETEER_CORE, CHROMIUM as in place_order.mjs.
-const { default: puppeteer } = await import(process.env.PUPPETEER_CORE);
+import { launch } from "./launch.mjs";
 const [url, key, screenshot] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 1000 });

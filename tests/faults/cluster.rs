@@ -2,40 +2,16 @@
 //! <name>`): three KRaft nodes, each in a network namespace of its own,
 //! that a test kills, cuts off, heals and slows down. Removed when dropped.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::support::{env_dir, unique_name};
+use crate::support::{testenv, testenv_command, unique_name};
 
 pub struct OwnCluster {
     name: String,
     pub bootstrap: String,
-}
-
-/// Runs `hack/testenv.sh <args>`; its last line of output.
-fn testenv(args: &[&str]) -> String {
-    let started = Instant::now();
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
-        .args(args)
-        .env("MATVIEW_TESTENV_DIR", env_dir())
-        .output()
-        .expect("cannot run hack/testenv.sh");
-    assert!(
-        out.status.success(),
-        "hack/testenv.sh {} failed after {:?}: {}",
-        args.join(" "),
-        started.elapsed(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 impl OwnCluster {
@@ -142,9 +118,6 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
-            .args(["cluster-down", &self.name])
-            .env("MATVIEW_TESTENV_DIR", env_dir())
-            .output();
+        let _ = testenv_command(&["cluster-down", &self.name]).output();
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, Resource};
 use matview::crd::MaterializedView;
 use serde_json::{Value, json};
@@ -65,27 +65,23 @@ async fn the_console_says_what_a_token_lacks_and_never_puts_it_in_a_url() {
     let client = crate::support::kube::admin_client(env).await;
     crate::support::kube::install_matview_crd(&client).await;
     let ns = TestNamespace::create(&client, "console-auth").await;
-    let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
-    let outcome = std::panic::AssertUnwindSafe(check_the_messages(env, &client, &ns.name))
-        .catch_unwind()
-        .await;
-    views
-        .delete_collection(&DeleteParams::background(), &ListParams::default())
-        .await
-        .unwrap_or_else(|e| panic!("cannot delete the views of {}: {e}", ns.name));
-    eventually("the view is gone", Duration::from_secs(120), || async {
-        let left = views.list_metadata(&ListParams::default()).await.ok()?;
-        left.items.is_empty().then_some(())
+    // The ClusterRoles go with the views, however the test ends.
+    let roles = async {
+        for role in ["matview-view-reader", "matview-dead-letter-reader"] {
+            let _ = Api::<ClusterRole>::all(client.clone())
+                .delete(&format!("{role}-{}", ns.name), &DeleteParams::default())
+                .await;
+        }
+    };
+    let checked = std::panic::AssertUnwindSafe(check_the_messages(env, &client, &ns.name));
+    crate::support::kube::removing_views_after(&client, &ns.name, async {
+        let outcome = checked.catch_unwind().await;
+        roles.await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     })
     .await;
-    for role in ["matview-view-reader", "matview-dead-letter-reader"] {
-        let _ = Api::<ClusterRole>::all(client.clone())
-            .delete(&format!("{role}-{}", ns.name), &DeleteParams::default())
-            .await;
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn check_the_messages(env: &TestEnv, client: &Client, ns: &str) {

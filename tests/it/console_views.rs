@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::PostParams;
 use matview::crd::MaterializedView;
 use serde_json::Value;
 
@@ -28,27 +28,12 @@ async fn the_console_lists_a_thousand_views() {
     crate::support::kube::install_matview_crd(&client).await;
     let ns = crate::support::kube::TestNamespace::create(&client, "console-many").await;
     let views: Api<MaterializedView> = Api::namespaced(client.clone(), &ns.name);
-
-    let outcome = std::panic::AssertUnwindSafe(list_a_thousand_views(env, &views, &ns.name))
-        .catch_unwind()
-        .await;
-
-    views
-        .delete_collection(&DeleteParams::background(), &ListParams::default())
-        .await
-        .unwrap_or_else(|e| panic!("cannot delete the views of {}: {e}", ns.name));
-    eventually(
-        "every view of the thousand is gone",
-        Duration::from_secs(180),
-        || async {
-            let left = views.list_metadata(&ListParams::default()).await.ok()?;
-            left.items.is_empty().then_some(())
-        },
+    crate::support::kube::removing_views_after(
+        &client,
+        &ns.name,
+        list_a_thousand_views(env, &views, &ns.name),
     )
     .await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn list_a_thousand_views(env: &TestEnv, views: &Api<MaterializedView>, namespace: &str) {

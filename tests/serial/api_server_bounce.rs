@@ -4,12 +4,10 @@
 //! restarts, and once the control plane is back the operator leads again
 //! and the view's status catches up with every row.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::env_dir;
 use crate::support::orders::{Orders, orders};
 use crate::support::projector::reference;
 use crate::support::stack::{Readers, stack};
@@ -19,16 +17,7 @@ use crate::support::{eventually, kafka, ready_with_rows};
 const OUTAGE: Duration = Duration::from_secs(20);
 
 fn testenv(command: &str) {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
-        .arg(command)
-        .env("MATVIEW_TESTENV_DIR", env_dir())
-        .output()
-        .expect("cannot run hack/testenv.sh");
-    assert!(
-        out.status.success(),
-        "hack/testenv.sh {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::testenv(&[command]);
 }
 
 /// The control plane is started again when this is dropped, whatever

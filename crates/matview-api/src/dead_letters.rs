@@ -22,6 +22,29 @@ pub const SHOWN_VALUE_BYTES: usize = 1024;
 /// Of each event's key, at most this many bytes are shown.
 pub const SHOWN_KEY_BYTES: usize = 256;
 
+/// The query of both routes: `?limit=N`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    /// How many of the latest letters (1 to [`MAX_LETTERS`], default [`DEFAULT_LETTERS`]).
+    pub limit: Option<usize>,
+}
+
+impl DeadLetterQuery {
+    /// The number of letters asked for, or a 400 saying what is allowed.
+    pub fn letters(&self) -> Result<usize, crate::problem::Problem> {
+        let limit = self.limit.unwrap_or(DEFAULT_LETTERS);
+        if (1..=MAX_LETTERS).contains(&limit) {
+            return Ok(limit);
+        }
+        Err(crate::problem::Problem::new(
+            http::StatusCode::BAD_REQUEST,
+            "bad limit",
+            format!("limit must be 1 to {MAX_LETTERS}"),
+        ))
+    }
+}
+
 /// How shown bytes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -144,6 +144,32 @@ fn data_paths(g: &mut SchemaGenerator) -> Map<String, Value> {
         vec![ns.clone(), name.clone(), path_param("revision", "The pending revision (status.rollout.pending.revision).")],
         errors(&[]), json_ok("The comparison", schema_ref::<RevisionComparison>(g), false))}),
     );
+    paths.extend(insight_paths(g, view, &ns, &name));
+    let watch_params = vec![
+        ns,
+        name,
+        json!({"name": "key", "in": "query", "required": false, "description": "Only this row.", "schema": {"type": "string"}}),
+        json!({"name": "group", "in": "query", "required": false, "description": "Only rows with records in this group.", "schema": {"type": "string"}}),
+        json!({"name": "Last-Event-ID", "in": "header", "required": false,
+               "description": "Resume after this event id (a resume token).", "schema": {"type": "string"}}),
+    ];
+    let stream = schema_ref::<StreamEvent>(g);
+    paths.insert(format!("{view}/watch"), json!({"get": operation(
+        "watchView", "Live row changes as server-sent events `rows` and `reset` (data: StreamEvent).",
+        watch_params, errors(&[]),
+        json!({"description": "An event stream", "content": {"text/event-stream": {"schema": stream}}}))}));
+    paths
+}
+
+/// How a view is doing, as the console shows it: its figures, its
+/// revisions, its dead letters.
+fn insight_paths(
+    g: &mut SchemaGenerator,
+    view: &str,
+    ns: &Value,
+    name: &Value,
+) -> Map<String, Value> {
+    let mut paths = Map::new();
     paths.insert(
         format!("{view}/figures"),
         json!({"get": operation(
@@ -172,19 +198,6 @@ fn data_paths(g: &mut SchemaGenerator) -> Map<String, Value> {
                "schema": {"type": "integer", "minimum": 1, "maximum": 500}})],
         errors(&[]), json_ok("The latest letters", schema_ref::<DeadLetters>(g), false))}),
     );
-    let watch_params = vec![
-        ns,
-        name,
-        json!({"name": "key", "in": "query", "required": false, "description": "Only this row.", "schema": {"type": "string"}}),
-        json!({"name": "group", "in": "query", "required": false, "description": "Only rows with records in this group.", "schema": {"type": "string"}}),
-        json!({"name": "Last-Event-ID", "in": "header", "required": false,
-               "description": "Resume after this event id (a resume token).", "schema": {"type": "string"}}),
-    ];
-    let stream = schema_ref::<StreamEvent>(g);
-    paths.insert(format!("{view}/watch"), json!({"get": operation(
-        "watchView", "Live row changes as server-sent events `rows` and `reset` (data: StreamEvent).",
-        watch_params, errors(&[]),
-        json!({"description": "An event stream", "content": {"text/event-stream": {"schema": stream}}}))}));
     paths
 }
 

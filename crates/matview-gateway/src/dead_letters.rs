@@ -10,42 +10,27 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
 
 use super::GatewayState;
 use super::auth::DEAD_LETTERS_SUBRESOURCE;
-use matview_api::dead_letters::{DEFAULT_LETTERS, DeadLetters, MAX_LETTERS};
+use matview_api::dead_letters::{DeadLetterQuery, DeadLetters};
 use matview_api::problem::{Problem, TypedQuery};
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeadLetterParams {
-    /// How many of the latest letters (1 to 500, default 50).
-    limit: Option<usize>,
-}
 
 pub async fn view_dead_letters(
     State(st): State<Arc<GatewayState>>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    TypedQuery(params): TypedQuery<DeadLetterParams>,
+    TypedQuery(query): TypedQuery<DeadLetterQuery>,
 ) -> Result<Json<DeadLetters>, Problem> {
     let caller = st.auth.authenticate(&headers).await?;
     st.auth
         .require_on(&caller, &ns, &name, DEAD_LETTERS_SUBRESOURCE, "get")
         .await?;
-    let limit = params.limit.unwrap_or(DEFAULT_LETTERS);
-    if !(1..=MAX_LETTERS).contains(&limit) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad limit",
-            format!("limit must be 1 to {MAX_LETTERS}"),
-        ));
-    }
+    let limit = query.letters()?;
     let (route, _) = st.route_at(&ns, &name, None)?;
     // Any ready replica of any shard will do; the first that answers wins.
     let mut why = Vec::new();
-    for endpoint in route.shards.iter().flatten() {
+    for (_, endpoint) in route.endpoints() {
         match st.projectors.dead_letters(&endpoint.url, limit).await {
             Ok(letters) => return Ok(Json(letters)),
             Err(e) => why.push(format!(

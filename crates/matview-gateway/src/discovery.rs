@@ -32,6 +32,8 @@ type ViewKey = (String, String);
 #[derive(Debug)]
 pub struct RevisionInfo {
     pub compiled: CompiledView,
+    /// The spec as the revision's projectors run it.
+    pub spec: matview_crd::MaterializedViewSpec,
     /// Partitions of the source topic.
     pub partitions: i32,
 }
@@ -145,10 +147,13 @@ impl Directory {
                     .routes
                     .get(&(ns.clone(), name.clone()))
                     .is_some_and(|r| r.revision == *rev)
-                    || snapshot
-                        .pending
-                        .get(&(ns.clone(), name.clone()))
-                        .is_some_and(|r| r.revision == *rev)
+                    || [&snapshot.pending, &snapshot.building]
+                        .iter()
+                        .any(|routes| {
+                            routes
+                                .get(&(ns.clone(), name.clone()))
+                                .is_some_and(|r| r.revision == *rev)
+                        })
             });
         }
         if let Ok(mut current) = self.snapshot.write() {
@@ -276,7 +281,7 @@ impl Directory {
         self.current().views.values().cloned().collect()
     }
 
-    /// The compiled spec of the route's revision, cached per revision.
+    /// The spec of the route's revision and its compiled form, cached per revision.
     pub async fn revision_info(
         &self,
         projectors: &ProjectorClient,
@@ -295,7 +300,7 @@ impl Directory {
         {
             return Ok(info);
         }
-        for endpoint in route.shards.iter().flatten() {
+        for (_, endpoint) in route.endpoints() {
             let Ok(info) = projectors.info(&endpoint.url).await else {
                 continue;
             };
@@ -309,6 +314,7 @@ impl Directory {
             let info = Arc::new(RevisionInfo {
                 compiled,
                 partitions: info.partitions,
+                spec: info.spec,
             });
             // A projector that has not read the topic yet does not know its
             // partitions: ask again next time rather than keep a zero.

@@ -30,16 +30,7 @@ pub async fn view_figures(
     // Figures say how the view is doing, not what it holds: as much as its summary.
     st.auth.require(&caller, &ns, &name, "get").await?;
     let (route, _) = st.route_at(&ns, &name, params.revision.as_deref())?;
-    let endpoints = route
-        .shards
-        .iter()
-        .enumerate()
-        .flat_map(|(shard, replicas)| {
-            replicas
-                .iter()
-                .map(move |endpoint| (shard as u32, endpoint))
-        });
-    let asks = endpoints.map(|(shard, endpoint)| {
+    let asks = route.endpoints().map(|(shard, endpoint)| {
         let st = st.clone();
         async move {
             let (figures, error) = match st.projectors.figures(&endpoint.url).await {

@@ -1,8 +1,8 @@
 //! `GET …/views/{name}/revisions`: the serving revision, the one being built
 //! beside it with its progress (asked of every pod of it, ready or not: a
 //! revision still catching up is not ready), and what its spec changes.
-//! Each spec is the one its projectors run (`/v1/info`), not the view's
-//! current spec, which may have moved on.
+//! Each spec is the one its projectors run (the directory's revision info,
+//! cached per revision), not the view's current spec, which may have moved on.
 
 use std::sync::Arc;
 
@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::GatewayState;
 use super::routing::ViewRoute;
+use matview_api::figures::ProjectorFigures;
 use matview_api::problem::Problem;
+use matview_api::projector::Positions;
 use matview_api::revisions::{
     BuildingReplica, BuildingRevision, ViewRevisions, build_progress, spec_changes,
 };
@@ -26,7 +28,7 @@ pub async fn view_revisions(
     // What the view runs and how far a new revision is: as much as its summary.
     st.auth.require(&caller, &ns, &name, "get").await?;
     let (serving, _) = st.route_at(&ns, &name, None)?;
-    let serving_spec = first_spec(&st, &serving).await.ok_or_else(|| {
+    let serving_spec = spec_of(&st, &serving).await.ok_or_else(|| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "view unavailable",
@@ -44,49 +46,41 @@ pub async fn view_revisions(
             changes: Vec::new(),
         }));
     };
-    let view = st.directory.view(&ns, &name);
-    let waits_for_promotion = view
-        .as_ref()
-        .and_then(|v| {
-            v.status
-                .as_ref()?
-                .rollout
-                .as_ref()?
-                .pending
-                .as_ref()
-                .cloned()
-        })
-        .is_some_and(|p| p.revision == route.revision);
-
-    let asks = route
-        .shards
-        .iter()
-        .enumerate()
-        .flat_map(|(shard, replicas)| {
-            replicas
-                .iter()
-                .map(move |endpoint| (shard as u32, endpoint))
-        });
-    let answers = futures::future::join_all(asks.map(|(shard, endpoint)| {
-        let st = st.clone();
-        async move {
-            let asked = async {
-                let positions = st.projectors.positions(&endpoint.url).await?;
-                let figures = st.projectors.figures(&endpoint.url).await?;
-                Ok::<_, matview_api::ClientError>((positions, figures))
-            };
-            (shard, endpoint.pod.clone(), asked.await)
-        }
+    let building = building_revision(&st, &ns, &name, &route).await;
+    let changes = match spec_of(&st, &route).await {
+        Some(building_spec) => spec_changes(&serving_spec, &building_spec),
+        None => Vec::new(),
+    };
+    Ok(Json(ViewRevisions {
+        serving: serving.revision.clone(),
+        building: Some(building),
+        changes,
     }))
-    .await;
-    let mut unanswered = Vec::new();
-    let mut answered = Vec::new();
-    for (shard, pod, answer) in answers {
-        match answer {
-            Ok((positions, figures)) => answered.push((shard, positions, figures)),
-            Err(e) => unanswered.push(format!("{pod}: {}", matview_api::errors::chain(&e))),
-        }
-    }
+}
+
+/// The spec a revision's projectors run, as JSON; `None` if none answered.
+async fn spec_of(st: &GatewayState, route: &ViewRoute) -> Option<serde_json::Value> {
+    let info = st
+        .directory
+        .revision_info(&st.projectors, route)
+        .await
+        .ok()?;
+    serde_json::to_value(&info.spec).ok()
+}
+
+/// How far the revision being built is, from every pod of it.
+async fn building_revision(
+    st: &Arc<GatewayState>,
+    ns: &str,
+    name: &str,
+    route: &ViewRoute,
+) -> BuildingRevision {
+    let waits_for_promotion = st
+        .directory
+        .view(ns, name)
+        .and_then(|v| v.status.as_ref()?.rollout.as_ref()?.pending.clone())
+        .is_some_and(|p| p.revision == route.revision);
+    let (answered, unanswered) = ask_every_pod(st, route).await;
     let replicas: Vec<BuildingReplica<'_>> = answered
         .iter()
         .map(|(shard, positions, figures)| BuildingReplica {
@@ -97,39 +91,42 @@ pub async fn view_revisions(
         .collect();
     let rows_add_up = route.keyed_by_row_key || route.shards.len() <= 1;
     let progress = build_progress(route.shards.len() as u32, rows_add_up, &replicas);
-    let building_spec = first_spec(&st, &route).await;
-    let changes = match (&building_spec, serde_json::to_value(&serving_spec)) {
-        (Some(building), Ok(serving)) => serde_json::to_value(building)
-            .map(|building| spec_changes(&serving, &building))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    Ok(Json(ViewRevisions {
-        serving: serving.revision.clone(),
-        building: Some(BuildingRevision {
-            revision: route.revision.clone(),
-            waits_for_promotion,
-            caught_up: progress.caught_up,
-            percent_applied: progress.percent_applied,
-            lag: progress.lag,
-            events_per_second: progress.events_per_second,
-            eta_seconds: progress.eta_seconds,
-            rows: progress.rows,
-            unanswered,
-        }),
-        changes,
-    }))
+    BuildingRevision {
+        revision: route.revision.clone(),
+        waits_for_promotion,
+        caught_up: progress.caught_up,
+        percent_applied: progress.percent_applied,
+        lag: progress.lag,
+        events_per_second: progress.events_per_second,
+        eta_seconds: progress.eta_seconds,
+        rows: progress.rows,
+        unanswered,
+    }
 }
 
-/// The spec a revision's projectors run: the first that answers.
-async fn first_spec(
-    st: &GatewayState,
-    route: &ViewRoute,
-) -> Option<matview_crd::MaterializedViewSpec> {
-    for endpoint in route.shards.iter().flatten() {
-        if let Ok(info) = st.projectors.info(&endpoint.url).await {
-            return Some(info.spec);
+type Answered = Vec<(u32, Positions, ProjectorFigures)>;
+
+/// Every pod's positions and figures, in parallel; those that did not
+/// answer, with why.
+async fn ask_every_pod(st: &Arc<GatewayState>, route: &ViewRoute) -> (Answered, Vec<String>) {
+    let asks = route.endpoints().map(|(shard, endpoint)| {
+        let st = st.clone();
+        async move {
+            let asked = async {
+                let positions = st.projectors.positions(&endpoint.url).await?;
+                let figures = st.projectors.figures(&endpoint.url).await?;
+                Ok::<_, matview_api::ClientError>((positions, figures))
+            };
+            (shard, endpoint.pod.clone(), asked.await)
+        }
+    });
+    let mut answered = Vec::new();
+    let mut unanswered = Vec::new();
+    for (shard, pod, answer) in futures::future::join_all(asks).await {
+        match answer {
+            Ok((positions, figures)) => answered.push((shard, positions, figures)),
+            Err(e) => unanswered.push(format!("{pod}: {}", matview_api::errors::chain(&e))),
         }
     }
-    None
+    (answered, unanswered)
 }

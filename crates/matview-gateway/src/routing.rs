@@ -30,6 +30,14 @@ pub struct ViewRoute {
 }
 
 impl ViewRoute {
+    /// Every replica with its shard, shard by shard.
+    pub fn endpoints(&self) -> impl Iterator<Item = (u32, &Endpoint)> {
+        self.shards
+            .iter()
+            .enumerate()
+            .flat_map(|(shard, replicas)| replicas.iter().map(move |e| (shard as u32, e)))
+    }
+
     /// Shards without a ready replica.
     pub fn dark_shards(&self) -> Vec<u32> {
         (0..self.shards.len() as u32)

@@ -26,7 +26,7 @@ use serde_json::json;
 
 use super::changes::{Change, From, Resume};
 use super::{Shared, reads};
-use matview_api::dead_letters::{DEFAULT_LETTERS, DeadLetters, MAX_LETTERS};
+use matview_api::dead_letters::{DeadLetterQuery, DeadLetters};
 use matview_api::figures::{GroupSize, ProjectorFigures};
 pub use matview_api::problem::Problem;
 use matview_api::problem::TypedQuery;
@@ -115,24 +115,11 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
     })
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeadLetterParams {
-    limit: Option<usize>,
-}
-
 async fn dead_letters(
     State(shared): State<Arc<Shared>>,
-    TypedQuery(params): TypedQuery<DeadLetterParams>,
+    TypedQuery(query): TypedQuery<DeadLetterQuery>,
 ) -> Result<Json<DeadLetters>, Problem> {
-    let limit = params.limit.unwrap_or(DEFAULT_LETTERS);
-    if !(1..=MAX_LETTERS).contains(&limit) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad limit",
-            format!("limit must be 1 to {MAX_LETTERS}"),
-        ));
-    }
+    let limit = query.letters()?;
     shared
         .dead_letter_tail
         .latest(limit)

@@ -223,3 +223,35 @@ pub fn write_token_kubeconfig(env: &TestEnv, token: &str, path: &std::path::Path
     );
     std::fs::write(path, config).expect("write kubeconfig");
 }
+
+/// Runs `test` in namespace `ns`, then deletes every MaterializedView of
+/// the namespace and waits until they are gone, however `test` ended (a
+/// panic is passed on after): an operator watching every namespace, later
+/// in the suite, must not find the test's views.
+pub async fn removing_views_after<F>(client: &Client, ns: &str, test: F)
+where
+    F: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    use kube::api::ListParams;
+    use matview::crd::MaterializedView;
+
+    let outcome = std::panic::AssertUnwindSafe(test).catch_unwind().await;
+    let views: Api<MaterializedView> = Api::namespaced(client.clone(), ns);
+    views
+        .delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot delete the views of {ns}: {e}"));
+    super::eventually(
+        &format!("every view of {ns} gone"),
+        std::time::Duration::from_secs(180),
+        || async {
+            let left = views.list_metadata(&ListParams::default()).await.ok()?;
+            left.items.is_empty().then_some(())
+        },
+    )
+    .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -105,6 +105,36 @@ pub fn env_dir() -> PathBuf {
     }
 }
 
+/// `hack/testenv.sh <args>` against this environment, not yet run (for a
+/// caller that may not fail, such as a `Drop`).
+pub fn testenv_command(args: &[&str]) -> Command {
+    let mut command = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"));
+    command.args(args).env("MATVIEW_TESTENV_DIR", env_dir());
+    command
+}
+
+/// Runs `hack/testenv.sh <args>`; its last line of output. Panics with the
+/// script's errors when it fails.
+pub fn testenv(args: &[&str]) -> String {
+    let started = std::time::Instant::now();
+    let out = testenv_command(args)
+        .output()
+        .expect("cannot run hack/testenv.sh");
+    assert!(
+        out.status.success(),
+        "hack/testenv.sh {} failed after {:?}: {}",
+        args.join(" "),
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 fn load() -> Result<TestEnv, String> {
     let file = env_dir().join("testenv.env");
     let text = std::fs::read_to_string(&file)

@@ -1,7 +1,6 @@
 //! A Kafka broker of one test's own (`hack/testenv.sh broker <name>`), for
 //! tests that kill it: the shared broker serves every other test.
 
-use std::process::Command;
 use std::time::Instant;
 
 use super::{env_dir, unique_name};
@@ -56,25 +55,9 @@ impl OwnBroker {
     /// `hack/testenv.sh broker <name> [sasl-ssl]`: (re)starts it; returns its
     /// plaintext address.
     fn run(name: &str, secured: Option<&str>) -> String {
-        let started = Instant::now();
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
-            .args(["broker", name])
-            .args(secured)
-            .env("MATVIEW_TESTENV_DIR", env_dir())
-            .output()
-            .expect("cannot run hack/testenv.sh");
-        assert!(
-            out.status.success(),
-            "starting broker {name} failed after {:?}: {}",
-            started.elapsed(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        let mut args = vec!["broker", name];
+        args.extend(secured);
+        super::testenv(&args)
     }
 
     fn pid(&self) -> Option<i32> {

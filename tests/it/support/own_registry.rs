@@ -2,9 +2,7 @@
 //! for tests that stop it or secure it: the shared registry serves every
 //! other test.
 
-use std::process::Command;
-
-use super::{env_dir, unique_name};
+use super::{env_dir, testenv, unique_name};
 
 pub struct OwnRegistry {
     name: String,
@@ -64,26 +62,6 @@ impl OwnRegistry {
         let url = testenv(&["registry", &self.name]);
         assert_eq!(url, self.url, "the registry came back elsewhere");
     }
-}
-
-/// Runs `hack/testenv.sh` with `args`; its last line of output.
-fn testenv(args: &[&str]) -> String {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv.sh"))
-        .args(args)
-        .env("MATVIEW_TESTENV_DIR", env_dir())
-        .output()
-        .expect("cannot run hack/testenv.sh");
-    assert!(
-        out.status.success(),
-        "hack/testenv.sh {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 impl Drop for OwnRegistry {
