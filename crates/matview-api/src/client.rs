@@ -354,6 +354,17 @@ impl ProjectorClient {
         self.get(Self::url(base, &["v1", "dead-letters"], &query)?)
             .await
     }
+
+    /// The projector's troubles' version once it is not `after` (at once
+    /// when it already is not; else within about 25 s, maybe unchanged):
+    /// give this client a timeout above that ([`Self::with_timeout`]).
+    pub async fn troubles_after(&self, base: &str, after: u64) -> Result<u64, ClientError> {
+        let query = [("after", after.to_string())];
+        let answer: crate::projector::TroublesVersion = self
+            .get(Self::url(base, &["v1", "troubles"], &query)?)
+            .await?;
+        Ok(answer.version)
+    }
 }
 
 fn read_query(read: &ReadQuery) -> Vec<(&'static str, String)> {

@@ -115,6 +115,31 @@ pub struct ProjectorStats {
     /// The registry refuses the projector's credentials (401/403), while it does.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub schema_registry_refused: bool,
+    /// Which partitions of the source or dead-letter topic have replicas out
+    /// of sync (a node down or cut off), while some have; the view still
+    /// reads and writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_replicated: Option<String>,
+    /// Changes whenever one of the troubles above starts, ends or changes:
+    /// `GET /v1/troubles?after=` waits for the next change.
+    #[serde(default)]
+    pub troubles_version: u64,
+}
+
+/// `GET /v1/troubles`: answers at once when the troubles' version is not
+/// `after`, else when it changes or after about 25 s, whichever is first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TroublesQuery {
+    #[serde(default)]
+    pub after: Option<u64>,
+}
+
+/// The answer of `GET /v1/troubles`: the troubles' version now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TroublesVersion {
+    pub version: u64,
 }
 
 /// One event of `GET /v1/watch` (`rows`, or `reset` with no rows: reload).

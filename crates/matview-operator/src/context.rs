@@ -46,6 +46,8 @@ pub struct Context {
     pub written: Mutex<HashMap<String, MaterializedViewStatus>>,
     /// Comparisons of pending revisions with serving ones, per view UID.
     pub comparisons: std::sync::Arc<super::comparisons::Comparisons>,
+    /// Long polls of serving projectors' troubles, which trigger reconciles.
+    pub troubles: super::trouble_watch::TroubleWatch,
 }
 
 impl Context {

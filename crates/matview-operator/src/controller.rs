@@ -70,6 +70,7 @@ pub fn error_policy(
 async fn cleanup(view: Arc<MaterializedView>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     ctx.metrics.forget(&view_key(&view));
     ctx.wrote_status(&view, None);
+    ctx.troubles.forget(&view);
     if let Some(uid) = view.metadata.uid.as_ref() {
         ctx.memo.forget(uid);
     }

@@ -27,6 +27,7 @@ pub mod rollout;
 pub mod run;
 mod schema_admission;
 pub mod status;
+pub mod trouble_watch;
 
 use kube::Resource;
 use serde::Serialize;

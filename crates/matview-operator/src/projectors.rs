@@ -72,7 +72,19 @@ pub fn projector_troubles(pods: &[ObservedPod]) -> ProjectorTroubles {
         schema_registry_refused: pods
             .iter()
             .any(|p| p.stats.as_ref().is_some_and(|s| s.schema_registry_refused)),
+        // The cluster's own metadata: every projector says the same.
+        under_replicated: pods
+            .iter()
+            .find_map(|p| p.stats.as_ref()?.under_replicated.clone()),
     }
+}
+
+/// Pure: each answering projector's URL and the troubles' version it gave,
+/// for the trouble watch to wait on.
+pub fn trouble_versions(pods: &[ObservedPod]) -> BTreeMap<String, u64> {
+    pods.iter()
+        .filter_map(|p| Some((pod_url(&p.pod)?, p.stats.as_ref()?.troubles_version)))
+        .collect()
 }
 
 /// Why the revision's pods are not all ready, if they are not.
@@ -184,6 +196,8 @@ mod tests {
             store_error: None,
             schema_registry_error: None,
             schema_registry_refused: false,
+            under_replicated: None,
+            troubles_version: 0,
         }
     }
 

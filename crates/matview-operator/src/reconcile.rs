@@ -19,7 +19,7 @@ use super::pacing::{
     source_failing_for,
 };
 use super::projectors::{
-    ObservedPod, diagnose_pods, projector_troubles, revision_pods, view_totals,
+    ObservedPod, diagnose_pods, projector_troubles, revision_pods, trouble_versions, view_totals,
 };
 use super::rollout::until_release;
 use super::schema_admission::{self, SchemaAdmission};
@@ -202,6 +202,9 @@ impl<'a> Reconciling<'a> {
                 k8s_openapi::jiff::Timestamp::now(),
             );
             self.observed.troubles = projector_troubles(&self.active_pods);
+            self.ctx
+                .troubles
+                .follow(self.view, &trouble_versions(&self.active_pods));
         }
         Ok(())
     }
@@ -327,6 +330,11 @@ impl<'a> Reconciling<'a> {
         };
         if let Some((type_, reason, note)) = event {
             publish(self.ctx, self.view, type_, reason, note);
+        }
+        if self.observed.source.is_ok()
+            && let Some((type_, reason, note)) = status::source_event(self.previous.as_ref(), &new)
+        {
+            publish(self.ctx, self.view, type_, &reason, note);
         }
         self.announce_pod_problem().await;
         // An unchanged status is not written again: periodic reconciles of

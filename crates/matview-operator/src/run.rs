@@ -138,7 +138,9 @@ async fn lead(
     // Fresh watches and memory each term: what changed meanwhile is seen.
     let (caches, sets, pods) = Caches::watch(apis.sets.clone(), apis.pods.clone(), MANAGED);
     let (view_store, view_changes) = Caches::view_changes(apis.views.clone());
-    let ctx = context(client, config, metrics, caches);
+    let projectors = matview_api::ProjectorClient::new(std::time::Duration::from_secs(3));
+    let (troubles, trouble_changes) = super::trouble_watch::TroubleWatch::new(&projectors);
+    let ctx = context(client, config, metrics, caches, projectors, troubles);
     let ended = Arc::new(Mutex::new(TermEnd::Shutdown));
     let stop = {
         let ended = ended.clone();
@@ -158,6 +160,8 @@ async fn lead(
         // Pods are owned by StatefulSets, not views: their view label maps a
         // pod's change (scheduled, crashing, ready) to its view's reconcile.
         .watches_stream(pods, view_of_pod)
+        // A projector's trouble starting or ending: status says so at once.
+        .reconcile_on(trouble_changes)
         // No debounce: trailing-edge debouncing keeps postponing a view whose
         // pods keep changing, and status must follow them.
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
@@ -264,6 +268,8 @@ fn context(
     config: &OperatorConfig,
     metrics: Arc<super::metrics::OperatorMetrics>,
     caches: Caches,
+    projectors: matview_api::ProjectorClient,
+    troubles: super::trouble_watch::TroubleWatch,
 ) -> Arc<Context> {
     let reporter = Reporter {
         controller: "matview-operator".into(),
@@ -278,7 +284,8 @@ fn context(
         warned: Mutex::new(Default::default()),
         failures: Mutex::new(Default::default()),
         metrics,
-        projectors: matview_api::ProjectorClient::new(std::time::Duration::from_secs(3)),
+        projectors,
+        troubles,
         written: Mutex::new(Default::default()),
         kafka: Default::default(),
         memo: Default::default(),

@@ -80,6 +80,8 @@ pub struct ProjectorTroubles {
     pub schema_registry: Option<String>,
     /// The registry answered 401/403: the credentials need the fix.
     pub schema_registry_refused: bool,
+    /// Partitions of the source or dead-letter topic with replicas out of sync.
+    pub under_replicated: Option<String>,
 }
 
 /// Figures the view's projectors report, summed over shards.
@@ -217,7 +219,12 @@ pub fn compute(
     } else {
         if let Ok(partitions) = &o.source {
             let message = format!("source topic has {partitions} partitions");
-            c.set(ConditionType::SourceReady, true, "TopicFound", message);
+            c.set(
+                ConditionType::SourceReady,
+                true,
+                source::TOPIC_FOUND,
+                message,
+            );
         }
         serving(&mut c, o)
     };
@@ -263,36 +270,6 @@ fn source_unavailable(c: &mut Setter<'_>, why: &SourceUnavailable, serving: bool
     }
 }
 
-/// `SourceReady=False` when the serving projectors cannot reach the broker
-/// or the schema registry, in their words.
-fn source_troubles(c: &mut Setter<'_>, troubles: &ProjectorTroubles) {
-    if let Some(source) = &troubles.source {
-        let message = format!(
-            "projectors cannot reach the broker ({source}); reads are served from their stores"
-        );
-        c.set(
-            ConditionType::SourceReady,
-            false,
-            "BrokerUnreachable",
-            message,
-        );
-    }
-    if let Some(registry) = &troubles.schema_registry {
-        let (reason, fix) = if troubles.schema_registry_refused {
-            (
-                "SchemaRegistryAuthenticationFailed",
-                "; check username and password in spec.source.schemaRegistry.configFrom",
-            )
-        } else {
-            ("SchemaRegistryUnreachable", "")
-        };
-        let message = format!(
-            "projectors cannot get schemas from the registry ({registry}){fix}; batches wait for it, reads are served from their stores"
-        );
-        c.set(ConditionType::SourceReady, false, reason, message);
-    }
-}
-
 /// Figures, readiness of the active revision and progress of a target.
 fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
     c.status.active_revision = o.active_revision.clone();
@@ -316,7 +293,7 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
         None => base,
     };
     let troubles = &o.troubles;
-    source_troubles(c, troubles);
+    source::source_troubles(c, troubles);
     let (phase, reason, message) = if a.all_ready() && troubles.store.is_some() {
         let message = format!(
             "{counts}, serving; batches held: {}",
@@ -487,6 +464,10 @@ fn rollout_pending(c: &mut Setter<'_>, o: &Observed) {
         c.set(ConditionType::RolloutPending, false, "CatchingUp", message);
     }
 }
+
+#[path = "status_source.rs"]
+mod source;
+pub use source::source_event;
 
 #[cfg(test)]
 #[path = "status_tests.rs"]

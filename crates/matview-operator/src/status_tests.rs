@@ -3,11 +3,11 @@
 
 use super::*;
 
-fn now() -> Time {
+pub(super) fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("time"))
 }
 
-fn ready(r: &MaterializedViewStatus, t: ConditionType) -> (ConditionStatus, String) {
+pub(super) fn ready(r: &MaterializedViewStatus, t: ConditionType) -> (ConditionStatus, String) {
     let c = r
         .conditions
         .iter()
@@ -16,7 +16,7 @@ fn ready(r: &MaterializedViewStatus, t: ConditionType) -> (ConditionStatus, Stri
     (c.status, c.reason.clone())
 }
 
-fn observed() -> Observed {
+pub(super) fn observed() -> Observed {
     Observed {
         generation: Some(3),
         spec: Ok(()),

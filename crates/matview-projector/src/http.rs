@@ -7,6 +7,7 @@
 //! - `GET /v1/positions`: applied offset, high-water mark and lag per partition
 //! - `GET /v1/watch`: row changes as server-sent events (`Last-Event-ID` resumes)
 //! - `GET /v1/dead-letters?limit=N`: the latest letters of the dead-letter topic
+//! - `GET /v1/troubles?after=V`: waits until the troubles' version is not V
 //! - `GET /v1/info`, `GET /v1/stats`, `GET /v1/figures`, `/healthz`, `/readyz`, `/metrics`
 //!
 //! Bodies are the typed contracts of [`matview_api::projector`].
@@ -14,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,8 +33,8 @@ use matview_api::figures::{GroupSize, ProjectorFigures};
 pub use matview_api::problem::Problem;
 use matview_api::problem::TypedQuery;
 use matview_api::projector::{
-    PartitionPosition, Positions, ProjectorInfo, ProjectorStats, WatchEvent, format_positions,
-    parse_positions,
+    PartitionPosition, Positions, ProjectorInfo, ProjectorStats, TroublesQuery, TroublesVersion,
+    WatchEvent, format_positions, parse_positions,
 };
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -47,6 +49,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/watch", get(watch))
         .route("/v1/info", get(info))
         .route("/v1/stats", get(stats))
+        .route("/v1/troubles", get(troubles))
         .route("/v1/figures", get(figures))
         .route("/v1/dead-letters", get(dead_letters))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -112,7 +115,23 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<ProjectorStats> {
         store_error: shared.store_error(),
         schema_registry_error: shared.registry_error(),
         schema_registry_refused: shared.registry_refused(),
+        under_replicated: shared.under_replicated(),
+        troubles_version: shared.troubles_version(),
     })
+}
+
+/// How long `GET /v1/troubles?after=` waits for a change.
+const TROUBLES_WAIT: Duration = Duration::from_secs(25);
+
+async fn troubles(
+    State(shared): State<Arc<Shared>>,
+    TypedQuery(query): TypedQuery<TroublesQuery>,
+) -> Json<TroublesVersion> {
+    let version = match query.after {
+        Some(after) => shared.troubles_after(after, TROUBLES_WAIT).await,
+        None => shared.troubles_version(),
+    };
+    Json(TroublesVersion { version })
 }
 
 async fn dead_letters(

@@ -14,6 +14,7 @@ pub use decoding::value_projection;
 pub mod http;
 pub mod metrics;
 mod reads;
+mod replicas;
 mod setup;
 pub mod store;
 pub mod store_codec;
@@ -153,6 +154,8 @@ pub struct Shared {
     progress: Mutex<Progress>,
     /// Applied offsets (next to apply) per partition, for readers that wait.
     applied: tokio::sync::watch::Sender<BTreeMap<i32, i64>>,
+    /// Bumped whenever a trouble starts, ends or changes (`GET /v1/troubles`).
+    troubles: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -172,6 +175,8 @@ struct Progress {
     registry_error: Option<String>,
     /// The registry answered 401 or 403: the credentials need a fix.
     registry_refused: bool,
+    /// Partitions with replicas out of sync, while some have.
+    under_replicated: Option<String>,
     /// Partitions of the source topic, once read.
     partition_count: i32,
 }
@@ -375,6 +380,7 @@ pub fn prepare(config: ProjectorConfig) -> Result<(Arc<Shared>, ClientConfig), P
         feed: ChangeFeed::default(),
         progress: Mutex::new(Progress::default()),
         applied: tokio::sync::watch::channel(BTreeMap::new()).0,
+        troubles: tokio::sync::watch::channel(0).0,
     };
     Ok((Arc::new(shared), kafka))
 }

@@ -1,6 +1,8 @@
 //! What keeps a shard from moving while it still serves reads — the
-//! broker, the store, the schema registry — each recorded when it starts
-//! and when it clears (logged once each way).
+//! broker, the store, the schema registry — and replicas out of sync, each
+//! recorded when it starts and when it clears (logged once each way). Each
+//! change bumps a version the operator waits on (`GET /v1/troubles`), so
+//! status says so within moments, not at the next periodic reconcile.
 
 use matview_registry::RegistryUnavailable;
 use tracing::info;
@@ -13,12 +15,54 @@ impl Shared {
         self.metrics.set_source_reachable(error.is_none());
         if let Ok(mut p) = self.progress.lock() {
             let down = "the source's broker does not answer; serving reads from the store";
-            replace_trouble(
+            let changed = replace_trouble(
                 &mut p.source_error,
                 error,
                 down,
                 "the source's broker answers again",
             );
+            self.troubles_changed(changed);
+        }
+    }
+
+    /// Records which partitions have replicas out of sync (`None`: none).
+    pub(crate) fn set_under_replicated(&self, partitions: Option<String>) {
+        if let Ok(mut p) = self.progress.lock() {
+            let changed = p.under_replicated != partitions;
+            replace_trouble(
+                &mut p.under_replicated,
+                partitions,
+                "replicas out of sync; reading and writing go on",
+                "every replica in sync again",
+            );
+            self.troubles_changed(changed);
+        }
+    }
+
+    /// Partitions with replicas out of sync, while some have.
+    pub fn under_replicated(&self) -> Option<String> {
+        self.progress
+            .lock()
+            .ok()
+            .and_then(|p| p.under_replicated.clone())
+    }
+
+    /// The troubles' version now.
+    pub fn troubles_version(&self) -> u64 {
+        *self.troubles.borrow()
+    }
+
+    /// Waits until the troubles' version is not `after` or `wait` passed;
+    /// gives the version then.
+    pub async fn troubles_after(&self, after: u64, wait: std::time::Duration) -> u64 {
+        let mut rx = self.troubles.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v != after)).await;
+        self.troubles_version()
+    }
+
+    fn troubles_changed(&self, changed: bool) {
+        if changed {
+            self.troubles.send_modify(|v| *v += 1);
         }
     }
 
@@ -27,7 +71,8 @@ impl Shared {
         self.metrics.set_store_writable(error.is_none());
         if let Ok(mut p) = self.progress.lock() {
             let down = "holding batches; serving reads from the store";
-            replace_trouble(&mut p.store_error, error, down, "writing batches again");
+            let changed = replace_trouble(&mut p.store_error, error, down, "writing batches again");
+            self.troubles_changed(changed);
         }
     }
 
@@ -36,15 +81,18 @@ impl Shared {
         self.metrics.set_registry_reachable(trouble.is_none());
         let error = trouble.map(ToString::to_string);
         if let Ok(mut p) = self.progress.lock() {
-            p.registry_refused = trouble.is_some_and(|t| t.refused);
+            let refused = trouble.is_some_and(|t| t.refused);
+            let refusal_changed = p.registry_refused != refused;
+            p.registry_refused = refused;
             let down =
                 "the schema registry cannot answer: holding batches; serving reads from the store";
-            replace_trouble(
+            let changed = replace_trouble(
                 &mut p.registry_error,
                 error,
                 down,
                 "the schema registry answers again",
             );
+            self.troubles_changed(changed || refusal_changed);
         }
     }
 
@@ -78,12 +126,20 @@ impl Shared {
     }
 }
 
-/// Sets a trouble slot, logging only when it starts (`down`) or ends (`up`).
-fn replace_trouble(slot: &mut Option<String>, error: Option<String>, down: &str, up: &str) {
-    match (&slot, &error) {
-        (None, Some(e)) => tracing::warn!(error = %e, "{down}"),
-        (Some(_), None) => info!("{up}"),
-        _ => {}
-    }
+/// Sets a trouble slot, logging only when it starts (`down`) or ends (`up`);
+/// whether it started or ended.
+fn replace_trouble(slot: &mut Option<String>, error: Option<String>, down: &str, up: &str) -> bool {
+    let started_or_ended = match (&slot, &error) {
+        (None, Some(e)) => {
+            tracing::warn!(error = %e, "{down}");
+            true
+        }
+        (Some(_), None) => {
+            info!("{up}");
+            true
+        }
+        _ => false,
+    };
     *slot = error;
+    started_or_ended
 }

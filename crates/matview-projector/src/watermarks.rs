@@ -1,7 +1,9 @@
 //! High-water marks of the shard's partitions, read every 500 ms off the
 //! consume loop (a broker round trip per partition must not stall it). A
 //! round in which no partition answers marks the source unreachable (in
-//! `/readyz`, `/v1/stats` and metrics) until one answers again.
+//! `/readyz`, `/v1/stats` and metrics) until one answers again. Every
+//! fourth round also reads the replicas of the shard's partitions and of
+//! the dead-letter topic ([`super::replicas`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,8 @@ use super::{ProjectorError, Shared};
 const EVERY: Duration = Duration::from_millis(500);
 /// A broker that does not answer within this long counts as unreachable.
 const ROUND_TRIP: Duration = Duration::from_secs(2);
+/// Replicas are read every this many rounds (2 s).
+const REPLICAS_EVERY: u32 = 4;
 
 /// Updates `latest` until `cancel`; the task ends soon after.
 pub fn spawn(
@@ -36,7 +40,22 @@ pub fn spawn(
     );
     let (topic, partitions) = (topic.to_string(), partitions.to_vec());
     Ok(runtime.spawn(async move {
-        loop {
+        for round in 0u32.. {
+            if round % REPLICAS_EVERY == 0 {
+                let (client, topic, partitions, noted) = (
+                    client.clone(),
+                    topic.clone(),
+                    partitions.clone(),
+                    shared.clone(),
+                );
+                let read = tokio::task::spawn_blocking(move || {
+                    check_replicas(&client, &topic, &partitions, &noted)
+                });
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = read => {}
+                }
+            }
             let (client, topic, partitions, latest, noted) = (
                 client.clone(),
                 topic.clone(),
@@ -76,4 +95,26 @@ pub fn spawn(
             }
         }
     }))
+}
+
+/// Blocking: notes which partitions of the shard's and of the dead-letter
+/// topic have replicas out of sync; leaves the last note while the
+/// metadata does not answer (the watermark rounds say the broker is away).
+fn check_replicas(client: &BaseConsumer, topic: &str, partitions: &[i32], shared: &Shared) {
+    use super::replicas::{out_of_sync, read};
+    let dead_letter_topic = &shared.view.dead_letter_topic;
+    let (Some(source), Some(letters)) = (
+        read(client, topic, Some(partitions), ROUND_TRIP),
+        read(client, dead_letter_topic, None, ROUND_TRIP),
+    ) else {
+        return;
+    };
+    let said: Vec<String> = [
+        out_of_sync("source topic", topic, &source),
+        out_of_sync("dead-letter topic", dead_letter_topic, &letters),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    shared.set_under_replicated((!said.is_empty()).then(|| said.join("; ")));
 }
