@@ -27,7 +27,7 @@
 #                             KRaft nodes (broker and controller each), each in a network
 #                             namespace of its own (node i at 10.213.K.(10+i), K picked
 #                             per cluster), joined by a bridge; prints the bootstrap
-#                             servers (needs root: ip netns, veth, tc)
+#                             servers (needs root: ip netns, veth, iptables)
 #   hack/testenv.sh cluster-host N HOST
 #                             a namespace of the test's own on cluster N's network, for a
 #                             process it cuts off (run it with ip netns exec mvK-HOST …);
@@ -35,6 +35,9 @@
 #   hack/testenv.sh cluster-kill N I / cluster-stop N I / cluster-start N I
 #                             kill -9 node I of cluster N / shut it down cleanly / start
 #                             it again (same data)
+#   hack/testenv.sh cluster-syns N I
+#                             connection attempts (SYNs) sent to node I of cluster N from
+#                             the root namespace since the cluster started
 #   hack/testenv.sh cluster-down N
 #                             cluster N's nodes killed, its namespaces and bridge removed
 #   hack/testenv.sh cut N HOST / heal N HOST
@@ -578,10 +581,11 @@ case "${1:-}" in
   cluster-stop) shift; cmd_cluster_stop "$@" ;;
   cluster-down) shift; cmd_cluster_down "$@" ;;
   cluster-start) shift; cmd_cluster_start "$@" ;;
+  cluster-syns) shift; cmd_cluster_syns "$@" ;;
   cut) shift; cmd_cut "$@" ;;
   heal) shift; cmd_heal "$@" ;;
   isolate) shift; cmd_isolate "$@" ;;
   slow) shift; cmd_slow "$@" ;;
   fast) shift; cmd_fast "$@" ;;
-  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane|cluster <name>|cluster-host <cluster> <host>|cluster-kill|cluster-stop <cluster> <node>|cluster-start <cluster> <node>|cluster-down <cluster>|cut|heal|isolate <cluster> <host>|slow <cluster> <host> <delay-ms> <loss-percent>|fast <cluster> <host>" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|provision|broker <name>|registry <name>|stop-registry <name>|stop-control-plane|start-control-plane|cluster <name>|cluster-host <cluster> <host>|cluster-kill|cluster-stop <cluster> <node>|cluster-start <cluster> <node>|cluster-syns <cluster> <node>|cluster-down <cluster>|cut|heal|isolate <cluster> <host>|slow <cluster> <host> <delay-ms> <loss-percent>|fast <cluster> <host>" >&2; exit 2 ;;
 esac

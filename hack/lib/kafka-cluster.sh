@@ -143,9 +143,42 @@ cmd_cluster() {
     done
     touch "$dir/formatted"
   fi
+  syn_counters "$k"
   for i in $(seq 1 $CLUSTER_NODES); do cluster_start_node "$name" "$i"; done
   for i in $(seq 1 $CLUSTER_NODES); do cluster_wait_node "$name" "$i"; done
   cluster_bootstrap "$name"
+}
+
+# Counters of the TCP connection attempts (SYN packets, retransmissions
+# included) sent from the root namespace (tests, projectors, the operator)
+# to each node of subnet $1: chain MVSYN<k>, one rule per node. Idempotent.
+syn_counters() {
+  local k="$1" i chain="MVSYN$1"
+  iptables -N "$chain" 2>/dev/null || return 0
+  for i in $(seq 1 $CLUSTER_NODES); do
+    iptables -A "$chain" -d "$CLUSTER_NET.$k.$((10 + i))" -j RETURN
+  done
+  iptables -I OUTPUT -d "$CLUSTER_NET.$k.0/24" -p tcp --syn -j "$chain"
+}
+
+syn_counters_down() {
+  local k="$1" chain="MVSYN$1"
+  iptables -D OUTPUT -d "$CLUSTER_NET.$k.0/24" -p tcp --syn -j "$chain" 2>/dev/null || true
+  iptables -F "$chain" 2>/dev/null || true
+  iptables -X "$chain" 2>/dev/null || true
+}
+
+# `cluster-syns N I`: how many connection attempts the root namespace has
+# sent node I of cluster N since the cluster started (a reconnect storm
+# shows as a steep count while the node is down).
+cmd_cluster_syns() {
+  local name="${1:?usage: hack/testenv.sh cluster-syns <cluster> <node>}" i="${2:?node}" dir k
+  dir=$(cluster_dir "$name")
+  [[ -f "$dir/subnet" ]] || die "no cluster $name"
+  k=$(cat "$dir/subnet")
+  iptables -L "MVSYN$k" -v -x -n 2>/dev/null |
+    awk -v node="$CLUSTER_NET.$k.$((10 + i))" '$NF == node { print $1; found = 1 } END { if (!found) exit 1 }' ||
+    die "cluster $name has no connection counter for node $i"
 }
 
 # `cluster-host N HOST`: a namespace of the test's own on cluster N's network
@@ -313,7 +346,9 @@ cluster_network_down() {
   fi
   if [[ -d "$RUN/subnets" ]]; then
     for k in "$RUN"/subnets/*; do
-      [[ -d "$k" ]] && ip link del "mvb$(basename "$k")" 2>/dev/null || true
+      [[ -d "$k" ]] || continue
+      ip link del "mvb$(basename "$k")" 2>/dev/null || true
+      syn_counters_down "$(basename "$k")"
     done
   fi
 }
@@ -336,6 +371,7 @@ cmd_cluster_down() {
     ip netns del "$ns" 2>/dev/null || true
   done
   ip link del "mvb$k" 2>/dev/null || true
+  syn_counters_down "$k"
   # The subnet's lock stays: it is not used again in this environment.
   rm -rf "$dir"
   log "cluster $name is gone"

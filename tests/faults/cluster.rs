@@ -57,6 +57,21 @@ impl OwnCluster {
             })
     }
 
+    /// Connection attempts (SYN packets) sent to node `node` from the root
+    /// namespace — tests, projectors, the operator — since the cluster
+    /// started. Blocking.
+    pub fn syns(name: &str, node: i32) -> u64 {
+        let count = testenv(&["cluster-syns", name, &node.to_string()]);
+        count
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("cluster-syns printed {count:?}, not a count"))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Node `node` started again (same address and data), serving.
     pub fn start_node(&self, node: i32) {
         testenv(&["cluster-start", &self.name, &node.to_string()]);

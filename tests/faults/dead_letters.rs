@@ -120,6 +120,11 @@ async fn the_dead_letter_topics_leader_lost_while_bad_events_arrive_loses_and_do
         send_bad(i).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    sc.status_says(
+        "UnderReplicated",
+        &[&dead_letter_topic, &format!("node {leader}")],
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(killed.elapsed())).await;
     tokio::task::block_in_place(|| sc.cluster.start_node(leader));
     sc.fault_ends();

@@ -5,7 +5,18 @@
 
 use std::time::{Duration, Instant};
 
+use crate::reconnects::{Counted, Reconnects, allowed};
 use crate::scenario::Scenario;
+
+/// No reconnect storm: the attempts at the node that was away stay within
+/// what the clients' backoff allows.
+fn assert_backed_off(counted: Counted) {
+    let most = allowed(counted.seconds);
+    assert!(
+        counted.attempts <= most,
+        "a reconnect storm: {counted}, more than backoff allows ({most})"
+    );
+}
 
 /// Waits until a node other than `old` leads partition 0; which, and when.
 async fn new_leader(sc: &Scenario, old: i32) -> i32 {
@@ -31,19 +42,24 @@ async fn the_partition_leader_killed_and_restarted_costs_no_read_and_no_order() 
     let sc = Scenario::start("leader", 1).await;
     let leader = leader_now(&sc);
     let killed = Instant::now();
+    let reconnects = Reconnects::count(&sc.cluster, leader);
     sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.kill(leader));
     let took_over_by = new_leader(&sc, leader).await;
     let took_over = killed.elapsed();
+    sc.status_says("UnderReplicated", &[&sc.topic, &format!("node {leader}")])
+        .await;
     // Orders keep coming: the two other replicas are the in-sync majority.
     sc.produced_more(100, "orders acknowledged while the leader is down")
         .await;
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(killed.elapsed())).await;
+    let counted = reconnects.end().await;
     tokio::task::block_in_place(|| sc.cluster.start_node(leader));
     sc.fault_ends();
     println!(
-        "leader kill: node {leader} led partition 0, node {took_over_by} took over after {took_over:?}"
+        "leader kill: node {leader} led partition 0, node {took_over_by} took over after {took_over:?}; while it was down: {counted}"
     );
+    assert_backed_off(counted);
     sc.finish("leader kill -9").await;
 }
 
@@ -54,16 +70,23 @@ async fn the_partition_leader_cut_off_for_thirty_seconds_costs_no_read_and_no_or
     let leader = leader_now(&sc);
     let host = format!("b{leader}");
     let cut = Instant::now();
+    let reconnects = Reconnects::count(&sc.cluster, leader);
     sc.fault_begins();
     tokio::task::block_in_place(|| sc.cluster.cut(&host));
     let took_over_by = new_leader(&sc, leader).await;
     let took_over = cut.elapsed();
+    sc.status_says("UnderReplicated", &[&sc.topic, &format!("node {leader}")])
+        .await;
     sc.produced_more(100, "orders acknowledged while the leader is cut off")
         .await;
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
+    let counted = reconnects.end().await;
     tokio::task::block_in_place(|| sc.cluster.heal(&host));
     sc.fault_ends();
-    println!("partition: node {leader} cut off, node {took_over_by} took over after {took_over:?}");
+    println!(
+        "partition: node {leader} cut off, node {took_over_by} took over after {took_over:?}; while it was cut off: {counted}"
+    );
+    assert_backed_off(counted);
     sc.finish("leader cut off 30 s").await;
 }
 

@@ -20,8 +20,10 @@ mod dead_letters;
 mod figures;
 mod leader;
 mod projector_cut;
+mod reconnects;
 mod rolling;
 mod scenario;
+mod status_log;
 
 /// Held for the whole of each scenario.
 pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -13,6 +13,8 @@ async fn a_rolling_restart_of_every_node_costs_no_read_and_no_order() {
     sc.fault_begins();
     for node in 1..=3 {
         tokio::task::block_in_place(|| sc.cluster.stop_node(node));
+        sc.status_says("UnderReplicated", &[&sc.topic, &format!("node {node}")])
+            .await;
         sc.produced_more(
             30,
             &format!("orders acknowledged while node {node} is down"),

@@ -13,6 +13,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
 use crate::cluster::OwnCluster;
+use crate::status_log::{Said, StatusLog};
 use crate::support::kafka::create_topic_replicated;
 use crate::support::projector::reference;
 use crate::support::stack::{Readers, Stack, stack};
@@ -31,6 +32,10 @@ pub struct Scenario {
     acknowledged: Arc<Mutex<Vec<Value>>>,
     /// When the fault began and ended, ms since the epoch.
     window: Mutex<(Option<i64>, Option<i64>)>,
+    /// What status said of the source, read throughout.
+    status: StatusLog,
+    /// The producer's longest wait for an acknowledgement.
+    slowest_ack: Arc<Mutex<Duration>>,
 }
 
 fn producer(servers: &str) -> FutureProducer {
@@ -45,12 +50,14 @@ fn producer(servers: &str) -> FutureProducer {
         .expect("producer")
 }
 
-/// Sends `orders` keyed by order id; each is acknowledged or the test fails.
-async fn send(producer: &FutureProducer, topic: &str, orders: &[Value]) {
+/// Sends `orders` keyed by order id; each is acknowledged or the test
+/// fails. The longest wait for an acknowledgement.
+async fn send(producer: &FutureProducer, topic: &str, orders: &[Value]) -> Duration {
     let sends = orders.iter().map(|order| {
         let key = order["orderId"].as_str().unwrap_or_default().to_string();
         let payload = order.to_string();
         async move {
+            let sent = Instant::now();
             producer
                 .send(
                     FutureRecord::to(topic).key(&key).payload(&payload),
@@ -58,10 +65,12 @@ async fn send(producer: &FutureProducer, topic: &str, orders: &[Value]) {
                 )
                 .await
                 .map_err(|(e, _)| e)
-                .unwrap_or_else(|e| panic!("order {key} not acknowledged: {e}"))
+                .unwrap_or_else(|e| panic!("order {key} not acknowledged: {e}"));
+            sent.elapsed()
         }
     });
-    futures::future::join_all(sends).await;
+    let waits = futures::future::join_all(sends).await;
+    waits.into_iter().max().unwrap_or_default()
 }
 
 impl Scenario {
@@ -93,13 +102,22 @@ impl Scenario {
 
         let acknowledged = Arc::new(Mutex::new(first));
         let stop = Arc::new(AtomicBool::new(false));
+        let slowest_ack = Arc::new(Mutex::new(Duration::ZERO));
         let producer_task = {
-            let (topic, stop, acknowledged) = (topic.clone(), stop.clone(), acknowledged.clone());
+            let (topic, stop, acknowledged, slowest) = (
+                topic.clone(),
+                stop.clone(),
+                acknowledged.clone(),
+                slowest_ack.clone(),
+            );
             let producer = producer(&servers);
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let chunk: Vec<Value> = (0..10).map(|_| generator.next_order()).collect();
-                    send(&producer, &topic, &chunk).await;
+                    let waited = send(&producer, &topic, &chunk).await;
+                    if let Ok(mut slowest) = slowest.lock() {
+                        *slowest = (*slowest).max(waited);
+                    }
                     if let Ok(mut all) = acknowledged.lock() {
                         all.extend(chunk);
                     }
@@ -108,6 +126,7 @@ impl Scenario {
             })
         };
         readers.read_more(100, "reads before the fault").await;
+        let status = StatusLog::spawn(st.views.clone(), VIEW);
         Scenario {
             cluster,
             st,
@@ -118,7 +137,41 @@ impl Scenario {
             producer: producer_task,
             acknowledged,
             window: Mutex::new((None, None)),
+            status,
+            slowest_ack,
         }
+    }
+
+    fn began_ms(&self) -> i64 {
+        self.window
+            .lock()
+            .ok()
+            .and_then(|w| w.0)
+            .expect("the fault began")
+    }
+
+    /// Waits until, since the fault began, the view's `SourceReady` said
+    /// `reason` with each of `words` in its message; what it said, and how
+    /// long after the fault began.
+    pub async fn status_says(&self, reason: &str, words: &[&str]) -> (Said, Duration) {
+        let began = self.began_ms();
+        let said = crate::support::eventually(
+            &format!("status to say SourceReady {reason} naming {words:?}"),
+            Duration::from_secs(90),
+            || async {
+                self.status
+                    .since(began)
+                    .into_iter()
+                    .find(|s| s.reason == reason && words.iter().all(|w| s.message.contains(w)))
+            },
+        )
+        .await;
+        let after = Duration::from_millis((said.at_ms - began).max(0) as u64);
+        println!(
+            "status said after {after:?}: SourceReady {} {}: {}",
+            said.ok, said.reason, said.message
+        );
+        (said, after)
     }
 
     /// The fault begins now (for the figures of [`Scenario::finish`]).
@@ -166,11 +219,26 @@ impl Scenario {
         self.st.ready(VIEW, expected.len() as i64).await;
         self.st.serves(VIEW, &expected, &self.reader).await;
         let caught_up = back.elapsed();
+        // Status recovers by itself: the source found, nothing out of sync.
+        crate::support::eventually(
+            "SourceReady=True TopicFound again",
+            Duration::from_secs(120),
+            || async {
+                let last = self.status.since(0).pop()?;
+                (last.ok && last.reason == "TopicFound").then_some(())
+            },
+        )
+        .await;
         let (total, _) = self.readers.stop().await;
         let window = self.window.lock().map(|w| *w).unwrap_or_default();
         let felt = crate::figures::felt(&self.st, &self.reader, VIEW, window).await;
+        let story = window
+            .0
+            .map(|began| self.status.story(began))
+            .unwrap_or_default();
+        let slowest_ack = self.slowest_ack.lock().map(|s| *s).unwrap_or_default();
         println!(
-            "{what}: {} orders, {} reads, {} failed; every row right {caught_up:?} after the fault; {felt}",
+            "{what}: {} orders, {} reads, {} failed; every row right {caught_up:?} after the fault; {felt}; the producer's slowest acknowledgement {slowest_ack:.1?}; status since the fault: {story}",
             all.len(),
             total.reads,
             total.failures.len()

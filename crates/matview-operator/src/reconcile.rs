@@ -34,6 +34,9 @@ use switch::{Revisions, SourceTopic, SwitchContext, switch_revision};
 /// How soon a view comes back while its comparison is computed.
 const COMPARISON_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a reconcile waits for the consumer group's lag.
+const LAG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) async fn apply(
     view: Arc<MaterializedView>,
     ctx: Arc<Context>,
@@ -293,11 +296,18 @@ impl<'a> Reconciling<'a> {
         // Kafka request for a view whose pods do not run.
         let running = self.active_pods.iter().any(|p| p.stats.is_some());
         self.observed.lag = if running {
-            kafka::group_lag(&source.kafka, &group, &validated.topic, source.partitions)
-                .await
-                .ok()
-                .filter(|lag| lag.measured)
-                .map(|lag| lag.events)
+            // A partition whose leader is away holds its watermarks for the
+            // client's whole timeout: status must not wait for it (it is
+            // what says so). The last lag measured stands meanwhile.
+            let measuring =
+                kafka::group_lag(&source.kafka, &group, &validated.topic, source.partitions);
+            match tokio::time::timeout(LAG_DEADLINE, measuring).await {
+                Ok(measured) => measured
+                    .ok()
+                    .filter(|lag| lag.measured)
+                    .map(|lag| lag.events),
+                Err(_) => self.previous.as_ref().and_then(|p| p.lag),
+            }
         } else {
             None
         };
