@@ -1,13 +1,17 @@
 //! What users felt during a fault, from the view's own figures (the
 //! gateway's `…/figures`: each shard's counted replica, 2 s intervals): the
 //! longest time a shard did not advance while it had events to apply, and
-//! the freshness p99 during the fault and in the 30 s after it.
+//! the freshness p99 during the fault and in the [`AFTER`] after it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::support::stack::Stack;
+
+/// The window after a fault whose freshness is measured: what users feel
+/// while the view catches up.
+pub const AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -77,7 +81,11 @@ pub async fn felt(
             counted["shard"],
             longest_stall_ms(&since_fault, interval) as f64 / 1000.0,
             show(worst_p99_ms(closed, began - interval, ended)),
-            show(worst_p99_ms(closed, ended, ended + 30_000)),
+            show(worst_p99_ms(
+                closed,
+                ended,
+                ended + AFTER.as_millis() as i64
+            )),
         ));
     }
     parts.join("; ")

@@ -207,6 +207,15 @@ impl Scenario {
     pub async fn finish(self, what: &str) -> OwnCluster {
         self.produced_more(50, &format!("orders acknowledged after {what}"))
             .await;
+        // Orders keep coming through the window after the fault whose
+        // freshness is measured, until its figures' intervals closed: a
+        // measurement window, not a wait for anything to happen.
+        let window = self.window.lock().map(|w| *w).unwrap_or_default();
+        if let Some(ended) = window.1 {
+            let after_ms = crate::figures::AFTER.as_millis() as i64 + 2_000;
+            let left = (ended + after_ms - crate::figures::now_ms()).max(0);
+            tokio::time::sleep(Duration::from_millis(left as u64)).await;
+        }
         self.stop.store(true, Ordering::Relaxed);
         self.producer.await.expect("producer");
         let all = self
@@ -230,7 +239,6 @@ impl Scenario {
         )
         .await;
         let (total, _) = self.readers.stop().await;
-        let window = self.window.lock().map(|w| *w).unwrap_or_default();
         let felt = crate::figures::felt(&self.st, &self.reader, VIEW, window).await;
         let story = window
             .0

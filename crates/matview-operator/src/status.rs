@@ -70,20 +70,6 @@ impl Readiness {
     }
 }
 
-/// What a revision's projectors report while still serving reads: batches
-/// held (e.g. a full disk), a broker that does not answer them, or a schema
-/// registry that does not.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProjectorTroubles {
-    pub store: Option<String>,
-    pub source: Option<String>,
-    pub schema_registry: Option<String>,
-    /// The registry answered 401/403: the credentials need the fix.
-    pub schema_registry_refused: bool,
-    /// Partitions of the source or dead-letter topic with replicas out of sync.
-    pub under_replicated: Option<String>,
-}
-
 /// Figures the view's projectors report, summed over shards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ViewTotals {
@@ -293,7 +279,9 @@ fn serving(c: &mut Setter<'_>, o: &Observed) -> Phase {
         None => base,
     };
     let troubles = &o.troubles;
-    source::source_troubles(c, troubles);
+    for (type_, ok, reason, message) in source::source_conditions(troubles) {
+        c.set(type_, ok, reason, message);
+    }
     let (phase, reason, message) = if a.all_ready() && troubles.store.is_some() {
         let message = format!(
             "{counts}, serving; batches held: {}",
@@ -466,8 +454,8 @@ fn rollout_pending(c: &mut Setter<'_>, o: &Observed) {
 }
 
 #[path = "status_source.rs"]
-mod source;
-pub use source::source_event;
+pub mod source;
+pub use source::{ProjectorTroubles, source_event};
 
 #[cfg(test)]
 #[path = "status_tests.rs"]
@@ -476,3 +464,7 @@ mod tests;
 #[cfg(test)]
 #[path = "status_rollout_tests.rs"]
 mod rollout_tests;
+
+#[cfg(test)]
+#[path = "status_source_tests.rs"]
+mod source_tests;
