@@ -72,6 +72,29 @@ impl OwnCluster {
         &self.name
     }
 
+    /// Each partition's high watermark of `topic` now, as its leader says.
+    pub fn high_watermarks(&self, topic: &str) -> std::collections::BTreeMap<i32, i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("metadata client");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .expect("metadata");
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        found
+            .map(|t| t.partitions())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
+                    .expect("watermarks");
+                (p.id(), high)
+            })
+            .collect()
+    }
+
     /// Node `node` started again (same address and data), serving.
     pub fn start_node(&self, node: i32) {
         testenv(&["cluster-start", &self.name, &node.to_string()]);

@@ -58,13 +58,17 @@ pub async fn felt(
     };
     let figures = answer.body;
     let mut parts = Vec::new();
-    for counted in figures["counted"].as_array().into_iter().flatten() {
-        let Some(replica) = figures["replicas"].as_array().and_then(|rs| {
-            rs.iter()
-                .find(|r| r["pod"] == counted["pod"] && r["shard"] == counted["shard"])
-        }) else {
-            continue;
-        };
+    // Every replica, the counted one of each shard first: a replica stuck
+    // behind shows here even while its partner serves.
+    let counted = |r: &Value| {
+        figures["counted"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["pod"] == r["pod"] && c["shard"] == r["shard"])
+        })
+    };
+    let mut replicas = figures["replicas"].as_array().cloned().unwrap_or_default();
+    replicas.sort_by_key(|r| (r["shard"].as_u64(), !counted(r)));
+    for replica in &replicas {
         let f = &replica["figures"];
         let interval = f["intervalMs"].as_i64().unwrap_or(2_000);
         let samples = f["samples"].as_array().cloned().unwrap_or_default();
@@ -77,8 +81,10 @@ pub async fn felt(
             .collect();
         let show = |p: Option<u64>| p.map_or("—".to_string(), |ms| format!("{ms} ms"));
         parts.push(format!(
-            "shard {}: longest stall {:.0} s, freshness p99 during {} and after {}",
-            counted["shard"],
+            "shard {} {}{}: longest stall {:.0} s, freshness p99 during {} and after {}",
+            replica["shard"],
+            replica["pod"].as_str().unwrap_or("?"),
+            if counted(replica) { " (counted)" } else { "" },
             longest_stall_ms(&since_fault, interval) as f64 / 1000.0,
             show(worst_p99_ms(closed, began - interval, ended)),
             show(worst_p99_ms(

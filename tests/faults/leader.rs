@@ -79,7 +79,14 @@ async fn the_partition_leader_cut_off_for_thirty_seconds_costs_no_read_and_no_or
         .await;
     sc.produced_more(100, "orders acknowledged while the leader is cut off")
         .await;
-    tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())).await;
+    // Both replicas follow the new leader while the old one is still cut
+    // off (they once did only when the cut healed: fetches to a silent
+    // leader hang until a metadata refresh names the new one).
+    // The cut lasts 30 s, and at least 15 s beyond these marks.
+    let marks = tokio::task::block_in_place(|| sc.cluster.high_watermarks(&sc.topic));
+    let heal_at = (cut + Duration::from_secs(30)).max(Instant::now() + Duration::from_secs(15));
+    sc.every_replica_reaches(&marks, heal_at).await;
+    tokio::time::sleep(heal_at.saturating_duration_since(Instant::now())).await;
     let counted = reconnects.end().await;
     tokio::task::block_in_place(|| sc.cluster.heal(&host));
     sc.fault_ends();

@@ -3,10 +3,14 @@
 //! idempotent) writing throughout; then, after the fault, the checks every
 //! scenario shares.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use matview::workload::OrderGenerator;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -45,6 +49,7 @@ fn producer(servers: &str) -> FutureProducer {
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         // Longer than any fault: an order waits for the cluster, never fails.
+        // Otherwise librdkafka's defaults, as a user's producer has them.
         .set("message.timeout.ms", "180000")
         .create()
         .expect("producer")
@@ -190,6 +195,68 @@ impl Scenario {
 
     fn acknowledged(&self) -> usize {
         self.acknowledged.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Waits until every replica of the view applied each partition of the
+    /// topic up to `marks`, failing at `by` (while the fault still lasts: a
+    /// replica that only follows a new leader once the fault heals fails).
+    pub async fn every_replica_reaches(&self, marks: &BTreeMap<i32, i64>, by: Instant) {
+        let pods: Api<Pod> = Api::namespaced(self.st.client.clone(), &self.st.ns.name);
+        let label = format!("{}={VIEW}", matview::api::names::LABEL_VIEW);
+        let names: Vec<String> = pods
+            .list(&ListParams::default().labels(&label))
+            .await
+            .expect("pods")
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
+        loop {
+            let mut behind = Vec::new();
+            for name in &names {
+                let applied = self.applied(name).await;
+                let short: Vec<String> = marks
+                    .iter()
+                    .filter(|(p, mark)| applied.get(p).is_none_or(|a| a < mark))
+                    .map(|(p, mark)| format!("partition {p} at {:?} of {mark}", applied.get(p)))
+                    .collect();
+                if !short.is_empty() {
+                    behind.push(format!("{name}: {}", short.join(", ")));
+                }
+            }
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < by,
+                "replicas still behind while the fault lasts: {}",
+                behind.join("; ")
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A replica's applied offsets (the next to apply) per partition.
+    async fn applied(&self, pod: &str) -> BTreeMap<i32, i64> {
+        let Some(ip) = self.st.kubelet().address(pod) else {
+            return BTreeMap::new();
+        };
+        let url = format!(
+            "http://{ip}:{}/v1/positions",
+            matview::api::names::HTTP_PORT
+        );
+        let Ok(answer) = reqwest::get(&url).await else {
+            return BTreeMap::new();
+        };
+        let positions: Option<matview::api::projector::Positions> = answer.json().await.ok();
+        positions
+            .map(|p| {
+                p.partitions
+                    .iter()
+                    .map(|p| (p.partition, p.applied))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Waits until the producer got `more` orders acknowledged beyond now.

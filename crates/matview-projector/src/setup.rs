@@ -47,6 +47,11 @@ pub(crate) fn kafka_config(
     // After a broker restart, retry within 2 s rather than librdkafka's 10 s
     // (a user's --kafka-property still wins).
     kafka.set("reconnect.backoff.max.ms", "2000");
+    // A leader cut off silently (no reset) leaves fetches to it hanging: the
+    // consumer moves to the new leader only when metadata names it, which
+    // librdkafka otherwise asks for every 5 min (the cut-leader fault
+    // showed a replica following only once the cut healed, 30 s later).
+    kafka.set("topic.metadata.refresh.interval.ms", "5000");
     for (k, v) in &config.kafka_properties {
         kafka.set(k, v);
     }
