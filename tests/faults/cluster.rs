@@ -37,14 +37,17 @@ impl OwnCluster {
         testenv(&["cluster-stop", &self.name, &node.to_string()]);
     }
 
+    /// A client for the cluster's metadata and watermarks.
+    fn metadata_client(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("metadata client")
+    }
+
     /// Every partition of `topic` has all three replicas in sync.
     pub fn fully_replicated(&self, topic: &str) -> bool {
-        let Ok(consumer) = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create::<BaseConsumer>()
-        else {
-            return false;
-        };
+        let consumer = self.metadata_client();
         let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
             return false;
         };
@@ -74,10 +77,7 @@ impl OwnCluster {
 
     /// Each partition's high watermark of `topic` now, as its leader says.
     pub fn high_watermarks(&self, topic: &str) -> std::collections::BTreeMap<i32, i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .expect("metadata client");
+        let consumer = self.metadata_client();
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(30))
             .expect("metadata");
@@ -141,10 +141,7 @@ impl OwnCluster {
     /// The node (1–3) leading `partition` of `topic` now, as the cluster's
     /// metadata says; `None` while it has no leader.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .expect("metadata client");
+        let consumer = self.metadata_client();
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .ok()?;

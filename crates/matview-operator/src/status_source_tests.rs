@@ -1,7 +1,7 @@
 //! The source's part of status (`status_source.rs`), through `compute`.
 
 use super::source::{UNDER_REPLICATED, source_event};
-use super::tests::{now, observed, ready};
+use super::tests::{message, now, observed, ready};
 use super::*;
 use kube::runtime::events::EventType;
 
@@ -17,12 +17,7 @@ fn replicas_out_of_sync_are_said_while_the_view_stays_ready() {
         ready(&s, ConditionType::SourceReady),
         (ConditionStatus::True, UNDER_REPLICATED.into())
     );
-    let said = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == ConditionType::SourceReady)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let said = message(&s, ConditionType::SourceReady);
     assert!(said.starts_with(partitions), "{said}");
 
     // A broker no projector reaches outranks replicas out of sync.

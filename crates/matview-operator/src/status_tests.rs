@@ -16,6 +16,15 @@ pub(super) fn ready(r: &MaterializedViewStatus, t: ConditionType) -> (ConditionS
     (c.status, c.reason.clone())
 }
 
+/// A condition's message, empty when the condition is absent.
+pub(super) fn message(r: &MaterializedViewStatus, t: ConditionType) -> String {
+    r.conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
 pub(super) fn observed() -> Observed {
     Observed {
         generation: Some(3),
@@ -389,12 +398,7 @@ fn held_batches_and_an_unreachable_broker_degrade_a_view_that_still_serves() {
         ready(&s, ConditionType::Ready),
         (ConditionStatus::True, "SchemaRegistryUnreachable".into())
     );
-    let said = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == ConditionType::SourceReady)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let said = message(&s, ConditionType::SourceReady);
     assert!(said.contains("connection refused"), "{said}");
 
     // Refused credentials are a reason of their own, with the fix.
@@ -409,12 +413,7 @@ fn held_batches_and_an_unreachable_broker_degrade_a_view_that_still_serves() {
             "SchemaRegistryAuthenticationFailed".into()
         )
     );
-    let said = refused
-        .conditions
-        .iter()
-        .find(|c| c.type_ == ConditionType::SourceReady)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let said = message(&refused, ConditionType::SourceReady);
     assert!(
         said.contains("401") && said.contains("configFrom"),
         "{said}"
